@@ -1,0 +1,503 @@
+"""The results store: a DuckDB file, the one contract between the runner and the analysis.
+
+Tables (see README "Database schema"): ``meta``, ``runs``, ``setups``, ``trials``, ``metrics``,
+``samples``, ``prices`` and ``observation_columns`` (the catalogue of metric and param names that
+the ``observations`` view spreads into columns). Every trial is appended in its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from runner.errors import RunnerError
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "results.duckdb"
+
+#: Factor and timing columns of ``trials`` in order; the observations view starts with them.
+TRIAL_COLUMNS: dict[str, str] = {
+    "trial_id": "BIGINT",
+    "run_id": "VARCHAR",
+    "config_id": "VARCHAR",
+    "experiment": "VARCHAR",
+    "engine": "VARCHAR",
+    "workload": "VARCHAR",
+    "dataset": "VARCHAR",
+    "workers": "INTEGER",
+    "threads_per_worker": "INTEGER",
+    "memory_gb": "DOUBLE",
+    "batch_size": "INTEGER",
+    "epochs": "INTEGER",
+    "data_fraction": "DOUBLE",
+    "params": "JSON",
+    "repetition": "INTEGER",
+    "warmup": "BOOLEAN",
+    "seed": "BIGINT",
+    "status": "VARCHAR",
+    "error": "VARCHAR",
+    "started_at": "TIMESTAMP",
+    "wall_s": "DOUBLE",
+    "setup_s": "DOUBLE",
+    "load_s": "DOUBLE",
+    "train_s": "DOUBLE",
+    "infer_s": "DOUBLE",
+}
+#: Columns a caller may set when appending a trial (trial_id comes from a sequence).
+WRITABLE_TRIAL_COLUMNS = [c for c in TRIAL_COLUMNS if c != "trial_id"]
+TRIAL_STATUSES = ("ok", "failed", "timeout")
+SAMPLE_COLUMNS = (
+    "t_s",
+    "cpu_percent",
+    "rss_mb",
+    "read_bytes",
+    "write_bytes",
+    "net_bytes_recv",
+    "net_bytes_sent",
+)
+#: Columns the view adds from ``runs``.
+RUN_VIEW_COLUMNS = {"source": "VARCHAR"}
+
+_DDL = [
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY,
+        started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP,
+        argv JSON,
+        spec JSON,
+        env JSON,
+        source VARCHAR NOT NULL,
+        status VARCHAR NOT NULL DEFAULT 'running'
+    )""",
+    """CREATE TABLE IF NOT EXISTS setups (
+        setup_id BIGINT PRIMARY KEY,
+        run_id VARCHAR NOT NULL,
+        config_id VARCHAR NOT NULL,
+        params JSON,
+        started_at TIMESTAMP NOT NULL,
+        setup_s DOUBLE,
+        load_s DOUBLE,
+        status VARCHAR NOT NULL,
+        error VARCHAR
+    )""",
+    "CREATE SEQUENCE IF NOT EXISTS setup_id_seq START 1",
+    "CREATE SEQUENCE IF NOT EXISTS trial_id_seq START 1",
+    "CREATE TABLE IF NOT EXISTS trials ("
+    + ", ".join(
+        f"{name} {typ}" + (" PRIMARY KEY" if name == "trial_id" else "")
+        for name, typ in TRIAL_COLUMNS.items()
+    )
+    + ")",
+    """CREATE TABLE IF NOT EXISTS metrics (
+        trial_id BIGINT NOT NULL,
+        name VARCHAR NOT NULL,
+        value DOUBLE,
+        PRIMARY KEY (trial_id, name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS samples (
+        trial_id BIGINT NOT NULL,
+        t_s DOUBLE NOT NULL,
+        cpu_percent DOUBLE,
+        rss_mb DOUBLE,
+        read_bytes BIGINT,
+        write_bytes BIGINT,
+        net_bytes_recv BIGINT,
+        net_bytes_sent BIGINT
+    )""",
+    """CREATE TABLE IF NOT EXISTS prices (
+        name VARCHAR NOT NULL,
+        vcpu INTEGER,
+        memory_gb DOUBLE,
+        usd_per_hour DOUBLE NOT NULL,
+        source VARCHAR NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS observation_columns (
+        name VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        type VARCHAR NOT NULL
+    )""",
+]
+
+#: Migrations from version N to N+1. Empty while there is one schema version.
+MIGRATIONS: dict[int, list[str]] = {}
+
+_DUCKDB_MAGIC = b"DUCK"
+_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class StoreError(RunnerError):
+    """The database cannot be opened or written as asked."""
+
+
+def normalise_name(raw: str) -> str:
+    """Turn a CSV header or metric name into a snake_case column name (``Train Time (s)`` ->
+    ``train_time_s``)."""
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", raw.strip()).strip("_").lower()
+    if name and name[0].isdigit():
+        name = "_" + name
+    return name
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _sql_type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "BOOLEAN"
+    if isinstance(value, int | float):
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the runner (or an import) hands it to the store."""
+
+    run_id: str
+    status: str
+    values: dict[str, Any] = field(default_factory=dict)  # any of WRITABLE_TRIAL_COLUMNS
+    metrics: dict[str, float] = field(default_factory=dict)
+    samples: list[Sequence[float]] = field(default_factory=list)  # rows of SAMPLE_COLUMNS
+
+
+def check_db_path(path: Path, *, must_exist: bool) -> None:
+    """Refuse paths that are directories, or existing files that are not DuckDB databases."""
+    if path.is_dir():
+        raise StoreError(
+            f"--db {path} is a directory; give a database file, e.g. --db {path / DEFAULT_DB}"
+        )
+    if not path.exists():
+        if must_exist:
+            raise StoreError(
+                f"no database at {path}: run `runner trials` (or `runner import csv`) first, "
+                "or point --db at an existing results file"
+            )
+        if not path.parent.exists():
+            raise StoreError(f"--db {path}: folder {path.parent} does not exist; create it first")
+        return
+    with path.open("rb") as fh:
+        head = fh.read(12)
+    if len(head) < 12 or head[8:12] != _DUCKDB_MAGIC:
+        raise StoreError(
+            f"{path} is not a DuckDB database; pass --db a trialkit results file "
+            "(or a new path to create one)"
+        )
+
+
+class Store:
+    """An open results database. Use :func:`open_store`; close it (or use ``with``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path, read_only: bool) -> None:
+        self.con = con
+        self.path = path
+        self.read_only = read_only
+        self._columns: dict[str, tuple[str, str]] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.con.close()
+
+    # -- schema ------------------------------------------------------------------------------
+    def _create(self) -> None:
+        with self.transaction():
+            for ddl in _DDL:
+                self.con.execute(ddl)
+            self.con.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                [str(SCHEMA_VERSION)],
+            )
+            self._rebuild_view()
+
+    def schema_version(self) -> int | None:
+        has_meta = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
+        ).fetchone()[0]
+        if not has_meta:
+            return None
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    def _migrate(self, version: int) -> None:
+        with self.transaction():
+            while version < SCHEMA_VERSION:
+                for statement in MIGRATIONS[version]:
+                    self.con.execute(statement)
+                version += 1
+            self.con.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
+            )
+            self._rebuild_view()
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.con)
+
+    # -- observation view --------------------------------------------------------------------
+    def observation_columns(self) -> dict[str, tuple[str, str]]:
+        """Catalogue of extra view columns: name -> (kind, SQL type)."""
+        if self._columns is None:
+            rows = self.con.execute("SELECT name, kind, type FROM observation_columns").fetchall()
+            self._columns = {name: (kind, typ) for name, kind, typ in rows}
+        return self._columns
+
+    def _register_columns(self, kind: str, items: Mapping[str, Any]) -> bool:
+        """Add unseen metric/param names to the catalogue; True when the view must change."""
+        known = self.observation_columns()
+        changed = False
+        for name, value in items.items():
+            if name in TRIAL_COLUMNS or name in RUN_VIEW_COLUMNS:
+                continue
+            typ = "DOUBLE" if kind == "metric" else _sql_type_of(value)
+            if name not in known:
+                if not _NAME_RE.match(name):
+                    raise StoreError(
+                        f"{kind} name {name!r} is not a snake_case identifier; rename it "
+                        "(letters, digits and _ only)"
+                    )
+                self.con.execute(
+                    "INSERT INTO observation_columns VALUES (?, ?, ?)", [name, kind, typ]
+                )
+                known[name] = (kind, typ)
+                changed = True
+            else:
+                old_kind, old_type = known[name]
+                if old_kind != kind:
+                    raise StoreError(
+                        f"{name!r} is already a {old_kind} in this database and cannot also be a "
+                        f"{kind}; rename one of them"
+                    )
+                if old_type != typ and old_type != "VARCHAR" and value is not None:
+                    self.con.execute(
+                        "UPDATE observation_columns SET type = 'VARCHAR' WHERE name = ?", [name]
+                    )
+                    known[name] = (kind, "VARCHAR")
+                    changed = True
+        return changed
+
+    def _rebuild_view(self) -> None:
+        cols = self.observation_columns()
+        trial_cols = ", ".join(f"t.{c}" for c in TRIAL_COLUMNS)
+        metric_names = sorted(n for n, (k, _) in cols.items() if k == "metric")
+        param_cols = sorted((n, typ) for n, (k, typ) in cols.items() if k == "param")
+        select = [trial_cols, "r.source"]
+        select += [f"m.{quote_ident(n)}" for n in metric_names]
+        for name, typ in param_cols:
+            path = "$." + json.dumps(name)
+            # Names are checked identifiers; the JSON path is a literal built from them.
+            select.append(
+                f"TRY_CAST(json_extract_string(t.params, '{path}') AS {typ}) AS {quote_ident(name)}"
+            )
+        pivot = ", ".join(
+            [
+                "trial_id",
+                *(
+                    f"max(value) FILTER (WHERE name = '{n}') AS {quote_ident(n)}"
+                    for n in metric_names
+                ),
+            ]
+        )
+        self.con.execute(
+            "CREATE OR REPLACE VIEW observations AS SELECT "
+            + ", ".join(select)
+            + " FROM trials t JOIN runs r USING (run_id)"
+            + f" LEFT JOIN (SELECT {pivot} FROM metrics GROUP BY trial_id) m USING (trial_id)"
+        )
+
+    # -- writing -----------------------------------------------------------------------------
+    def begin_run(
+        self,
+        *,
+        source: str,
+        argv: Sequence[str] = (),
+        spec: Mapping[str, Any] | None = None,
+        env: Mapping[str, Any] | None = None,
+    ) -> str:
+        run_id = uuid.uuid4().hex[:12]
+        self.con.execute(
+            "INSERT INTO runs (run_id, started_at, argv, spec, env, source) VALUES (?,?,?,?,?,?)",
+            [run_id, now_utc(), _json(list(argv)), _json(spec or {}), _json(env or {}), source],
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str = "finished") -> None:
+        self.con.execute(
+            "UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
+            [now_utc(), status, run_id],
+        )
+
+    def add_setup(
+        self,
+        *,
+        run_id: str,
+        config_id: str,
+        params: Mapping[str, Any],
+        started_at: datetime,
+        setup_s: float | None,
+        load_s: float | None,
+        status: str,
+        error: str | None = None,
+    ) -> int:
+        row = self.con.execute(
+            "INSERT INTO setups VALUES (nextval('setup_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING setup_id",
+            [run_id, config_id, _json(params), started_at, setup_s, load_s, status, error],
+        ).fetchone()
+        return int(row[0])
+
+    def _insert_trial(self, record: TrialRecord) -> int:
+        if record.status not in TRIAL_STATUSES:
+            raise ValueError(f"bad trial status {record.status!r}")
+        unknown = set(record.values) - set(WRITABLE_TRIAL_COLUMNS)
+        if unknown:
+            raise ValueError(f"not trial columns: {sorted(unknown)}")
+        values = dict(record.values)
+        values["run_id"] = record.run_id
+        values["status"] = record.status
+        params = values.get("params")
+        if isinstance(params, Mapping):
+            values["params"] = _json(params)
+        names = list(values)
+        placeholders = ", ".join("?" for _ in names)
+        trial_id = self.con.execute(
+            f"INSERT INTO trials (trial_id, {', '.join(names)}) "
+            f"VALUES (nextval('trial_id_seq'), {placeholders}) RETURNING trial_id",
+            [values[n] for n in names],
+        ).fetchone()[0]
+        metrics = {
+            k: float(v)
+            for k, v in record.metrics.items()
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+        }
+        if metrics:
+            self.con.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?)",
+                [(trial_id, k, v) for k, v in metrics.items()],
+            )
+        if record.samples:
+            self.con.executemany(
+                f"INSERT INTO samples VALUES (?, {', '.join('?' for _ in SAMPLE_COLUMNS)})",
+                [(trial_id, *row) for row in record.samples],
+            )
+        changed = self._register_columns("metric", metrics)
+        if isinstance(params, Mapping):
+            changed |= self._register_columns("param", params)
+        if changed:
+            self._rebuild_view()
+        return int(trial_id)
+
+    def append_trial(self, record: TrialRecord) -> int:
+        """Append one trial, its metrics and samples in one transaction; return its id."""
+        with self.transaction():
+            return self._insert_trial(record)
+
+    def append_trials(self, records: Iterable[TrialRecord]) -> list[int]:
+        """Append many trials atomically (an import: all rows or none)."""
+        with self.transaction():
+            return [self._insert_trial(r) for r in records]
+
+    def add_prices(self, rows: Iterable[tuple[str, int | None, float | None, float, str]]) -> int:
+        rows = list(rows)
+        with self.transaction():
+            self.con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    # -- reading -----------------------------------------------------------------------------
+    def view_columns(self) -> dict[str, str]:
+        """Columns of the observations view: name -> DuckDB type."""
+        rows = self.con.execute("DESCRIBE observations").fetchall()
+        return {row[0]: row[1] for row in rows}
+
+    def count_trials(self) -> int:
+        return int(self.con.execute("SELECT count(*) FROM trials").fetchone()[0])
+
+
+class _Transaction:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def __enter__(self) -> None:
+        self.con.execute("BEGIN TRANSACTION")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.con.execute("COMMIT")
+        else:
+            self.con.execute("ROLLBACK")
+
+
+def open_store(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Store:
+    """Open (and, when writable and new, create) a results database.
+
+    Read-only opens require the file to exist. An older schema is migrated; a newer or unknown one
+    is refused.
+    """
+    path = Path(path)
+    check_db_path(path, must_exist=read_only)
+    existed = path.exists()
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        if "lock" in first.lower():
+            raise StoreError(
+                f"{path} is in use by another process (a runner still writing?); wait for it "
+                "to finish or use another --db"
+            ) from None
+        raise StoreError(f"cannot open {path} as a DuckDB database: {first}") from None
+    store = Store(con, path, read_only)
+    try:
+        version = store.schema_version() if existed else None
+        if version is None:
+            if existed:
+                has_tables = con.execute(
+                    "SELECT count(*) FROM information_schema.tables"
+                ).fetchone()[0]
+                if has_tables:
+                    raise StoreError(
+                        f"{path} is a DuckDB database but not a trialkit one (no meta table); "
+                        "use another --db"
+                    )
+            if read_only:
+                raise StoreError(
+                    f"{path} holds no trialkit results yet: run `runner trials` first"
+                )
+            store._create()
+        elif version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {version}, newer than this trialkit "
+                f"({SCHEMA_VERSION}); upgrade trialkit"
+            )
+        elif version < SCHEMA_VERSION:
+            if read_only:
+                store.close()
+                open_store(path).close()  # migrate, then reopen read-only
+                return open_store(path, read_only=True)
+            store._migrate(version)
+    except BaseException:
+        store.close()
+        raise
+    return store
