@@ -1,0 +1,78 @@
+"""Workloads: what a trial trains and scores. Engines decide where the work runs.
+
+Each workload is a scikit-learn-compatible estimator factory plus its default parameters; the
+engine fits and scores it (in-process, or spread over a cluster)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import RunnerError
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    description: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: True when fitting is cheap enough to repeat on every worker (KNN stores the training set);
+    #: False when one worker fits and the fitted model is shipped to the others.
+    fit_on_every_worker: bool = False
+
+    def make_estimator(self, config: Mapping[str, Any], seed: int) -> Any:
+        return _FACTORIES[self.name](config, seed)
+
+
+def _knn(config: Mapping[str, Any], seed: int) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    k = int(config.get("k", 5))
+    if k < 1:
+        raise RunnerError(f"knn needs k >= 1, got {k}")
+    return KNeighborsClassifier(n_neighbors=k, n_jobs=int(config.get("threads_per_worker") or 1))
+
+
+def _mlp(config: Mapping[str, Any], seed: int) -> Any:
+    from sklearn.neural_network import MLPClassifier
+
+    hidden = config.get("hidden", [100])
+    if isinstance(hidden, int):
+        hidden = [hidden]
+    batch = config.get("batch_size")
+    return MLPClassifier(
+        hidden_layer_sizes=tuple(int(h) for h in hidden),
+        activation=str(config.get("activation", "relu")),
+        solver=str(config.get("solver", "adam")),
+        max_iter=int(config.get("epochs") or 200),
+        batch_size=int(batch) if batch else "auto",
+        learning_rate_init=float(config.get("learning_rate", 0.001)),
+        random_state=seed,
+    )
+
+
+_FACTORIES: dict[str, Callable[[Mapping[str, Any], int], Any]] = {"knn": _knn, "mlp": _mlp}
+
+WORKLOADS: dict[str, Workload] = {
+    "knn": Workload(
+        "knn",
+        "k-nearest neighbours (paper 000), k from params (default 5)",
+        {"k": 5},
+        fit_on_every_worker=True,
+    ),
+    "mlp": Workload(
+        "mlp",
+        "scikit-learn MLPClassifier (paper 001); hidden, activation, solver, epochs, batch_size",
+        {"impl": "sklearn", "hidden": [100], "activation": "relu", "solver": "adam", "epochs": 200},
+    ),
+}
+
+
+def get_workload(name: str) -> Workload:
+    try:
+        return WORKLOADS[name]
+    except KeyError:
+        raise RunnerError(
+            f"unknown workload {name!r}; available: {', '.join(sorted(WORKLOADS))}"
+        ) from None

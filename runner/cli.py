@@ -1,0 +1,153 @@
+"""`runner`: run trials into the results database, import measurements, list what is supported.
+
+Only this module imports typer, prints, or exits. Library errors (RunnerError) become one line on
+stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from runner.errors import RunnerError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Run repeated trials of ML workloads on real engines into a DuckDB results file.",
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Import measurements made elsewhere."
+)
+list_app = typer.Typer(add_completion=False, no_args_is_help=True, help="List what is supported.")
+app.add_typer(import_app, name="import")
+app.add_typer(list_app, name="list")
+
+DbOption = Annotated[
+    Path, typer.Option("--db", help="Results database (DuckDB file); created if missing.")
+]
+
+
+@app.callback()
+def _root() -> None:
+    """Run repeated trials of ML workloads on real engines into a DuckDB results file."""
+
+
+@import_app.callback()
+def _import_root() -> None:
+    """Import measurements made elsewhere."""
+
+
+@list_app.callback()
+def _list_root() -> None:
+    """List what is supported."""
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+def _split_csv(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out: list[str] = []
+    for value in values:
+        out += [v.strip() for v in value.split(",") if v.strip()]
+    return out
+
+
+@app.command()
+def trials(
+    n: Annotated[
+        int | None, typer.Option("--n", help="Measured trials per configuration.")
+    ] = None,
+    experiment: Annotated[
+        str, typer.Option("--experiment", "-e", help="Experiment name or TOML path.")
+    ] = "default",
+    warmup: Annotated[
+        int | None, typer.Option(help="Warm-up trials per configuration (stored, flagged).")
+    ] = None,
+    engine: Annotated[
+        list[str] | None, typer.Option(help="Only these engines (repeat or comma-separate).")
+    ] = None,
+    workload: Annotated[
+        list[str] | None, typer.Option(help="Only these workloads (repeat or comma-separate).")
+    ] = None,
+    workers: Annotated[
+        str | None, typer.Option(help="Worker counts for distributed engines, e.g. 1,2.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Base random seed.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds per trial; a slower trial is stopped.")
+    ] = None,
+    db: DbOption = Path("results.duckdb"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+) -> None:
+    """Run the experiment's configurations, --n trials each, appending every trial to --db."""
+    from runner.trials import TrialOptions, run_experiment
+
+    try:
+        options = TrialOptions.from_cli(
+            experiment=experiment,
+            n=n,
+            warmup=warmup,
+            engines=_split_csv(engine),
+            workloads=_split_csv(workload),
+            workers=workers,
+            seed=seed,
+            timeout=timeout,
+        )
+        result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
+    except RunnerError as exc:
+        _fail(exc)
+        return
+    typer.echo(json.dumps(result.to_dict(), indent=2) if json_out else str(result))
+    if result.n_bad:
+        raise typer.Exit(1)
+
+
+@import_app.command("csv")
+def import_csv_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV file, one row per trial.")],
+    experiment: Annotated[
+        str | None, typer.Option(help="Experiment name for the imported trials.")
+    ] = None,
+    db: DbOption = Path("results.duckdb"),
+) -> None:
+    """Import a CSV: each row becomes an ok trial; numeric columns become metrics."""
+    from runner.importer import import_csv
+
+    try:
+        result = import_csv(file, db=db, experiment=experiment, argv=sys.argv)
+    except RunnerError as exc:
+        _fail(exc)
+        return
+    typer.echo(str(result))
+
+
+@list_app.command("engines")
+def list_engines() -> None:
+    """Engine x workload support matrix, and whether each engine is installed."""
+    from runner.engines import support_matrix
+
+    typer.echo(support_matrix())
+
+
+@list_app.command("experiments")
+def list_experiments() -> None:
+    """Experiment specs shipped with trialkit."""
+    from runner.spec import builtin_experiments
+
+    for name, path in builtin_experiments().items():
+        typer.echo(f"{name}\t{path}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,46 @@
+"""Engine ``local``: scikit-learn in this process, BLAS/OpenMP threads = threads_per_worker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from runner.datasets import Split
+from runner.workloads import get_workload
+
+
+class Session:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = dict(config)
+        self.workload = get_workload(str(config["workload"]))
+        self.threads = int(config.get("threads_per_worker") or 1)
+        self._limits: Any = None
+        self.split: Split | None = None
+        self.model: Any = None
+
+    def start(self) -> None:
+        from threadpoolctl import threadpool_limits
+
+        self._limits = threadpool_limits(limits=self.threads)
+
+    def load(self, split: Split) -> None:
+        self.split = split
+
+    def train(self, seed: int) -> None:
+        assert self.split is not None
+        model = self.workload.make_estimator(self.config, seed)
+        self.model = model.fit(self.split.x_train, self.split.y_train)
+
+    def predict(self) -> np.ndarray:
+        assert self.split is not None
+        return np.asarray(self.model.predict(self.split.x_test))
+
+    def predict_train(self) -> np.ndarray:
+        assert self.split is not None
+        return np.asarray(self.model.predict(self.split.x_train))
+
+    def close(self) -> None:
+        if self._limits is not None:
+            self._limits.restore_original_limits()

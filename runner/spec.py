@@ -1,0 +1,243 @@
+"""Experiment specs: TOML files that expand to configurations (engine x workload x dataset x
+factor levels).
+
+```toml
+name = "default"
+n = 10          # measured trials per configuration
+warmup = 1      # warm-up trials per configuration (stored, flagged, not counted)
+seed = 0
+timeout = 600   # seconds per trial
+
+[defaults]                  # every configuration starts from these
+dataset = "digits"
+threads_per_worker = 1
+
+[workloads.knn]             # then the workload's own defaults
+k = 5
+
+[[matrix]]                  # then each matrix entry; a list gives levels to cross
+engine = "dask"
+workload = ["knn", "mlp"]
+workers = [1, 2]
+```
+Keys that are trial columns (``FACTORS``) become columns; any other key is a workload parameter
+(kept in ``params``). A list of lists gives levels of a list-valued parameter (``hidden``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner.errors import RunnerError
+
+EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
+FACTORS = (
+    "engine",
+    "workload",
+    "dataset",
+    "workers",
+    "threads_per_worker",
+    "memory_gb",
+    "batch_size",
+    "epochs",
+    "data_fraction",
+)
+_INT_FACTORS = ("workers", "threads_per_worker", "batch_size", "epochs")
+_FLOAT_FACTORS = ("memory_gb", "data_fraction")
+#: Parameters whose value is itself a list (a plain list is one value, a list of lists levels).
+LIST_PARAMS = ("hidden",)
+_TOP_KEYS = {"name", "description", "n", "warmup", "seed", "timeout", "defaults", "workloads",
+             "matrix"}
+BASE_DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "workers": 1,
+    "threads_per_worker": 1,
+    "data_fraction": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: Path
+    description: str
+    n: int
+    warmup: int
+    seed: int
+    timeout: float
+    configs: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "description": self.description,
+            "n": self.n,
+            "warmup": self.warmup,
+            "seed": self.seed,
+            "timeout": self.timeout,
+            "configs": [dict(c) for c in self.configs],
+        }
+
+
+def builtin_experiments() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(EXPERIMENTS_DIR.glob("*.toml"))}
+
+
+def resolve_experiment(name_or_path: str) -> Path:
+    builtin = builtin_experiments()
+    if name_or_path in builtin:
+        return builtin[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise RunnerError(f"experiment file {path} not found; give an existing .toml file")
+        return path
+    raise RunnerError(
+        f"unknown experiment {name_or_path!r}; give a .toml path or one of: "
+        f"{', '.join(builtin)}"
+    )
+
+
+def config_id(config: Mapping[str, Any]) -> str:
+    blob = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _levels(key: str, value: Any) -> list[Any]:
+    if isinstance(value, list):
+        if key in LIST_PARAMS and not any(isinstance(v, list) for v in value):
+            return [value]
+        if not value:
+            raise RunnerError(f"spec key {key!r} has an empty list of levels; give at least one")
+        return list(value)
+    return [value]
+
+
+def _expand(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    keys = list(entry)
+    return [dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(_levels(k, entry[k]) for k in keys))]
+
+
+def _check_factor_types(config: dict[str, Any], where: str) -> None:
+    for key in _INT_FACTORS:
+        value = config.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RunnerError(f"{where}: {key} must be an integer >= 1, got {value!r}")
+    for key in _FLOAT_FACTORS:
+        value = config.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise RunnerError(f"{where}: {key} must be a number > 0, got {value!r}")
+        config[key] = float(value)
+    fraction = config.get("data_fraction")
+    if fraction is not None and fraction > 1:
+        raise RunnerError(f"{where}: data_fraction must be in (0, 1], got {fraction}")
+
+
+def load_experiment(
+    name_or_path: str,
+    *,
+    engines: Sequence[str] | None = None,
+    workloads: Sequence[str] | None = None,
+    workers: Sequence[int] | None = None,
+    n: int | None = None,
+    warmup: int | None = None,
+    seed: int | None = None,
+    timeout: float | None = None,
+) -> Experiment:
+    """Read and expand an experiment; options override the spec. Every configuration is checked
+    (engine, workload, dataset, support, factor types) before anything runs."""
+    from runner.datasets import check_dataset
+    from runner.engines import ENGINES, check_supported, get_engine
+    from runner.workloads import get_workload
+
+    path = resolve_experiment(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RunnerError(f"experiment {path} is not valid TOML: {exc}") from None
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise RunnerError(
+            f"experiment {path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+            f"{', '.join(sorted(_TOP_KEYS))}"
+        )
+    name = str(raw.get("name", path.stem))
+    n = int(raw.get("n", 10)) if n is None else n
+    warmup = int(raw.get("warmup", 1)) if warmup is None else warmup
+    seed = int(raw.get("seed", 0)) if seed is None else seed
+    timeout = float(raw.get("timeout", 600)) if timeout is None else timeout
+    if n < 1:
+        raise RunnerError(f"--n must be at least 1, got {n}")
+    if warmup < 0:
+        raise RunnerError(f"--warmup must be 0 or more, got {warmup}")
+    if timeout <= 0:
+        raise RunnerError(f"--timeout must be a positive number of seconds, got {timeout}")
+    for engine in engines or ():
+        get_engine(engine)
+    for workload in workloads or ():
+        get_workload(workload)
+    if workers is not None and any(w < 1 for w in workers):
+        raise RunnerError(f"--workers must all be >= 1, got {','.join(map(str, workers))}")
+
+    matrix = raw.get("matrix")
+    if not isinstance(matrix, list) or not matrix:
+        raise RunnerError(f"experiment {path} has no [[matrix]] entries; add at least one")
+    defaults = {**BASE_DEFAULTS, **raw.get("defaults", {})}
+    workload_defaults: Mapping[str, Mapping[str, Any]] = raw.get("workloads", {})
+
+    configs: list[dict[str, Any]] = []
+    for i, entry in enumerate(matrix, 1):
+        where = f"experiment {path.name}, [[matrix]] entry {i}"
+        for key in ("engine", "workload"):
+            if key not in entry:
+                raise RunnerError(f"{where} has no {key}; add {key} = \"...\"")
+        for partial in _expand({"engine": entry["engine"], "workload": entry["workload"]}):
+            engine_name, workload_name = str(partial["engine"]), str(partial["workload"])
+            get_engine(engine_name)
+            workload = get_workload(workload_name)
+            if engines and engine_name not in engines:
+                continue
+            if workloads and workload_name not in workloads:
+                continue
+            merged = {
+                **defaults,
+                **workload.defaults,
+                **workload_defaults.get(workload_name, {}),
+                **{k: v for k, v in entry.items() if k not in ("engine", "workload")},
+                "engine": engine_name,
+                "workload": workload_name,
+            }
+            if workers is not None and ENGINES[engine_name].max_workers is None:
+                merged["workers"] = list(workers)
+            for config in _expand(merged):
+                _check_factor_types(config, where)
+                check_dataset(str(config["dataset"]))
+                check_supported(engine_name, workload_name, int(config["workers"]))
+                config = {"experiment": name, "seed": seed, **config}
+                if config not in configs:
+                    configs.append(config)
+    if not configs:
+        wanted = ", ".join(
+            f"{label} {'/'.join(vals)}"
+            for label, vals in (("engine", engines), ("workload", workloads))
+            if vals
+        )
+        raise RunnerError(
+            f"experiment {name} has no configuration with {wanted}; drop the filter or "
+            "choose another experiment"
+        )
+    return Experiment(name, path, str(raw.get("description", "")), n, warmup, seed, timeout,
+                      tuple(configs))

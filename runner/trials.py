@@ -1,0 +1,455 @@
+"""The trial loop: for each configuration, start the engine once in a worker process, load the
+data once, run the warm-up and measured trials, and append each trial to the store the moment it
+ends (its own transaction)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import RunnerError
+
+#: Seconds allowed for engine start-up and data loading, on top of the trial timeout.
+SETUP_GRACE_S = 120.0
+FACTOR_COLUMNS = (
+    "experiment",
+    "engine",
+    "workload",
+    "dataset",
+    "workers",
+    "threads_per_worker",
+    "memory_gb",
+    "batch_size",
+    "epochs",
+    "data_fraction",
+)
+
+
+@dataclass(frozen=True)
+class TrialOptions:
+    """What `runner trials` was asked for; None means "as the experiment says"."""
+
+    experiment: str = "default"
+    n: int | None = None
+    warmup: int | None = None
+    engines: tuple[str, ...] | None = None
+    workloads: tuple[str, ...] | None = None
+    workers: tuple[int, ...] | None = None
+    seed: int | None = None
+    timeout: float | None = None
+
+    @classmethod
+    def from_cli(
+        cls,
+        *,
+        experiment: str,
+        n: int | None,
+        warmup: int | None,
+        engines: Sequence[str] | None,
+        workloads: Sequence[str] | None,
+        workers: str | None,
+        seed: int | None,
+        timeout: float | None,
+    ) -> TrialOptions:
+        parsed: tuple[int, ...] | None = None
+        if workers is not None:
+            try:
+                parsed = tuple(int(w) for w in workers.split(",") if w.strip())
+            except ValueError:
+                raise RunnerError(
+                    f"--workers takes comma-separated integers such as 1,2; got {workers!r}"
+                ) from None
+            if not parsed:
+                raise RunnerError("--workers is empty; give worker counts such as 1,2")
+        return cls(
+            experiment=experiment,
+            n=n,
+            warmup=warmup,
+            engines=tuple(engines) if engines else None,
+            workloads=tuple(workloads) if workloads else None,
+            workers=parsed,
+            seed=seed,
+            timeout=timeout,
+        )
+
+
+@dataclass(frozen=True)
+class ConfigOutcome:
+    config_id: str
+    engine: str
+    workload: str
+    dataset: str
+    workers: int
+    threads_per_worker: int
+    setup_s: float | None
+    n_ok: int
+    n_failed: int
+    n_timeout: int
+    median_train_s: float | None
+    mean_accuracy: float | None
+    first_error: str | None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    db: str
+    experiment: str
+    elapsed_s: float
+    configs: tuple[ConfigOutcome, ...] = field(default_factory=tuple)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(c.n_ok for c in self.configs)
+
+    @property
+    def n_bad(self) -> int:
+        return sum(c.n_failed + c.n_timeout for c in self.configs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "db": self.db,
+            "experiment": self.experiment,
+            "elapsed_s": self.elapsed_s,
+            "n_ok": self.n_ok,
+            "n_bad": self.n_bad,
+            "configs": [asdict(c) for c in self.configs],
+        }
+
+    def __str__(self) -> str:
+        head = (
+            f"{'engine':<8} {'workload':<9} {'dataset':<8} {'workers':>7} {'threads':>7} "
+            f"{'setup_s':>8} {'ok':>4} {'failed':>6} {'timeout':>7} {'median train_s':>14} "
+            f"{'accuracy':>8}"
+        )
+        lines = [head, "-" * len(head)]
+
+        def fmt(value: float | None, spec: str) -> str:
+            return "-" if value is None else format(value, spec)
+
+        for c in self.configs:
+            lines.append(
+                f"{c.engine:<8} {c.workload:<9} {c.dataset:<8} {c.workers:>7} "
+                f"{c.threads_per_worker:>7} {fmt(c.setup_s, '8.3f')} {c.n_ok:>4} "
+                f"{c.n_failed:>6} {c.n_timeout:>7} {fmt(c.median_train_s, '14.4f')} "
+                f"{fmt(c.mean_accuracy, '8.4f')}"
+            )
+        lines.append("")
+        lines.append(
+            f"run {self.run_id} ({self.experiment}): {self.n_ok} ok trials, {self.n_bad} failed "
+            f"or timed out, in {self.elapsed_s:.1f} s -> {self.db}"
+        )
+        for c in self.configs:
+            if c.first_error:
+                first = c.first_error.splitlines()[0]
+                lines.append(f"  {c.engine}/{c.workload}/workers={c.workers}: {first}")
+        return "\n".join(lines)
+
+
+class _Worker:
+    """A running configuration worker process."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        import multiprocessing
+
+        from runner.worker import config_worker
+
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=config_worker, args=(child, dict(config)))
+        self.process.start()
+        child.close()
+
+    def receive(self, timeout: float) -> dict[str, Any] | None:
+        """The next message, or None if none came within ``timeout`` or the worker died."""
+        try:
+            if self.conn.poll(timeout):
+                return self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def kill(self) -> None:
+        import psutil
+
+        try:
+            children = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        for child in children:
+            try:
+                child.kill()
+            except psutil.Error:
+                pass
+        self.process.kill()
+        self.process.join(10)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send({"kind": "stop"})
+        except (OSError, BrokenPipeError):
+            pass
+        self.process.join(60)
+        if self.process.is_alive():
+            self.kill()
+        else:
+            self.conn.close()
+
+
+def _trial_values(config: Mapping[str, Any], cid: str) -> dict[str, Any]:
+    values = {col: config.get(col) for col in FACTOR_COLUMNS}
+    values["config_id"] = cid
+    values["params"] = dict(config)
+    return values
+
+
+def _run_config(
+    store: Any,
+    run_id: str,
+    config: Mapping[str, Any],
+    *,
+    n: int,
+    warmup: int,
+    timeout: float,
+    advance: Any,
+) -> ConfigOutcome:
+    from runner.spec import config_id
+    from runner.store import TrialRecord, now_utc
+
+    cid = config_id(config)
+    schedule = [(True, i) for i in range(1, warmup + 1)] + [(False, i) for i in range(1, n + 1)]
+    base_seed = int(config.get("seed", 0))
+    base_values = _trial_values(config, cid)
+    counts = {"ok": 0, "failed": 0, "timeout": 0}
+    train_times: list[float] = []
+    accuracies: list[float] = []
+    first_error: str | None = None
+    first_setup_s: float | None = None
+    worker: _Worker | None = None
+    setup: dict[str, Any] = {}
+    try:
+        for ordinal, (is_warmup, repetition) in enumerate(schedule):
+            if worker is None:
+                worker = _Worker(config)
+                message = worker.receive(timeout + SETUP_GRACE_S)
+                if message is None or message["kind"] != "ready":
+                    error = (
+                        message["error"]
+                        if message
+                        else f"engine start-up did not finish within {timeout + SETUP_GRACE_S:g} s"
+                        if worker.alive()
+                        else f"engine worker died during start-up "
+                        f"(exit code {worker.process.exitcode})"
+                    )
+                    worker.kill()
+                    worker = None
+                    store.add_setup(
+                        run_id=run_id,
+                        config_id=cid,
+                        params=config,
+                        started_at=(message or {}).get("started_at") or now_utc(),
+                        setup_s=(message or {}).get("setup_s"),
+                        load_s=(message or {}).get("load_s"),
+                        status="failed",
+                        error=error,
+                    )
+                    # Every remaining trial of this configuration is recorded as failed.
+                    records = []
+                    for warm, rep in schedule[ordinal:]:
+                        records.append(
+                            TrialRecord(
+                                run_id=run_id,
+                                status="failed",
+                                values={
+                                    **base_values,
+                                    "repetition": rep,
+                                    "warmup": warm,
+                                    "started_at": now_utc(),
+                                    "error": "engine start-up failed: " + error,
+                                },
+                            )
+                        )
+                        if not warm:
+                            counts["failed"] += 1
+                        advance()
+                    store.append_trials(records)
+                    first_error = first_error or "engine start-up failed: " + error
+                    break
+                setup = message
+                first_setup_s = first_setup_s if first_setup_s is not None else setup["setup_s"]
+                store.add_setup(
+                    run_id=run_id,
+                    config_id=cid,
+                    params=config,
+                    started_at=setup["started_at"],
+                    setup_s=setup["setup_s"],
+                    load_s=setup["load_s"],
+                    status="ok",
+                )
+            seed = base_seed + ordinal
+            started = now_utc()
+            worker.conn.send({"kind": "trial", "seed": seed})
+            result = worker.receive(timeout)
+            if result is None:
+                timed_out = worker.alive()
+                code = worker.process.exitcode
+                worker.kill()
+                worker = None
+                result = {
+                    "status": "timeout" if timed_out else "failed",
+                    "error": f"trial exceeded --timeout {timeout:g} s and was stopped"
+                    if timed_out
+                    else f"engine worker died during the trial (exit code {code})",
+                    "started_at": started,
+                    "wall_s": timeout if timed_out else None,
+                    "metrics": {},
+                }
+            values = {
+                **base_values,
+                "repetition": repetition,
+                "warmup": is_warmup,
+                "seed": seed,
+                "error": result.get("error"),
+                "started_at": result.get("started_at"),
+                "wall_s": result.get("wall_s"),
+                "train_s": result.get("train_s"),
+                "infer_s": result.get("infer_s"),
+                "setup_s": setup.get("setup_s"),
+                "load_s": setup.get("load_s"),
+            }
+            store.append_trial(
+                TrialRecord(
+                    run_id=run_id,
+                    status=result["status"],
+                    values=values,
+                    metrics=result.get("metrics", {}),
+                )
+            )
+            if not is_warmup:
+                counts[result["status"]] += 1
+                if result["status"] == "ok":
+                    train_times.append(result["train_s"])
+                    accuracies.append(result["metrics"]["accuracy"])
+            if result["status"] != "ok" and first_error is None:
+                first_error = result.get("error")
+            advance()
+    finally:
+        if worker is not None:
+            worker.stop()
+    return ConfigOutcome(
+        config_id=cid,
+        engine=str(config["engine"]),
+        workload=str(config["workload"]),
+        dataset=str(config["dataset"]),
+        workers=int(config["workers"]),
+        threads_per_worker=int(config.get("threads_per_worker") or 1),
+        setup_s=first_setup_s,
+        n_ok=counts["ok"],
+        n_failed=counts["failed"],
+        n_timeout=counts["timeout"],
+        median_train_s=statistics.median(train_times) if train_times else None,
+        mean_accuracy=statistics.fmean(accuracies) if accuracies else None,
+        first_error=first_error,
+    )
+
+
+def run_experiment(
+    options: TrialOptions,
+    *,
+    db: str | Path = "results.duckdb",
+    argv: Sequence[str] = (),
+    progress: bool = True,
+) -> RunResult:
+    """Run every configuration of the experiment; return what happened. Everything the user can
+    get wrong is checked before the database is opened."""
+    from runner.engines import check_installed
+    from runner.envinfo import collect_env
+    from runner.spec import load_experiment
+    from runner.store import check_db_path, open_store
+
+    experiment = load_experiment(
+        options.experiment,
+        engines=options.engines,
+        workloads=options.workloads,
+        workers=options.workers,
+        n=options.n,
+        warmup=options.warmup,
+        seed=options.seed,
+        timeout=options.timeout,
+    )
+    for engine in sorted({str(c["engine"]) for c in experiment.configs}):
+        check_installed(engine)
+    check_db_path(Path(db), must_exist=False)
+
+    t0 = time.perf_counter_ns()
+    store = open_store(db)
+    outcomes: list[ConfigOutcome] = []
+    run_id = store.begin_run(
+        source="measured", argv=list(argv), spec=experiment.to_dict(), env=collect_env()
+    )
+    status = "failed"
+    try:
+        with _progress(progress) as bar:
+            total = len(experiment.configs) * (experiment.n + experiment.warmup)
+            task = bar.add_task("trials", total=total)
+            for config in experiment.configs:
+                label = f"{config['engine']} {config['workload']} workers={config['workers']}"
+                bar.update(task, description=label)
+                outcomes.append(
+                    _run_config(
+                        store,
+                        run_id,
+                        config,
+                        n=experiment.n,
+                        warmup=experiment.warmup,
+                        timeout=experiment.timeout,
+                        advance=lambda: bar.advance(task),
+                    )
+                )
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        store.finish_run(run_id, status)
+        store.close()
+    return RunResult(
+        run_id=run_id,
+        db=str(db),
+        experiment=experiment.name,
+        elapsed_s=(time.perf_counter_ns() - t0) / 1e9,
+        configs=tuple(outcomes),
+    )
+
+
+def _progress(enabled: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+        transient=False,
+    )

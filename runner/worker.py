@@ -1,0 +1,140 @@
+"""The configuration worker: a child process that starts one engine, loads the data once, and
+runs trials on request from the trial loop (``runner.trials``).
+
+Running the engine in a child lets the trial loop stop a trial that overruns ``--timeout`` (it
+kills the child and its process tree) without losing the loop, and keeps every engine's threads
+and processes out of the process that owns the database.
+
+Protocol over a ``multiprocessing`` pipe (all messages are plain dicts):
+  child -> parent  {"kind": "ready", "setup_s", "load_s", "started_at"} | {"kind": "setup_failed",
+                   "error", "setup_s", "load_s", "started_at"}
+  parent -> child  {"kind": "trial", "seed"} | {"kind": "stop"}
+  child -> parent  {"kind": "result", "status", "error", "started_at", "wall_s", "train_s",
+                   "infer_s", "metrics"}
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+# Keep engine libraries quiet in the child.
+os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _seconds(start_ns: int) -> float:
+    return (time.perf_counter_ns() - start_ns) / 1e9
+
+
+def _error_text(exc: BaseException) -> str:
+    first = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return first + "\n" + "".join(traceback.format_exception(exc))
+
+
+def classification_metrics(
+    y_true: Any, y_pred: Any, y_train: Any, y_train_pred: Any
+) -> dict[str, float]:
+    """Test accuracy, macro precision / recall / F1, and train accuracy."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, average="macro", zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "train_accuracy": float(accuracy_score(y_train, y_train_pred)),
+    }
+
+
+def run_one_trial(session: Any, split: Any, seed: int) -> dict[str, Any]:
+    """Time one trial: train (train_s), predict the test set (infer_s), then score (untimed
+    except in wall_s)."""
+    started_at = _now()
+    t0 = time.perf_counter_ns()
+    out: dict[str, Any] = {"kind": "result", "started_at": started_at, "metrics": {}}
+    try:
+        t = time.perf_counter_ns()
+        session.train(seed)
+        out["train_s"] = _seconds(t)
+        t = time.perf_counter_ns()
+        y_pred = session.predict()
+        out["infer_s"] = _seconds(t)
+        out["metrics"] = classification_metrics(
+            split.y_test, y_pred, split.y_train, session.predict_train()
+        )
+        out["status"], out["error"] = "ok", None
+    except Exception as exc:  # a failed trial is data; the loop goes on
+        out["status"], out["error"] = "failed", _error_text(exc)
+    out["wall_s"] = _seconds(t0)
+    return out
+
+
+def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
+    """Entry point of the child process."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from runner.datasets import load_split
+    from runner.engines import make_session
+
+    started_at = _now()
+    setup_s = load_s = None
+    session = None
+    try:
+        session = make_session(config)
+        t = time.perf_counter_ns()
+        session.start()
+        setup_s = _seconds(t)
+        t = time.perf_counter_ns()
+        split = load_split(
+            str(config["dataset"]),
+            seed=int(config.get("seed", 0)),
+            data_fraction=float(config.get("data_fraction") or 1.0),
+        )
+        session.load(split)
+        load_s = _seconds(t)
+    except Exception as exc:
+        conn.send(
+            {
+                "kind": "setup_failed",
+                "error": _error_text(exc),
+                "setup_s": setup_s,
+                "load_s": load_s,
+                "started_at": started_at,
+            }
+        )
+        _close(session)
+        return
+    conn.send({"kind": "ready", "setup_s": setup_s, "load_s": load_s, "started_at": started_at})
+    try:
+        while True:
+            message = conn.recv()
+            if message["kind"] == "stop":
+                break
+            conn.send(run_one_trial(session, split, int(message["seed"])))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    finally:
+        _close(session)
+        conn.close()
+
+
+def _close(session: Any) -> None:
+    if session is None:
+        return
+    try:
+        session.close()
+    except Exception:  # closing a broken engine must not mask the trial's outcome
+        pass
