@@ -88,7 +88,7 @@ def trials(
     ] = None,
     db: DbOption = Path("results.duckdb"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the experiment's configurations, --n trials each, appending every trial to --db."""
     from runner.trials import TrialOptions, run_experiment

@@ -226,6 +226,7 @@ def load_experiment(
                 _check_factor_types(config, where)
                 check_dataset(str(config["dataset"]))
                 check_supported(engine_name, workload_name, int(config["workers"]))
+                workload.check(config)
                 config = {"experiment": name, "seed": seed, **config}
                 if config not in configs:
                     configs.append(config)

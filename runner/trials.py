@@ -4,6 +4,7 @@ ends (its own transaction)."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -185,19 +186,15 @@ class _Worker:
         except psutil.Error:
             children = []
         for child in children:
-            try:
+            with contextlib.suppress(psutil.Error):
                 child.kill()
-            except psutil.Error:
-                pass
         self.process.kill()
         self.process.join(10)
         self.conn.close()
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(OSError, BrokenPipeError):
             self.conn.send({"kind": "stop"})
-        except (OSError, BrokenPipeError):
-            pass
         self.process.join(60)
         if self.process.is_alive():
             self.kill()

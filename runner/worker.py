@@ -15,6 +15,7 @@ Protocol over a ``multiprocessing`` pipe (all messages are plain dicts):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -74,6 +75,9 @@ def run_one_trial(session: Any, split: Any, seed: int) -> dict[str, Any]:
         out["metrics"] = classification_metrics(
             split.y_test, y_pred, split.y_train, session.predict_train()
         )
+        extra = getattr(session, "trial_metrics", None)
+        if extra is not None:
+            out["metrics"].update(extra())
         out["status"], out["error"] = "ok", None
     except Exception as exc:  # a failed trial is data; the loop goes on
         out["status"], out["error"] = "failed", _error_text(exc)
@@ -134,7 +138,6 @@ def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
 def _close(session: Any) -> None:
     if session is None:
         return
-    try:
+    # Closing a broken engine must not mask the trial's outcome.
+    with contextlib.suppress(Exception):
         session.close()
-    except Exception:  # closing a broken engine must not mask the trial's outcome
-        pass

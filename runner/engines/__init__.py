@@ -25,6 +25,8 @@ class EngineSession(Protocol):
     def predict_train(self) -> np.ndarray: ...
     def close(self) -> None: ...
 
+    # Optional: ``trial_metrics() -> dict[str, float]``, engine facts about the last trial.
+
 
 @dataclass(frozen=True)
 class EngineInfo:

@@ -22,8 +22,10 @@ def _fit(workload: str, config: Mapping[str, Any], seed: int, x: Any, y: Any) ->
     return get_workload(workload).make_estimator(config, seed).fit(x, y)
 
 
-def _predict(model: Any, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x))
+def _predict(model: Any, x: np.ndarray) -> tuple[str, np.ndarray]:
+    from distributed import get_worker
+
+    return get_worker().address, np.asarray(model.predict(x))
 
 
 class Session:
@@ -41,6 +43,7 @@ class Session:
         self._train: tuple[Any, Any] | None = None
         self._shards: list[tuple[str, Any]] = []
         self._models: dict[str, Any] = {}
+        self._used: set[str] = set()
 
     def start(self) -> None:
         from distributed import Client, LocalCluster
@@ -101,7 +104,13 @@ class Session:
             )
             for addr, shard in self._shards
         ]
-        return np.concatenate(self.client.gather(futures))
+        results = self.client.gather(futures)
+        self._used = {addr for addr, _ in results}
+        return np.concatenate([pred for _, pred in results])
+
+    def trial_metrics(self) -> dict[str, float]:
+        """How many distinct workers scored test shards in the last trial."""
+        return {"workers_used": float(len(self._used))}
 
     def predict_train(self) -> np.ndarray:
         assert self.split is not None

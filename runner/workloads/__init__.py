@@ -24,13 +24,46 @@ class Workload:
     def make_estimator(self, config: Mapping[str, Any], seed: int) -> Any:
         return _FACTORIES[self.name](config, seed)
 
+    def check(self, config: Mapping[str, Any]) -> None:
+        """Refuse bad parameters before anything starts (RunnerError)."""
+        _CHECKS[self.name](config)
+
+
+def _check_knn(config: Mapping[str, Any]) -> None:
+    k = config.get("k", 5)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise RunnerError(f"knn: k must be an integer >= 1, got {k!r}")
+
+
+MLP_IMPLS = ("sklearn",)
+MLP_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+MLP_SOLVERS = ("lbfgs", "sgd", "adam")
+
+
+def _check_mlp(config: Mapping[str, Any]) -> None:
+    impl = config.get("impl", "sklearn")
+    if impl not in MLP_IMPLS:
+        raise RunnerError(
+            f"mlp: impl {impl!r} is not supported; available: {', '.join(MLP_IMPLS)}"
+        )
+    hidden = config.get("hidden", [100])
+    hidden = [hidden] if isinstance(hidden, int) else hidden
+    if (
+        not isinstance(hidden, list)
+        or not hidden
+        or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)
+    ):
+        raise RunnerError(f"mlp: hidden must be a list of layer sizes >= 1, got {hidden!r}")
+    for key, allowed in (("activation", MLP_ACTIVATIONS), ("solver", MLP_SOLVERS)):
+        value = config.get(key)
+        if value is not None and value not in allowed:
+            raise RunnerError(f"mlp: {key} {value!r} is not one of {', '.join(allowed)}")
+
 
 def _knn(config: Mapping[str, Any], seed: int) -> Any:
     from sklearn.neighbors import KNeighborsClassifier
 
     k = int(config.get("k", 5))
-    if k < 1:
-        raise RunnerError(f"knn needs k >= 1, got {k}")
     return KNeighborsClassifier(n_neighbors=k, n_jobs=int(config.get("threads_per_worker") or 1))
 
 
@@ -53,6 +86,7 @@ def _mlp(config: Mapping[str, Any], seed: int) -> Any:
 
 
 _FACTORIES: dict[str, Callable[[Mapping[str, Any], int], Any]] = {"knn": _knn, "mlp": _mlp}
+_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {"knn": _check_knn, "mlp": _check_mlp}
 
 WORKLOADS: dict[str, Workload] = {
     "knn": Workload(

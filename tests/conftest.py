@@ -1,0 +1,42 @@
+"""Shared test helpers: run the installed console scripts for real."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def run_cli(
+    tool: str,
+    *args: str | Path,
+    cwd: Path | None = None,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``tool`` (runner / analyze / report) from this interpreter's environment."""
+    return subprocess.run(
+        [str(BIN / tool), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def digest(path: Path) -> str | None:
+    """sha256 of a file, or None when it does not exist."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def assert_user_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """Exit code 2, exactly one line on stderr, no traceback. Returns that line."""
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]

@@ -1,0 +1,213 @@
+"""`runner trials` for real: local scikit-learn and a real Dask LocalCluster, into a tmp DuckDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import assert_user_error, digest, run_cli
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    db = tmp_path_factory.mktemp("trials") / "results.duckdb"
+    proc = run_cli("runner", "trials", "--n", "2", "--db", db, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return db, proc.stdout
+
+
+@pytest.mark.engine
+def test_default_experiment_records_every_trial(default_run: tuple[Path, str]) -> None:
+    db, stdout = default_run
+    assert "12 ok trials, 0 failed" in stdout
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT engine, workload, workers, count(*) FILTER (WHERE warmup), "
+        "count(*) FILTER (WHERE NOT warmup), count(DISTINCT config_id), "
+        "bool_and(status = 'ok') FROM trials GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert rows == [
+        ("dask", "knn", 1, 1, 2, 1, True),
+        ("dask", "knn", 2, 1, 2, 1, True),
+        ("dask", "mlp", 1, 1, 2, 1, True),
+        ("dask", "mlp", 2, 1, 2, 1, True),
+        ("local", "knn", 1, 1, 2, 1, True),
+        ("local", "mlp", 1, 1, 2, 1, True),
+    ]
+    # timings: every phase measured, and a trial's parts fit inside its wall time
+    bad = con.execute(
+        "SELECT count(*) FROM trials WHERE NOT (train_s > 0 AND infer_s > 0 AND "
+        "wall_s >= train_s + infer_s AND setup_s >= 0 AND load_s > 0)"
+    ).fetchone()[0]
+    assert bad == 0
+    # engine start-up is timed once per configuration, outside the trials
+    setups = con.execute(
+        "SELECT count(*), count(DISTINCT config_id), min(setup_s) FILTER (WHERE config_id IN "
+        "(SELECT config_id FROM trials WHERE engine = 'dask')) FROM setups"
+    ).fetchone()
+    assert setups[0] == setups[1] == 6
+    assert setups[2] > 0.05  # a LocalCluster takes a measurable time to start
+    # the five classification metrics for every trial, sane values
+    metrics = dict(con.execute("SELECT name, min(value) FROM metrics GROUP BY name").fetchall())
+    assert {"accuracy", "precision", "recall", "f1", "train_accuracy"} <= set(metrics)
+    knn_acc = con.execute(
+        "SELECT min(accuracy) FROM observations WHERE workload = 'knn'"
+    ).fetchone()[0]
+    assert knn_acc >= 0.97
+    mlp_acc = con.execute(
+        "SELECT min(accuracy) FROM observations WHERE workload = 'mlp'"
+    ).fetchone()[0]
+    assert mlp_acc >= 0.90
+    # the Dask work was really spread: 2-worker clusters scored shards on both workers
+    used = con.execute(
+        "SELECT workers, min(workers_used), max(workers_used) FROM observations "
+        "WHERE engine = 'dask' GROUP BY workers ORDER BY workers"
+    ).fetchall()
+    assert used == [(1, 1.0, 1.0), (2, 2.0, 2.0)]
+    # per-run metadata
+    run = con.execute("SELECT argv, spec, env, source, status, finished_at FROM runs").fetchall()
+    assert len(run) == 1
+    argv, spec, env, source, status, finished = run[0]
+    assert json.loads(argv)[1:3] == ["trials", "--n"]
+    assert json.loads(spec)["name"] == "default" and json.loads(spec)["n"] == 2
+    env = json.loads(env)
+    assert {
+        "python",
+        "packages",
+        "cpu_model",
+        "logical_cores",
+        "memory_gb",
+        "os",
+        "hostname",
+        "git_commit",
+    } <= set(env)
+    assert source == "measured" and status == "finished" and finished is not None
+    # seeds are recorded and differ between repetitions
+    assert con.execute(
+        "SELECT count(DISTINCT seed) = count(*) FROM trials WHERE config_id = "
+        "(SELECT min(config_id) FROM trials)"
+    ).fetchone()[0]
+    # the data split is paper 000's 1437/360: test-set accuracy is a multiple of 1/360
+    acc = con.execute("SELECT accuracy FROM observations LIMIT 1").fetchone()[0]
+    assert abs(acc * 360 - round(acc * 360)) < 1e-9
+
+
+@pytest.mark.engine
+def test_anova_and_report_on_a_fresh_run(default_run: tuple[Path, str], tmp_path: Path) -> None:
+    db, _ = default_run
+    proc = run_cli("analyze", "anova", "--group", "workers", "--db", db, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert {g["level"] for g in result["groups"]} == {"1", "2"}
+    assert sum(g["n"] for g in result["groups"]) == 12
+
+
+def _experiment(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "exp.toml"
+    path.write_text(body)
+    return path
+
+
+def test_failed_trials_are_recorded_and_the_run_goes_on(tmp_path: Path) -> None:
+    # k larger than the training set: scikit-learn raises at predict time
+    exp = _experiment(
+        tmp_path,
+        """name = "failing"
+[[matrix]]
+engine = "local"
+workload = "knn"
+k = [5000, 5]
+""",
+    )
+    db = tmp_path / "r.duckdb"
+    proc = run_cli("runner", "trials", "-e", exp, "--n", "2", "--warmup", "0", "--db", db, "-q")
+    assert proc.returncode == 1, proc.stderr
+    assert "2 ok trials, 2 failed" in proc.stdout
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT json_extract(params, '$.k')::INT AS k, status, error IS NOT NULL, "
+        "train_s IS NOT NULL FROM trials ORDER BY k, repetition"
+    ).fetchall()
+    assert rows == [
+        (5, "ok", False, True),
+        (5, "ok", False, True),
+        (5000, "failed", True, True),
+        (5000, "failed", True, True),
+    ]
+    error = con.execute("SELECT error FROM trials WHERE status = 'failed' LIMIT 1").fetchone()[0]
+    assert "n_neighbors" in error.splitlines()[0]
+
+
+def test_a_trial_over_the_timeout_is_stopped_and_recorded(tmp_path: Path) -> None:
+    exp = _experiment(
+        tmp_path,
+        """name = "slow"
+[[matrix]]
+engine = "local"
+workload = "mlp"
+epochs = 400
+""",
+    )
+    db = tmp_path / "r.duckdb"
+    proc = run_cli(
+        "runner",
+        "trials",
+        "-e",
+        exp,
+        "--n",
+        "2",
+        "--warmup",
+        "0",
+        "--timeout",
+        "0.05",
+        "--db",
+        db,
+        "-q",
+    )
+    assert proc.returncode == 1
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT status, count(*) FROM trials GROUP BY ALL").fetchall() == [
+        ("timeout", 2)
+    ]
+    # the worker was killed and restarted, so each trial got its own engine set-up
+    assert con.execute("SELECT count(*) FROM setups").fetchone()[0] == 2
+    assert con.execute("SELECT status FROM runs").fetchone()[0] == "finished"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--engine", "spork"], "unknown engine 'spork'"),
+        (["--workload", "svm"], "unknown workload 'svm'"),
+        (["--experiment", "nope"], "unknown experiment 'nope'"),
+        (["--n", "0"], "--n must be at least 1"),
+        (["--n", "-2"], "--n must be at least 1"),
+        (["--workers", "1,x"], "--workers takes comma-separated integers"),
+        (["--workers", "0"], "--workers must all be >= 1"),
+        (["--timeout", "0"], "--timeout must be a positive"),
+        (["--experiment", "missing.toml"], "not found"),
+    ],
+)
+def test_bad_input_writes_nothing(tmp_path: Path, args: list[str], expected: str) -> None:
+    db = tmp_path / "r.duckdb"
+    line = assert_user_error(run_cli("runner", "trials", *args, "--db", db, "-q"))
+    assert expected in line
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "not-duckdb"])
+def test_bad_db_path(tmp_path: Path, kind: str) -> None:
+    if kind == "directory":
+        db = tmp_path
+        before = None
+    else:
+        db = tmp_path / "notes.duckdb"
+        db.write_text("these are my notes, not a database\n")
+        before = digest(db)
+    line = assert_user_error(run_cli("runner", "trials", "--n", "1", "--db", db, "-q"))
+    assert str(db) in line
+    if before:
+        assert digest(db) == before
