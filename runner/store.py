@@ -11,7 +11,8 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,8 +254,17 @@ class Store:
             )
             self._rebuild_view()
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self.con)
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT, or ROLLBACK (and forget cached catalogue entries) on error."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            self._columns = None
+            raise
+        self.con.execute("COMMIT")
 
     # -- observation view --------------------------------------------------------------------
     def observation_columns(self) -> dict[str, tuple[str, str]]:
@@ -415,9 +425,27 @@ class Store:
             return self._insert_trial(record)
 
     def append_trials(self, records: Iterable[TrialRecord]) -> list[int]:
-        """Append many trials atomically (an import: all rows or none)."""
+        """Append many trials atomically: all of them or none."""
         with self.transaction():
             return [self._insert_trial(r) for r in records]
+
+    def append_run(
+        self,
+        *,
+        source: str,
+        trials: Callable[[str], Iterable[TrialRecord]],
+        argv: Sequence[str] = (),
+        spec: Mapping[str, Any] | None = None,
+        env: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A whole finished run and its trials in one transaction (an import): all or nothing.
+        ``trials`` is called with the new run id."""
+        with self.transaction():
+            run_id = self.begin_run(source=source, argv=argv, spec=spec, env=env)
+            for record in trials(run_id):
+                self._insert_trial(record)
+            self.finish_run(run_id)
+        return run_id
 
     def add_prices(self, rows: Iterable[tuple[str, int | None, float | None, float, str]]) -> int:
         rows = list(rows)
@@ -433,20 +461,6 @@ class Store:
 
     def count_trials(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM trials").fetchone()[0])
-
-
-class _Transaction:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-
-    def __enter__(self) -> None:
-        self.con.execute("BEGIN TRANSACTION")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            self.con.execute("COMMIT")
-        else:
-            self.con.execute("ROLLBACK")
 
 
 def open_store(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Store:

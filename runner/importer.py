@@ -1,0 +1,409 @@
+"""Import measurements made elsewhere: a CSV file, one row per trial, becomes one run.
+
+Headers are normalised to snake_case (``Train Time (s)`` -> ``train_time_s``). A header that names
+a trial column (``engine``, ``workers``, ``train_s``, ...) fills that column, cast to its type;
+every other column whose non-empty cells are all numbers becomes a metric; the rest become params
+(strings, numbers kept as numbers). Empty cells are missing values.
+
+The whole file is read and checked before the database is opened, and all rows are written in one
+transaction, so a bad file writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from runner.errors import RunnerError
+from runner.store import (
+    DEFAULT_DB,
+    RUN_VIEW_COLUMNS,
+    TRIAL_COLUMNS,
+    TRIAL_STATUSES,
+    WRITABLE_TRIAL_COLUMNS,
+    TrialRecord,
+    normalise_name,
+    open_store,
+)
+
+#: Trial columns the import sets itself; a CSV column with one of these names is refused.
+RESERVED_COLUMNS = ("trial_id", "run_id", "params", *RUN_VIEW_COLUMNS)
+#: Trial columns that describe a configuration (hashed into ``config_id`` with the params).
+FACTOR_COLUMNS = (
+    "experiment",
+    "engine",
+    "workload",
+    "dataset",
+    "workers",
+    "threads_per_worker",
+    "memory_gb",
+    "batch_size",
+    "epochs",
+    "data_fraction",
+)
+DELIMITERS = (",", ";", "\t")
+_SNIFF_LINES = 50
+_INT_RE = re.compile(r"^[+-]?\d+$")
+_NUMBER_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+#: ``0,93``: a decimal comma, as spreadsheets in many locales write it (with ``;`` between cells).
+_DECIMAL_COMMA_RE = re.compile(r"^[+-]?\d*,\d+([eE][+-]?\d+)?$")
+_INT_RANGES = {"INTEGER": 2**31, "BIGINT": 2**63}
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import wrote: one run, ``n_trials`` trials, and where each CSV column went."""
+
+    path: Path
+    run_id: str
+    n_trials: int
+    experiment: str
+    trial_columns: tuple[str, ...]
+    metric_columns: tuple[str, ...]
+    param_columns: tuple[str, ...]
+    renamed: tuple[tuple[str, str], ...]  # (original header, column name) where normalised
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "run_id": self.run_id,
+            "n_trials": self.n_trials,
+            "experiment": self.experiment,
+            "trial_columns": list(self.trial_columns),
+            "metric_columns": list(self.metric_columns),
+            "param_columns": list(self.param_columns),
+            "renamed": [list(pair) for pair in self.renamed],
+        }
+
+    def __str__(self) -> str:
+        def names(cols: tuple[str, ...]) -> str:
+            return ", ".join(cols) if cols else "none"
+
+        trials = "trial" if self.n_trials == 1 else "trials"
+        text = (
+            f"imported {self.n_trials} {trials} from {self.path.name} as run {self.run_id} "
+            f"(experiment {self.experiment}): trial columns {names(self.trial_columns)}; "
+            f"metrics {names(self.metric_columns)}; params {names(self.param_columns)}"
+        )
+        if self.renamed:
+            text += "; renamed " + ", ".join(f"{old!r} -> {new}" for old, new in self.renamed)
+        return text
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A validated CSV: records ready for the store, and the column layout."""
+
+    records: list[dict[str, Any]]  # trial values (incl. params) and metrics per row
+    metrics: list[dict[str, float]]
+    trial_columns: tuple[str, ...]
+    metric_columns: tuple[str, ...]
+    param_columns: tuple[str, ...]
+    renamed: tuple[tuple[str, str], ...]
+    delimiter: str
+    sha256: str
+
+
+def _short(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    """The file's text (UTF-8, BOM dropped) and its sha256; RunnerError when unusable."""
+    if not path.exists():
+        raise RunnerError(f"no such file: {path}; check the path to the CSV file")
+    if path.is_dir():
+        raise RunnerError(f"{path} is a directory; give the path of a CSV file inside it")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RunnerError(f"cannot read {path}: {reason}; check its permissions") from None
+    if b"\x00" in data:
+        raise RunnerError(
+            f"{path} is a binary file, not CSV text; export the data as a UTF-8 CSV file"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RunnerError(
+            f"{path} is not UTF-8 text (bad byte at offset {exc.start}); "
+            "re-save it as a UTF-8 CSV file"
+        ) from None
+    if not text.strip():
+        raise RunnerError(f"{path} is empty; it needs a header row and at least one data row")
+    return text, hashlib.sha256(data).hexdigest()
+
+
+def sniff_delimiter(text: str) -> str:
+    """Comma, semicolon or tab: the one that splits the first lines into the most columns, the
+    same number on every line (a delimiter that gives ragged rows loses to one that does not)."""
+    lines = text.splitlines()
+    sample = "\n".join(lines[:_SNIFF_LINES])
+    best, best_score = ",", (False, 1)
+    for delimiter in DELIMITERS:
+        try:
+            rows = [r for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if r]
+        except csv.Error:
+            continue
+        if len(lines) > _SNIFF_LINES and len(rows) > 1:
+            rows = rows[:-1]  # the sample may cut the last record short
+        counts = {len(r) for r in rows}
+        score = (len(counts) == 1, len(rows[0]) if rows else 1)
+        if score[1] > 1 and score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _is_number(cell: str) -> bool:
+    return bool(_NUMBER_RE.match(cell))
+
+
+def _number(cell: str) -> int | float:
+    return int(cell) if _INT_RE.match(cell) else float(cell)
+
+
+def _cast(cell: str, column: str, where: str) -> Any:
+    """Cast a non-empty cell to the SQL type of trial column ``column``."""
+    typ = TRIAL_COLUMNS[column]
+
+    def bad(expected: str) -> RunnerError:
+        return RunnerError(
+            f"{where}, column {column}: {_short(cell)} is not {expected}; fix the value or "
+            "leave the cell empty"
+        )
+
+    if typ in _INT_RANGES:
+        if _INT_RE.match(cell):
+            value = int(cell)
+        elif _is_number(cell) and float(cell).is_integer():
+            value = int(float(cell))
+        else:
+            raise bad("a whole number")
+        if not -_INT_RANGES[typ] <= value < _INT_RANGES[typ]:
+            raise bad("a whole number in range")
+        return value
+    if typ == "DOUBLE":
+        if not _is_number(cell):
+            raise bad("a number")
+        return float(cell)
+    if typ == "BOOLEAN":
+        if cell.lower() in _TRUE:
+            return True
+        if cell.lower() in _FALSE:
+            return False
+        raise bad("true or false")
+    if typ == "TIMESTAMP":
+        try:
+            stamp = datetime.fromisoformat(cell)
+        except ValueError:
+            raise bad("an ISO timestamp (2024-05-01T12:30:00)") from None
+        if stamp.tzinfo is not None:
+            stamp = stamp.astimezone(UTC).replace(tzinfo=None)
+        return stamp
+    if column == "status":
+        status = cell.lower()
+        if status not in TRIAL_STATUSES:
+            raise bad("a trial status (" + ", ".join(TRIAL_STATUSES) + ")")
+        return status
+    return cell
+
+
+def _config_id(values: dict[str, Any]) -> str:
+    key = {c: values.get(c) for c in FACTOR_COLUMNS}
+    key["params"] = values.get("params") or {}
+    blob = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def _header(raw: list[str], path: Path) -> tuple[list[str], tuple[tuple[str, str], ...]]:
+    names: list[str] = []
+    seen: dict[str, str] = {}
+    renamed: list[tuple[str, str]] = []
+    for index, original in enumerate(raw, start=1):
+        name = normalise_name(original)
+        if not name:
+            label = f"header {_short(original)} of column {index}"
+            raise RunnerError(
+                f"{path.name}: {label} gives no usable name (it needs a letter or digit); "
+                "name the column in the header row"
+            )
+        if name in seen:
+            raise RunnerError(
+                f"{path.name}: columns {_short(seen[name])} and {_short(original)} both become "
+                f"{name!r}; rename one of them in the header row"
+            )
+        if name in RESERVED_COLUMNS:
+            raise RunnerError(
+                f"{path.name}: column {_short(original)} ({name}) is set by the import itself; "
+                "rename or remove that column"
+            )
+        seen[name] = original
+        names.append(name)
+        if name != original:
+            renamed.append((original, name))
+    return names, tuple(renamed)
+
+
+def parse_csv(path: Path, *, experiment: str) -> _Parsed:
+    """Read and validate the whole file; RunnerError on the first problem, naming where it is."""
+    text, sha256 = _read_text(path)
+    delimiter = sniff_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        rows: list[tuple[int, list[str]]] = []
+        for row in reader:
+            cells = [c.strip() for c in row]
+            if delimiter == ";":
+                cells = [c.replace(",", ".") if _DECIMAL_COMMA_RE.match(c) else c for c in cells]
+            if any(cells):  # skip blank lines
+                rows.append((reader.line_num, cells))
+    except csv.Error as exc:
+        raise RunnerError(
+            f"{path.name}, line {reader.line_num}: not valid CSV ({exc}); fix the quoting"
+        ) from None
+    if header is None or not any(c.strip() for c in header):
+        raise RunnerError(f"{path.name} has no header row; the first line must name the columns")
+    if not rows:
+        raise RunnerError(f"{path.name} has a header but no data rows; add one row per trial")
+    # Spreadsheets often end every line with a delimiter: drop unnamed columns with no values.
+    dropped = {
+        i
+        for i, title in enumerate(header)
+        if not title.strip() and not any(i < len(cells) and cells[i] for _, cells in rows)
+    }
+    if dropped:
+        header = [title for i, title in enumerate(header) if i not in dropped]
+        rows = [
+            (line, [c for i, c in enumerate(cells) if i not in dropped]) for line, cells in rows
+        ]
+    names, renamed = _header(header, path)
+    width = len(names)
+    for line, cells in rows:
+        if len(cells) != width:
+            raise RunnerError(
+                f"{path.name}, line {line}: {len(cells)} fields but the header has {width} "
+                f"(delimiter {delimiter!r}); make every row match the header"
+            )
+
+    writable = set(WRITABLE_TRIAL_COLUMNS)
+    trial_cols = [n for n in names if n in writable]
+    other = [(i, n) for i, n in enumerate(names) if n not in writable]
+    metric_cols = [
+        n
+        for i, n in other
+        if any(cells[i] for _, cells in rows) and all(_is_number(c[i]) for _, c in rows if c[i])
+    ]
+    param_cols = [n for _, n in other if n not in metric_cols]
+    index = {n: i for i, n in enumerate(names)}
+
+    records: list[dict[str, Any]] = []
+    metrics: list[dict[str, float]] = []
+    repetitions: dict[str, int] = {}
+    for line, cells in rows:
+        where = f"{path.name}, line {line}"
+        values: dict[str, Any] = {"experiment": experiment, "warmup": False, "status": "ok"}
+        for name in trial_cols:
+            cell = cells[index[name]]
+            if cell:
+                values[name] = _cast(cell, name, where)
+        params = {
+            n: (_number(cells[index[n]]) if _is_number(cells[index[n]]) else cells[index[n]])
+            for n in param_cols
+            if cells[index[n]]
+        }
+        values["params"] = params
+        values.setdefault("config_id", _config_id(values))
+        if "repetition" not in values:
+            repetitions[values["config_id"]] = repetitions.get(values["config_id"], 0) + 1
+            values["repetition"] = repetitions[values["config_id"]]
+        records.append(values)
+        metrics.append({n: float(cells[index[n]]) for n in metric_cols if cells[index[n]]})
+    return _Parsed(
+        records=records,
+        metrics=metrics,
+        trial_columns=tuple(trial_cols),
+        metric_columns=tuple(metric_cols),
+        param_columns=tuple(param_cols),
+        renamed=renamed,
+        delimiter=delimiter,
+        sha256=sha256,
+    )
+
+
+def import_csv(
+    file: str | Path,
+    *,
+    db: str | Path = DEFAULT_DB,
+    experiment: str | None = None,
+    argv: Sequence[str] = (),
+) -> ImportResult:
+    """Import ``file`` into ``db`` as one new run with one ``ok`` trial per row.
+
+    ``experiment`` (default: the file's stem) fills ``trials.experiment`` where the CSV has no
+    ``experiment`` column or leaves it empty. Raises RunnerError, writing nothing, when the file
+    or the database is unusable.
+    """
+    from runner.envinfo import collect_env
+
+    path = Path(file)
+    experiment = (experiment or "").strip() or path.stem
+    parsed = parse_csv(path, experiment=experiment)
+    env = collect_env()
+
+    db_path = Path(db)
+    existed = db_path.exists()
+    store = open_store(db_path)  # only now: a bad CSV must not create the database
+    try:
+        run_id = store.append_run(
+            source=f"import:{path.name}",
+            argv=argv,
+            spec={
+                "import": path.name,
+                "experiment": experiment,
+                "path": str(path.resolve()),
+                "sha256": parsed.sha256,
+                "delimiter": parsed.delimiter,
+                "renamed": [list(pair) for pair in parsed.renamed],
+            },
+            env=env,
+            trials=lambda run_id: (
+                TrialRecord(
+                    run_id=run_id,
+                    status=values["status"],
+                    values={k: v for k, v in values.items() if k != "status"},
+                    metrics=m,
+                )
+                for values, m in zip(parsed.records, parsed.metrics, strict=True)
+            ),
+        )
+    except BaseException:
+        # The transaction rolled back; a database file this import created goes too.
+        store.close()
+        if not existed:
+            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    store.close()
+    used = sorted({r.get("experiment") or experiment for r in parsed.records})
+    return ImportResult(
+        path=path,
+        run_id=run_id,
+        n_trials=len(parsed.records),
+        experiment=", ".join(used),
+        trial_columns=parsed.trial_columns,
+        metric_columns=parsed.metric_columns,
+        param_columns=parsed.param_columns,
+        renamed=parsed.renamed,
+    )
