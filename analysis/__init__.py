@@ -1,0 +1,41 @@
+"""Statistics over the trialkit results store: result objects, no printing.
+
+Every function reads the ``observations`` view of a results database (``--db``), pushes the
+per-group aggregation into DuckDB and returns a frozen dataclass with ``to_dict()``,
+``to_frame()`` and a readable ``str()``. User-fixable problems raise :class:`AnalysisError`.
+"""
+
+from analysis.anova import AnovaResult, GroupStats, anova
+from analysis.data import Filter, connect, parse_where
+from analysis.errors import AnalysisError
+from analysis.summary import (
+    DEFAULT_BY,
+    BoxStats,
+    BoxStatsResult,
+    RunInfo,
+    SummaryResult,
+    box_stats,
+    list_runs,
+    summarize,
+)
+from analysis.ttest import TtestResult, ttest
+
+__all__ = [
+    "DEFAULT_BY",
+    "AnalysisError",
+    "AnovaResult",
+    "BoxStats",
+    "BoxStatsResult",
+    "Filter",
+    "GroupStats",
+    "RunInfo",
+    "SummaryResult",
+    "TtestResult",
+    "anova",
+    "box_stats",
+    "connect",
+    "list_runs",
+    "parse_where",
+    "summarize",
+    "ttest",
+]

@@ -1,0 +1,345 @@
+"""Reading the ``observations`` view: connections, column checks, filters and group statistics.
+
+Everything here pushes work into DuckDB: callers get per-group sufficient statistics (count,
+mean, variance), never the raw rows. Every aggregate is taken over ``metric - shift`` with a
+per-group shift (the group's minimum, a data value), so subtraction is exact for data such as
+``1e12 + noise`` and DuckDB's streaming ``var_samp`` stays accurate.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from analysis.errors import AnalysisError
+
+VIEW = "observations"
+OPS = ("=", "!=", "<", ">", "<=", ">=")
+_WHERE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*$")
+
+_INT_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
+_FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One ``--where`` condition: ``column op value`` (value as typed by the user)."""
+
+    column: str
+    op: str
+    value: str
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise AnalysisError(
+                f"--where operator {self.op!r} is not supported; use one of {' '.join(OPS)}"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.column}{self.op}{self.value}"
+
+
+def parse_where(items: Sequence[str]) -> list[Filter]:
+    """Parse ``--where`` items such as ``workers=2``, ``engine!=local``, ``train_s<=3``."""
+    filters = []
+    for item in items:
+        match = _WHERE_RE.match(item)
+        if not match or not match.group(3):
+            raise AnalysisError(
+                f"--where {item!r} is not COLUMN OP VALUE; write e.g. --where workers=2 "
+                f"(operators: {' '.join(OPS)})"
+            )
+        column, op, value = match.groups()
+        filters.append(Filter(column, "=" if op == "==" else op, value))
+    return filters
+
+
+def as_filters(where: Sequence[str | Filter]) -> list[Filter]:
+    if isinstance(where, str | Filter):
+        where = [where]
+    return [w if isinstance(w, Filter) else parse_where([w])[0] for w in where]
+
+
+@contextmanager
+def connect(db: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a results database read-only; store problems become :class:`AnalysisError`."""
+    from runner.store import StoreError, open_store
+
+    try:
+        store = open_store(db, read_only=True)
+    except StoreError as exc:
+        raise AnalysisError(str(exc)) from None
+    try:
+        yield store.con
+    finally:
+        store.close()
+
+
+# -- columns ----------------------------------------------------------------------------------
+def view_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Columns of the observations view: name -> DuckDB type."""
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE {VIEW}").fetchall()}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def is_numeric_type(sql_type: str) -> bool:
+    base = sql_type.split("(")[0].upper()
+    return base in _INT_TYPES or base in _FLOAT_TYPES or base == "DECIMAL"
+
+
+def check_column(columns: dict[str, str], name: str, option: str, *, numeric: bool = False) -> str:
+    """Return the SQL type of ``name``; raise a one-line error when it is not a view column."""
+    if name not in columns:
+        close = difflib.get_close_matches(name, list(columns), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise AnalysisError(
+            f"{option} {name!r} is not a column of the observations view; {hint}"
+            f"available: {', '.join(columns)}"
+        )
+    sql_type = columns[name]
+    if numeric and not is_numeric_type(sql_type):
+        numeric_cols = [c for c, t in columns.items() if is_numeric_type(t)]
+        raise AnalysisError(
+            f"{option} {name!r} is a {sql_type} column, not numeric; pick a numeric one: "
+            f"{', '.join(numeric_cols)}"
+        )
+    return sql_type
+
+
+def format_level(value: Any) -> str:
+    """A group level as text: ``2`` not ``2.0``; booleans as ``true``/``false``."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+        return repr(value)
+    return str(value)
+
+
+# -- WHERE ------------------------------------------------------------------------------------
+def _bind_value(f: Filter, sql_type: str) -> tuple[str, Any]:
+    """SQL for ``"col" op ?`` with the value converted for the column's type."""
+    col = quote(f.column)
+    base = sql_type.split("(")[0].upper()
+    if is_numeric_type(sql_type):
+        try:
+            number = float(f.value)
+        except ValueError:
+            raise AnalysisError(
+                f"--where {f}: {f.column} is numeric ({sql_type}) but {f.value!r} is not a "
+                f"number; give a number, e.g. --where {f.column}{f.op}2"
+            ) from None
+        if not math.isfinite(number):
+            raise AnalysisError(f"--where {f}: give a finite number")
+        value: Any = int(number) if base in _INT_TYPES and number.is_integer() else number
+        return f"{col} {f.op} ?", value
+    if base == "BOOLEAN":
+        text = f.value.strip().lower()
+        if text not in _TRUE | _FALSE:
+            raise AnalysisError(
+                f"--where {f}: {f.column} is true/false but {f.value!r} is neither; "
+                f"write {f.column}=true or {f.column}=false"
+            )
+        return f"{col} {f.op} ?", text in _TRUE
+    if base == "VARCHAR":
+        return f"{col} {f.op} ?", f.value
+    # Timestamps, JSON and others: compare their text form.
+    return f"CAST({col} AS VARCHAR) {f.op} ?", f.value
+
+
+def where_clause(
+    columns: dict[str, str],
+    filters: Sequence[Filter],
+    *,
+    include_warmup: bool = False,
+    only_ok: bool = True,
+) -> tuple[str, list[Any]]:
+    """``WHERE`` text and its parameters for the default selection plus ``filters``.
+
+    By default only ``status = 'ok'`` trials that are not warm-ups are kept; a filter on
+    ``status`` or ``warmup`` replaces the corresponding default.
+    """
+    conditions: list[str] = []
+    params: list[Any] = []
+    filtered = {f.column for f in filters}
+    if only_ok and "status" not in filtered and "status" in columns:
+        conditions.append("status = 'ok'")
+    if not include_warmup and "warmup" not in filtered and "warmup" in columns:
+        conditions.append("(warmup = false OR warmup IS NULL)")
+    for f in filters:
+        sql_type = check_column(columns, f.column, "--where")
+        sql, value = _bind_value(f, sql_type)
+        conditions.append(sql)
+        params.append(value)
+    return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+
+def describe_where(filters: Sequence[Filter]) -> str:
+    return " ".join(f"--where {f}" for f in filters) if filters else "(no --where)"
+
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    """Run a query; conversion problems caused by user values become AnalysisError."""
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+        first = str(exc).splitlines()[0]
+        raise AnalysisError(f"a --where value cannot be used: {first}; fix the value") from None
+
+
+# -- group statistics -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GroupMoments:
+    """Sufficient statistics of one group: ``mean = shift + mean_dev``."""
+
+    level: str
+    n: int
+    shift: float
+    mean_dev: float
+    var: float  # sample variance (n-1); NaN when n < 2
+
+    @property
+    def mean(self) -> float:
+        return self.shift + self.mean_dev
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A checked metric/group selection: the SQL pieces every analysis needs."""
+
+    columns: dict[str, str]
+    where_sql: str
+    params: list[Any]
+    filters: tuple[Filter, ...]
+
+    @property
+    def where_text(self) -> tuple[str, ...]:
+        return tuple(str(f) for f in self.filters)
+
+
+def select(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    metric: str | None,
+    group: Sequence[str] = (),
+    group_option: str = "--group",
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+    only_ok: bool = True,
+) -> Selection:
+    columns = view_columns(con)
+    if metric is not None:
+        check_column(columns, metric, "--metric", numeric=True)
+    for g in group:
+        check_column(columns, g, group_option)
+    filters = as_filters(where)
+    sql, params = where_clause(columns, filters, include_warmup=include_warmup, only_ok=only_ok)
+    return Selection(columns, sql, params, tuple(filters))
+
+
+def group_moments(
+    con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, group: str
+) -> list[GroupMoments]:
+    """Per-level count, mean and sample variance of ``metric``, computed in DuckDB.
+
+    Rows with a NULL metric or a NULL group value are left out. Levels are sorted by value.
+    """
+    m, g = quote(metric), quote(group)
+    cond = f"{m} IS NOT NULL AND {g} IS NOT NULL"
+    where_sql = f"{sel.where_sql} AND {cond}" if sel.where_sql else f" WHERE {cond}"
+    sql = (
+        f"SELECT g, count(*), any_value(shift), avg(d), var_samp(d) FROM ("
+        f"SELECT {g} AS g, CAST({m} AS DOUBLE) - shift AS d, shift FROM ("
+        f"SELECT {g}, {m}, min(CAST({m} AS DOUBLE)) OVER (PARTITION BY {g}) AS shift "
+        f"FROM {VIEW}{where_sql})) GROUP BY g ORDER BY g"
+    )
+    rows = execute(con, sql, sel.params)
+    return [
+        GroupMoments(
+            level=format_level(level),
+            n=int(n),
+            shift=float(shift),
+            mean_dev=float(mean_dev),
+            var=float("nan") if var is None else float(var),
+        )
+        for level, n, shift, mean_dev, var in rows
+    ]
+
+
+def no_trials_error(sel: Selection, metric: str) -> AnalysisError:
+    return AnalysisError(
+        f"no trials match {describe_where(sel.filters)} with a value for {metric}; "
+        "loosen --where, or check the database with `analyze summary`"
+    )
+
+
+# -- terminal formatting (used by the results' __str__) ----------------------------------------
+def fmt(value: Any, digits: int = 6) -> str:
+    """A number for the terminal: ``digits`` significant digits; NaN as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def fmt_p(p: float) -> str:
+    if math.isnan(p):
+        return "-"
+    return "< 1e-16" if p < 1e-16 else f"{p:.4g}"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Plain aligned text table: text columns left, numbers right."""
+    cells = [[fmt(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    numeric = [
+        all(isinstance(row[i], int | float) and not isinstance(row[i], bool) for row in rows)
+        and bool(rows)
+        for i in range(len(headers))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(row) for row in cells]
+    return "\n".join(out)
