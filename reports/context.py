@@ -1,0 +1,283 @@
+"""Build the one context dict every report template renders.
+
+All statistics come from the analysis package's public functions; every number is formatted here
+(one precision per column, see :mod:`reports.format`), so templates only loop and place strings.
+A section whose test cannot be run (one level, too few trials) carries the analysis error's reason
+as a note instead of numbers.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from analysis import AnalysisError, anova, box_stats, list_runs, summarize, ttest
+from reports import format as fmt
+from reports.errors import ReportError
+
+METRIC = "train_s"
+ALPHA = 0.05
+SUMMARY_BY = ("engine", "workload", "dataset", "workers", "threads_per_worker")
+BOX_BY = ("engine", "workers")  # one panel per workload
+TTEST_ENGINES = ("local", "dask")
+TTEST_WORKERS = 1
+LONG_TEXT = 16  # characters in a factor level beyond which tables wrap the column
+
+
+def _timestamp(value: Any) -> str:
+    if value is None:
+        return fmt.MISSING
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds") + (" UTC" if value.tzinfo else "")
+    return str(value)
+
+
+def _flatten(env: Mapping[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """``{"packages": {"numpy": "2.1"}}`` -> ``[{"key": "packages.numpy", "value": "2.1"}]``."""
+    items: list[dict[str, str]] = []
+    for key, value in env.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            items.extend(_flatten(value, prefix=f"{name}."))
+        elif isinstance(value, list | tuple):
+            items.append({"key": name, "value": ", ".join(str(v) for v in value)})
+        else:
+            items.append({"key": name, "value": fmt.MISSING if value is None else str(value)})
+    return items
+
+
+def _join(values: Iterable[Any]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _provenance(run_ids: Sequence[str], n: int) -> dict[str, str]:
+    return {"run_ids": _join(run_ids) or fmt.MISSING, "n": str(n)}
+
+
+def _long(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> bool:
+    """True when some factor level is long: renderers then wrap those columns."""
+    return any(len(row[k]) > LONG_TEXT for row in rows for k in keys)
+
+
+def runs_section(runs: Sequence[Any]) -> dict[str, Any]:
+    items = [
+        {
+            "run_id": str(r.run_id),
+            "source": str(r.source),
+            "started_at": _timestamp(r.started_at),
+            "finished_at": _timestamp(r.finished_at),
+            "argv": shlex.join(str(a) for a in r.argv) if r.argv else fmt.MISSING,
+            "n_trials": fmt.count(r.n_trials),
+            "experiments": _join(r.experiments) or fmt.MISSING,
+            "env": _flatten(r.env or {}),
+        }
+        for r in runs
+    ]
+    return {"entries": items, "n_runs": str(len(items))}
+
+
+def summary_section(frame: Any, run_ids: Sequence[str]) -> dict[str, Any]:
+    rows = []
+    for rec in frame.to_dict("records"):
+        rows.append(
+            {
+                "engine": fmt.level(rec["engine"]),
+                "workload": fmt.level(rec["workload"]),
+                "dataset": fmt.level(rec["dataset"]),
+                "workers": fmt.level(rec["workers"]),
+                "threads": fmt.level(rec["threads_per_worker"]),
+                "n": fmt.count(rec["n"]),
+                **{
+                    f"{m}_{stat}": fmt.seconds(rec[f"{m}_{stat}"])
+                    for m in ("train_s", "wall_s")
+                    for stat in ("mean", "sd", "median")
+                },
+                "train_s_ci": fmt.interval(rec["train_s_ci_low"], rec["train_s_ci_high"]),
+                "wall_s_ci": fmt.interval(rec["wall_s_ci_low"], rec["wall_s_ci_high"]),
+                "accuracy": fmt.fixed(rec.get("accuracy_mean"), 4),
+                "failed": fmt.count(rec.get("failed")),
+                "timeout": fmt.count(rec.get("timeout")),
+            }
+        )
+    n = int(sum(int(r) for r in frame["n"])) if len(frame) else 0
+    long_text = _long(rows, ("engine", "workload", "dataset"))
+    return {"rows": rows, "long_text": long_text, **_provenance(run_ids, n)}
+
+
+def _pairs(frame: Any) -> list[tuple[Any, Any]]:
+    seen: dict[tuple[Any, Any], None] = {}
+    for rec in frame[["engine", "workload"]].to_dict("records"):
+        seen.setdefault((rec["engine"], rec["workload"]), None)
+    return list(seen)
+
+
+def anova_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any]:
+    tests: list[dict[str, Any]] = []
+    notes: list[dict[str, str]] = []
+    total = 0
+    for engine, workload in _pairs(frame):
+        where = (f"engine={engine}", f"workload={workload}")
+        try:
+            res = anova(db, group="workers", metric=METRIC, where=where)
+        except AnalysisError as exc:
+            notes.append(
+                {"engine": fmt.level(engine), "workload": fmt.level(workload), "reason": str(exc)}
+            )
+            continue
+        total += int(res.n)
+        tests.append(
+            {
+                "engine": fmt.level(engine),
+                "workload": fmt.level(workload),
+                "levels": _join(fmt.level(g.level) for g in res.groups),
+                "groups": [
+                    {
+                        "level": fmt.level(g.level),
+                        "n": fmt.count(g.n),
+                        "mean": fmt.seconds(g.mean),
+                        "sd": fmt.seconds(g.sd),
+                    }
+                    for g in res.groups
+                ],
+                "statistic": fmt.statistic(res.statistic),
+                "df": f"{fmt.dof(res.df_num)}, {fmt.dof(res.df_den)}",
+                "p_value": fmt.p_value(res.p_value),
+                "eta_sq": fmt.fixed(res.eta_sq, 3),
+                "significant": "yes" if res.p_value < ALPHA else "no",
+                "n": fmt.count(res.n),
+            }
+        )
+    return {
+        "tests": tests,
+        "notes": notes,
+        "long_text": _long(tests, ("engine", "workload")),
+        "metric": METRIC,
+        "alpha": str(ALPHA),
+        **_provenance(run_ids, total),
+    }
+
+
+def ttest_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any]:
+    a, b = TTEST_ENGINES
+    tests: list[dict[str, Any]] = []
+    notes: list[dict[str, str]] = []
+    total = 0
+    workloads = list(dict.fromkeys(frame["workload"].tolist()))
+    for workload in workloads:
+        where = (f"workload={workload}", f"workers={TTEST_WORKERS}")
+        try:
+            res = ttest(db, group="engine", a=a, b=b, metric=METRIC, where=where)
+        except AnalysisError as exc:
+            notes.append({"workload": fmt.level(workload), "reason": str(exc)})
+            continue
+        total += int(res.n_a) + int(res.n_b)
+        tests.append(
+            {
+                "workload": fmt.level(workload),
+                "n_a": fmt.count(res.n_a),
+                "n_b": fmt.count(res.n_b),
+                "mean_a": fmt.seconds(res.mean_a),
+                "mean_b": fmt.seconds(res.mean_b),
+                "mean_diff": fmt.seconds(res.mean_diff),
+                "ci": fmt.interval(res.ci_low, res.ci_high),
+                "statistic": fmt.statistic(res.statistic),
+                "df": fmt.dof(res.df),
+                "p_value": fmt.p_value(res.p_value),
+                "cohens_d": fmt.fixed(res.cohens_d, 2),
+                "significant": "yes" if res.p_value < ALPHA else "no",
+            }
+        )
+    return {
+        "tests": tests,
+        "notes": notes,
+        "long_text": _long(tests, ("workload",)),
+        "a": a,
+        "b": b,
+        "workers": str(TTEST_WORKERS),
+        "metric": METRIC,
+        "test_name": "Welch's t-test",
+        "alpha": str(ALPHA),
+        **_provenance(run_ids, total),
+    }
+
+
+def boxplot_section(
+    db: Path, frame: Any, run_ids: Sequence[str]
+) -> tuple[dict[str, Any], list[tuple[str, tuple[Any, ...]]]]:
+    """The boxplot's context and its panels: one ``(workload, boxes)`` per workload, boxes per
+    engine and worker count (each workload on its own time scale)."""
+    panels: list[tuple[str, tuple[Any, ...]]] = []
+    notes: list[dict[str, str]] = []
+    boxes: list[dict[str, str]] = []
+    n = 0
+    for workload in dict.fromkeys(frame["workload"].tolist()):
+        try:
+            res = box_stats(db, by=BOX_BY, metric=METRIC, where=(f"workload={workload}",))
+        except AnalysisError as exc:
+            notes.append({"workload": fmt.level(workload), "reason": str(exc)})
+            continue
+        panels.append((f"workload: {fmt.level(workload)}", tuple(res.boxes)))
+        for b in res.boxes:
+            n += int(b.n)
+            boxes.append(
+                {
+                    "workload": fmt.level(workload),
+                    "label": str(b.label),
+                    "n": fmt.count(b.n),
+                    "median": fmt.seconds(b.median),
+                    "iqr": fmt.interval(b.q1, b.q3),
+                }
+            )
+    section = {
+        "notes": notes,
+        "boxes": boxes,
+        "metric": METRIC,
+        "by": " / ".join(BOX_BY),
+        **_provenance(run_ids, n),
+    }
+    return section, panels
+
+
+def build_context(db: Path) -> tuple[dict[str, Any], Any]:
+    """Gather every analysis result for the report; return the context and the boxplot's panels
+    (the figure is drawn by the caller, in the format it needs).
+
+    Raises :class:`ReportError` when the database holds no usable trials.
+    """
+    try:
+        runs = list_runs(db)
+    except AnalysisError as exc:
+        raise ReportError(str(exc)) from None
+    if not runs or sum(int(r.n_trials) for r in runs) == 0:
+        raise ReportError("no trials in DB: run `runner trials` first")
+    run_ids = [str(r.run_id) for r in runs if int(r.n_trials) > 0]
+    try:
+        frame = summarize(db, by=SUMMARY_BY, metrics=("train_s", "wall_s")).to_frame()
+    except AnalysisError as exc:
+        raise ReportError(str(exc)) from None
+    if len(frame) == 0:
+        raise ReportError("no trials in DB: run `runner trials` first")
+
+    summary = summary_section(frame, run_ids)
+    anova_ctx = anova_section(db, frame, run_ids)
+    ttest_ctx = ttest_section(db, frame, run_ids)
+    box_ctx, box_panels = boxplot_section(db, frame, run_ids)
+    warnings = [f"ANOVA {n['engine']}/{n['workload']}: {n['reason']}" for n in anova_ctx["notes"]]
+    warnings += [f"t-test {n['workload']}: {n['reason']}" for n in ttest_ctx["notes"]]
+    warnings += [f"boxplot {n['workload']}: {n['reason']}" for n in box_ctx["notes"]]
+    context = {
+        "title": "trialkit report",
+        "database": str(db),
+        "run_ids": run_ids,
+        "n_trials": summary["n"],
+        "runs": runs_section(runs),
+        "summary": summary,
+        "anova": anova_ctx,
+        "ttest": ttest_ctx,
+        "boxplot": box_ctx,
+        "warnings": warnings,
+    }
+    return context, box_panels

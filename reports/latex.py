@@ -1,0 +1,184 @@
+"""LaTeX rendering: an escaping Jinja environment and a sandboxed ``latexmk`` compile.
+
+Every value a template places is escaped for LaTeX by the environment's ``finalize`` hook unless it
+is wrapped in :class:`Trusted` (LaTeX we wrote ourselves). Escaping maps one character at a time,
+so already-produced escapes are never escaped again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from reports.errors import ReportError
+
+TEX_INSTALL_HINT = (
+    "install TeX Live, e.g. `apt-get install latexmk texlive-latex-recommended "
+    "texlive-fonts-recommended lmodern`"
+)
+COMPILE_TIMEOUT_S = 180
+
+
+class Trusted(str):
+    """A string that is already valid LaTeX and is placed verbatim (never built from data)."""
+
+    __slots__ = ()
+
+
+#: One entry per special character; the result of a replacement is never looked at again.
+LATEX_ESCAPES: dict[str, str] = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    # Not special on their own, but they form ligatures or optional arguments in context:
+    # ``--`` is a dash, and ``\\ [x]`` in a table row is read as ``\\[x]`` (a length).
+    "-": "-{}",
+    "[": "{[}",
+    "]": "{]}",
+    "`": r"\textasciigrave{}",
+    "'": r"\textquotesingle{}",
+    '"': r"\textquotedbl{}",
+    # Line breaks inside a cell would end the paragraph (a blank line) or the row.
+    "\n": " ",
+    "\r": " ",
+    "\t": " ",
+}
+_SPECIAL = re.compile(
+    "|".join(re.escape(c) for c in LATEX_ESCAPES)
+    + r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # other control characters: dropped
+    + r"|[^\x00-\xff]"  # beyond Latin-1
+)
+#: Characters outside Latin-1 that T1 + utf8 inputenc typeset; anything else is shown as U+XXXX.
+_UNICODE_OK = frozenset("–—‘’“”…•€")
+
+
+def _replace(match: re.Match[str]) -> str:
+    char = match.group(0)
+    if char in LATEX_ESCAPES:
+        return LATEX_ESCAPES[char]
+    if char in _UNICODE_OK:
+        return char
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return ""
+    return f"[U+{ord(char):04X}]"
+
+
+def escape_latex(value: Any) -> str:
+    """Return ``value`` as LaTeX text that typesets literally; :class:`Trusted` passes through."""
+    if isinstance(value, Trusted):
+        return value
+    if value is None:
+        return ""
+    return _SPECIAL.sub(_replace, str(value))
+
+
+def latex_environment() -> jinja2.Environment:
+    """Jinja environment for ``*.tex.j2``: ``\\BLOCK{}``, ``\\VAR{}``, ``\\#{}``; escapes values."""
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("templates", ""),
+        block_start_string=r"\BLOCK{",
+        block_end_string="}",
+        variable_start_string=r"\VAR{",
+        variable_end_string="}",
+        comment_start_string=r"\#{",
+        comment_end_string="}",
+        line_statement_prefix=None,
+        line_comment_prefix=None,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        finalize=escape_latex,
+    )
+
+
+def _tex_tools() -> tuple[str, str]:
+    latexmk = shutil.which("latexmk")
+    pdflatex = shutil.which("pdflatex")
+    if pdflatex is None:
+        raise ReportError(f"pdflatex not found: {TEX_INSTALL_HINT}")
+    if latexmk is None:
+        raise ReportError(f"latexmk not found: {TEX_INSTALL_HINT}")
+    return latexmk, pdflatex
+
+
+def check_tex() -> None:
+    """Raise :class:`ReportError` when ``latexmk`` or ``pdflatex`` is not on PATH."""
+    _tex_tools()
+
+
+_FILE_LINE_ERROR = re.compile(r"^\S+\.tex:\d+: ")
+
+
+def _first_error(log: Path) -> str:
+    try:
+        lines = log.read_text(encoding="latin-1").splitlines()
+    except OSError:
+        return "no log written"
+    for line in lines:
+        if line.startswith("!") or _FILE_LINE_ERROR.match(line):
+            return line.lstrip("! ").strip()
+    return "unknown error"
+
+
+def compile_pdf(source: str, *, files: dict[str, bytes] | None = None) -> bytes:
+    """Compile LaTeX ``source`` (plus auxiliary ``files``) in a temporary folder; return the PDF.
+
+    Shell escape is off both for latexmk and for the pdflatex it runs. On failure the folder is
+    kept so that the log can be read, and the error names it.
+    """
+    latexmk, _ = _tex_tools()
+    workdir = Path(tempfile.mkdtemp(prefix="trialkit-report-"))
+    (workdir / "report.tex").write_text(source, encoding="utf-8")
+    for name, data in (files or {}).items():
+        (workdir / name).write_bytes(data)
+    cmd = [
+        latexmk,
+        "-pdf",
+        "-interaction=nonstopmode",
+        "-halt-on-error",
+        "-file-line-error",
+        "-no-shell-escape",
+        "-pdflatex=pdflatex -no-shell-escape -interaction=nonstopmode -halt-on-error %O %S",
+        "report.tex",
+    ]
+    env = dict(os.environ, openout_any="p", shell_escape="f")
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=workdir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=COMPILE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ReportError(
+            f"LaTeX did not finish within {COMPILE_TIMEOUT_S} s; see {workdir / 'report.log'}"
+        ) from None
+    pdf = workdir / "report.pdf"
+    log = workdir / "report.log"
+    if proc.returncode != 0 or not pdf.exists():
+        raise ReportError(f"LaTeX failed ({_first_error(log)}); see the log at {log}")
+    data = pdf.read_bytes()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return data
