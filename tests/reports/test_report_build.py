@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -242,3 +243,16 @@ def test_bad_out_folder(db: tuple[Path, list[dict]], tmp_path: Path) -> None:
     path, _ = db
     with pytest.raises(ReportError, match="does not exist"):
         build_report(path, fmt="html", out=tmp_path / "missing" / "r.html")
+
+
+def test_report_file_gets_the_usual_permissions(
+    db: tuple[Path, list[dict]], tmp_path: Path
+) -> None:
+    path, _ = db
+    out = tmp_path / "r.html"
+    umask = os.umask(0o022)
+    try:
+        build_report(path, fmt="html", out=out)
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
