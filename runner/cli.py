@@ -64,9 +64,7 @@ def _split_csv(values: list[str] | None) -> list[str] | None:
 
 @app.command()
 def trials(
-    n: Annotated[
-        int | None, typer.Option("--n", help="Measured trials per configuration.")
-    ] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Measured trials per configuration.")] = None,
     experiment: Annotated[
         str, typer.Option("--experiment", "-e", help="Experiment name or TOML path.")
     ] = "default",

@@ -32,9 +32,7 @@ class Split:
 
 def check_dataset(name: str) -> None:
     if name not in DATASETS:
-        raise RunnerError(
-            f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}"
-        )
+        raise RunnerError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
 
 
 def load_split(name: str, *, seed: int, data_fraction: float = 1.0) -> Split:
@@ -49,9 +47,7 @@ def load_split(name: str, *, seed: int, data_fraction: float = 1.0) -> Split:
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=0.2, stratify=y, random_state=seed
-    )
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
     if data_fraction < 1:
         x_tr, _, y_tr, _ = train_test_split(
             x_tr, y_tr, train_size=data_fraction, stratify=y_tr, random_state=seed

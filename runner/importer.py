@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import RunnerError
+from runner.spec import FACTORS
 from runner.store import (
     DEFAULT_DB,
     RUN_VIEW_COLUMNS,
@@ -37,18 +38,7 @@ from runner.store import (
 #: Trial columns the import sets itself; a CSV column with one of these names is refused.
 RESERVED_COLUMNS = ("trial_id", "run_id", "params", *RUN_VIEW_COLUMNS)
 #: Trial columns that describe a configuration (hashed into ``config_id`` with the params).
-FACTOR_COLUMNS = (
-    "experiment",
-    "engine",
-    "workload",
-    "dataset",
-    "workers",
-    "threads_per_worker",
-    "memory_gb",
-    "batch_size",
-    "epochs",
-    "data_fraction",
-)
+FACTOR_COLUMNS = ("experiment", *FACTORS)
 DELIMITERS = (",", ";", "\t")
 _SNIFF_LINES = 50
 _INT_RE = re.compile(r"^[+-]?\d+$")

@@ -53,8 +53,17 @@ _INT_FACTORS = ("workers", "threads_per_worker", "batch_size", "epochs")
 _FLOAT_FACTORS = ("memory_gb", "data_fraction")
 #: Parameters whose value is itself a list (a plain list is one value, a list of lists levels).
 LIST_PARAMS = ("hidden",)
-_TOP_KEYS = {"name", "description", "n", "warmup", "seed", "timeout", "defaults", "workloads",
-             "matrix"}
+_TOP_KEYS = {
+    "name",
+    "description",
+    "n",
+    "warmup",
+    "seed",
+    "timeout",
+    "defaults",
+    "workloads",
+    "matrix",
+}
 BASE_DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "workers": 1,
@@ -101,8 +110,7 @@ def resolve_experiment(name_or_path: str) -> Path:
             raise RunnerError(f"experiment file {path} not found; give an existing .toml file")
         return path
     raise RunnerError(
-        f"unknown experiment {name_or_path!r}; give a .toml path or one of: "
-        f"{', '.join(builtin)}"
+        f"unknown experiment {name_or_path!r}; give a .toml path or one of: {', '.join(builtin)}"
     )
 
 
@@ -123,8 +131,10 @@ def _levels(key: str, value: Any) -> list[Any]:
 
 def _expand(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
     keys = list(entry)
-    return [dict(zip(keys, combo, strict=True))
-            for combo in itertools.product(*(_levels(k, entry[k]) for k in keys))]
+    return [
+        dict(zip(keys, combo, strict=True))
+        for combo in itertools.product(*(_levels(k, entry[k]) for k in keys))
+    ]
 
 
 def _check_factor_types(config: dict[str, Any], where: str) -> None:
@@ -203,7 +213,7 @@ def load_experiment(
         where = f"experiment {path.name}, [[matrix]] entry {i}"
         for key in ("engine", "workload"):
             if key not in entry:
-                raise RunnerError(f"{where} has no {key}; add {key} = \"...\"")
+                raise RunnerError(f'{where} has no {key}; add {key} = "..."')
         for partial in _expand({"engine": entry["engine"], "workload": entry["workload"]}):
             engine_name, workload_name = str(partial["engine"]), str(partial["workload"])
             get_engine(engine_name)
@@ -240,5 +250,6 @@ def load_experiment(
             f"experiment {name} has no configuration with {wanted}; drop the filter or "
             "choose another experiment"
         )
-    return Experiment(name, path, str(raw.get("description", "")), n, warmup, seed, timeout,
-                      tuple(configs))
+    return Experiment(
+        name, path, str(raw.get("description", "")), n, warmup, seed, timeout, tuple(configs)
+    )

@@ -496,9 +496,7 @@ def open_store(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Sto
                         "use another --db"
                     )
             if read_only:
-                raise StoreError(
-                    f"{path} holds no trialkit results yet: run `runner trials` first"
-                )
+                raise StoreError(f"{path} holds no trialkit results yet: run `runner trials` first")
             store._create()
         elif version > SCHEMA_VERSION:
             raise StoreError(

@@ -13,21 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import RunnerError
+from runner.spec import FACTORS
 
 #: Seconds allowed for engine start-up and data loading, on top of the trial timeout.
 SETUP_GRACE_S = 120.0
-FACTOR_COLUMNS = (
-    "experiment",
-    "engine",
-    "workload",
-    "dataset",
-    "workers",
-    "threads_per_worker",
-    "memory_gb",
-    "batch_size",
-    "epochs",
-    "data_fraction",
-)
+FACTOR_COLUMNS = ("experiment", *FACTORS)
 
 
 @dataclass(frozen=True)

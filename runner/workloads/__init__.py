@@ -43,9 +43,7 @@ MLP_SOLVERS = ("lbfgs", "sgd", "adam")
 def _check_mlp(config: Mapping[str, Any]) -> None:
     impl = config.get("impl", "sklearn")
     if impl not in MLP_IMPLS:
-        raise RunnerError(
-            f"mlp: impl {impl!r} is not supported; available: {', '.join(MLP_IMPLS)}"
-        )
+        raise RunnerError(f"mlp: impl {impl!r} is not supported; available: {', '.join(MLP_IMPLS)}")
     hidden = config.get("hidden", [100])
     hidden = [hidden] if isinstance(hidden, int) else hidden
     if (
