@@ -84,6 +84,22 @@ def trials(
     timeout: Annotated[
         float | None, typer.Option(help="Seconds per trial; a slower trial is stopped.")
     ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(help="Datasets instead of the spec's (repeat or comma-separate)."),
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="Folder of MNIST-format IDX files (plain or .gz).")
+    ] = None,
+    spark_master: Annotated[
+        str | None, typer.Option(help="Run spark configurations on this existing master URL.")
+    ] = None,
+    dask_scheduler: Annotated[
+        str | None, typer.Option(help="Run dask configurations on this existing scheduler.")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Run ray configurations on this existing cluster.")
+    ] = None,
     db: DbOption = Path("results.duckdb"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
@@ -101,6 +117,11 @@ def trials(
             workers=workers,
             seed=seed,
             timeout=timeout,
+            datasets=_split_csv(dataset),
+            data_dir=data_dir,
+            spark_master=spark_master,
+            dask_scheduler=dask_scheduler,
+            ray_address=ray_address,
         )
         result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
     except RunnerError as exc:

@@ -30,12 +30,14 @@ class Split:
         return int(max(self.y_train.max(), self.y_test.max()) + 1)
 
 
-def check_dataset(name: str) -> None:
+def check_dataset(name: str, data_dir: str | None = None) -> None:
     if name not in DATASETS:
         raise RunnerError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
 
 
-def load_split(name: str, *, seed: int, data_fraction: float = 1.0) -> Split:
+def load_split(
+    name: str, *, seed: int, data_fraction: float = 1.0, data_dir: str | None = None
+) -> Split:
     """Load ``name`` and split it 80:20, stratified, with ``seed`` (digits: 1437 / 360, as in
     paper 000). ``data_fraction`` < 1 keeps a stratified fraction of the training set."""
     check_dataset(name)

@@ -166,6 +166,9 @@ def load_experiment(
     warmup: int | None = None,
     seed: int | None = None,
     timeout: float | None = None,
+    datasets: Sequence[str] | None = None,
+    data_dir: str | None = None,
+    addresses: Mapping[str, str] | None = None,
 ) -> Experiment:
     """Read and expand an experiment; options override the spec. Every configuration is checked
     (engine, workload, dataset, support, factor types) before anything runs."""
@@ -232,9 +235,16 @@ def load_experiment(
             }
             if workers is not None and ENGINES[engine_name].max_workers is None:
                 merged["workers"] = list(workers)
+            if datasets:
+                merged["dataset"] = list(datasets)
+            if data_dir is not None:
+                merged["data_dir"] = str(Path(data_dir).resolve())
+            if addresses and addresses.get(engine_name):
+                # an existing cluster: part of the configuration, so part of its id
+                merged["address"] = addresses[engine_name]
             for config in _expand(merged):
                 _check_factor_types(config, where)
-                check_dataset(str(config["dataset"]))
+                check_dataset(str(config["dataset"]), config.get("data_dir"))
                 check_supported(engine_name, workload_name, int(config["workers"]))
                 workload.check(config)
                 config = {"experiment": name, "seed": seed, **config}

@@ -32,6 +32,10 @@ class TrialOptions:
     workers: tuple[int, ...] | None = None
     seed: int | None = None
     timeout: float | None = None
+    datasets: tuple[str, ...] | None = None
+    data_dir: str | None = None
+    #: engine -> address of an existing cluster (spark master URL, dask scheduler, ray address)
+    addresses: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_cli(
@@ -45,6 +49,11 @@ class TrialOptions:
         workers: str | None,
         seed: int | None,
         timeout: float | None,
+        datasets: Sequence[str] | None = None,
+        data_dir: str | None = None,
+        spark_master: str | None = None,
+        dask_scheduler: str | None = None,
+        ray_address: str | None = None,
     ) -> TrialOptions:
         parsed: tuple[int, ...] | None = None
         if workers is not None:
@@ -65,6 +74,17 @@ class TrialOptions:
             workers=parsed,
             seed=seed,
             timeout=timeout,
+            datasets=tuple(datasets) if datasets else None,
+            data_dir=data_dir,
+            addresses=tuple(
+                (engine, address)
+                for engine, address in (
+                    ("spark", spark_master),
+                    ("dask", dask_scheduler),
+                    ("ray", ray_address),
+                )
+                if address
+            ),
         )
 
 
@@ -358,7 +378,7 @@ def run_experiment(
 ) -> RunResult:
     """Run every configuration of the experiment; return what happened. Everything the user can
     get wrong is checked before the database is opened."""
-    from runner.engines import check_installed
+    from runner.engines import check_installed, check_reachable
     from runner.envinfo import collect_env
     from runner.spec import load_experiment
     from runner.store import check_db_path, open_store
@@ -372,9 +392,16 @@ def run_experiment(
         warmup=options.warmup,
         seed=options.seed,
         timeout=options.timeout,
+        datasets=options.datasets,
+        data_dir=options.data_dir,
+        addresses=dict(options.addresses),
     )
-    for engine in sorted({str(c["engine"]) for c in experiment.configs}):
+    used = sorted({str(c["engine"]) for c in experiment.configs})
+    for engine in used:
         check_installed(engine)
+    for engine, address in options.addresses:
+        if engine in used:
+            check_reachable(engine, address)
     check_db_path(Path(db), must_exist=False)
 
     t0 = time.perf_counter_ns()

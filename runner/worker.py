@@ -106,6 +106,7 @@ def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
             str(config["dataset"]),
             seed=int(config.get("seed", 0)),
             data_fraction=float(config.get("data_fraction") or 1.0),
+            data_dir=config.get("data_dir"),
         )
         session.load(split)
         load_s = _seconds(t)

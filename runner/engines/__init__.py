@@ -106,6 +106,35 @@ def check_installed(engine: str) -> None:
         )
 
 
+def check_reachable(engine: str, address: str, timeout: float = 5.0) -> None:
+    """Refuse an existing-cluster address that does not accept a TCP connection."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    option = {"spark": "--spark-master", "dask": "--dask-scheduler", "ray": "--ray-address"}
+    flag = option.get(engine, "address")
+    if not host or not port:
+        raise RunnerError(
+            f"{flag} {address!r} has no host:port; write e.g. "
+            + {"spark": "spark://127.0.0.1:7077", "dask": "tcp://127.0.0.1:8786"}.get(
+                engine, "127.0.0.1:6379"
+            )
+        )
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise RunnerError(
+            f"{flag} {address}: cannot connect to {host}:{port} ({exc.strerror or exc}); "
+            "start the cluster or fix the address"
+        ) from None
+
+
 def make_session(config: Mapping[str, Any]) -> EngineSession:
     info = get_engine(str(config["engine"]))
     module = importlib.import_module(f"runner.engines.{info.module}")

@@ -48,6 +48,12 @@ class Session:
     def start(self) -> None:
         from distributed import Client, LocalCluster
 
+        address = self.config.get("address")
+        if address:  # an existing scheduler: use its workers as they are
+            self.client = Client(str(address), timeout="30s")
+            self.client.wait_for_workers(1, timeout=30)
+            self.addresses = sorted(self.client.scheduler_info()["workers"])
+            return
         self.cluster = LocalCluster(
             n_workers=self.workers,
             threads_per_worker=self.threads,

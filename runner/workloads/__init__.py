@@ -37,7 +37,9 @@ def _check_knn(config: Mapping[str, Any]) -> None:
 
 MLP_IMPLS = ("sklearn",)
 MLP_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
-MLP_SOLVERS = ("lbfgs", "sgd", "adam")
+#: Solvers per engine family: scikit-learn's, and Spark MLlib's (002 and 004 compare both).
+MLP_SOLVERS = {"spark": ("l-bfgs", "gd")}
+SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
 
 
 def _check_mlp(config: Mapping[str, Any]) -> None:
@@ -52,7 +54,8 @@ def _check_mlp(config: Mapping[str, Any]) -> None:
         or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)
     ):
         raise RunnerError(f"mlp: hidden must be a list of layer sizes >= 1, got {hidden!r}")
-    for key, allowed in (("activation", MLP_ACTIVATIONS), ("solver", MLP_SOLVERS)):
+    solvers = MLP_SOLVERS.get(str(config.get("engine")), SKLEARN_SOLVERS)
+    for key, allowed in (("activation", MLP_ACTIVATIONS), ("solver", solvers)):
         value = config.get(key)
         if value is not None and value not in allowed:
             raise RunnerError(f"mlp: {key} {value!r} is not one of {', '.join(allowed)}")
@@ -75,7 +78,7 @@ def _mlp(config: Mapping[str, Any], seed: int) -> Any:
     return MLPClassifier(
         hidden_layer_sizes=tuple(int(h) for h in hidden),
         activation=str(config.get("activation", "relu")),
-        solver=str(config.get("solver", "adam")),
+        solver=str(config.get("solver") or "adam"),
         max_iter=int(config.get("epochs") or 200),
         batch_size=int(batch) if batch else "auto",
         learning_rate_init=float(config.get("learning_rate", 0.001)),
@@ -96,7 +99,7 @@ WORKLOADS: dict[str, Workload] = {
     "mlp": Workload(
         "mlp",
         "scikit-learn MLPClassifier (paper 001); hidden, activation, solver, epochs, batch_size",
-        {"impl": "sklearn", "hidden": [100], "activation": "relu", "solver": "adam", "epochs": 200},
+        {"impl": "sklearn", "hidden": [100], "activation": "relu", "epochs": 200},
     ),
 }
 

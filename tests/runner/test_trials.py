@@ -211,3 +211,121 @@ def test_bad_db_path(tmp_path: Path, kind: str) -> None:
     assert str(db) in line
     if before:
         assert digest(db) == before
+
+
+def test_unreachable_cluster_address_is_refused_fast(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = tmp_path / "r.duckdb"
+    t0 = time.monotonic()
+    proc = run_cli(
+        "runner",
+        "trials",
+        "--engine",
+        "dask",
+        "--n",
+        "1",
+        "--dask-scheduler",
+        f"tcp://127.0.0.1:{port}",
+        "--db",
+        db,
+        "-q",
+    )
+    line = assert_user_error(proc)
+    assert "--dask-scheduler" in line and "cannot connect" in line
+    assert time.monotonic() - t0 < 30
+    assert not db.exists()
+
+
+@pytest.mark.engine
+def test_existing_dask_cluster(tmp_path: Path) -> None:
+    """A scheduler and two workers started as separate processes, as a user would."""
+    import socket
+    import subprocess
+    import time
+
+    from tests.conftest import BIN
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(BIN / "dask"),
+                        "worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--nworkers",
+                        "1",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        db = tmp_path / "r.duckdb"
+        proc = run_cli(
+            "runner",
+            "trials",
+            "--engine",
+            "dask",
+            "--workload",
+            "knn",
+            "--workers",
+            "2",
+            "--n",
+            "2",
+            "--warmup",
+            "0",
+            "--dask-scheduler",
+            address,
+            "--db",
+            db,
+            "-q",
+        )
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        con = duckdb.connect(str(db), read_only=True)
+        rows = con.execute(
+            "SELECT status, accuracy, json_extract_string(params, '$.address') FROM observations"
+        ).fetchall()
+        assert [(s, a) for s, a, _ in rows] == [("ok", rows[0][1])] * 2
+        assert rows[0][1] >= 0.97 and rows[0][2] == address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
