@@ -229,6 +229,7 @@ def _run_config(
     timeout: float,
     advance: Any,
 ) -> ConfigOutcome:
+    from runner.sampler import TreeSampler
     from runner.spec import config_id
     from runner.store import TrialRecord, now_utc
 
@@ -304,8 +305,10 @@ def _run_config(
                 )
             seed = base_seed + ordinal
             started = now_utc()
+            sampler = TreeSampler(worker.process.pid).start()
             worker.conn.send({"kind": "trial", "seed": seed})
             result = worker.receive(timeout)
+            resources = sampler.stop()
             if result is None:
                 timed_out = worker.alive()
                 code = worker.process.exitcode
@@ -338,7 +341,8 @@ def _run_config(
                     run_id=run_id,
                     status=result["status"],
                     values=values,
-                    metrics=result.get("metrics", {}),
+                    metrics={**result.get("metrics", {}), **resources.metrics()},
+                    samples=resources.rows,
                 )
             )
             if not is_warmup:

@@ -67,6 +67,23 @@ def test_default_experiment_records_every_trial(default_run: tuple[Path, str]) -
         "WHERE engine = 'dask' GROUP BY workers ORDER BY workers"
     ).fetchall()
     assert used == [(1, 1.0, 1.0), (2, 2.0, 2.0)]
+    # resources: every trial sampled; the Dask tree (scheduler side + worker processes) is
+    # bigger than the in-process engine's
+    assert (
+        con.execute(
+            "SELECT count(*) FROM trials t WHERE NOT EXISTS "
+            "(SELECT 1 FROM samples s WHERE s.trial_id = t.trial_id)"
+        ).fetchone()[0]
+        == 0
+    )
+    rss = dict(
+        con.execute(
+            "SELECT engine || workers, min(peak_rss_mb) FROM observations "
+            "WHERE workload = 'mlp' GROUP BY ALL"
+        ).fetchall()
+    )
+    assert rss["dask2"] > rss["dask1"] > rss["local1"] > 50
+    assert con.execute("SELECT min(cpu_s) FROM observations").fetchone()[0] >= 0
     # per-run metadata
     run = con.execute("SELECT argv, spec, env, source, status, finished_at FROM runs").fetchall()
     assert len(run) == 1
