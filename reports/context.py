@@ -119,6 +119,25 @@ def anova_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any
     notes: list[dict[str, str]] = []
     total = 0
     for engine, workload in _pairs(frame):
+        levels = sorted(
+            {
+                int(w)
+                for w in frame.loc[
+                    (frame["engine"] == engine) & (frame["workload"] == workload), "workers"
+                ]
+                if w == w  # not NaN
+            }
+        )
+        if len(levels) < 2:
+            notes.append(
+                {
+                    "engine": fmt.level(engine),
+                    "workload": fmt.level(workload),
+                    "reason": "measured at one worker count only "
+                    f"({', '.join(map(str, levels)) or 'none'}); nothing to compare",
+                }
+            )
+            continue
         where = (f"engine={engine}", f"workload={workload}")
         try:
             res = anova(db, group="workers", metric=METRIC, where=where)
