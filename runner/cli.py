@@ -159,6 +159,15 @@ def list_engines() -> None:
     typer.echo(support_matrix())
 
 
+@list_app.command("datasets")
+def list_datasets() -> None:
+    """Datasets the runner can read, and where from."""
+    from runner.datasets import DATASETS
+
+    for name, description in DATASETS.items():
+        typer.echo(f"{name}\t{description}")
+
+
 @list_app.command("experiments")
 def list_experiments() -> None:
     """Experiment specs shipped with trialkit."""
