@@ -68,6 +68,20 @@ ENGINES: dict[str, EngineInfo] = {
             "shards scored on all workers",
         },
     ),
+    "ray": EngineInfo(
+        "ray",
+        "ray.init(address='local', num_cpus=workers x threads_per_worker), dashboard off, one "
+        "actor (num_cpus=threads_per_worker) per worker; --ray-address ADDR",
+        "ray",
+        ("ray",),
+        "ray",
+        {
+            "knn": "training set ray.put once per configuration; every actor fits; test shards "
+            "(>= workers) scored on the actors",
+            "mlp": "one actor fits scikit-learn's MLP, the fitted model is shipped to the other "
+            "actors; test shards scored on all actors",
+        },
+    ),
 }
 
 
