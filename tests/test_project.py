@@ -11,8 +11,18 @@ import pytest
 from tests.conftest import BIN, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("sklearn", "dask", "distributed", "pyspark", "ray", "tensorflow", "statsmodels",
-         "matplotlib", "scipy", "pandas")
+HEAVY = (
+    "sklearn",
+    "dask",
+    "distributed",
+    "pyspark",
+    "ray",
+    "tensorflow",
+    "statsmodels",
+    "matplotlib",
+    "scipy",
+    "pandas",
+)
 
 
 def test_ruff_clean() -> None:

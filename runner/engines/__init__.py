@@ -68,6 +68,20 @@ ENGINES: dict[str, EngineInfo] = {
             "shards scored on all workers",
         },
     ),
+    "spark": EngineInfo(
+        "spark",
+        "pyspark: local[workers x threads_per_worker] by default; --spark-master URL for a "
+        "cluster (executor cores = threads_per_worker, cores.max = workers x threads)",
+        "spark",
+        ("pyspark",),
+        "spark",
+        {
+            "knn": "training set broadcast once; each Python worker fits scikit-learn's KNN in "
+            "train; test set scored in max(workers x threads, 2) partitions with mapPartitions",
+            "mlp": "Spark MLlib MultilayerPerceptronClassifier (sigmoid hidden layers), solver "
+            "l-bfgs | gd, epochs -> maxIter, batch_size -> blockSize",
+        },
+    ),
     "ray": EngineInfo(
         "ray",
         "ray.init(address='local', num_cpus=workers x threads_per_worker), dashboard off, one "

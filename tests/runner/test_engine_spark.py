@@ -1,0 +1,310 @@
+"""Engine ``spark`` for real: `runner trials` on a local[N] pyspark session (knn, MLlib's MLP with
+l-bfgs and gd), and on a standalone master + worker started here, into a tmp DuckDB.
+
+Every configuration starts its own JVM (5-10 s), so the matrix is kept to one configuration per
+point worth checking: knn on local[2], l-bfgs on local[2], gd on local[1], knn with workers=1 on
+the standalone cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import assert_user_error, digest, run_cli
+
+pytest.importorskip("pyspark")
+
+SPEC = """\
+name = "spark-test"
+n = 1
+warmup = 0
+seed = 0
+timeout = 300
+
+[defaults]
+dataset = "digits"
+threads_per_worker = 1
+
+[workloads.knn]
+k = 5
+
+[workloads.mlp]
+hidden = [100]
+
+{matrix}
+"""
+
+MATRIX = """\
+[[matrix]]
+engine = "spark"
+workload = "knn"
+workers = 2
+
+[[matrix]]
+engine = "spark"
+workload = "mlp"
+workers = 2
+solver = "l-bfgs"
+epochs = 30
+
+[[matrix]]
+engine = "spark"
+workload = "mlp"
+workers = 1
+solver = "gd"
+epochs = 5
+"""
+
+
+def _spec(tmp: Path, matrix: str) -> Path:
+    path = tmp / "spark.toml"
+    path.write_text(SPEC.format(matrix=matrix), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def spark_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    tmp = tmp_path_factory.mktemp("spark")
+    db = tmp / "results.duckdb"
+    proc = run_cli(
+        "runner", "trials", "-e", _spec(tmp, MATRIX), "--n", "1", "--warmup", "0", "--db", db, "-q"
+    )
+    assert proc.returncode == 0, proc.stderr
+    return db, proc.stdout, proc.stderr
+
+
+def _rows(db: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.mark.engine
+def test_every_spark_configuration_runs_ok(spark_run: tuple[Path, str, str]) -> None:
+    db, stdout, stderr = spark_run
+    assert "3 ok trials" in stdout
+    # the JVM's banner and log4j warnings stay out of the runner's output
+    assert stderr.strip() == ""
+    for noise in ("log4j", "WARN", "Setting default log level", "incubator"):
+        assert noise not in stdout
+    rows = _rows(
+        db,
+        "SELECT workload, workers, coalesce(params->>'solver', ''), status, error "
+        "FROM trials ORDER BY ALL",
+    )
+    assert rows == [
+        ("knn", 2, "", "ok", None),
+        ("mlp", 1, "gd", "ok", None),
+        ("mlp", 2, "l-bfgs", "ok", None),
+    ]
+
+
+@pytest.mark.engine
+def test_spark_accuracy_is_sane(spark_run: tuple[Path, str, str]) -> None:
+    db = spark_run[0]
+    knn = _rows(db, "SELECT min(accuracy) FROM observations WHERE workload = 'knn'")[0][0]
+    assert knn >= 0.97
+    lbfgs = _rows(db, "SELECT accuracy, train_accuracy FROM observations WHERE solver = 'l-bfgs'")
+    assert lbfgs[0][0] >= 0.90 and lbfgs[0][1] >= 0.95
+    # 5 full-batch gd steps at MLlib's default step size barely move: valid, not good
+    gd = _rows(db, "SELECT accuracy FROM observations WHERE solver = 'gd'")[0][0]
+    assert 0.0 <= gd <= 1.0
+
+
+@pytest.mark.engine
+def test_jvm_start_is_setup_not_trial_time(spark_run: tuple[Path, str, str]) -> None:
+    db = spark_run[0]
+    bad = _rows(
+        db,
+        "SELECT count(*) FROM trials WHERE NOT (setup_s > 0.5 AND load_s > 0 AND train_s > 0 "
+        "AND infer_s > 0 AND wall_s >= train_s + infer_s)",
+    )[0][0]
+    assert bad == 0
+    # one JVM start per configuration, each timed in its setup record
+    setups = _rows(db, "SELECT count(*), count(DISTINCT config_id), min(setup_s) FROM setups")[0]
+    assert setups[0] == setups[1] == 3 and setups[2] > 0.5
+    # a warm knn trial is far cheaper than starting Spark
+    knn = _rows(
+        db,
+        "SELECT max(t.train_s + t.infer_s), min(s.setup_s) FROM trials t JOIN setups s "
+        "USING (config_id) WHERE t.workload = 'knn'",
+    )[0]
+    assert knn[0] < knn[1]
+
+
+@pytest.mark.engine
+def test_spark_knn_reuses_the_models_fitted_in_train(spark_run: tuple[Path, str, str]) -> None:
+    db = spark_run[0]
+    rows = _rows(
+        db,
+        "SELECT workers, partitions, task_processes, knn_refits FROM observations "
+        "WHERE workload = 'knn'",
+    )
+    # local[2]: two partitions scored by one or two reused Python workers; which worker takes
+    # which task is Spark's choice, so a refit in predict() is possible, and then it is counted
+    (workers, partitions, processes, refits) = rows[0]
+    assert (workers, partitions) == (2, 2.0)
+    assert 1.0 <= processes <= 2.0 and 0.0 <= refits <= processes
+    mlp = _rows(
+        db, "SELECT min(partitions), max(partitions) FROM observations WHERE workload = 'mlp'"
+    )[0]
+    assert mlp == (2.0, 2.0)
+
+
+@pytest.mark.engine
+def test_adam_is_not_a_spark_solver(tmp_path: Path) -> None:
+    matrix = '[[matrix]]\nengine = "spark"\nworkload = "mlp"\nsolver = "adam"\n'
+    db = tmp_path / "results.duckdb"
+    proc = run_cli(
+        "runner",
+        "trials",
+        "-e",
+        _spec(tmp_path, matrix),
+        "--n",
+        "1",
+        "--warmup",
+        "0",
+        "--db",
+        db,
+        "-q",
+        timeout=60,
+    )
+    line = assert_user_error(proc)
+    assert "solver 'adam'" in line and "l-bfgs" in line and "gd" in line
+    assert digest(db) is None  # nothing written
+
+
+# -- an existing standalone cluster ---------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+
+@pytest.fixture
+def standalone(tmp_path: Path):  # type: ignore[no-untyped-def]
+    import pyspark
+
+    spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+    port = _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    master_log, worker_log = tmp_path / "master.log", tmp_path / "worker.log"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with open(master_log, "wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(spark_class),
+                        "org.apache.spark.deploy.master.Master",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--webui-port",
+                        str(_free_port()),
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        with open(worker_log, "wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(spark_class),
+                        "org.apache.spark.deploy.worker.Worker",
+                        "--host",
+                        "127.0.0.1",
+                        "--cores",
+                        "2",
+                        "--memory",
+                        "2g",
+                        "--webui-port",
+                        str(_free_port()),
+                        "--work-dir",
+                        str(tmp_path / "work"),
+                        url,
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        _wait_for(
+            lambda: "Successfully registered with master" in worker_log.read_text(errors="replace"),
+            90,
+            f"a Spark worker to register with {url}; worker log:\n{worker_log}",
+        )
+        yield url
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+@pytest.mark.engine
+def test_spark_runs_on_an_existing_standalone_master(tmp_path: Path, standalone: str) -> None:
+    matrix = '[[matrix]]\nengine = "spark"\nworkload = "knn"\nworkers = 1\n'
+    db = tmp_path / "results.duckdb"
+    proc = run_cli(
+        "runner",
+        "trials",
+        "-e",
+        _spec(tmp_path, matrix),
+        "--n",
+        "1",
+        "--warmup",
+        "0",
+        "--db",
+        db,
+        "-q",
+        "--spark-master",
+        standalone,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(
+        db,
+        "SELECT status, params->>'address', accuracy, setup_s, train_s, infer_s, task_processes, "
+        "knn_refits "
+        "FROM observations",
+    )
+    assert len(rows) == 1
+    status, address, accuracy, setup_s, train_s, infer_s, processes, refits = rows[0]
+    assert (status, address) == ("ok", standalone)
+    assert accuracy >= 0.97 and setup_s > 0.5 and train_s > 0 and infer_s > 0
+    # one executor with one core: one reused Python worker, which fitted in train()
+    assert (processes, refits) == (1.0, 0.0)
