@@ -54,6 +54,11 @@ def _check_mlp(config: Mapping[str, Any]) -> None:
         or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)
     ):
         raise RunnerError(f"mlp: hidden must be a list of layer sizes >= 1, got {hidden!r}")
+    if config.get("engine") == "spark" and config.get("activation") not in (None, "logistic"):
+        raise RunnerError(
+            f"mlp on spark: MLlib's hidden layers are always logistic (sigmoid), got activation "
+            f"{config.get('activation')!r}; drop activation or set it to logistic"
+        )
     solvers = MLP_SOLVERS.get(str(config.get("engine")), SKLEARN_SOLVERS)
     for key, allowed in (("activation", MLP_ACTIVATIONS), ("solver", solvers)):
         value = config.get(key)
@@ -99,7 +104,7 @@ WORKLOADS: dict[str, Workload] = {
     "mlp": Workload(
         "mlp",
         "scikit-learn MLPClassifier (paper 001); hidden, activation, solver, epochs, batch_size",
-        {"impl": "sklearn", "hidden": [100], "activation": "relu", "epochs": 200},
+        {"impl": "sklearn", "hidden": [100], "epochs": 200},
     ),
 }
 

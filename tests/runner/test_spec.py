@@ -76,6 +76,10 @@ epochs = [5, 10]
         ('[[matrix]]\nengine = "local"\nworkload = "knn"\ndata_fraction = 2\n', "data_fraction"),
         ('nn = 3\n[[matrix]]\nengine = "local"\nworkload = "knn"\n', "unknown key(s) nn"),
         ("n = 3\n", "no [[matrix]]"),
+        (
+            '[[matrix]]\nengine = "spark"\nworkload = "mlp"\nactivation = "relu"\n',
+            "always logistic",
+        ),
         ("[[matrix\n", "not valid TOML"),
     ],
 )
