@@ -53,13 +53,24 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _split_csv(values: list[str] | None) -> list[str] | None:
-    if not values:
+def _split_csv(values: list[str] | None) -> tuple[str, ...] | None:
+    """Repeated and comma-separated option values as one tuple; None when not given."""
+    out = tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
+    return out or None
+
+
+def _parse_workers(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
         return None
-    out: list[str] = []
-    for value in values:
-        out += [v.strip() for v in value.split(",") if v.strip()]
-    return out
+    try:
+        parsed = tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise RunnerError(
+            f"--workers takes comma-separated integers such as 1,2; got {text!r}"
+        ) from None
+    if not parsed:
+        raise RunnerError("--workers is empty; give worker counts such as 1,2")
+    return parsed
 
 
 @app.command()
@@ -108,20 +119,26 @@ def trials(
     from runner.trials import TrialOptions, run_experiment
 
     try:
-        options = TrialOptions.from_cli(
+        options = TrialOptions(
             experiment=experiment,
             n=n,
             warmup=warmup,
             engines=_split_csv(engine),
             workloads=_split_csv(workload),
-            workers=workers,
+            workers=_parse_workers(workers),
             seed=seed,
             timeout=timeout,
             datasets=_split_csv(dataset),
             data_dir=data_dir,
-            spark_master=spark_master,
-            dask_scheduler=dask_scheduler,
-            ray_address=ray_address,
+            addresses=tuple(
+                (name, address)
+                for name, address in (
+                    ("spark", spark_master),
+                    ("dask", dask_scheduler),
+                    ("ray", ray_address),
+                )
+                if address
+            ),
         )
         result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
     except RunnerError as exc:

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.errors import RunnerError
 from runner.spec import FACTORS
 
 #: Seconds allowed for engine start-up and data loading, on top of the trial timeout.
@@ -36,56 +35,6 @@ class TrialOptions:
     data_dir: str | None = None
     #: engine -> address of an existing cluster (spark master URL, dask scheduler, ray address)
     addresses: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def from_cli(
-        cls,
-        *,
-        experiment: str,
-        n: int | None,
-        warmup: int | None,
-        engines: Sequence[str] | None,
-        workloads: Sequence[str] | None,
-        workers: str | None,
-        seed: int | None,
-        timeout: float | None,
-        datasets: Sequence[str] | None = None,
-        data_dir: str | None = None,
-        spark_master: str | None = None,
-        dask_scheduler: str | None = None,
-        ray_address: str | None = None,
-    ) -> TrialOptions:
-        parsed: tuple[int, ...] | None = None
-        if workers is not None:
-            try:
-                parsed = tuple(int(w) for w in workers.split(",") if w.strip())
-            except ValueError:
-                raise RunnerError(
-                    f"--workers takes comma-separated integers such as 1,2; got {workers!r}"
-                ) from None
-            if not parsed:
-                raise RunnerError("--workers is empty; give worker counts such as 1,2")
-        return cls(
-            experiment=experiment,
-            n=n,
-            warmup=warmup,
-            engines=tuple(engines) if engines else None,
-            workloads=tuple(workloads) if workloads else None,
-            workers=parsed,
-            seed=seed,
-            timeout=timeout,
-            datasets=tuple(datasets) if datasets else None,
-            data_dir=data_dir,
-            addresses=tuple(
-                (engine, address)
-                for engine, address in (
-                    ("spark", spark_master),
-                    ("dask", dask_scheduler),
-                    ("ray", ray_address),
-                )
-                if address
-            ),
-        )
 
 
 @dataclass(frozen=True)
@@ -219,6 +168,55 @@ def _trial_values(config: Mapping[str, Any], cid: str) -> dict[str, Any]:
     return values
 
 
+def _start_worker(config: Mapping[str, Any], grace: float) -> tuple[_Worker | None, dict[str, Any]]:
+    """Start a worker and wait until its engine is up and the data loaded.
+
+    Returns the worker and its ``ready`` message, or None and a message whose ``error`` says why
+    start-up failed (the worker is then already gone)."""
+    worker = _Worker(config)
+    message = worker.receive(grace)
+    if message is not None and message["kind"] == "ready":
+        return worker, message
+    if message is None:
+        message = {
+            "error": f"engine start-up did not finish within {grace:g} s"
+            if worker.alive()
+            else f"engine worker died during start-up (exit code {worker.process.exitcode})"
+        }
+    worker.kill()
+    return None, message
+
+
+def _run_trial(worker: _Worker, seed: int, timeout: float) -> tuple[dict[str, Any], Any, bool]:
+    """One trial on a ready worker, its process tree sampled throughout.
+
+    Returns the worker's result (or a timeout/failure result), the resource samples, and whether
+    the worker is still usable (False when it was killed or died)."""
+    from runner.sampler import TreeSampler
+    from runner.store import now_utc
+
+    started = now_utc()
+    sampler = TreeSampler(worker.process.pid).start()
+    worker.conn.send({"kind": "trial", "seed": seed})
+    result = worker.receive(timeout)
+    resources = sampler.stop()
+    if result is not None:
+        return result, resources, True
+    timed_out = worker.alive()
+    code = worker.process.exitcode
+    worker.kill()
+    result = {
+        "status": "timeout" if timed_out else "failed",
+        "error": f"trial exceeded --timeout {timeout:g} s and was stopped"
+        if timed_out
+        else f"engine worker died during the trial (exit code {code})",
+        "started_at": started,
+        "wall_s": timeout if timed_out else None,
+        "metrics": {},
+    }
+    return result, resources, False
+
+
 def _run_config(
     store: Any,
     run_id: str,
@@ -229,7 +227,6 @@ def _run_config(
     timeout: float,
     advance: Any,
 ) -> ConfigOutcome:
-    from runner.sampler import TreeSampler
     from runner.spec import config_id
     from runner.store import TrialRecord, now_utc
 
@@ -247,100 +244,63 @@ def _run_config(
     try:
         for ordinal, (is_warmup, repetition) in enumerate(schedule):
             if worker is None:
-                worker = _Worker(config)
-                message = worker.receive(timeout + SETUP_GRACE_S)
-                if message is None or message["kind"] != "ready":
-                    error = (
-                        message["error"]
-                        if message
-                        else f"engine start-up did not finish within {timeout + SETUP_GRACE_S:g} s"
-                        if worker.alive()
-                        else f"engine worker died during start-up "
-                        f"(exit code {worker.process.exitcode})"
-                    )
-                    worker.kill()
-                    worker = None
-                    store.add_setup(
-                        run_id=run_id,
-                        config_id=cid,
-                        params=config,
-                        started_at=(message or {}).get("started_at") or now_utc(),
-                        setup_s=(message or {}).get("setup_s"),
-                        load_s=(message or {}).get("load_s"),
-                        status="failed",
-                        error=error,
-                    )
-                    # Every remaining trial of this configuration is recorded as failed.
-                    records = []
-                    for warm, rep in schedule[ordinal:]:
-                        records.append(
-                            TrialRecord(
-                                run_id=run_id,
-                                status="failed",
-                                values={
-                                    **base_values,
-                                    "repetition": rep,
-                                    "warmup": warm,
-                                    "started_at": now_utc(),
-                                    "error": "engine start-up failed: " + error,
-                                },
-                            )
-                        )
-                        if not warm:
-                            counts["failed"] += 1
-                        advance()
-                    store.append_trials(records)
-                    first_error = first_error or "engine start-up failed: " + error
-                    break
-                setup = message
-                first_setup_s = first_setup_s if first_setup_s is not None else setup["setup_s"]
+                worker, setup = _start_worker(config, timeout + SETUP_GRACE_S)
                 store.add_setup(
                     run_id=run_id,
                     config_id=cid,
                     params=config,
-                    started_at=setup["started_at"],
-                    setup_s=setup["setup_s"],
-                    load_s=setup["load_s"],
-                    status="ok",
+                    started_at=setup.get("started_at") or now_utc(),
+                    setup_s=setup.get("setup_s"),
+                    load_s=setup.get("load_s"),
+                    status="failed" if worker is None else "ok",
+                    error=setup.get("error"),
                 )
+                if worker is None:
+                    # Every remaining trial of this configuration is recorded as failed.
+                    error = "engine start-up failed: " + setup["error"]
+                    remaining = schedule[ordinal:]
+                    store.append_trials(
+                        TrialRecord(
+                            run_id=run_id,
+                            status="failed",
+                            values={
+                                **base_values,
+                                "repetition": rep,
+                                "warmup": warm,
+                                "started_at": now_utc(),
+                                "error": error,
+                            },
+                        )
+                        for warm, rep in remaining
+                    )
+                    counts["failed"] += sum(not warm for warm, _ in remaining)
+                    for _ in remaining:
+                        advance()
+                    first_error = first_error or error
+                    break
+                if first_setup_s is None:
+                    first_setup_s = setup["setup_s"]
             seed = base_seed + ordinal
-            started = now_utc()
-            sampler = TreeSampler(worker.process.pid).start()
-            worker.conn.send({"kind": "trial", "seed": seed})
-            result = worker.receive(timeout)
-            resources = sampler.stop()
-            if result is None:
-                timed_out = worker.alive()
-                code = worker.process.exitcode
-                worker.kill()
+            result, resources, usable = _run_trial(worker, seed, timeout)
+            if not usable:
                 worker = None
-                result = {
-                    "status": "timeout" if timed_out else "failed",
-                    "error": f"trial exceeded --timeout {timeout:g} s and was stopped"
-                    if timed_out
-                    else f"engine worker died during the trial (exit code {code})",
-                    "started_at": started,
-                    "wall_s": timeout if timed_out else None,
-                    "metrics": {},
-                }
-            values = {
-                **base_values,
-                "repetition": repetition,
-                "warmup": is_warmup,
-                "seed": seed,
-                "error": result.get("error"),
-                "started_at": result.get("started_at"),
-                "wall_s": result.get("wall_s"),
-                "train_s": result.get("train_s"),
-                "infer_s": result.get("infer_s"),
-                "setup_s": setup.get("setup_s"),
-                "load_s": setup.get("load_s"),
-            }
             store.append_trial(
                 TrialRecord(
                     run_id=run_id,
                     status=result["status"],
-                    values=values,
+                    values={
+                        **base_values,
+                        "repetition": repetition,
+                        "warmup": is_warmup,
+                        "seed": seed,
+                        "error": result.get("error"),
+                        "started_at": result.get("started_at"),
+                        "wall_s": result.get("wall_s"),
+                        "train_s": result.get("train_s"),
+                        "infer_s": result.get("infer_s"),
+                        "setup_s": setup.get("setup_s"),
+                        "load_s": setup.get("load_s"),
+                    },
                     metrics={**result.get("metrics", {}), **resources.metrics()},
                     samples=resources.rows,
                 )
@@ -385,7 +345,7 @@ def run_experiment(
     from runner.engines import check_installed, check_reachable
     from runner.envinfo import collect_env
     from runner.spec import load_experiment
-    from runner.store import check_db_path, open_store
+    from runner.store import open_store
 
     experiment = load_experiment(
         options.experiment,
@@ -406,7 +366,6 @@ def run_experiment(
     for engine, address in options.addresses:
         if engine in used:
             check_reachable(engine, address)
-    check_db_path(Path(db), must_exist=False)
 
     t0 = time.perf_counter_ns()
     store = open_store(db)

@@ -24,9 +24,6 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-# Keep engine libraries quiet in the child.
-os.environ.setdefault("PYTHONWARNINGS", "ignore")
-
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -89,6 +86,8 @@ def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
     """Entry point of the child process."""
     import warnings
 
+    # Keep engine libraries quiet in this process and the processes the engine starts.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     warnings.filterwarnings("ignore")
     from runner.datasets import load_split
     from runner.engines import make_session
