@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import RunnerError
-from runner.spec import FACTORS
+from runner.spec import FACTORS, config_id
 from runner.store import (
     DEFAULT_DB,
     RUN_VIEW_COLUMNS,
@@ -212,8 +211,7 @@ def _cast(cell: str, column: str, where: str) -> Any:
 def _config_id(values: dict[str, Any]) -> str:
     key = {c: values.get(c) for c in FACTOR_COLUMNS}
     key["params"] = values.get("params") or {}
-    blob = json.dumps(key, sort_keys=True, default=str)
-    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+    return config_id(key)
 
 
 def _header(raw: list[str], path: Path) -> tuple[list[str], tuple[tuple[str, str], ...]]:

@@ -19,7 +19,15 @@ from runner.workloads import get_workload
 
 
 def _fit(workload: str, config: Mapping[str, Any], seed: int, x: Any, y: Any) -> Any:
-    return get_workload(workload).make_estimator(config, seed).fit(x, y)
+    return get_workload(workload).fit(config, seed, x, y)
+
+
+def _preload(workload: str, config: Mapping[str, Any]) -> None:
+    get_workload(workload).preload(config)
+
+
+def _same(model: Any) -> Any:
+    return model
 
 
 def _predict(model: Any, x: np.ndarray) -> tuple[str, np.ndarray]:
@@ -49,10 +57,10 @@ class Session:
         from distributed import Client, LocalCluster
 
         address = self.config.get("address")
-        if address:  # an existing scheduler: use its workers as they are
+        if address:  # an existing scheduler: use `workers` of its workers
             self.client = Client(str(address), timeout="30s")
-            self.client.wait_for_workers(1, timeout=30)
-            self.addresses = sorted(self.client.scheduler_info()["workers"])
+            self.client.wait_for_workers(self.workers, timeout=30)
+            self.addresses = sorted(self.client.scheduler_info()["workers"])[: self.workers]
             return
         self.cluster = LocalCluster(
             n_workers=self.workers,
@@ -68,6 +76,7 @@ class Session:
 
     def load(self, split: Split) -> None:
         self.split = split
+        self.client.run(_preload, self.workload.name, self.config, workers=self.addresses)
         x_f = self.client.scatter(split.x_train, broadcast=True, hash=False)
         y_f = self.client.scatter(split.y_train, broadcast=True, hash=False)
         self._train = (x_f, y_f)
@@ -100,14 +109,19 @@ class Session:
         wait(list(futures.values()))
         for future in futures.values():
             future.result()  # raise a worker-side error here, inside train
+        if not self.workload.fit_on_every_worker:
+            # ship the one fitted model to the other workers now, inside train, not in predict
+            model = futures[targets[0]]
+            for addr in self.addresses[1:]:
+                futures[addr] = self.client.submit(
+                    _same, model, workers=[addr], allow_other_workers=False, pure=False
+                )
+            wait(list(futures.values()))
         self._models = futures
 
     def predict(self) -> np.ndarray:
-        some_model = next(iter(self._models.values()))
         futures = [
-            self.client.submit(
-                _predict, self._models.get(addr, some_model), shard, workers=[addr], pure=False
-            )
+            self.client.submit(_predict, self._models[addr], shard, workers=[addr], pure=False)
             for addr, shard in self._shards
         ]
         results = self.client.gather(futures)

@@ -27,11 +27,11 @@ class Session:
 
     def load(self, split: Split) -> None:
         self.split = split
+        self.workload.preload(self.config)
 
     def train(self, seed: int) -> None:
         assert self.split is not None
-        model = self.workload.make_estimator(self.config, seed)
-        self.model = model.fit(self.split.x_train, self.split.y_train)
+        self.model = self.workload.fit(self.config, seed, self.split.x_train, self.split.y_train)
 
     def predict(self) -> np.ndarray:
         assert self.split is not None

@@ -43,7 +43,7 @@ class _Worker:
         self.shards: list[tuple[int, np.ndarray]] = []
         self.model: Any = None
         # import the estimator's library now, in setup, not in the first trial's train_s
-        self.workload.make_estimator(self.config, 0)
+        self.workload.preload(self.config)
 
     def ping(self) -> str:
         return _process_key()
@@ -59,7 +59,7 @@ class _Worker:
     def fit(self, seed: int, ship: bool) -> Any:
         assert self.train_set is not None
         x, y = self.train_set
-        self.model = self.workload.make_estimator(self.config, seed).fit(x, y)
+        self.model = self.workload.fit(self.config, seed, x, y)
         return self.model if ship else None
 
     def set_model(self, model: Any) -> None:
@@ -81,7 +81,6 @@ class Session:
         self.actors: list[Any] = []
         self.split: Split | None = None
         self._train_ref: Any = None
-        self._fitted: list[Any] = []  # the actors holding a model fitted in the last train()
         self._used: set[str] = set()
 
     def start(self) -> None:
@@ -141,13 +140,11 @@ class Session:
 
         if self.workload.fit_on_every_worker:
             ray.get([actor.fit.remote(seed, False) for actor in self.actors])
-            self._fitted = list(self.actors)
             return
         # one actor fits; its fitted model goes through the object store to the others
         first, *others = self.actors
-        model_ref = first.fit.remote(seed, True)
-        ray.get([model_ref, *(actor.set_model.remote(model_ref) for actor in others)])
-        self._fitted = [first]
+        model_ref = first.fit.remote(seed, bool(others))
+        ray.get([actor.set_model.remote(model_ref) for actor in others] or [model_ref])
 
     def predict(self) -> np.ndarray:
         import ray
@@ -167,7 +164,7 @@ class Session:
         import ray
 
         assert self.split is not None
-        model = ray.get(self._fitted[0].get_model.remote())
+        model = ray.get(self.actors[0].get_model.remote())
         return np.asarray(model.predict(self.split.x_train))
 
     def close(self) -> None:

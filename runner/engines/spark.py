@@ -70,8 +70,7 @@ def _model(key: tuple[str, int], config: Mapping[str, Any], bx: Any, by: Any) ->
         return model, False
     _MODELS.clear()  # one configuration and seed at a time: free the previous trial's model
     single = {**config, "threads_per_worker": 1}
-    model = get_workload(str(config["workload"])).make_estimator(single, key[1])
-    model.fit(bx.value, by.value)
+    model = get_workload(str(config["workload"])).fit(single, key[1], bx.value, by.value)
     _MODELS[key] = model
     return model, True
 
@@ -82,7 +81,7 @@ def _touch_task(
     """Load: read the broadcast in this Python worker, import the estimator's library, and count
     this partition's rows."""
     _ = (bx.value.shape, by.value.shape)
-    get_workload(str(config["workload"])).make_estimator(config, 0)
+    get_workload(str(config["workload"])).preload(config)
     yield sum(len(block) for _, block in blocks)
 
 
@@ -213,7 +212,6 @@ class Session:
         self.spark = SparkSession(sc)
         # Start the executors and a Python worker now, so no trial pays for it.
         sc.parallelize(range(self.partitions), self.partitions).count()
-        sc.parallelize(range(self.partitions), self.partitions).map(lambda i: i).collect()
 
     def _log_tail(self, lines: int = 5) -> str:
         if self._tmp is None or not (self._tmp / "jvm.log").exists():

@@ -24,6 +24,14 @@ class Workload:
     def make_estimator(self, config: Mapping[str, Any], seed: int) -> Any:
         return _FACTORIES[self.name](config, seed)
 
+    def fit(self, config: Mapping[str, Any], seed: int, x: Any, y: Any) -> Any:
+        """A fitted estimator (for engines that fit scikit-learn models wherever they run)."""
+        return self.make_estimator(config, seed).fit(x, y)
+
+    def preload(self, config: Mapping[str, Any]) -> None:
+        """Import the estimator's library now (in load), not in the first trial's train_s."""
+        self.make_estimator(config, 0)
+
     def check(self, config: Mapping[str, Any]) -> None:
         """Refuse bad parameters before anything starts (RunnerError)."""
         _CHECKS[self.name](config)
@@ -104,7 +112,8 @@ WORKLOADS: dict[str, Workload] = {
     "mlp": Workload(
         "mlp",
         "scikit-learn MLPClassifier (paper 001); hidden, activation, solver, epochs, batch_size",
-        {"impl": "sklearn", "hidden": [100], "epochs": 200},
+        # no epochs here: each engine's own default applies (scikit-learn 200, MLlib 100)
+        {"hidden": [100]},
     ),
 }
 
