@@ -62,7 +62,7 @@ LATEX_ESCAPES: dict[str, str] = {
 }
 _SPECIAL = re.compile(
     "|".join(re.escape(c) for c in LATEX_ESCAPES)
-    + r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # other control characters: dropped
+    + r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"  # other control characters (C0, C1): dropped
     + r"|[^\x00-\xff]"  # beyond Latin-1
 )
 #: Characters outside Latin-1 that T1 + utf8 inputenc typeset; anything else is shown as U+XXXX.
@@ -75,9 +75,10 @@ def _replace(match: re.Match[str]) -> str:
         return LATEX_ESCAPES[char]
     if char in _UNICODE_OK:
         return char
-    if ord(char) < 0x20 or ord(char) == 0x7F:
+    if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
         return ""
-    return f"[U+{ord(char):04X}]"
+    # brackets escaped as in the map, so "\\[" after a row end is never read as \\[<length>]
+    return f"{{[}}U+{ord(char):04X}{{]}}"
 
 
 def escape_latex(value: Any) -> str:

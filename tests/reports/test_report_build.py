@@ -17,7 +17,7 @@ from reports import ReportError, build_report
 from reports.latex import compile_pdf
 from runner.store import open_store
 
-from .conftest import CONFIGS, HOSTILE
+from .conftest import CONFIGS, HOSTILE, make_db
 
 needs_tex = pytest.mark.skipif(
     shutil.which("latexmk") is None or shutil.which("pdflatex") is None,
@@ -256,3 +256,15 @@ def test_report_file_gets_the_usual_permissions(
     finally:
         os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+@needs_pdftotext
+def test_names_starting_a_row_with_unicode_or_c1_controls_compile(tmp_path: Path) -> None:
+    # "\\" then "[" would be read as a row-end length; C1 controls stop pdflatex
+    path = tmp_path / "uni.duckdb"
+    make_db(path, engine_names={"dask": "\u2192dask"}, workload_names={"knn": "k\x85nn"})
+    out = tmp_path / "u.pdf"
+    build_report(path, fmt="pdf", out=out)
+    text = _pdf_text(out)
+    assert "[U+2192]dask" in text
+    assert "knn" in text

@@ -59,7 +59,7 @@ def test_line_breaks_and_control_characters() -> None:
 
 def test_unicode_outside_latin1_is_shown_as_code_point() -> None:
     assert escape_latex("é–") == "é–"
-    assert escape_latex("\U0001f600") == "[U+1F600]"
+    assert escape_latex("\U0001f600") == "{[}U+1F600{]}"
 
 
 def test_trusted_and_none() -> None:
