@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analysis import AnalysisError, anova, box_stats, list_runs, summarize, ttest
+from analysis import AnalysisError, Filter, anova, box_stats, list_runs, summarize, ttest
 from reports import format as fmt
 from reports.errors import ReportError
 
@@ -138,7 +138,7 @@ def anova_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any
                 }
             )
             continue
-        where = (f"engine={engine}", f"workload={workload}")
+        where = (Filter("engine", "=", engine), Filter("workload", "=", workload))
         try:
             res = anova(db, group="workers", metric=METRIC, where=where)
         except AnalysisError as exc:
@@ -186,7 +186,7 @@ def ttest_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any
     total = 0
     workloads = list(dict.fromkeys(frame["workload"].tolist()))
     for workload in workloads:
-        where = (f"workload={workload}", f"workers={TTEST_WORKERS}")
+        where = (Filter("workload", "=", workload), Filter("workers", "=", str(TTEST_WORKERS)))
         try:
             res = ttest(db, group="engine", a=a, b=b, metric=METRIC, where=where)
         except AnalysisError as exc:
@@ -234,7 +234,9 @@ def boxplot_section(
     n = 0
     for workload in dict.fromkeys(frame["workload"].tolist()):
         try:
-            res = box_stats(db, by=BOX_BY, metric=METRIC, where=(f"workload={workload}",))
+            res = box_stats(
+                db, by=BOX_BY, metric=METRIC, where=(Filter("workload", "=", workload),)
+            )
         except AnalysisError as exc:
             notes.append({"workload": fmt.level(workload), "reason": str(exc)})
             continue

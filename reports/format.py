@@ -9,12 +9,8 @@ MISSING = "–"
 
 
 def _is_missing(x: Any) -> bool:
-    if x is None:
-        return True
-    try:
-        return math.isnan(float(x))
-    except (TypeError, ValueError):
-        return False
+    """None or a float NaN; never parses a string (a level may be named "nan")."""
+    return x is None or (isinstance(x, float) and math.isnan(x))
 
 
 def sig(x: Any, digits: int = 4) -> str:
@@ -87,9 +83,7 @@ def interval(low: Any, high: Any, fmt: Any = seconds) -> str:
 
 
 def level(x: Any) -> str:
-    """A factor level as text (``2`` rather than ``2.0`` for integer-valued floats)."""
-    if _is_missing(x):
-        return MISSING
-    if isinstance(x, float) and x.is_integer():
-        return str(int(x))
-    return str(x)
+    """A factor level as text, as the analysis package writes levels (``2`` not ``2.0``)."""
+    from analysis.data import format_level
+
+    return MISSING if _is_missing(x) else format_level(x)
