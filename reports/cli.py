@@ -53,6 +53,8 @@ def build(
         except ValueError:
             shown = result.path
         typer.echo(f"wrote {shown} ({result.n_trials} trials, runs {_runs_text(result.run_ids)})")
+        for warning in result.warnings:
+            typer.echo(f"note: {warning}", err=True)
 
 
 def main() -> None:

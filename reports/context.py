@@ -79,9 +79,9 @@ def runs_section(runs: Sequence[Any]) -> dict[str, Any]:
     return {"entries": items, "n_runs": str(len(items))}
 
 
-def summary_section(frame: Any, run_ids: Sequence[str]) -> dict[str, Any]:
+def summary_section(rows_in: Sequence[dict[str, Any]], run_ids: Sequence[str]) -> dict[str, Any]:
     rows = []
-    for rec in frame.to_dict("records"):
+    for rec in rows_in:
         rows.append(
             {
                 "engine": fmt.level(rec["engine"]),
@@ -102,30 +102,27 @@ def summary_section(frame: Any, run_ids: Sequence[str]) -> dict[str, Any]:
                 "timeout": fmt.count(rec.get("timeout")),
             }
         )
-    n = int(sum(int(r) for r in frame["n"])) if len(frame) else 0
+    n = sum(int(r["n"]) for r in rows_in)
     long_text = _long(rows, ("engine", "workload", "dataset"))
     return {"rows": rows, "long_text": long_text, **_provenance(run_ids, n)}
 
 
-def _pairs(frame: Any) -> list[tuple[Any, Any]]:
-    seen: dict[tuple[Any, Any], None] = {}
-    for rec in frame[["engine", "workload"]].to_dict("records"):
-        seen.setdefault((rec["engine"], rec["workload"]), None)
-    return list(seen)
+def _pairs(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    return list(dict.fromkeys((r["engine"], r["workload"]) for r in rows))
 
 
-def anova_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any]:
+def anova_section(
+    db: Path, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
+) -> dict[str, Any]:
     tests: list[dict[str, Any]] = []
     notes: list[dict[str, str]] = []
     total = 0
-    for engine, workload in _pairs(frame):
+    for engine, workload in _pairs(rows):
         levels = sorted(
             {
-                int(w)
-                for w in frame.loc[
-                    (frame["engine"] == engine) & (frame["workload"] == workload), "workers"
-                ]
-                if w == w  # not NaN
+                int(r["workers"])
+                for r in rows
+                if (r["engine"], r["workload"]) == (engine, workload) and r["workers"] is not None
             }
         )
         if len(levels) < 2:
@@ -179,12 +176,14 @@ def anova_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any
     }
 
 
-def ttest_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any]:
+def ttest_section(
+    db: Path, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
+) -> dict[str, Any]:
     a, b = TTEST_ENGINES
     tests: list[dict[str, Any]] = []
     notes: list[dict[str, str]] = []
     total = 0
-    workloads = list(dict.fromkeys(frame["workload"].tolist()))
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
     for workload in workloads:
         where = (Filter("workload", "=", workload), Filter("workers", "=", str(TTEST_WORKERS)))
         try:
@@ -224,7 +223,7 @@ def ttest_section(db: Path, frame: Any, run_ids: Sequence[str]) -> dict[str, Any
 
 
 def boxplot_section(
-    db: Path, frame: Any, run_ids: Sequence[str]
+    db: Path, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
 ) -> tuple[dict[str, Any], list[tuple[str, tuple[Any, ...]]]]:
     """The boxplot's context and its panels: one ``(workload, boxes)`` per workload, boxes per
     engine and worker count (each workload on its own time scale)."""
@@ -232,7 +231,7 @@ def boxplot_section(
     notes: list[dict[str, str]] = []
     boxes: list[dict[str, str]] = []
     n = 0
-    for workload in dict.fromkeys(frame["workload"].tolist()):
+    for workload in dict.fromkeys(r["workload"] for r in rows):
         try:
             res = box_stats(
                 db, by=BOX_BY, metric=METRIC, where=(Filter("workload", "=", workload),)
@@ -276,16 +275,16 @@ def build_context(db: Path) -> tuple[dict[str, Any], Any]:
         raise ReportError("no trials in DB: run `runner trials` first")
     run_ids = [str(r.run_id) for r in runs if int(r.n_trials) > 0]
     try:
-        frame = summarize(db, by=SUMMARY_BY, metrics=("train_s", "wall_s")).to_frame()
+        rows = summarize(db, by=SUMMARY_BY, metrics=("train_s", "wall_s")).rows
     except AnalysisError as exc:
         raise ReportError(str(exc)) from None
-    if len(frame) == 0:
+    if not rows:
         raise ReportError("no trials in DB: run `runner trials` first")
 
-    summary = summary_section(frame, run_ids)
-    anova_ctx = anova_section(db, frame, run_ids)
-    ttest_ctx = ttest_section(db, frame, run_ids)
-    box_ctx, box_panels = boxplot_section(db, frame, run_ids)
+    summary = summary_section(rows, run_ids)
+    anova_ctx = anova_section(db, rows, run_ids)
+    ttest_ctx = ttest_section(db, rows, run_ids)
+    box_ctx, box_panels = boxplot_section(db, rows, run_ids)
     warnings = [f"ANOVA {n['engine']}/{n['workload']}: {n['reason']}" for n in anova_ctx["notes"]]
     warnings += [f"t-test {n['workload']}: {n['reason']}" for n in ttest_ctx["notes"]]
     warnings += [f"boxplot {n['workload']}: {n['reason']}" for n in box_ctx["notes"]]
