@@ -10,6 +10,7 @@ from analysis.data import Filter, connect, parse_where
 from analysis.errors import AnalysisError
 from analysis.summary import (
     DEFAULT_BY,
+    DEFAULT_METRICS,
     BoxStats,
     BoxStatsResult,
     RunInfo,
@@ -22,6 +23,7 @@ from analysis.ttest import TtestResult, ttest
 
 __all__ = [
     "DEFAULT_BY",
+    "DEFAULT_METRICS",
     "AnalysisError",
     "AnovaResult",
     "BoxStats",

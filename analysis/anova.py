@@ -12,13 +12,10 @@ from typing import TYPE_CHECKING
 from analysis.data import (
     Filter,
     GroupMoments,
-    connect,
     fmt,
     fmt_p,
-    group_moments,
-    no_trials_error,
+    load_groups,
     render_table,
-    select,
 )
 from analysis.errors import AnalysisError
 
@@ -150,9 +147,7 @@ def anova(
     include_warmup: bool = False,
 ) -> AnovaResult:
     """One-way ANOVA of ``metric`` across the levels of ``group`` (ok, non-warm-up trials)."""
-    with connect(db) as con:
-        sel = select(con, metric=metric, group=[group], where=where, include_warmup=include_warmup)
-        groups = group_moments(con, sel, metric=metric, group=group)
-    if not groups:
-        raise no_trials_error(sel, metric)
+    sel, groups = load_groups(
+        db, metric=metric, group=group, where=where, include_warmup=include_warmup
+    )
     return anova_from_moments(groups, metric=metric, group=group, where=sel.where_text)

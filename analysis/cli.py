@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
 
 app = typer.Typer(
@@ -71,6 +73,15 @@ def _fail(exc: AnalysisError) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _run(func: Callable[..., Any], db: Path, *, where: list[str] | None, **kwargs: Any) -> Any:
+    """``func(db, where=..., **kwargs)`` with the CLI's optional --where list; an
+    :class:`AnalysisError` becomes a one-line ``error: ...`` on stderr and exit code 2."""
+    try:
+        return func(db, where=where or (), **kwargs)
+    except AnalysisError as exc:
+        _fail(exc)
+
+
 @app.command()
 def anova(
     group: Annotated[str, typer.Option("--group", help="Factor column whose levels to compare.")],
@@ -83,12 +94,7 @@ def anova(
     """One-way ANOVA of --metric across the levels of --group."""
     from analysis.anova import anova as run
 
-    try:
-        result = run(
-            db, group=group, metric=metric, where=where or (), include_warmup=include_warmup
-        )
-    except AnalysisError as exc:
-        _fail(exc)
+    result = _run(run, db, group=group, metric=metric, where=where, include_warmup=include_warmup)
     _emit(result, format)
 
 
@@ -109,28 +115,28 @@ def ttest(
     """Two-sample t-test of --metric between --group=A and --group=B (Welch by default)."""
     from analysis.ttest import ttest as run
 
-    try:
-        result = run(
-            db,
-            group=group,
-            a=a,
-            b=b,
-            metric=metric,
-            where=where or (),
-            student=student,
-            include_warmup=include_warmup,
-        )
-    except AnalysisError as exc:
-        _fail(exc)
+    result = _run(
+        run,
+        db,
+        group=group,
+        a=a,
+        b=b,
+        metric=metric,
+        where=where,
+        student=student,
+        include_warmup=include_warmup,
+    )
     _emit(result, format)
 
 
 @app.command()
 def summary(
     by: Annotated[
-        str,
-        typer.Option("--by", help="Comma-separated columns to group by."),
-    ] = "engine,workload,dataset,workers,threads_per_worker",
+        str | None,
+        typer.Option(
+            "--by", help="Comma-separated columns to group by.", show_default=",".join(DEFAULT_BY)
+        ),
+    ] = None,
     metric: Annotated[
         list[str] | None,
         typer.Option("--metric", help="Numeric column to describe; repeatable."),
@@ -143,17 +149,15 @@ def summary(
     """n, mean, sd, median and 95% CI per configuration, with failed/timeout counts."""
     from analysis.summary import summarize
 
-    columns = [c.strip() for c in by.split(",") if c.strip()]
-    try:
-        result = summarize(
-            db,
-            by=columns,
-            metrics=metric or ("train_s", "wall_s"),
-            where=where or (),
-            include_warmup=include_warmup,
-        )
-    except AnalysisError as exc:
-        _fail(exc)
+    columns = DEFAULT_BY if by is None else [c.strip() for c in by.split(",") if c.strip()]
+    result = _run(
+        summarize,
+        db,
+        by=columns,
+        metrics=metric or DEFAULT_METRICS,
+        where=where,
+        include_warmup=include_warmup,
+    )
     _emit(result, format)
 
 

@@ -243,6 +243,13 @@ class Selection:
     def where_text(self) -> tuple[str, ...]:
         return tuple(str(f) for f in self.filters)
 
+    def where_and(self, *conds: str) -> str:
+        """``where_sql`` with ``conds`` ANDed on (a fresh `` WHERE`` when there is none)."""
+        cond = " AND ".join(conds)
+        if not cond:
+            return self.where_sql
+        return f"{self.where_sql} AND {cond}" if self.where_sql else f" WHERE {cond}"
+
 
 def select(
     con: duckdb.DuckDBPyConnection,
@@ -272,8 +279,7 @@ def group_moments(
     Rows with a NULL metric or a NULL group value are left out. Levels are sorted by value.
     """
     m, g = quote(metric), quote(group)
-    cond = f"{m} IS NOT NULL AND {g} IS NOT NULL"
-    where_sql = f"{sel.where_sql} AND {cond}" if sel.where_sql else f" WHERE {cond}"
+    where_sql = sel.where_and(f"{m} IS NOT NULL", f"{g} IS NOT NULL")
     sql = (
         f"SELECT g, count(*), any_value(shift), avg(d), var_samp(d) FROM ("
         f"SELECT {g} AS g, CAST({m} AS DOUBLE) - shift AS d, shift FROM ("
@@ -298,6 +304,26 @@ def no_trials_error(sel: Selection, metric: str) -> AnalysisError:
         f"no trials match {describe_where(sel.filters)} with a value for {metric}; "
         "loosen --where, or check the database with `analyze summary`"
     )
+
+
+def load_groups(
+    db: str | Path,
+    *,
+    metric: str,
+    group: str,
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+) -> tuple[Selection, list[GroupMoments]]:
+    """Check the selection and compute the per-level moments of ``metric`` by ``group``.
+
+    Raises :func:`no_trials_error` when no level has a trial with a value for ``metric``.
+    """
+    with connect(db) as con:
+        sel = select(con, metric=metric, group=[group], where=where, include_warmup=include_warmup)
+        groups = group_moments(con, sel, metric=metric, group=group)
+    if not groups:
+        raise no_trials_error(sel, metric)
+    return sel, groups
 
 
 # -- terminal formatting (used by the results' __str__) ----------------------------------------

@@ -27,12 +27,13 @@ from analysis.data import (
     render_table,
     select,
 )
+from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
+from analysis.intervals import t_quantile
 
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_BY = ("engine", "workload", "dataset", "workers", "threads_per_worker")
 STAT_SUFFIXES = ("mean", "sd", "median", "ci_low", "ci_high")
 
 
@@ -56,11 +57,9 @@ def _group_sql(by: Sequence[str]) -> tuple[str, str, str, str]:
 
 
 def _t_interval(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    from scipy import stats
-
     if n < 2 or math.isnan(sd):
         return math.nan, math.nan
-    half = float(stats.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
+    half = t_quantile(level, n - 1) * sd / math.sqrt(n)
     return mean - half, mean + half
 
 
@@ -127,7 +126,7 @@ def summarize(
     db: str | Path,
     *,
     by: Sequence[str] = DEFAULT_BY,
-    metrics: Sequence[str] = ("train_s", "wall_s"),
+    metrics: Sequence[str] = DEFAULT_METRICS,
     where: Sequence[str | Filter] = (),
     include_warmup: bool = False,
 ) -> SummaryResult:
@@ -281,8 +280,7 @@ def box_stats(
         )
         cols = [quote(b) for b in by]
         m = quote(metric)
-        cond = f"{m} IS NOT NULL"
-        base_where = f"{sel.where_sql} AND {cond}" if sel.where_sql else f" WHERE {cond}"
+        base_where = sel.where_and(f"{m} IS NOT NULL")
         prefix, _, group_by, _ = _group_sql(by)
         q_cols = ", ".join(f"q.{c}" for c in cols)
         join = " AND ".join(f"b.{c} IS NOT DISTINCT FROM q.{c}" for c in cols) or "true"

@@ -12,16 +12,14 @@ from typing import TYPE_CHECKING
 from analysis.data import (
     Filter,
     GroupMoments,
-    connect,
     fmt,
     fmt_p,
     format_level,
-    group_moments,
-    no_trials_error,
+    load_groups,
     render_table,
-    select,
 )
 from analysis.errors import AnalysisError
+from analysis.intervals import t_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +58,7 @@ class TtestResult:
 
     def confidence_interval(self, confidence_level: float = 0.95) -> tuple[float, float]:
         """Two-sided CI of ``mean_diff`` at ``confidence_level`` (no refit)."""
-        return _interval(self.mean_diff, self.standard_error, self.df, confidence_level)
+        return t_interval(self.mean_diff, self.standard_error, self.df, confidence_level)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -107,15 +105,6 @@ def _welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
     return (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
 
 
-def _interval(center: float, se: float, df: float, confidence_level: float) -> tuple[float, float]:
-    from scipy import stats
-
-    if not 0 < confidence_level < 1:
-        raise ValueError("confidence_level must be between 0 and 1")
-    q = float(stats.t.ppf((1 + confidence_level) / 2, df))
-    return center - q * se, center + q * se
-
-
 def ttest_from_moments(
     ga: GroupMoments,
     gb: GroupMoments,
@@ -144,7 +133,7 @@ def ttest_from_moments(
     df = float(ga.n + gb.n - 2) if equal_var else _welch_df(ga.var, ga.n, gb.var, gb.n)
     statistic = mean_diff / se
     p_value = float(2 * stats.t.sf(abs(statistic), df))
-    ci_low, ci_high = _interval(mean_diff, se, df, 0.95)
+    ci_low, ci_high = t_interval(mean_diff, se, df, 0.95)
     pooled_sd = math.sqrt(((ga.n - 1) * ga.var + (gb.n - 1) * gb.var) / (ga.n + gb.n - 2))
     return TtestResult(
         metric=metric,
@@ -202,11 +191,9 @@ def ttest(
     a, b = str(a), str(b)
     if a == b:
         raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
-    with connect(db) as con:
-        sel = select(con, metric=metric, group=[group], where=where, include_warmup=include_warmup)
-        groups = group_moments(con, sel, metric=metric, group=group)
-    if not groups:
-        raise no_trials_error(sel, metric)
+    sel, groups = load_groups(
+        db, metric=metric, group=group, where=where, include_warmup=include_warmup
+    )
     by_level = {g.level: g for g in groups}
     ga = _find_level(by_level, a, option="--a", group=group)
     gb = _find_level(by_level, b, option="--b", group=group)
