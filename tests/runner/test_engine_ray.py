@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import BIN, assert_user_error, run_cli
+from tests.conftest import BIN, assert_user_error, free_port, run_cli
 
 pytest.importorskip("ray")
 
@@ -48,12 +48,6 @@ engine = "ray"
 workload = ["knn", "mlp"]
 workers = [1, 2]
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _rows(db: Path) -> list[tuple]:
@@ -103,7 +97,7 @@ def test_local_runtime_runs_knn_and_mlp_on_one_and_two_actors(
 def ray_cluster() -> Iterator[tuple[str, dict[str, str]]]:
     """A real head node (`ray start --head --block`) in its own session; yields its address and
     the environment a client needs (token authentication on, with a throwaway token)."""
-    port = _free_port()
+    port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="trk-ray-", dir="/tmp")  # short: Ray's socket paths
     env = {
         **os.environ,
@@ -178,7 +172,7 @@ def test_existing_cluster_via_ray_address(
 def test_unreachable_ray_address_is_refused_before_starting(
     experiment: Path, tmp_path: Path
 ) -> None:
-    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
     db = tmp_path / "results.duckdb"
     t0 = time.monotonic()
     proc = run_cli(

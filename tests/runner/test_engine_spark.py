@@ -8,7 +8,6 @@ the standalone cluster."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import assert_user_error, digest, run_cli
+from tests.conftest import assert_user_error, digest, free_port, run_cli
 
 pytest.importorskip("pyspark")
 
@@ -72,11 +71,30 @@ def _spec(tmp: Path, matrix: str) -> Path:
 def spark_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     tmp = tmp_path_factory.mktemp("spark")
     db = tmp / "results.duckdb"
-    proc = run_cli(
-        "runner", "trials", "-e", _spec(tmp, MATRIX), "--n", "1", "--warmup", "0", "--db", db, "-q"
-    )
+    proc = _trials(tmp, MATRIX, db)
     assert proc.returncode == 0, proc.stderr
     return db, proc.stdout, proc.stderr
+
+
+def _trials(
+    tmp: Path, matrix: str, db: Path, *extra: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`runner trials` on a one-off experiment: one trial per configuration, no warm-up."""
+    return run_cli(
+        "runner",
+        "trials",
+        "-e",
+        _spec(tmp, matrix),
+        "--n",
+        "1",
+        "--warmup",
+        "0",
+        "--db",
+        db,
+        "-q",
+        *extra,
+        timeout=timeout,
+    )
 
 
 def _rows(db: Path, sql: str) -> list[tuple]:
@@ -160,32 +178,13 @@ def test_spark_knn_reuses_the_models_fitted_in_train(spark_run: tuple[Path, str,
 def test_adam_is_not_a_spark_solver(tmp_path: Path) -> None:
     matrix = '[[matrix]]\nengine = "spark"\nworkload = "mlp"\nsolver = "adam"\n'
     db = tmp_path / "results.duckdb"
-    proc = run_cli(
-        "runner",
-        "trials",
-        "-e",
-        _spec(tmp_path, matrix),
-        "--n",
-        "1",
-        "--warmup",
-        "0",
-        "--db",
-        db,
-        "-q",
-        timeout=60,
-    )
+    proc = _trials(tmp_path, matrix, db, timeout=60)
     line = assert_user_error(proc)
     assert "solver 'adam'" in line and "l-bfgs" in line and "gd" in line
     assert digest(db) is None  # nothing written
 
 
 # -- an existing standalone cluster ---------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -218,7 +217,7 @@ def standalone(tmp_path: Path):  # type: ignore[no-untyped-def]
     import pyspark
 
     spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
-    port = _free_port()
+    port = free_port()
     url = f"spark://127.0.0.1:{port}"
     master_log, worker_log = tmp_path / "master.log", tmp_path / "worker.log"
     procs: list[subprocess.Popen[bytes]] = []
@@ -234,7 +233,7 @@ def standalone(tmp_path: Path):  # type: ignore[no-untyped-def]
                         "--port",
                         str(port),
                         "--webui-port",
-                        str(_free_port()),
+                        str(free_port()),
                     ],
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -254,7 +253,7 @@ def standalone(tmp_path: Path):  # type: ignore[no-untyped-def]
                         "--memory",
                         "2g",
                         "--webui-port",
-                        str(_free_port()),
+                        str(free_port()),
                         "--work-dir",
                         str(tmp_path / "work"),
                         url,
@@ -279,22 +278,7 @@ def standalone(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_spark_runs_on_an_existing_standalone_master(tmp_path: Path, standalone: str) -> None:
     matrix = '[[matrix]]\nengine = "spark"\nworkload = "knn"\nworkers = 1\n'
     db = tmp_path / "results.duckdb"
-    proc = run_cli(
-        "runner",
-        "trials",
-        "-e",
-        _spec(tmp_path, matrix),
-        "--n",
-        "1",
-        "--warmup",
-        "0",
-        "--db",
-        db,
-        "-q",
-        "--spark-master",
-        standalone,
-        timeout=300,
-    )
+    proc = _trials(tmp_path, matrix, db, "--spark-master", standalone)
     assert proc.returncode == 0, proc.stderr
     rows = _rows(
         db,

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import assert_user_error, digest, run_cli
+from tests.conftest import assert_user_error, digest, free_port, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -231,12 +231,9 @@ def test_bad_db_path(tmp_path: Path, kind: str) -> None:
 
 
 def test_unreachable_cluster_address_is_refused_fast(tmp_path: Path) -> None:
-    import socket
     import time
 
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nobody listens there
     db = tmp_path / "r.duckdb"
     t0 = time.monotonic()
     proc = run_cli(
@@ -267,9 +264,7 @@ def test_existing_dask_cluster(tmp_path: Path) -> None:
 
     from tests.conftest import BIN
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs = [
         subprocess.Popen(
