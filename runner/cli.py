@@ -105,6 +105,13 @@ def trials(
     spark_master: Annotated[
         str | None, typer.Option(help="Run spark configurations on this existing master URL.")
     ] = None,
+    spark_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="How spark configurations run: local (local[N]) or standalone (the runner "
+            "starts a Spark standalone cluster on 127.0.0.1); overrides the spec's spark_mode."
+        ),
+    ] = None,
     dask_scheduler: Annotated[
         str | None, typer.Option(help="Run dask configurations on this existing scheduler.")
     ] = None,
@@ -139,6 +146,7 @@ def trials(
                 )
                 if address
             ),
+            spark_mode=spark_mode,
         )
         result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
     except RunnerError as exc:

@@ -22,6 +22,12 @@ workers = [1, 2]
 ```
 Keys that are trial columns (``FACTORS``) become columns; any other key is a workload parameter
 (kept in ``params``). A list of lists gives levels of a list-valued parameter (``hidden``).
+
+``spark_mode`` (``"local"`` by default, or ``"standalone"``: the runner starts a Spark standalone
+cluster itself) is an engine parameter of ``spark`` configurations. It may sit in ``[defaults]``
+or ``[workloads.*]``, where configurations of other engines ignore it (and do not store it); a
+``[[matrix]]`` entry that sets it must be for engine spark only. ``"local"`` is not stored, so a
+configuration's id does not change by spelling out the default.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ _TOP_KEYS = {
     "workloads",
     "matrix",
 }
+#: Ways the spark engine runs: local[N], or a standalone cluster the runner starts and stops.
+SPARK_MODES = ("local", "standalone")
 BASE_DEFAULTS: dict[str, Any] = {
     "dataset": "digits",
     "workers": 1,
@@ -156,6 +164,29 @@ def _check_factor_types(config: dict[str, Any], where: str) -> None:
         raise RunnerError(f"{where}: data_fraction must be in (0, 1], got {fraction}")
 
 
+def _check_spark_mode(value: Any, where: str) -> None:
+    for mode in value if isinstance(value, list) else [value]:
+        if mode not in SPARK_MODES:
+            raise RunnerError(
+                f"{where}: spark_mode must be one of {', '.join(SPARK_MODES)}, got {mode!r}"
+            )
+
+
+def _spark_mode(config: dict[str, Any], engine: str, where: str) -> None:
+    """Keep ``spark_mode`` for spark configurations only, and only when it is not the default;
+    refuse a standalone cluster together with an existing one."""
+    mode = config.pop("spark_mode", None)
+    if engine != "spark" or mode in (None, "local"):
+        return
+    address = config.get("address")
+    if address:
+        raise RunnerError(
+            f"{where}: spark_mode 'standalone' starts a Spark cluster and --spark-master "
+            f"{address} uses an existing one; choose one"
+        )
+    config["spark_mode"] = mode
+
+
 def load_experiment(
     name_or_path: str,
     *,
@@ -169,11 +200,13 @@ def load_experiment(
     datasets: Sequence[str] | None = None,
     data_dir: str | None = None,
     addresses: Mapping[str, str] | None = None,
+    spark_mode: str | None = None,
 ) -> Experiment:
-    """Read and expand an experiment; options override the spec. Every configuration is checked
-    (engine, workload, dataset, support, factor types) before anything runs."""
+    """Read and expand an experiment; options override the spec (``spark_mode``: that of every
+    spark configuration). Every configuration is checked (engine, workload, dataset, support,
+    factor types) before anything runs."""
     from runner.datasets import check_dataset
-    from runner.engines import ENGINES, check_supported, get_engine
+    from runner.engines import ENGINES, check_memory, check_supported, get_engine
     from runner.workloads import get_workload
 
     path = resolve_experiment(name_or_path)
@@ -204,12 +237,27 @@ def load_experiment(
         get_workload(workload)
     if workers is not None and any(w < 1 for w in workers):
         raise RunnerError(f"--workers must all be >= 1, got {','.join(map(str, workers))}")
+    if spark_mode is not None and spark_mode not in SPARK_MODES:
+        raise RunnerError(
+            f"--spark-mode must be one of {', '.join(SPARK_MODES)}, got {spark_mode!r}"
+        )
+    if spark_mode == "standalone" and addresses and addresses.get("spark"):
+        raise RunnerError(
+            "--spark-mode standalone starts a Spark cluster and --spark-master "
+            f"{addresses['spark']} uses an existing one; choose one"
+        )
 
     matrix = raw.get("matrix")
     if not isinstance(matrix, list) or not matrix:
         raise RunnerError(f"experiment {path} has no [[matrix]] entries; add at least one")
     defaults = {**BASE_DEFAULTS, **raw.get("defaults", {})}
     workload_defaults: Mapping[str, Mapping[str, Any]] = raw.get("workloads", {})
+    if "spark_mode" in defaults:
+        _check_spark_mode(defaults["spark_mode"], f"experiment {path.name}, [defaults]")
+    for workload_name, params in workload_defaults.items():
+        if "spark_mode" in params:
+            where = f"experiment {path.name}, [workloads.{workload_name}]"
+            _check_spark_mode(params["spark_mode"], where)
 
     configs: list[dict[str, Any]] = []
     for i, entry in enumerate(matrix, 1):
@@ -217,6 +265,14 @@ def load_experiment(
         for key in ("engine", "workload"):
             if key not in entry:
                 raise RunnerError(f'{where} has no {key}; add {key} = "..."')
+        if "spark_mode" in entry:
+            _check_spark_mode(entry["spark_mode"], where)
+            others = sorted({str(e) for e in _levels("engine", entry["engine"])} - {"spark"})
+            if others:
+                raise RunnerError(
+                    f"{where}: spark_mode applies to engine spark only, not {', '.join(others)}; "
+                    "set it in an entry for engine spark alone"
+                )
         for partial in _expand({"engine": entry["engine"], "workload": entry["workload"]}):
             engine_name, workload_name = str(partial["engine"]), str(partial["workload"])
             get_engine(engine_name)
@@ -242,10 +298,15 @@ def load_experiment(
             if addresses and addresses.get(engine_name):
                 # an existing cluster: part of the configuration, so part of its id
                 merged["address"] = addresses[engine_name]
+            if engine_name == "spark" and spark_mode is not None:
+                merged["spark_mode"] = spark_mode
             for config in _expand(merged):
+                _spark_mode(config, engine_name, where)
                 _check_factor_types(config, where)
                 check_dataset(str(config["dataset"]), config.get("data_dir"))
                 check_supported(engine_name, workload_name, int(config["workers"]))
+                check_memory(engine_name, config)
+                config = workload.resolve(config)
                 workload.check(config)
                 config = {"experiment": name, "seed": seed, **config}
                 if config not in configs:

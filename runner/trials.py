@@ -5,6 +5,7 @@ ends (its own transaction)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,14 @@ class TrialOptions:
     data_dir: str | None = None
     #: engine -> address of an existing cluster (spark master URL, dask scheduler, ray address)
     addresses: tuple[tuple[str, str], ...] = ()
+    #: "local" | "standalone" for every spark configuration (None: as the experiment says)
+    spark_mode: str | None = None
+
+
+#: Configuration keys the run table shows as columns (or that name the run, not the config).
+_SHOWN = frozenset(
+    ("engine", "workload", "dataset", "workers", "threads_per_worker", "experiment", "seed")
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,8 @@ class ConfigOutcome:
     median_train_s: float | None
     mean_accuracy: float | None
     first_error: str | None
+    #: the rest of the configuration (factors not in the table, workload parameters)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,12 +103,27 @@ class RunResult:
         def fmt(value: float | None, spec: str) -> str:
             return "-" if value is None else format(value, spec)
 
+        # settings every configuration has that tell them apart beyond the columns (impl, ...)
+        common = [set(c.settings) for c in self.configs]
+        keys = sorted(set.intersection(*common)) if common else []
+        varying = [
+            k
+            for k in keys
+            if len({json.dumps(c.settings.get(k), default=str) for c in self.configs}) > 1
+        ]
+        if varying:
+            lines[0] += "  settings"
         for c in self.configs:
+            extra = " ".join(
+                f"{k}={json.dumps(c.settings[k], default=str).strip(chr(34))}"
+                for k in varying
+                if k in c.settings
+            )
             lines.append(
                 f"{c.engine:<8} {c.workload:<9} {c.dataset:<8} {c.workers:>7} "
                 f"{c.threads_per_worker:>7} {fmt(c.setup_s, '8.3f')} {c.n_ok:>4} "
                 f"{c.n_failed:>6} {c.n_timeout:>7} {fmt(c.median_train_s, '14.4f')} "
-                f"{fmt(c.mean_accuracy, '8.4f')}"
+                f"{fmt(c.mean_accuracy, '8.4f')}" + (f"  {extra}" if extra else "")
             )
         lines.append("")
         lines.append(
@@ -330,6 +356,7 @@ def _run_config(
         median_train_s=statistics.median(train_times) if train_times else None,
         mean_accuracy=statistics.fmean(accuracies) if accuracies else None,
         first_error=first_error,
+        settings={k: v for k, v in config.items() if k not in _SHOWN},
     )
 
 
@@ -359,6 +386,7 @@ def run_experiment(
         datasets=options.datasets,
         data_dir=options.data_dir,
         addresses=dict(options.addresses),
+        spark_mode=options.spark_mode,
     )
     used = sorted({str(c["engine"]) for c in experiment.configs})
     for engine in used:

@@ -51,7 +51,8 @@ ENGINES: dict[str, EngineInfo] = {
         None,
         {
             "knn": "scikit-learn KNeighborsClassifier, n_jobs = threads_per_worker",
-            "mlp": "scikit-learn MLPClassifier",
+            "mlp": "impl sklearn: scikit-learn MLPClassifier; impl scratch: 002's NumPy network, "
+            "mini-batch gradient descent written by hand",
         },
         max_workers=1,
     ),
@@ -64,22 +65,26 @@ ENGINES: dict[str, EngineInfo] = {
         {
             "knn": "training set scattered to every worker once; each worker fits; test shards "
             "scored on the workers",
-            "mlp": "one worker fits the MLP (scikit-learn's MLP has no data parallelism); test "
-            "shards scored on all workers",
+            "mlp": "impl sklearn (001): MLPClassifier fitted under Dask's joblib backend (it "
+            "makes no joblib calls, so it trains in the driver), model scattered to the workers; "
+            "impl scratch: synchronous data-parallel gradient descent, one training shard per "
+            "worker (Dask actors), driver averages; test shards scored on all workers",
         },
     ),
     "spark": EngineInfo(
         "spark",
-        "pyspark: local[workers x threads_per_worker] by default; --spark-master URL for a "
-        "cluster (executor cores = threads_per_worker, cores.max = workers x threads)",
+        "pyspark: local[workers x threads_per_worker] by default; spark_mode standalone: the "
+        "runner starts a master and `workers` workers on 127.0.0.1; --spark-master URL for an "
+        "existing cluster (executor cores = threads_per_worker, executor memory = memory_gb, "
+        "cores.max = workers x threads)",
         "spark",
         ("pyspark",),
         "spark",
         {
             "knn": "training set broadcast once; each Python worker fits scikit-learn's KNN in "
             "train; test set scored in max(workers x threads, 2) partitions with mapPartitions",
-            "mlp": "Spark MLlib MultilayerPerceptronClassifier (sigmoid hidden layers), solver "
-            "l-bfgs | gd, epochs -> maxIter, batch_size -> blockSize",
+            "mlp": "impl mllib: Spark MLlib MultilayerPerceptronClassifier (sigmoid hidden "
+            "layers), solver l-bfgs | gd, epochs -> maxIter, batch_size -> blockSize",
         },
     ),
     "ray": EngineInfo(
@@ -92,8 +97,26 @@ ENGINES: dict[str, EngineInfo] = {
         {
             "knn": "training set ray.put once per configuration; every actor fits; test shards "
             "(>= workers) scored on the actors",
-            "mlp": "one actor fits scikit-learn's MLP, the fitted model is shipped to the other "
-            "actors; test shards scored on all actors",
+            "mlp": "impl sklearn: MLPClassifier fitted under Ray's joblib backend (trains in the "
+            "driver), model ray.put to the actors; impl scratch: synchronous data-parallel "
+            "gradient descent, one training shard per actor, driver averages; test shards "
+            "scored on all actors",
+        },
+    ),
+    "tensorflow": EngineInfo(
+        "tensorflow",
+        "Keras 3 on TensorFlow, CPU only, in the worker process; strategy none (intra-op "
+        "threads = threads_per_worker, inter-op threads = workers) or mirrored "
+        "(MirroredStrategy over `workers` logical CPU devices)",
+        "tensorflow",
+        ("tensorflow",),
+        "tensorflow",
+        {
+            "mlp": "impl keras: 002's network in Keras (Dense ReLU/ReLU, tanh output, squared "
+            "error on one-hot targets, SGD); model built, compiled and traced once in load, "
+            "re-initialised from the seed every trial",
+            "cnn": "000's CNN (Table 1) in Keras, Adam; model built, compiled and traced once in "
+            "load, re-initialised from the seed every trial",
         },
     ),
 }
@@ -122,6 +145,35 @@ def check_supported(engine: str, workload: str, workers: int) -> None:
         raise RunnerError(
             f"engine {engine} runs in-process and supports workers=1 only, got {workers}; "
             "use a distributed engine (e.g. dask) for more workers"
+        )
+
+
+#: The least memory_gb (GiB per worker) each engine can start with: Spark's JVM refuses less than
+#: 450 MiB (1.5 x its 300 MiB reserve); a Dask worker or Ray actor process alone takes ~150 MiB.
+MIN_MEMORY_GB = {"spark": 450 / 1024, "dask": 0.25, "ray": 0.25}
+
+
+def check_memory(engine: str, config: Mapping[str, Any]) -> None:
+    """Refuse a memory_gb the engine cannot start with, or that this machine does not have."""
+    memory_gb = config.get("memory_gb")
+    if memory_gb is None:
+        return
+    least = MIN_MEMORY_GB.get(engine)
+    if least is not None and float(memory_gb) < least:
+        raise RunnerError(
+            f"memory_gb {memory_gb:g} is too small for {engine}: it needs at least "
+            f"{least:.2f} GiB per worker; raise memory_gb"
+        )
+    if config.get("address"):  # an existing cluster: its own machines
+        return
+    import psutil
+
+    total_gb = psutil.virtual_memory().total / 2**30
+    workers = int(config.get("workers") or 1)
+    if least is not None and float(memory_gb) * workers > total_gb:
+        raise RunnerError(
+            f"memory_gb {memory_gb:g} x {workers} workers is more than this machine's "
+            f"{total_gb:.1f} GiB; lower memory_gb or workers"
         )
 
 
@@ -170,20 +222,29 @@ def make_session(config: Mapping[str, Any]) -> EngineSession:
 
 
 def support_matrix() -> str:
-    """Engine x workload table as text, with install status."""
-    from runner.workloads import WORKLOADS
+    """Engine x workload table as text (with the MLP implementations), and install status."""
+    from runner.workloads import MLP_IMPLS, WORKLOADS
 
     names = sorted(WORKLOADS)
+
+    def cell(info: EngineInfo, workload: str) -> str:
+        if workload not in info.workloads:
+            return "-"
+        return ",".join(MLP_IMPLS.get(info.name, ())) if workload == "mlp" else "yes"
+
+    widths = {n: max(len(n), *(len(cell(i, n)) for i in ENGINES.values())) for n in names}
     width = max(len(n) for n in ENGINES) + 2
     lines = [
-        "engine".ljust(width) + "installed  " + "  ".join(n.ljust(5) for n in names),
+        (
+            "engine".ljust(width) + "installed  " + "  ".join(n.ljust(widths[n]) for n in names)
+        ).rstrip(),
     ]
     for info in ENGINES.values():
-        cells = ["yes".ljust(5) if n in info.workloads else "-".ljust(5) for n in names]
+        cells = [cell(info, n).ljust(widths[n]) for n in names]
         lines.append(
             info.name.ljust(width)
             + ("yes" if info.installed() else f"no: pip install 'trialkit[{info.extra}]'").ljust(11)
-            + "  ".join(cells)
+            + "  ".join(cells).rstrip()
         )
     lines.append("")
     for info in ENGINES.values():

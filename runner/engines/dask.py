@@ -1,9 +1,17 @@
 """Engine ``dask``: a real ``distributed.LocalCluster`` (worker processes), started once per
-configuration.
+configuration, or ``workers`` workers of an existing scheduler.
 
-The training set is scattered to every worker once (at load), the test set is cut into shards
-(at least one per worker thread) that are scattered round-robin to the workers once. A trial fits
-the model on the workers and scores each shard on the worker that holds it.
+Data is shipped once, at load: the test set is cut into shards (at least one per worker thread)
+scattered round-robin to the workers, and the training set goes where the workload needs it.
+Each trial scores every test shard on the worker that holds it. How a trial trains:
+
+- knn: the training set is scattered to every worker; every worker fits its own model.
+- mlp, impl sklearn (paper 001): scikit-learn's MLPClassifier fitted under Dask's joblib backend
+  (``joblib.parallel_backend("dask")``), as 001 did. MLPClassifier makes no joblib calls, so the
+  fit runs in the driver; the fitted model is then scattered to the workers, inside train.
+- mlp, impl scratch: the training set is cut into one shard per worker; synchronous data-parallel
+  mini-batch gradient descent of the NumPy network (``runner.workloads.scratch``): per step every
+  worker computes the gradient sum of its part of the batch, the driver averages and updates.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from runner.datasets import Split
-from runner.workloads import get_workload
+from runner.workloads import get_workload, mlp_impl
+from runner.workloads import scratch as net
 
 
 def _fit(workload: str, config: Mapping[str, Any], seed: int, x: Any, y: Any) -> Any:
@@ -26,8 +35,26 @@ def _preload(workload: str, config: Mapping[str, Any]) -> None:
     get_workload(workload).preload(config)
 
 
-def _same(model: Any) -> Any:
-    return model
+class _Shard:
+    """A Dask actor on one worker holding one training shard: per step it returns the gradient
+    sum of its part of the batch. Actor calls go straight from the client to the worker (no
+    scheduler round trip per step)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, shard: int) -> None:
+        self.x, self.y, self.shard = x, y, shard
+
+    def gradient(
+        self,
+        params: net.Params,
+        spec: net.TrainSpec,
+        epoch: int,
+        step: int,
+        seed: int,
+        per_worker: int,
+    ) -> tuple[net.Params, float, int]:
+        return net.shard_gradient(
+            params, spec, self.x, self.y, epoch, step, seed, self.shard, per_worker
+        )
 
 
 def _predict(model: Any, x: np.ndarray) -> tuple[str, np.ndarray]:
@@ -52,6 +79,15 @@ class Session:
         self._shards: list[tuple[str, Any]] = []
         self._models: dict[str, Any] = {}
         self._used: set[str] = set()
+        # how a trial trains: "every" worker fits (knn), "driver" (sklearn under joblib) or
+        # data-parallel "scratch"
+        if self.workload.fit_on_every_worker:
+            self.mode = "every"
+        else:
+            self.mode = "scratch" if mlp_impl(self.config) == "scratch" else "driver"
+        self._train_shards: list[tuple[str, Any, int]] = []
+        self._local_model: Any = None
+        self._steps = 0
 
     def start(self) -> None:
         from distributed import Client, LocalCluster
@@ -77,9 +113,23 @@ class Session:
     def load(self, split: Split) -> None:
         self.split = split
         self.client.run(_preload, self.workload.name, self.config, workers=self.addresses)
-        x_f = self.client.scatter(split.x_train, broadcast=True, hash=False)
-        y_f = self.client.scatter(split.y_train, broadcast=True, hash=False)
-        self._train = (x_f, y_f)
+        if self.mode == "scratch":  # one training shard per worker
+            self._train_shards = []
+            pairs = zip(
+                np.array_split(split.x_train, len(self.addresses)),
+                np.array_split(split.y_train, len(self.addresses)),
+                strict=True,
+            )
+            for i, (addr, (x, y)) in enumerate(zip(self.addresses, pairs, strict=True)):
+                x_f, y_f = self.client.scatter([x, y], workers=[addr], hash=False)
+                actor = self.client.submit(
+                    _Shard, x_f, y_f, i, workers=[addr], allow_other_workers=False, actor=True
+                ).result()
+                self._train_shards.append((addr, actor, len(x)))
+        elif self.mode == "every":
+            x_f = self.client.scatter(split.x_train, broadcast=True, hash=False)
+            y_f = self.client.scatter(split.y_train, broadcast=True, hash=False)
+            self._train = (x_f, y_f)
         n_shards = max(len(self.addresses) * self.threads, 1)
         self._shards = []
         for i, shard in enumerate(np.array_split(split.x_test, n_shards)):
@@ -87,11 +137,29 @@ class Session:
             self._shards.append((addr, self.client.scatter(shard, workers=[addr], hash=False)))
 
     def train(self, seed: int) -> None:
+        if self.mode == "every":
+            self._train_everywhere(seed)
+            return
+        assert self.split is not None
+        if self.mode == "scratch":
+            model: Any = self._train_scratch(seed)
+        else:  # 001: scikit-learn under Dask's joblib backend
+            import joblib
+            from threadpoolctl import threadpool_limits
+
+            # the driver's BLAS gets a worker's threads, as the local engine does
+            with threadpool_limits(limits=self.threads), joblib.parallel_backend("dask"):
+                model = self.workload.fit(self.config, seed, self.split.x_train, self.split.y_train)
+        # the fitted model goes to every worker now, inside train, not in predict
+        self._local_model = model
+        futures = self.client.scatter(model, broadcast=True, hash=False)
+        self._models = {addr: futures for addr in self.addresses}
+
+    def _train_everywhere(self, seed: int) -> None:
         from distributed import wait
 
         assert self._train is not None
         x_f, y_f = self._train
-        targets = self.addresses if self.workload.fit_on_every_worker else self.addresses[:1]
         futures = {
             addr: self.client.submit(
                 _fit,
@@ -104,20 +172,30 @@ class Session:
                 allow_other_workers=False,
                 pure=False,
             )
-            for addr in targets
+            for addr in self.addresses
         }
         wait(list(futures.values()))
         for future in futures.values():
             future.result()  # raise a worker-side error here, inside train
-        if not self.workload.fit_on_every_worker:
-            # ship the one fitted model to the other workers now, inside train, not in predict
-            model = futures[targets[0]]
-            for addr in self.addresses[1:]:
-                futures[addr] = self.client.submit(
-                    _same, model, workers=[addr], allow_other_workers=False, pure=False
-                )
-            wait(list(futures.values()))
         self._models = futures
+        self._local_model = None
+
+    def _train_scratch(self, seed: int) -> net.ScratchMLP:
+        assert self.split is not None
+        spec = net.train_spec(self.config, self.split.x_train.shape[1], self.split.n_classes)
+        per_worker = net.per_worker_batch(spec.batch_size, len(self._train_shards))
+
+        def step(params: net.Params, epoch: int, step: int) -> list[tuple[Any, float, int]]:
+            calls = [
+                actor.gradient(params, spec, epoch, step, seed, per_worker)
+                for _, actor, _ in self._train_shards
+            ]
+            return [call.result() for call in calls]
+
+        sizes = [n for *_, n in self._train_shards]
+        params, losses = net.fit_data_parallel(spec, seed, sizes, step)
+        self._steps = net.steps_per_epoch(sizes, per_worker) * spec.epochs
+        return net.ScratchMLP.fitted(self.config, seed, spec, params, losses)
 
     def predict(self) -> np.ndarray:
         futures = [
@@ -129,12 +207,18 @@ class Session:
         return np.concatenate([pred for _, pred in results])
 
     def trial_metrics(self) -> dict[str, float]:
-        """How many distinct workers scored test shards in the last trial."""
-        return {"workers_used": float(len(self._used))}
+        """How many distinct workers scored test shards in the last trial; for scratch, how many
+        synchronous gradient steps the training took."""
+        out = {"workers_used": float(len(self._used))}
+        if self.mode == "scratch":
+            out["sync_steps"] = float(self._steps)
+        return out
 
     def predict_train(self) -> np.ndarray:
         assert self.split is not None
-        model = next(iter(self._models.values())).result()
+        model = self._local_model
+        if model is None:
+            model = next(iter(self._models.values())).result()
         return np.asarray(model.predict(self.split.x_train))
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,13 +22,32 @@ class Session:
         self.model: Any = None
 
     def start(self) -> None:
+        # OpenMP runtimes loaded later (scikit-learn's) read this when they start
+        os.environ["OMP_NUM_THREADS"] = str(self.threads)
+        self._limit()
+
+    def _limit(self) -> None:
+        """Limit every thread pool loaded so far (threadpoolctl sees loaded libraries only)."""
         from threadpoolctl import threadpool_limits
 
-        self._limits = threadpool_limits(limits=self.threads)
+        if self._limits is None:
+            self._limits = threadpool_limits(limits=self.threads)
+        else:
+            threadpool_limits(limits=self.threads)
 
     def load(self, split: Split) -> None:
         self.split = split
         self.workload.preload(self.config)
+        self._limit()  # the estimator's library (and its OpenMP runtime) is loaded now
+
+    def threads_in_use(self) -> int:
+        """The most threads any loaded BLAS / OpenMP pool may use."""
+        from threadpoolctl import threadpool_info
+
+        return max((int(pool["num_threads"]) for pool in threadpool_info()), default=1)
+
+    def trial_metrics(self) -> dict[str, float]:
+        return {"pool_threads": float(self.threads_in_use())}
 
     def train(self, seed: int) -> None:
         assert self.split is not None

@@ -2,11 +2,19 @@
 per configuration, with one actor per worker.
 
 At start, ``workers`` actors (``num_cpus = threads_per_worker`` each) are created and pinged, so
-the runtime and the actor processes are up before any trial. At load, the training set is
-``ray.put`` once and its reference handed to every actor; the test set is cut into shards (at
-least one per worker thread) handed round-robin to the actors once. A trial fits the model on the
-actors (KNN: every actor; MLP: one actor, whose fitted model is shipped to the others) and each
-actor scores the shards it holds.
+the runtime and the actor processes are up before any trial. At load, the test set is cut into
+shards (at least one per worker thread) handed round-robin to the actors once, and the training
+set goes where the workload needs it. Each trial scores every test shard on the actor holding it.
+How a trial trains:
+
+- knn: the training set is ``ray.put`` once and every actor fits its own model on it.
+- mlp, impl sklearn: scikit-learn's MLPClassifier fitted under Ray's joblib backend
+  (``ray.util.joblib``), the way 001 used Dask's. MLPClassifier makes no joblib calls, so the fit
+  runs in the driver; the fitted model is then ``ray.put`` and handed to every actor, in train.
+- mlp, impl scratch: one training shard per actor; synchronous data-parallel mini-batch gradient
+  descent of the NumPy network (``runner.workloads.scratch``): per step the parameters are
+  ``ray.put`` once, every actor returns the gradient sum of its part of the batch, the driver
+  averages and updates.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from runner.datasets import Split
-from runner.workloads import get_workload
+from runner.workloads import get_workload, mlp_impl
+from runner.workloads import scratch as net
 
 #: How long to wait for the actors to come up (an existing cluster may be short of CPUs).
 ACTOR_START_TIMEOUT_S = 120.0
@@ -40,6 +49,7 @@ class _Worker:
         self.workload = get_workload(workload)
         self.config = dict(config)
         self.train_set: tuple[np.ndarray, np.ndarray] | None = None
+        self.shard = 0
         self.shards: list[tuple[int, np.ndarray]] = []
         self.model: Any = None
         # import the estimator's library now, in setup, not in the first trial's train_s
@@ -49,18 +59,35 @@ class _Worker:
         return _process_key()
 
     def set_data(
-        self, train_set: tuple[np.ndarray, np.ndarray], shards: list[tuple[int, np.ndarray]]
+        self,
+        train_set: tuple[np.ndarray, np.ndarray] | None,
+        shards: list[tuple[int, np.ndarray]],
+        shard: int = 0,
     ) -> int:
-        # ``train_set`` arrives resolved from the object store (zero-copy, read-only arrays)
+        # ``train_set`` (the whole training set, or this actor's shard of it) arrives resolved
+        # from the object store (zero-copy, read-only arrays)
         self.train_set = train_set
         self.shards = shards
+        self.shard = shard
         return len(shards)
 
-    def fit(self, seed: int, ship: bool) -> Any:
+    def gradient(
+        self,
+        params: net.Params,
+        spec: net.TrainSpec,
+        epoch: int,
+        step: int,
+        seed: int,
+        per_worker: int,
+    ) -> tuple[net.Params, float, int]:
+        assert self.train_set is not None
+        x, y = self.train_set
+        return net.shard_gradient(params, spec, x, y, epoch, step, seed, self.shard, per_worker)
+
+    def fit(self, seed: int) -> None:
         assert self.train_set is not None
         x, y = self.train_set
         self.model = self.workload.fit(self.config, seed, x, y)
-        return self.model if ship else None
 
     def set_model(self, model: Any) -> None:
         self.model = model
@@ -82,6 +109,15 @@ class Session:
         self.split: Split | None = None
         self._train_ref: Any = None
         self._used: set[str] = set()
+        # how a trial trains: "every" actor fits (knn), "driver" (sklearn under joblib) or
+        # data-parallel "scratch"
+        if self.workload.fit_on_every_worker:
+            self.mode = "every"
+        else:
+            self.mode = "scratch" if mlp_impl(self.config) == "scratch" else "driver"
+        self._shard_sizes: list[int] = []
+        self._model: Any = None
+        self._steps = 0
 
     def start(self) -> None:
         # quiet and offline: no usage stats, no log forwarding, no dashboard
@@ -111,7 +147,10 @@ class Session:
                 include_dashboard=False,
                 **quiet,
             )
-        actor_class = ray.remote(_Worker).options(num_cpus=self.threads, max_restarts=0)
+        resources: dict[str, Any] = {"num_cpus": self.threads}
+        if self.config.get("memory_gb"):  # Ray's logical memory resource, reserved per actor
+            resources["memory"] = int(float(self.config["memory_gb"]) * 2**30)
+        actor_class = ray.remote(_Worker).options(**resources, max_restarts=0)
         self.actors = [
             actor_class.remote(self.workload.name, self.config) for _ in range(self.workers)
         ]
@@ -123,28 +162,72 @@ class Session:
         import ray
 
         self.split = split
-        self._train_ref = ray.put((split.x_train, split.y_train))  # once, shared by all actors
         n_shards = max(self.workers * self.threads, 1)
         per_actor: list[list[tuple[int, np.ndarray]]] = [[] for _ in self.actors]
         for i, shard in enumerate(np.array_split(split.x_test, n_shards)):
             per_actor[i % len(self.actors)].append((i, shard))
+        if self.mode == "every":
+            self._train_ref = ray.put((split.x_train, split.y_train))  # once, shared
+            train_sets: list[Any] = [self._train_ref] * len(self.actors)
+        elif self.mode == "scratch":  # one shard of the training set per actor
+            xs = np.array_split(split.x_train, len(self.actors))
+            ys = np.array_split(split.y_train, len(self.actors))
+            train_sets = [ray.put((x, y)) for x, y in zip(xs, ys, strict=True)]
+            self._shard_sizes = [len(x) for x in xs]
+        else:
+            train_sets = [None] * len(self.actors)
         ray.get(
             [
-                actor.set_data.remote(self._train_ref, shards)
-                for actor, shards in zip(self.actors, per_actor, strict=True)
+                actor.set_data.remote(train_set, shards, i)
+                for i, (actor, train_set, shards) in enumerate(
+                    zip(self.actors, train_sets, per_actor, strict=True)
+                )
             ]
         )
 
     def train(self, seed: int) -> None:
         import ray
 
-        if self.workload.fit_on_every_worker:
-            ray.get([actor.fit.remote(seed, False) for actor in self.actors])
+        if self.mode == "every":
+            ray.get([actor.fit.remote(seed) for actor in self.actors])
             return
-        # one actor fits; its fitted model goes through the object store to the others
-        first, *others = self.actors
-        model_ref = first.fit.remote(seed, bool(others))
-        ray.get([actor.set_model.remote(model_ref) for actor in others] or [model_ref])
+        assert self.split is not None
+        if self.mode == "scratch":
+            model: Any = self._train_scratch(seed)
+        else:  # scikit-learn under Ray's joblib backend, in the driver
+            import joblib
+            from ray.util.joblib import register_ray
+            from threadpoolctl import threadpool_limits
+
+            register_ray()
+            # the driver's BLAS gets a worker's threads, as the local engine does
+            with threadpool_limits(limits=self.threads), joblib.parallel_backend("ray"):
+                model = self.workload.fit(self.config, seed, self.split.x_train, self.split.y_train)
+        # the fitted model goes to every actor now, inside train, not in predict
+        self._model = model
+        model_ref = ray.put(model)
+        ray.get([actor.set_model.remote(model_ref) for actor in self.actors])
+
+    def _train_scratch(self, seed: int) -> net.ScratchMLP:
+        import ray
+
+        assert self.split is not None
+        spec = net.train_spec(self.config, self.split.x_train.shape[1], self.split.n_classes)
+        per_worker = net.per_worker_batch(spec.batch_size, len(self.actors))
+        spec_ref = ray.put(spec)
+
+        def step(params: net.Params, epoch: int, step: int) -> list[tuple[Any, float, int]]:
+            params_ref = ray.put(params)  # once per step, read by every actor
+            return ray.get(
+                [
+                    actor.gradient.remote(params_ref, spec_ref, epoch, step, seed, per_worker)
+                    for actor in self.actors
+                ]
+            )
+
+        params, losses = net.fit_data_parallel(spec, seed, self._shard_sizes, step)
+        self._steps = net.steps_per_epoch(self._shard_sizes, per_worker) * spec.epochs
+        return net.ScratchMLP.fitted(self.config, seed, spec, params, losses)
 
     def predict(self) -> np.ndarray:
         import ray
@@ -157,14 +240,20 @@ class Session:
         return np.concatenate([pred for _, pred in ordered])
 
     def trial_metrics(self) -> dict[str, float]:
-        """How many distinct actor processes scored test shards in the last trial."""
-        return {"workers_used": float(len(self._used))}
+        """How many distinct actor processes scored test shards in the last trial; for scratch,
+        how many synchronous gradient steps the training took."""
+        out = {"workers_used": float(len(self._used))}
+        if self.mode == "scratch":
+            out["sync_steps"] = float(self._steps)
+        return out
 
     def predict_train(self) -> np.ndarray:
         import ray
 
         assert self.split is not None
-        model = ray.get(self.actors[0].get_model.remote())
+        model = self._model
+        if model is None:
+            model = ray.get(self.actors[0].get_model.remote())
         return np.asarray(model.predict(self.split.x_train))
 
     def close(self) -> None:

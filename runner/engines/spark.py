@@ -1,5 +1,18 @@
-"""Engine ``spark``: a real pyspark session, ``local[workers x threads_per_worker]`` by default or
-an existing master (``--spark-master spark://host:port``), started once per configuration.
+"""Engine ``spark``: a real pyspark session, started once per configuration, in one of three ways:
+
+- ``local[workers x threads_per_worker]`` (``spark_mode = "local"``, the default);
+- ``spark_mode = "standalone"`` (or ``runner trials --spark-mode standalone``): the runner starts a
+  Spark standalone cluster on 127.0.0.1 itself (``runner.engines.spark_cluster``: one master and
+  ``workers`` worker JVMs launched with pyspark's ``spark-class``, each worker offering
+  threads_per_worker cores and memory_gb GB, 1 GB when memory_gb is unset), runs the application
+  on it with one executor per worker (executor cores = threads_per_worker, executor memory =
+  memory_gb if set, cores.max = workers x threads_per_worker), waits until all ``workers``
+  executors have registered, and stops the cluster in ``close()``. The cluster's start-up (about
+  10 s on two cores) is engine start-up, so it is timed into setup_s;
+- an existing master (``--spark-master spark://host:port``), with the same executor sizing.
+
+In the two cluster modes the trial metric ``executors`` records how many executors the
+application had (the driver not counted).
 
 ``start()`` launches the JVM (its stdout/stderr go to a log file, log4j at ERROR, so nothing lands
 on the runner's output) and runs one tiny job, so the JVM and the Python workers are up before any
@@ -33,6 +46,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
@@ -43,6 +57,9 @@ import numpy as np
 
 from runner.datasets import Split
 from runner.workloads import get_workload
+
+#: Seconds to wait for the standalone cluster's executors to register with the application.
+EXECUTOR_TIMEOUT_S = 60.0
 
 _LOG4J2 = """\
 rootLogger.level = error
@@ -135,6 +152,7 @@ class Session:
         self.workers = int(config.get("workers") or 1)
         self.threads = int(config.get("threads_per_worker") or 1)
         self.memory_gb = config.get("memory_gb")
+        self.mode = str(config.get("spark_mode") or "local")
         self.slots = self.workers * self.threads
         self.partitions = max(self.slots, 2)
         self.token = uuid.uuid4().hex
@@ -142,6 +160,8 @@ class Session:
         self.split: Split | None = None
         self._tmp: Path | None = None
         self._proc: Any = None
+        self.cluster: Any = None  # StandaloneCluster in spark_mode "standalone"
+        self.master: str | None = None  # URL of the cluster master, None for local[N]
         self._seed = 0
         # knn
         self._bx: Any = None
@@ -163,7 +183,7 @@ class Session:
         assert self._tmp is not None
         log4j = self._tmp / "log4j2.properties"
         log4j.write_text(_LOG4J2, encoding="utf-8")
-        address = self.config.get("address")
+        address = self.master
         conf = (
             SparkConf()
             .setAppName("trialkit")
@@ -199,6 +219,20 @@ class Session:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         self._tmp = Path(tempfile.mkdtemp(prefix="trialkit-spark-"))
+        address = self.config.get("address")
+        if self.mode == "standalone":
+            from runner.engines.spark_cluster import StandaloneCluster
+
+            if address:
+                raise RuntimeError(f"spark_mode 'standalone' and address {address}: choose one")
+            self.cluster = StandaloneCluster(
+                self.workers, self.threads, self.memory_gb, self._tmp / "cluster"
+            )
+            self.master = self.cluster.start()
+        elif self.mode == "local":
+            self.master = str(address) if address else None
+        else:
+            raise RuntimeError(f"unknown spark_mode {self.mode!r}; use local or standalone")
         conf = self._conf()
         log = self._tmp / "jvm.log"
         with open(log, "ab") as out:  # the JVM (and its Python workers) write here, not to us
@@ -210,8 +244,26 @@ class Session:
         sc = SparkContext(conf=conf, gateway=gateway)
         sc.setLogLevel("ERROR")
         self.spark = SparkSession(sc)
+        if self.cluster is not None:
+            self._wait_for_executors(self.workers, EXECUTOR_TIMEOUT_S)
         # Start the executors and a Python worker now, so no trial pays for it.
         sc.parallelize(range(self.partitions), self.partitions).count()
+
+    def executors(self) -> int:
+        """Executors registered with the application (the driver not counted)."""
+        status = self.spark.sparkContext._jsc.sc().getExecutorMemoryStatus()
+        return max(int(status.size()) - 1, 0)
+
+    def _wait_for_executors(self, wanted: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (have := self.executors()) < wanted:
+            if time.monotonic() > deadline:
+                tail = self.cluster.log_tail() if self.cluster is not None else ""
+                raise RuntimeError(
+                    f"only {have} of {wanted} Spark executors registered within {timeout:g} s; "
+                    f"{tail}"
+                )
+            time.sleep(0.1)
 
     def _log_tail(self, lines: int = 5) -> str:
         if self._tmp is None or not (self._tmp / "jvm.log").exists():
@@ -315,10 +367,12 @@ class Session:
         return self._score_mlp(self._train_df)
 
     def trial_metrics(self) -> dict[str, float]:
-        """Partitions of the data; for knn, how many Python worker processes scored the test
-        blocks and how many of them had to fit during predict (0 when train's models were
-        reused)."""
+        """Partitions of the data; on a cluster, the executors the application has; for knn, how
+        many Python worker processes scored the test blocks and how many of them had to fit
+        during predict (0 when train's models were reused)."""
         out = {"partitions": float(self.partitions)}
+        if self.master is not None:
+            out["executors"] = float(self.executors())
         if self.workload.name == "knn":
             out["task_processes"] = float(len(self._who))
             out["knn_refits"] = float(self._refits)
@@ -346,6 +400,9 @@ class Session:
                 proc.kill()
                 proc.wait(timeout=15)
         self._proc = None
+        if self.cluster is not None:  # also after a start that failed halfway
+            self.cluster.stop()
+            self.cluster = None
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -32,9 +32,79 @@ class Workload:
         """Import the estimator's library now (in load), not in the first trial's train_s."""
         self.make_estimator(config, 0)
 
+    def resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The configuration with this workload's implementation defaults filled in, so what is
+        stored is what ran (an MLP's ``impl``; the scratch network's shape and learning set-up)."""
+        out = _RESOLVE.get(self.name, dict)(config)
+        if out.get("engine") == "tensorflow" and out.get("strategy") is None:
+            from runner.workloads.keras_models import STRATEGIES
+
+            out["strategy"] = STRATEGIES[0]
+        return out
+
     def check(self, config: Mapping[str, Any]) -> None:
         """Refuse bad parameters before anything starts (RunnerError)."""
+        _check_engine_params(config)
         _CHECKS[self.name](config)
+
+
+def _check_engine_params(config: Mapping[str, Any]) -> None:
+    """Engine parameters that live among the workload parameters: tensorflow's ``strategy``."""
+    from runner.workloads.keras_models import STRATEGIES, STRATEGIES_LATER
+
+    strategy = config.get("strategy")
+    if strategy is None:
+        return
+    engine = str(config.get("engine", "local"))
+    if engine != "tensorflow":
+        raise RunnerError(
+            f"strategy applies to engine tensorflow only, not {engine}; drop it from this "
+            "configuration"
+        )
+    if strategy in STRATEGIES_LATER:
+        raise RunnerError(
+            f"tensorflow: strategy {strategy!r} is not supported yet; use one of "
+            f"{', '.join(STRATEGIES)}"
+        )
+    if strategy not in STRATEGIES:
+        raise RunnerError(
+            f"tensorflow: unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
+        )
+    workers, batch = int(config.get("workers") or 1), config.get("batch_size")
+    if strategy == "mirrored" and isinstance(batch, int) and 0 < batch < workers:
+        raise RunnerError(
+            f"tensorflow: strategy mirrored splits each batch over the {workers} workers "
+            f"(replicas), so batch_size {batch} is too small; raise batch_size to at least "
+            f"{workers} or lower workers"
+        )
+
+
+def dataset_image_shape(name: str, data_dir: str | None = None) -> tuple[int, int] | None:
+    """The (rows, cols) of a dataset's images, known before anything loads: digits is 8x8; an
+    IDX dataset's training-images header says (EMNIST's images are stored transposed). None for
+    a dataset that is not built in. The files must exist (``check_dataset`` first)."""
+    if name == "digits":
+        return (8, 8)
+    from runner.datasets import DEFAULT_DIRS
+
+    if name not in DEFAULT_DIRS:
+        return None
+    import gzip
+    import struct
+
+    from runner.datasets import _idx_files, read_idx
+
+    path = _idx_files(name, data_dir)["train_images"]
+    try:
+        opener: Any = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            header = fh.read(16)
+        magic, _, rows, cols = struct.unpack(">4I", header)
+    except (OSError, EOFError, struct.error):
+        magic = rows = cols = 0
+    if magic != 0x00000803 or rows == 0 or cols == 0:
+        read_idx(path, images=True)  # raises the RunnerError that names what is wrong
+    return (cols, rows) if name == "emnist" else (rows, cols)
 
 
 def _check_knn(config: Mapping[str, Any]) -> None:
@@ -43,17 +113,54 @@ def _check_knn(config: Mapping[str, Any]) -> None:
         raise RunnerError(f"knn: k must be an integer >= 1, got {k!r}")
 
 
-MLP_IMPLS = ("sklearn",)
+#: The MLP implementations each engine has; the first is the engine's default.
+MLP_IMPLS: dict[str, tuple[str, ...]] = {
+    "local": ("sklearn", "scratch"),
+    "dask": ("sklearn", "scratch"),
+    "ray": ("sklearn", "scratch"),
+    "spark": ("mllib",),
+    "tensorflow": ("keras",),
+}
 MLP_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
-#: Solvers per engine family: scikit-learn's, and Spark MLlib's (002 and 004 compare both).
-MLP_SOLVERS = {"spark": ("l-bfgs", "gd")}
-SKLEARN_SOLVERS = ("lbfgs", "sgd", "adam")
+#: Solvers per implementation: scikit-learn's, and Spark MLlib's (002 and 004 compare both).
+MLP_SOLVERS = {"sklearn": ("lbfgs", "sgd", "adam"), "mllib": ("l-bfgs", "gd")}
+#: Keys only one implementation understands; any other implementation refuses them.
+_IMPL_ONLY = {
+    "solver": ("sklearn", "mllib"),
+    "output": ("scratch", "keras"),
+    "validation_split": ("keras",),
+}
+
+
+def mlp_impl(config: Mapping[str, Any]) -> str:
+    """The MLP implementation a configuration runs: its ``impl``, or its engine's default."""
+    engine = str(config.get("engine", "local"))
+    return str(config.get("impl") or MLP_IMPLS.get(engine, ("sklearn",))[0])
+
+
+def _resolve_mlp(config: Mapping[str, Any]) -> dict[str, Any]:
+    out = {**config, "impl": mlp_impl(config)}
+    if out["impl"] == "scratch":
+        from runner.workloads.scratch import DEFAULTS
+
+        return {**DEFAULTS, **{k: v for k, v in out.items() if v is not None}}
+    if out["impl"] == "keras":
+        from runner.workloads.keras_models import KERAS_MLP_DEFAULTS
+
+        return {**KERAS_MLP_DEFAULTS, **{k: v for k, v in out.items() if v is not None}}
+    out.setdefault("hidden", [100])
+    return out
 
 
 def _check_mlp(config: Mapping[str, Any]) -> None:
-    impl = config.get("impl", "sklearn")
-    if impl not in MLP_IMPLS:
-        raise RunnerError(f"mlp: impl {impl!r} is not supported; available: {', '.join(MLP_IMPLS)}")
+    engine = str(config.get("engine", "local"))
+    impl = mlp_impl(config)
+    allowed_impls = MLP_IMPLS.get(engine, ("sklearn",))
+    if impl not in allowed_impls:
+        raise RunnerError(
+            f"mlp on {engine}: impl {impl!r} is not supported; available: "
+            f"{', '.join(allowed_impls)}"
+        )
     hidden = config.get("hidden", [100])
     hidden = [hidden] if isinstance(hidden, int) else hidden
     if (
@@ -62,16 +169,75 @@ def _check_mlp(config: Mapping[str, Any]) -> None:
         or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)
     ):
         raise RunnerError(f"mlp: hidden must be a list of layer sizes >= 1, got {hidden!r}")
-    if config.get("engine") == "spark" and config.get("activation") not in (None, "logistic"):
+    for key, impls in _IMPL_ONLY.items():
+        if config.get(key) is not None and impl not in impls:
+            raise RunnerError(
+                f"mlp: {key} applies to impl {' | '.join(impls)} only, not {impl}; drop it "
+                "from this configuration"
+            )
+    if impl == "mllib" and config.get("activation") not in (None, "logistic"):
         raise RunnerError(
             f"mlp on spark: MLlib's hidden layers are always logistic (sigmoid), got activation "
             f"{config.get('activation')!r}; drop activation or set it to logistic"
         )
-    solvers = MLP_SOLVERS.get(str(config.get("engine")), SKLEARN_SOLVERS)
-    for key, allowed in (("activation", MLP_ACTIVATIONS), ("solver", solvers)):
+    from runner.workloads.scratch import OUTPUTS
+
+    allowed = {
+        "activation": MLP_ACTIVATIONS,
+        "solver": MLP_SOLVERS.get(impl, ()),
+        "output": OUTPUTS,
+    }
+    for key, values in allowed.items():
         value = config.get(key)
-        if value is not None and value not in allowed:
-            raise RunnerError(f"mlp: {key} {value!r} is not one of {', '.join(allowed)}")
+        if value is not None and value not in values:
+            raise RunnerError(f"mlp: {key} {value!r} is not one of {', '.join(values)}")
+    _check_training("mlp", config)
+
+
+def _check_training(workload: str, config: Mapping[str, Any]) -> None:
+    """The learning set-up: learning_rate, batch_size, epochs > 0; validation_split in [0, 1)."""
+    for key, kind in (("learning_rate", float), ("batch_size", int), ("epochs", int)):
+        value = config.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+        ):
+            raise RunnerError(f"{workload}: {key} must be a number > 0, got {value!r}")
+        if value is not None and kind is int and not isinstance(value, int):
+            raise RunnerError(f"{workload}: {key} must be an integer, got {value!r}")
+    split = config.get("validation_split")
+    if split is not None and (
+        isinstance(split, bool) or not isinstance(split, int | float) or not 0 <= split < 1
+    ):
+        raise RunnerError(
+            f"{workload}: validation_split must be a fraction in [0, 1), got {split!r}"
+        )
+
+
+def _resolve_cnn(config: Mapping[str, Any]) -> dict[str, Any]:
+    from runner.workloads.keras_models import CNN_DEFAULTS
+
+    return {**CNN_DEFAULTS, **{k: v for k, v in config.items() if v is not None}}
+
+
+def _check_cnn(config: Mapping[str, Any]) -> None:
+    from runner.workloads.keras_models import CNN_MIN_SIDE
+
+    dataset = str(config.get("dataset", "digits"))
+    shape = dataset_image_shape(dataset, config.get("data_dir"))
+    if shape is not None and (shape[0] != shape[1] or shape[0] < CNN_MIN_SIDE):
+        rows, cols = shape
+        raise RunnerError(
+            f"cnn: dataset {dataset} has {rows}x{cols} images ({rows * cols} features); the CNN "
+            f"needs square images of at least {CNN_MIN_SIDE}x{CNN_MIN_SIDE}: use another "
+            "dataset or workload"
+        )
+    for key in ("hidden", "activation", "output", "solver"):
+        if config.get(key) is not None:
+            raise RunnerError(
+                f"cnn: {key} does not apply to the CNN (000's fixed network); drop it from this "
+                "configuration"
+            )
+    _check_training("cnn", config)
 
 
 def _knn(config: Mapping[str, Any], seed: int) -> Any:
@@ -81,7 +247,19 @@ def _knn(config: Mapping[str, Any], seed: int) -> Any:
     return KNeighborsClassifier(n_neighbors=k, n_jobs=int(config.get("threads_per_worker") or 1))
 
 
+def _keras_only(workload: str) -> Any:
+    raise RunnerError(
+        f"{workload}: the Keras network runs on engine tensorflow only (see `runner list engines`)"
+    )
+
+
 def _mlp(config: Mapping[str, Any], seed: int) -> Any:
+    if mlp_impl(config) == "keras":
+        _keras_only("mlp")
+    if mlp_impl(config) == "scratch":
+        from runner.workloads.scratch import ScratchMLP
+
+        return ScratchMLP(config, seed)
     from sklearn.neural_network import MLPClassifier
 
     hidden = config.get("hidden", [100])
@@ -99,8 +277,20 @@ def _mlp(config: Mapping[str, Any], seed: int) -> Any:
     )
 
 
-_FACTORIES: dict[str, Callable[[Mapping[str, Any], int], Any]] = {"knn": _knn, "mlp": _mlp}
-_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {"knn": _check_knn, "mlp": _check_mlp}
+_FACTORIES: dict[str, Callable[[Mapping[str, Any], int], Any]] = {
+    "knn": _knn,
+    "mlp": _mlp,
+    "cnn": lambda config, seed: _keras_only("cnn"),
+}
+_CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "knn": _check_knn,
+    "mlp": _check_mlp,
+    "cnn": _check_cnn,
+}
+_RESOLVE: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "mlp": _resolve_mlp,
+    "cnn": _resolve_cnn,
+}
 
 WORKLOADS: dict[str, Workload] = {
     "knn": Workload(
@@ -111,9 +301,17 @@ WORKLOADS: dict[str, Workload] = {
     ),
     "mlp": Workload(
         "mlp",
-        "scikit-learn MLPClassifier (paper 001); hidden, activation, solver, epochs, batch_size",
-        # no epochs here: each engine's own default applies (scikit-learn 200, MLlib 100)
-        {"hidden": [100]},
+        "multilayer perceptron: impl sklearn (001's MLPClassifier), scratch (002's NumPy "
+        "network, inputs-100-50-classes ReLU/ReLU/tanh), keras (the same network in Keras, "
+        "SGD) or mllib (Spark); hidden, activation, output, solver, epochs, batch_size, "
+        "learning_rate, validation_split (keras)",
+        # no epochs here for sklearn/mllib: each library's own default (200, 100) applies
+    ),
+    "cnn": Workload(
+        "cnn",
+        "convolutional network of paper 000 (Table 1): Conv2D 32 3x3 ReLU, MaxPool 2x2, Dense "
+        "128 ReLU, Dense softmax; Adam; epochs (10), batch_size (32), learning_rate (0.001), "
+        "validation_split (0.1); square images only",
     ),
 }
 

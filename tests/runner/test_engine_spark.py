@@ -1,13 +1,16 @@
 """Engine ``spark`` for real: `runner trials` on a local[N] pyspark session (knn, MLlib's MLP with
-l-bfgs and gd), and on a standalone master + worker started here, into a tmp DuckDB.
+l-bfgs and gd), on a standalone master + worker started here (``--spark-master``), and on a
+standalone cluster the runner starts and stops itself (``spark_mode = "standalone"``), into a tmp
+DuckDB.
 
-Every configuration starts its own JVM (5-10 s), so the matrix is kept to one configuration per
-point worth checking: knn on local[2], l-bfgs on local[2], gd on local[1], knn with workers=1 on
-the standalone cluster."""
+Every configuration starts its own JVM (5-10 s; a runner-managed cluster 15-25 s), so the matrix
+is kept to one configuration per point worth checking: knn on local[2], l-bfgs on local[2], gd on
+local[1], knn with workers=1 on the existing cluster, knn with workers=2 on the runner's own."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -77,7 +80,12 @@ def spark_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]
 
 
 def _trials(
-    tmp: Path, matrix: str, db: Path, *extra: str, timeout: float = 300
+    tmp: Path,
+    matrix: str,
+    db: Path,
+    *extra: str,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`runner trials` on a one-off experiment: one trial per configuration, no warm-up."""
     return run_cli(
@@ -94,6 +102,7 @@ def _trials(
         "-q",
         *extra,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -283,12 +292,111 @@ def test_spark_runs_on_an_existing_standalone_master(tmp_path: Path, standalone:
     rows = _rows(
         db,
         "SELECT status, params->>'address', accuracy, setup_s, train_s, infer_s, task_processes, "
-        "knn_refits "
+        "knn_refits, executors "
         "FROM observations",
     )
     assert len(rows) == 1
-    status, address, accuracy, setup_s, train_s, infer_s, processes, refits = rows[0]
-    assert (status, address) == ("ok", standalone)
+    status, address, accuracy, setup_s, train_s, infer_s, processes, refits, executors = rows[0]
+    assert (status, address, executors) == ("ok", standalone, 1.0)
     assert accuracy >= 0.97 and setup_s > 0.5 and train_s > 0 and infer_s > 0
     # one executor with one core: one reused Python worker, which fitted in train()
     assert (processes, refits) == (1.0, 0.0)
+
+
+# -- a standalone cluster the runner starts and stops itself -------------------------------------
+
+
+def _spark_processes(under: Path) -> list[str]:
+    """Spark JVMs (master, workers, executors) and pyspark daemons that run from a folder under
+    ``under`` or name one on their command line: those a run with TMPDIR=``under`` started."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(proc.cmdline())
+            if "org.apache.spark" not in cmdline and "pyspark" not in cmdline:
+                continue
+            if str(under) in cmdline or str(under) in proc.cwd():
+                found.append(f"{proc.pid}: {cmdline[:200]}")
+    return found
+
+
+def _deploy_pids() -> set[int]:
+    import psutil
+
+    pids = set()
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if "org.apache.spark.deploy" in " ".join(proc.cmdline()):
+                pids.add(proc.pid)
+    return pids
+
+
+STANDALONE = """\
+[[matrix]]
+engine = "spark"
+workload = "knn"
+spark_mode = "standalone"
+workers = 2
+threads_per_worker = 1
+memory_gb = 1
+data_fraction = 0.3
+"""
+
+
+@pytest.mark.engine
+def test_spark_standalone_mode_runs_on_a_cluster_of_its_own(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"  # the runner's temporary folders, so its processes can be told
+    scratch.mkdir()
+    before = _deploy_pids()
+    db = tmp_path / "results.duckdb"
+    proc = _trials(tmp_path, STANDALONE, db, env={**os.environ, "TMPDIR": str(scratch)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""  # the cluster's logs go to files, not to the runner's output
+    rows = _rows(
+        db,
+        "SELECT status, params->>'spark_mode', workers, threads_per_worker, memory_gb, accuracy, "
+        "executors, partitions, setup_s, train_s, infer_s FROM observations",
+    )
+    assert len(rows) == 1
+    status, mode, workers, threads, memory, accuracy, executors, partitions, *times = rows[0]
+    assert (status, mode, workers, threads, memory) == ("ok", "standalone", 2, 1, 1.0)
+    assert accuracy >= 0.95
+    # one executor per worker really ran, and the data had a partition for each
+    assert executors == 2.0 and partitions >= 2.0
+    setup_s, train_s, infer_s = times
+    assert setup_s > 1.0 and train_s > 0 and infer_s > 0
+    # the master, the workers and their executors are gone with the configuration
+    assert _spark_processes(scratch) == []
+    assert _deploy_pids() - before == set()
+
+
+@pytest.mark.engine
+def test_a_cluster_that_does_not_come_up_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
+    from runner.engines.spark_cluster import StandaloneCluster
+
+    cluster = StandaloneCluster(2, 1, None, tmp_path / "cluster", timeout=0.5)
+    with pytest.raises(RuntimeError, match=r"timed out after 0.5 s waiting for .*master.log"):
+        cluster.start()
+    assert _spark_processes(tmp_path) == []
+    cluster.stop()  # again: harmless
+
+
+def test_spark_mode_must_be_local_or_standalone(tmp_path: Path) -> None:
+    matrix = '[[matrix]]\nengine = "spark"\nworkload = "knn"\n'
+    db = tmp_path / "results.duckdb"
+    proc = _trials(tmp_path, matrix, db, "--spark-mode", "nonsense", timeout=60)
+    line = assert_user_error(proc)
+    assert "--spark-mode" in line and "local, standalone" in line and "'nonsense'" in line
+    assert digest(db) is None  # nothing written
+
+
+def test_spark_mode_standalone_and_an_existing_master_exclude_each_other(tmp_path: Path) -> None:
+    matrix = '[[matrix]]\nengine = "spark"\nworkload = "knn"\n'
+    db = tmp_path / "results.duckdb"
+    extra = ("--spark-mode", "standalone", "--spark-master", "spark://127.0.0.1:1")
+    proc = _trials(tmp_path, matrix, db, *extra, timeout=60)
+    line = assert_user_error(proc)
+    assert "choose one" in line and "spark://127.0.0.1:1" in line
+    assert digest(db) is None

@@ -100,3 +100,173 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
     only_local = write(tmp_path, '[[matrix]]\nengine = "local"\nworkload = "knn"\n')
     with pytest.raises(RunnerError, match="no configuration with engine dask"):
         load_experiment(only_local, engines=["dask"])
+
+
+SPARK_MODE_SPEC = """
+[defaults]
+spark_mode = "standalone"
+
+[[matrix]]
+engine = ["spark", "dask"]
+workload = "knn"
+workers = 2
+
+[[matrix]]
+engine = "spark"
+workload = "mlp"
+spark_mode = ["local", "standalone"]
+"""
+
+
+def test_spark_mode_is_a_spark_parameter(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, SPARK_MODE_SPEC))
+    modes = sorted((c["engine"], c["workload"], c.get("spark_mode", "-")) for c in exp.configs)
+    # [defaults] reaches spark only; "local" (the default) is not stored; a list gives levels
+    assert modes == [
+        ("dask", "knn", "-"),
+        ("spark", "knn", "standalone"),
+        ("spark", "mlp", "-"),
+        ("spark", "mlp", "standalone"),
+    ]
+    # a dask configuration's id does not depend on a spark-only default
+    plain = load_experiment(
+        write(tmp_path, SPARK_MODE_SPEC.replace('spark_mode = "standalone"', ""))
+    )
+    ids = {config_id(c) for c in plain.configs if c["engine"] == "dask"}
+    assert ids == {config_id(c) for c in exp.configs if c["engine"] == "dask"}
+    # spelling out the default changes no spark configuration's id either
+    local = load_experiment(write(tmp_path, SPARK_MODE_SPEC.replace('"standalone"', '"local"', 1)))
+    assert config_id(local.configs[0]) == config_id(plain.configs[0])
+
+
+def test_spark_mode_option_overrides_the_spec_for_spark_only(tmp_path: Path) -> None:
+    path = write(tmp_path, SPARK_MODE_SPEC)
+    exp = load_experiment(path, spark_mode="local")
+    assert all("spark_mode" not in c for c in exp.configs)
+    exp = load_experiment(path, spark_mode="standalone")
+    spark = [c for c in exp.configs if c["engine"] == "spark"]
+    assert len(spark) == 2 and all(c["spark_mode"] == "standalone" for c in spark)
+    assert all("spark_mode" not in c for c in exp.configs if c["engine"] == "dask")
+    # meaningless without spark configurations, but still checked
+    assert load_experiment("default", spark_mode="standalone").configs
+    with pytest.raises(RunnerError, match=r"--spark-mode must be one of local, standalone"):
+        load_experiment("default", spark_mode="yarn")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            'spark_mode = "yarn"\n[[matrix]]\nengine = "spark"\nworkload = "knn"\n',
+            "spark_mode must be one of local, standalone, got 'yarn'",
+        ),
+        (
+            '[[matrix]]\nengine = "spark"\nworkload = "knn"\nspark_mode = ["local", "k8s"]\n',
+            "spark_mode must be one of local, standalone, got 'k8s'",
+        ),
+        (
+            '[[matrix]]\nengine = ["spark", "dask"]\nworkload = "knn"\nspark_mode = "local"\n',
+            "spark_mode applies to engine spark only, not dask",
+        ),
+        (
+            '[workloads.knn]\nspark_mode = "cluster"\n'
+            '[[matrix]]\nengine = "dask"\nworkload = "knn"\n',
+            "[workloads.knn]: spark_mode must be one of local, standalone",
+        ),
+    ],
+)
+def test_bad_spark_modes_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    if text.startswith("spark_mode"):  # in [defaults]
+        text = "[defaults]\n" + text
+    with pytest.raises(RunnerError, match=re.escape(message)) as info:
+        load_experiment(write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_a_standalone_cluster_and_an_existing_master_exclude_each_other(tmp_path: Path) -> None:
+    spark = {"spark": "spark://127.0.0.1:7077"}
+    path = write(tmp_path, '[[matrix]]\nengine = "spark"\nworkload = "knn"\n')
+    with pytest.raises(RunnerError, match="choose one"):
+        load_experiment(path, spark_mode="standalone", addresses=spark)
+    standalone = write(tmp_path, SPARK_MODE_SPEC)
+    with pytest.raises(RunnerError, match=r"spark_mode 'standalone'.*--spark-master.*choose one"):
+        load_experiment(standalone, addresses=spark)
+    # local mode with a master is the existing-cluster mode, as before
+    exp = load_experiment(standalone, addresses=spark, spark_mode="local")
+    assert {c.get("address") for c in exp.configs if c["engine"] == "spark"} == {spark["spark"]}
+
+
+# --- the tensorflow engine's workloads (cnn, mlp impl keras) and its strategy -----------------
+
+
+def test_tensorflow_configurations_store_what_runs(tmp_path: Path) -> None:
+    exp = load_experiment(
+        write(
+            tmp_path,
+            '[[matrix]]\nengine = "tensorflow"\nworkload = ["cnn", "mlp"]\n'
+            '[[matrix]]\nengine = "tensorflow"\nworkload = "cnn"\nstrategy = "mirrored"\n'
+            "workers = 2\nepochs = 3\n",
+        )
+    )
+    cnn, mlp, mirrored = exp.configs
+    assert cnn["strategy"] == "none" and mirrored["strategy"] == "mirrored"
+    assert (cnn["epochs"], cnn["batch_size"], cnn["learning_rate"]) == (10, 32, 0.001)
+    assert cnn["validation_split"] == 0.1
+    assert (mirrored["workers"], mirrored["epochs"]) == (2, 3)
+    assert mlp["impl"] == "keras" and mlp["hidden"] == [100, 50]
+    assert (mlp["activation"], mlp["output"], mlp["learning_rate"]) == ("relu", "tanh", 0.1)
+    # spelling out the default strategy is the same configuration
+    spelled = load_experiment(
+        write(tmp_path, '[[matrix]]\nengine = "tensorflow"\nworkload = "cnn"\nstrategy = "none"\n')
+    )
+    assert config_id(spelled.configs[0]) == config_id(cnn)
+
+
+def test_image_shapes_are_known_before_loading(tmp_path: Path) -> None:
+    from runner.workloads import dataset_image_shape
+    from tests.runner.test_datasets import tiny, write_dataset
+
+    assert dataset_image_shape("digits") == (8, 8)
+    folder = write_dataset(tmp_path / "idx", tiny())  # 5x7 images, gzipped
+    assert dataset_image_shape("mnist", str(folder)) == (5, 7)
+    assert dataset_image_shape("emnist", str(folder)) == (7, 5)  # stored transposed
+    broken = folder / "train-images-idx3-ubyte.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(RunnerError, match="cannot read"):
+        dataset_image_shape("mnist", str(folder))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('engine = "tensorflow"\nworkload = "cnn"\nstrategy = "tpu"\n', "unknown strategy 'tpu'"),
+        (
+            'engine = "tensorflow"\nworkload = "cnn"\nstrategy = "multiworker"\n',
+            "strategy 'multiworker' is not supported yet; use one of none, mirrored",
+        ),
+        ('engine = "tensorflow"\nworkload = "cnn"\nbatch_size = 0\n', "batch_size must be"),
+        ('engine = "tensorflow"\nworkload = "cnn"\nepochs = 1.5\n', "epochs must be"),
+        ('engine = "tensorflow"\nworkload = "cnn"\nhidden = [10]\n', "cnn: hidden does not"),
+        ('engine = "tensorflow"\nworkload = "mlp"\nsolver = "adam"\n', "solver applies"),
+        ('engine = "tensorflow"\nworkload = "knn"\n', "cannot run workload 'knn'"),
+        ('engine = "spark"\nworkload = "cnn"\n', "supports: knn, mlp"),
+        ('engine = "ray"\nworkload = "knn"\nstrategy = "none"\n', "engine tensorflow only"),
+        ('engine = "local"\nworkload = "mlp"\nvalidation_split = 0.2\n', "impl keras only"),
+    ],
+)
+def test_bad_tensorflow_specs_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(RunnerError, match=re.escape(message)) as info:
+        load_experiment(write(tmp_path, "[[matrix]]\n" + text))
+    assert "\n" not in str(info.value)
+
+
+def test_cnn_needs_square_images(tmp_path: Path) -> None:
+    from tests.runner.test_datasets import tiny, write_dataset
+
+    folder = write_dataset(tmp_path / "idx", tiny())
+    path = write(tmp_path, '[[matrix]]\nengine = "tensorflow"\nworkload = "cnn"\n')
+    with pytest.raises(RunnerError, match=re.escape("cnn: dataset mnist has 5x7 images")):
+        load_experiment(path, datasets=["mnist"], data_dir=str(folder))
+    # the same files are fine for the MLP
+    path = write(tmp_path, '[[matrix]]\nengine = "tensorflow"\nworkload = "mlp"\n')
+    assert load_experiment(path, datasets=["mnist"], data_dir=str(folder)).configs

@@ -113,6 +113,19 @@ def test_default_experiment_records_every_trial(default_run: tuple[Path, str]) -
 
 
 @pytest.mark.engine
+def test_local_engine_limits_every_thread_pool(default_run: tuple[Path, str]) -> None:
+    """threads_per_worker = 1 holds for BLAS and for scikit-learn's OpenMP (which loads after the
+    engine starts), as threadpoolctl reports them inside the trial."""
+    db, _ = default_run
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute(
+        "SELECT workload, max(pool_threads), max(threads_per_worker) FROM observations "
+        "WHERE engine = 'local' GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert rows == [("knn", 1.0, 1), ("mlp", 1.0, 1)]
+
+
+@pytest.mark.engine
 def test_anova_and_report_on_a_fresh_run(default_run: tuple[Path, str], tmp_path: Path) -> None:
     db, _ = default_run
     proc = run_cli("analyze", "anova", "--group", "workers", "--db", db, "--format", "json")
@@ -341,3 +354,71 @@ def test_existing_dask_cluster(tmp_path: Path) -> None:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+MEMORY_SPEC = """\
+name = "memory"
+n = 1
+warmup = 0
+
+[[matrix]]
+engine = "{engine}"
+workload = "knn"
+workers = {workers}
+memory_gb = {memory_gb}
+"""
+
+
+@pytest.mark.parametrize(
+    ("engine", "workers", "memory_gb", "expected"),
+    [
+        ("spark", 1, 0.25, "memory_gb 0.25 is too small for spark: it needs at least 0.44 GiB"),
+        ("dask", 2, 0.1, "memory_gb 0.1 is too small for dask"),
+        ("ray", 1, 0.1, "memory_gb 0.1 is too small for ray"),
+        ("dask", 4, 100000, "memory_gb 100000 x 4 workers is more than this machine's"),
+    ],
+)
+def test_memory_too_small_or_too_large_is_refused(
+    tmp_path: Path, engine: str, workers: int, memory_gb: float, expected: str
+) -> None:
+    spec = tmp_path / "memory.toml"
+    spec.write_text(MEMORY_SPEC.format(engine=engine, workers=workers, memory_gb=memory_gb))
+    db = tmp_path / "r.duckdb"
+    run_cli("runner", "trials", "--n", "1", "--db", db, "-q", "--engine", "local")
+    before = digest(db)
+    line = assert_user_error(run_cli("runner", "trials", "-e", spec, "--db", db, "-q"))
+    assert expected in line
+    assert digest(db) == before
+
+
+def test_an_engine_extra_not_installed_is_refused(tmp_path: Path) -> None:
+    """A real environment without Ray: a new venv whose site-packages holds everything of this
+    one except ray (symlinks), so `import ray` genuinely fails there."""
+    import site
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    (target,) = (venv / "lib").glob("python3*/site-packages")
+    (source,) = (p for p in map(Path, site.getsitepackages()) if (p / "duckdb").exists())
+    for item in source.iterdir():
+        if item.name == "ray" or item.name.startswith("ray-"):
+            continue
+        (target / item.name).symlink_to(item)
+    python = str(venv / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import ray"], capture_output=True, text=True)
+    assert probe.returncode == 1 and "No module named 'ray'" in probe.stderr
+    db = tmp_path / "r.duckdb"
+    spec = tmp_path / "ray.toml"
+    spec.write_text('[[matrix]]\nengine = "ray"\nworkload = "knn"\n')
+    proc = subprocess.run(
+        [python, "-c", "from runner.cli import main; main()", "trials", "-e", str(spec)]
+        + ["--n", "1", "--db", str(db), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = assert_user_error(proc)
+    assert "engine ray is not installed; install it with pip install 'trialkit[ray]'" in line
+    assert not db.exists()
