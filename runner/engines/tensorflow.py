@@ -10,6 +10,10 @@ runtime starts:
   gradients all-reduced every step; each global batch of ``batch_size`` rows is split over the
   replicas). The logical devices share one thread pool, so intra-op threads = workers x
   threads_per_worker and inter-op threads = workers (the replicas can run side by side).
+  No replica may get an empty batch (TensorFlow's oneDNN max-pooling gradient aborts the
+  process on one), so ``batch_size`` must be >= workers (checked with the spec) and a last
+  training batch of fewer rows than replicas moves to the validation rows
+  (``keras_models.validation_rows``).
 
 ``load`` builds and compiles the model once (inside the strategy's scope) and runs one tiny fit
 and predict, so Keras' train, test and predict functions are traced there, not in a trial. Each

@@ -246,6 +246,11 @@ def test_image_shapes_are_known_before_loading(tmp_path: Path) -> None:
         ),
         ('engine = "tensorflow"\nworkload = "cnn"\nbatch_size = 0\n', "batch_size must be"),
         ('engine = "tensorflow"\nworkload = "cnn"\nepochs = 1.5\n', "epochs must be"),
+        (
+            'engine = "tensorflow"\nworkload = "cnn"\nstrategy = "mirrored"\nworkers = 4\n'
+            "batch_size = 2\n",
+            "batch_size 2 is too small; raise batch_size to at least 4 or lower workers",
+        ),
         ('engine = "tensorflow"\nworkload = "cnn"\nhidden = [10]\n', "cnn: hidden does not"),
         ('engine = "tensorflow"\nworkload = "mlp"\nsolver = "adam"\n', "solver applies"),
         ('engine = "tensorflow"\nworkload = "knn"\n', "cannot run workload 'knn'"),
