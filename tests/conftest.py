@@ -49,3 +49,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def run_spec(tmp: Path, spec: str, ok_trials: int, timeout: float = 600) -> Path:
+    """Write ``spec`` to ``tmp``, run `runner trials` on it into ``tmp/results.duckdb`` and check
+    that every one of its ``ok_trials`` trials came out ok. Returns the database path."""
+    path = tmp / "spec.toml"
+    path.write_text(spec, encoding="utf-8")
+    db = tmp / "results.duckdb"
+    proc = run_cli("runner", "trials", "-e", path, "--db", db, "--quiet", timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{ok_trials} ok trials, 0 failed" in proc.stdout
+    return db

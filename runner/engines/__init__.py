@@ -215,6 +215,19 @@ def check_reachable(engine: str, address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def fit_in_driver(
+    workload: Any, config: Mapping[str, Any], seed: int, split: Any, threads: int, backend: str
+) -> Any:
+    """Paper 001's way: fit the workload's scikit-learn estimator inside
+    ``joblib.parallel_backend(backend)`` (the engine registers it), in the driver, its BLAS held to
+    a worker's ``threads`` as the local engine's is."""
+    import joblib
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads), joblib.parallel_backend(backend):
+        return workload.fit(config, seed, split.x_train, split.y_train)
+
+
 def make_session(config: Mapping[str, Any]) -> EngineSession:
     info = get_engine(str(config["engine"]))
     module = importlib.import_module(f"runner.engines.{info.module}")

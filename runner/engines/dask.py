@@ -9,7 +9,8 @@ Each trial scores every test shard on the worker that holds it. How a trial trai
 - mlp, impl sklearn (paper 001): scikit-learn's MLPClassifier fitted under Dask's joblib backend
   (``joblib.parallel_backend("dask")``), as 001 did. MLPClassifier makes no joblib calls, so the
   fit runs in the driver; the fitted model is then scattered to the workers, inside train.
-- mlp, impl scratch: the training set is cut into one shard per worker; synchronous data-parallel
+- mlp, impl scratch: the training set is cut into one shard per worker (a ``Shard`` actor);
+  synchronous data-parallel
   mini-batch gradient descent of the NumPy network (``runner.workloads.scratch``): per step every
   worker computes the gradient sum of its part of the batch, the driver averages and updates.
 """
@@ -23,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from runner.datasets import Split
-from runner.workloads import get_workload, mlp_impl
+from runner.engines import fit_in_driver
+from runner.workloads import get_workload
 from runner.workloads import scratch as net
 
 
@@ -33,28 +35,6 @@ def _fit(workload: str, config: Mapping[str, Any], seed: int, x: Any, y: Any) ->
 
 def _preload(workload: str, config: Mapping[str, Any]) -> None:
     get_workload(workload).preload(config)
-
-
-class _Shard:
-    """A Dask actor on one worker holding one training shard: per step it returns the gradient
-    sum of its part of the batch. Actor calls go straight from the client to the worker (no
-    scheduler round trip per step)."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray, shard: int) -> None:
-        self.x, self.y, self.shard = x, y, shard
-
-    def gradient(
-        self,
-        params: net.Params,
-        spec: net.TrainSpec,
-        epoch: int,
-        step: int,
-        seed: int,
-        per_worker: int,
-    ) -> tuple[net.Params, float, int]:
-        return net.shard_gradient(
-            params, spec, self.x, self.y, epoch, step, seed, self.shard, per_worker
-        )
 
 
 def _predict(model: Any, x: np.ndarray) -> tuple[str, np.ndarray]:
@@ -79,12 +59,7 @@ class Session:
         self._shards: list[tuple[str, Any]] = []
         self._models: dict[str, Any] = {}
         self._used: set[str] = set()
-        # how a trial trains: "every" worker fits (knn), "driver" (sklearn under joblib) or
-        # data-parallel "scratch"
-        if self.workload.fit_on_every_worker:
-            self.mode = "every"
-        else:
-            self.mode = "scratch" if mlp_impl(self.config) == "scratch" else "driver"
+        self.mode = self.workload.training(self.config)
         self._train_shards: list[tuple[str, Any, int]] = []
         self._local_model: Any = None
         self._steps = 0
@@ -113,7 +88,7 @@ class Session:
     def load(self, split: Split) -> None:
         self.split = split
         self.client.run(_preload, self.workload.name, self.config, workers=self.addresses)
-        if self.mode == "scratch":  # one training shard per worker
+        if self.mode == "sharded":  # one training shard per worker (a Dask actor)
             self._train_shards = []
             pairs = zip(
                 np.array_split(split.x_train, len(self.addresses)),
@@ -123,7 +98,7 @@ class Session:
             for i, (addr, (x, y)) in enumerate(zip(self.addresses, pairs, strict=True)):
                 x_f, y_f = self.client.scatter([x, y], workers=[addr], hash=False)
                 actor = self.client.submit(
-                    _Shard, x_f, y_f, i, workers=[addr], allow_other_workers=False, actor=True
+                    net.Shard, x_f, y_f, i, workers=[addr], allow_other_workers=False, actor=True
                 ).result()
                 self._train_shards.append((addr, actor, len(x)))
         elif self.mode == "every":
@@ -141,15 +116,11 @@ class Session:
             self._train_everywhere(seed)
             return
         assert self.split is not None
-        if self.mode == "scratch":
-            model: Any = self._train_scratch(seed)
+        if self.mode == "sharded":
+            model: Any = self._train_sharded(seed)
         else:  # 001: scikit-learn under Dask's joblib backend
-            import joblib
-            from threadpoolctl import threadpool_limits
-
-            # the driver's BLAS gets a worker's threads, as the local engine does
-            with threadpool_limits(limits=self.threads), joblib.parallel_backend("dask"):
-                model = self.workload.fit(self.config, seed, self.split.x_train, self.split.y_train)
+            split, threads = self.split, self.threads
+            model = fit_in_driver(self.workload, self.config, seed, split, threads, "dask")
         # the fitted model goes to every worker now, inside train, not in predict
         self._local_model = model
         futures = self.client.scatter(model, broadcast=True, hash=False)
@@ -180,22 +151,21 @@ class Session:
         self._models = futures
         self._local_model = None
 
-    def _train_scratch(self, seed: int) -> net.ScratchMLP:
+    def _train_sharded(self, seed: int) -> net.ScratchMLP:
         assert self.split is not None
-        spec = net.train_spec(self.config, self.split.x_train.shape[1], self.split.n_classes)
-        per_worker = net.per_worker_batch(spec.batch_size, len(self._train_shards))
 
-        def step(params: net.Params, epoch: int, step: int) -> list[tuple[Any, float, int]]:
+        def step(params: net.Params, spec: net.TrainSpec, epoch: int, step: int, per: int) -> Any:
             calls = [
-                actor.gradient(params, spec, epoch, step, seed, per_worker)
+                actor.gradient(params, spec, epoch, step, seed, per)
                 for _, actor, _ in self._train_shards
             ]
             return [call.result() for call in calls]
 
         sizes = [n for *_, n in self._train_shards]
-        params, losses = net.fit_data_parallel(spec, seed, sizes, step)
-        self._steps = net.steps_per_epoch(sizes, per_worker) * spec.epochs
-        return net.ScratchMLP.fitted(self.config, seed, spec, params, losses)
+        model, self._steps = net.fit_sharded(
+            self.config, seed, self.split.x_train.shape[1], self.split.n_classes, sizes, step
+        )
+        return model
 
     def predict(self) -> np.ndarray:
         futures = [
@@ -210,7 +180,7 @@ class Session:
         """How many distinct workers scored test shards in the last trial; for scratch, how many
         synchronous gradient steps the training took."""
         out = {"workers_used": float(len(self._used))}
-        if self.mode == "scratch":
+        if self.mode == "sharded":
             out["sync_steps"] = float(self._steps)
         return out
 

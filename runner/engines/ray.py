@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from runner.datasets import Split
-from runner.workloads import get_workload, mlp_impl
+from runner.engines import fit_in_driver
+from runner.workloads import get_workload
 from runner.workloads import scratch as net
 
 #: How long to wait for the actors to come up (an existing cluster may be short of CPUs).
@@ -72,17 +73,11 @@ class _Worker:
         return len(shards)
 
     def gradient(
-        self,
-        params: net.Params,
-        spec: net.TrainSpec,
-        epoch: int,
-        step: int,
-        seed: int,
-        per_worker: int,
+        self, params: net.Params, spec: net.TrainSpec, epoch: int, step: int, seed: int, per: int
     ) -> tuple[net.Params, float, int]:
         assert self.train_set is not None
-        x, y = self.train_set
-        return net.shard_gradient(params, spec, x, y, epoch, step, seed, self.shard, per_worker)
+        shard = net.Shard(*self.train_set, self.shard)
+        return shard.gradient(params, spec, epoch, step, seed, per)
 
     def fit(self, seed: int) -> None:
         assert self.train_set is not None
@@ -109,12 +104,7 @@ class Session:
         self.split: Split | None = None
         self._train_ref: Any = None
         self._used: set[str] = set()
-        # how a trial trains: "every" actor fits (knn), "driver" (sklearn under joblib) or
-        # data-parallel "scratch"
-        if self.workload.fit_on_every_worker:
-            self.mode = "every"
-        else:
-            self.mode = "scratch" if mlp_impl(self.config) == "scratch" else "driver"
+        self.mode = self.workload.training(self.config)
         self._shard_sizes: list[int] = []
         self._model: Any = None
         self._steps = 0
@@ -169,7 +159,7 @@ class Session:
         if self.mode == "every":
             self._train_ref = ray.put((split.x_train, split.y_train))  # once, shared
             train_sets: list[Any] = [self._train_ref] * len(self.actors)
-        elif self.mode == "scratch":  # one shard of the training set per actor
+        elif self.mode == "sharded":  # one shard of the training set per actor
             xs = np.array_split(split.x_train, len(self.actors))
             ys = np.array_split(split.y_train, len(self.actors))
             train_sets = [ray.put((x, y)) for x, y in zip(xs, ys, strict=True)]
@@ -192,42 +182,43 @@ class Session:
             ray.get([actor.fit.remote(seed) for actor in self.actors])
             return
         assert self.split is not None
-        if self.mode == "scratch":
-            model: Any = self._train_scratch(seed)
+        if self.mode == "sharded":
+            model: Any = self._train_sharded(seed)
         else:  # scikit-learn under Ray's joblib backend, in the driver
-            import joblib
             from ray.util.joblib import register_ray
-            from threadpoolctl import threadpool_limits
 
             register_ray()
-            # the driver's BLAS gets a worker's threads, as the local engine does
-            with threadpool_limits(limits=self.threads), joblib.parallel_backend("ray"):
-                model = self.workload.fit(self.config, seed, self.split.x_train, self.split.y_train)
+            model = fit_in_driver(self.workload, self.config, seed, self.split, self.threads, "ray")
         # the fitted model goes to every actor now, inside train, not in predict
         self._model = model
         model_ref = ray.put(model)
         ray.get([actor.set_model.remote(model_ref) for actor in self.actors])
 
-    def _train_scratch(self, seed: int) -> net.ScratchMLP:
+    def _train_sharded(self, seed: int) -> net.ScratchMLP:
         import ray
 
         assert self.split is not None
-        spec = net.train_spec(self.config, self.split.x_train.shape[1], self.split.n_classes)
-        per_worker = net.per_worker_batch(spec.batch_size, len(self.actors))
-        spec_ref = ray.put(spec)
+        spec_refs: dict[int, Any] = {}
 
-        def step(params: net.Params, epoch: int, step: int) -> list[tuple[Any, float, int]]:
+        def step(params: net.Params, spec: net.TrainSpec, epoch: int, step: int, per: int) -> Any:
+            spec_ref = spec_refs.setdefault(id(spec), ray.put(spec))  # once per trial
             params_ref = ray.put(params)  # once per step, read by every actor
             return ray.get(
                 [
-                    actor.gradient.remote(params_ref, spec_ref, epoch, step, seed, per_worker)
+                    actor.gradient.remote(params_ref, spec_ref, epoch, step, seed, per)
                     for actor in self.actors
                 ]
             )
 
-        params, losses = net.fit_data_parallel(spec, seed, self._shard_sizes, step)
-        self._steps = net.steps_per_epoch(self._shard_sizes, per_worker) * spec.epochs
-        return net.ScratchMLP.fitted(self.config, seed, spec, params, losses)
+        model, self._steps = net.fit_sharded(
+            self.config,
+            seed,
+            self.split.x_train.shape[1],
+            self.split.n_classes,
+            self._shard_sizes,
+            step,
+        )
+        return model
 
     def predict(self) -> np.ndarray:
         import ray
@@ -243,7 +234,7 @@ class Session:
         """How many distinct actor processes scored test shards in the last trial; for scratch,
         how many synchronous gradient steps the training took."""
         out = {"workers_used": float(len(self._used))}
-        if self.mode == "scratch":
+        if self.mode == "sharded":
             out["sync_steps"] = float(self._steps)
         return out
 

@@ -28,6 +28,14 @@ class Workload:
         """A fitted estimator (for engines that fit scikit-learn models wherever they run)."""
         return self.make_estimator(config, seed).fit(x, y)
 
+    def training(self, config: Mapping[str, Any]) -> str:
+        """Where a distributed engine trains: ``every`` worker fits its own model (KNN),
+        ``sharded`` (the scratch network, data-parallel over training shards) or ``driver`` (one
+        fit in the driver, the model then shipped to the workers)."""
+        if self.fit_on_every_worker:
+            return "every"
+        return "sharded" if mlp_impl(config) == "scratch" else "driver"
+
     def preload(self, config: Mapping[str, Any]) -> None:
         """Import the estimator's library now (in load), not in the first trial's train_s."""
         self.make_estimator(config, 0)

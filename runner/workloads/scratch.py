@@ -9,12 +9,14 @@ trained on the squared error against one-hot targets (tanh maps into [-1, 1], so
 
 Everything a data-parallel engine needs is here, so every engine trains the *same* algorithm:
 
-- ``gradient(params, spec, x, y)`` returns the **sum** of per-row gradients and losses over the
+- ``gradient(params, net, x, y)`` returns the **sum** of per-row gradients and losses over the
   rows given, so gradients from shards add up exactly to the gradient of their union;
 - ``batch_rows(n, epoch, step, per_worker, seed, shard)`` says which rows of a shard go into a
   step: each shard is shuffled once per epoch from ``(seed, epoch, shard)``;
+- ``Shard`` holds one shard where it lives and computes its part of a step;
 - ``fit_data_parallel(...)`` is the driver loop: per step it asks every shard for its gradient sum
-  (through an engine-supplied callable), averages over all rows of the step and updates.
+  (through an engine-supplied callable), averages over all rows of the step and updates;
+  ``fit_sharded`` wraps it for engines and returns a fitted ``ScratchMLP``.
 
 With one shard, ``fit_data_parallel`` is exactly ``ScratchMLP.fit`` (same batches, same updates).
 """
@@ -171,8 +173,8 @@ def batch_rows(n: int, epoch: int, step: int, per_worker: int, seed: int, shard:
     return order[step * per_worker : (step + 1) * per_worker]
 
 
-#: What an engine computes for a step: params -> [(grad sum, loss sum, rows)] over its shards.
-GradFn = Callable[[Params, int, int], Sequence[tuple[Params, float, int]]]
+#: One step of every shard: (params, epoch, step, rows per shard) -> [(grad sum, loss sum, rows)].
+GradFn = Callable[[Params, int, int, int], Sequence[tuple[Params, float, int]]]
 
 
 def per_worker_batch(batch_size: int, shards: int) -> int:
@@ -182,11 +184,11 @@ def per_worker_batch(batch_size: int, shards: int) -> int:
 
 def fit_data_parallel(
     spec: TrainSpec, seed: int, shard_sizes: Sequence[int], shard_gradients: GradFn
-) -> tuple[Params, list[float]]:
+) -> tuple[Params, list[float], int]:
     """Synchronous data-parallel mini-batch gradient descent. ``shard_gradients(params, epoch,
-    step)`` returns every shard's gradient sum, loss sum and row count for that step (computed
-    where the shard lives); the driver averages over all rows of the step and updates. Returns the
-    parameters and the mean training loss of every epoch."""
+    step, per_worker)`` returns every shard's gradient sum, loss sum and row count for that step
+    (computed where the shard lives); the driver averages over all rows of the step and updates.
+    Returns the parameters, the mean training loss of every epoch and the number of steps."""
     params = init_params(spec.net, seed)
     per_worker = per_worker_batch(spec.batch_size, len(shard_sizes))
     steps = steps_per_epoch(shard_sizes, per_worker)
@@ -194,7 +196,7 @@ def fit_data_parallel(
     for epoch in range(spec.epochs):
         total_loss, total_rows = 0.0, 0
         for step in range(steps):
-            parts = [p for p in shard_gradients(params, epoch, step) if p[2] > 0]
+            parts = [p for p in shard_gradients(params, epoch, step, per_worker) if p[2] > 0]
             rows = sum(p[2] for p in parts)
             if rows == 0:
                 continue
@@ -204,26 +206,47 @@ def fit_data_parallel(
             total_loss += sum(p[1] for p in parts)
             total_rows += rows
         losses.append(total_loss / max(total_rows, 1))
-    return params, losses
+    return params, losses, steps * spec.epochs
 
 
-def shard_gradient(
-    params: Params,
-    spec: TrainSpec,
-    x: np.ndarray,
-    y: np.ndarray,
-    epoch: int,
-    step: int,
+class Shard:
+    """One shard of the training set where it lives (in-process, a Dask actor, inside a Ray
+    actor): computes its part of a step."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, index: int) -> None:
+        self.x, self.y, self.index = x, y, index
+
+    def gradient(
+        self, params: Params, spec: TrainSpec, epoch: int, step: int, seed: int, per_worker: int
+    ) -> tuple[Params, float, int]:
+        rows = batch_rows(len(self.x), epoch, step, per_worker, seed, self.index)
+        if len(rows) == 0:
+            return [], 0.0, 0
+        grads, loss = gradient(params, spec.net, self.x[rows], self.y[rows])
+        return grads, loss, len(rows)
+
+
+#: How an engine runs one step over its shards: (params, spec, epoch, step, per_worker) -> parts.
+ShardStep = Callable[[Params, TrainSpec, int, int, int], Sequence[tuple[Params, float, int]]]
+
+
+def fit_sharded(
+    config: Mapping[str, Any],
     seed: int,
-    shard: int,
-    per_worker: int,
-) -> tuple[Params, float, int]:
-    """One shard's part of one step (runs on the worker that holds the shard)."""
-    rows = batch_rows(len(x), epoch, step, per_worker, seed, shard)
-    if len(rows) == 0:
-        return [], 0.0, 0
-    grads, loss = gradient(params, spec.net, x[rows], y[rows])
-    return grads, loss, len(rows)
+    n_features: int,
+    n_classes: int,
+    shard_sizes: Sequence[int],
+    run_step: ShardStep,
+) -> tuple[ScratchMLP, int]:
+    """Train the configuration's network over shards; the fitted estimator and the number of
+    synchronous steps."""
+    spec = train_spec(config, n_features, n_classes)
+
+    def step(params: Params, epoch: int, step: int, per_worker: int) -> Any:
+        return run_step(params, spec, epoch, step, per_worker)
+
+    params, losses, steps = fit_data_parallel(spec, seed, shard_sizes, step)
+    return ScratchMLP.fitted(config, seed, spec, params, losses), steps
 
 
 class ScratchMLP:
@@ -239,17 +262,19 @@ class ScratchMLP:
         self.classes_: np.ndarray | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> ScratchMLP:
-        x = np.asarray(x, dtype=np.float64)
-        y = np.asarray(y, dtype=np.int64)
-        n_classes = int(y.max()) + 1
-        self.classes_ = np.arange(n_classes)
-        self.spec = spec = train_spec(self.config, x.shape[1], n_classes)
-        per_worker = per_worker_batch(spec.batch_size, 1)
-
-        def one_shard(params: Params, epoch: int, step: int) -> list[tuple[Params, float, int]]:
-            return [shard_gradient(params, spec, x, y, epoch, step, self.seed, 0, per_worker)]
-
-        self.params, self.losses = fit_data_parallel(spec, self.seed, [len(x)], one_shard)
+        shard = Shard(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.int64), 0)
+        fitted, _ = fit_sharded(
+            self.config,
+            self.seed,
+            shard.x.shape[1],
+            int(shard.y.max()) + 1,
+            [len(shard.x)],
+            lambda params, spec, epoch, step, per_worker: [
+                shard.gradient(params, spec, epoch, step, self.seed, per_worker)
+            ],
+        )
+        self.spec, self.params, self.losses = fitted.spec, fitted.params, fitted.losses
+        self.classes_ = fitted.classes_
         return self
 
     @classmethod

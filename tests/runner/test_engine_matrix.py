@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_spec
 
 pytest.importorskip("dask")
 pytest.importorskip("ray")
@@ -59,14 +59,7 @@ workers = 2
 
 @pytest.fixture(scope="module")
 def matrix_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("matrix")
-    spec = tmp / "matrix.toml"
-    spec.write_text(SPEC, encoding="utf-8")
-    db = tmp / "results.duckdb"
-    proc = run_cli("runner", "trials", "-e", spec, "--db", db, "--quiet", timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "7 ok trials, 0 failed" in proc.stdout
-    return db
+    return run_spec(tmp_path_factory.mktemp("matrix"), SPEC, ok_trials=7)
 
 
 def _rows(db: Path) -> dict[tuple[str, str, int], dict[str, float]]:

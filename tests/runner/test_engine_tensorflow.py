@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from tests.conftest import assert_user_error, run_cli
+from tests.conftest import assert_user_error, run_cli, run_spec
 from tests.runner.test_datasets import write_dataset
 
 pytest.importorskip("tensorflow")
@@ -78,14 +78,7 @@ def _observations(db: Path) -> list[dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def tf_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("tf")
-    spec = tmp / "tf.toml"
-    spec.write_text(SPEC, encoding="utf-8")
-    db = tmp / "results.duckdb"
-    proc = run_cli("runner", "trials", "-e", spec, "--db", db, "--quiet", timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "6 ok trials, 0 failed" in proc.stdout
-    return db
+    return run_spec(tmp_path_factory.mktemp("tf"), SPEC, ok_trials=6)
 
 
 @pytest.mark.engine

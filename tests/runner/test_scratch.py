@@ -4,6 +4,8 @@ engines rely on, and accuracy on digits."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -104,10 +106,13 @@ def test_data_parallel_with_one_shard_is_the_local_fit() -> None:
     spec = net.train_spec(config, split.x_train.shape[1], split.n_classes)
     x, y = split.x_train.astype(np.float64), split.y_train
 
-    def step(params: net.Params, epoch: int, step: int) -> list[tuple[net.Params, float, int]]:
-        return [net.shard_gradient(params, spec, x, y, epoch, step, 5, 0, spec.batch_size)]
+    shard = net.Shard(x, y, 0)
 
-    params, _ = net.fit_data_parallel(spec, 5, [len(x)], step)
+    def step(params: net.Params, epoch: int, step: int, per: int) -> list[tuple[Any, float, int]]:
+        return [shard.gradient(params, spec, epoch, step, 5, per)]
+
+    params, _, steps = net.fit_data_parallel(spec, 5, [len(x)], step)
+    assert steps == 3 * -(-len(x) // spec.batch_size)
     assert local.params is not None
     for a, b in zip(local.params, params, strict=True):
         np.testing.assert_array_equal(a, b)
