@@ -1,8 +1,8 @@
 """The results store: a DuckDB file, the one contract between the runner and the analysis.
 
 Tables (see README "Database schema"): ``meta``, ``runs``, ``setups``, ``trials``, ``metrics``,
-``samples``, ``prices`` and ``observation_columns`` (the catalogue of metric and param names that
-the ``observations`` view spreads into columns). Every trial is appended in its own transaction.
+``samples``, ``curves`` (per-epoch training curves), ``prices`` and ``observation_columns`` (the
+catalogue of metric and param names that the ``observations`` view spreads into columns). Every trial is appended in its own transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import duckdb
 
 from runner.errors import RunnerError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "results.duckdb"
 
 #: Factor and timing columns of ``trials`` in order; the observations view starts with them.
@@ -65,6 +65,17 @@ SAMPLE_COLUMNS = (
     "net_bytes_recv",
     "net_bytes_sent",
 )
+#: Columns of ``curves`` after trial_id: a training curve's point (``part``: the trainer, 0 when a
+#: trial trains one model; ``step``: the epoch, from 1).
+CURVE_COLUMNS = ("part", "name", "step", "value")
+_CURVES_DDL = """CREATE TABLE IF NOT EXISTS curves (
+        trial_id BIGINT NOT NULL,
+        part INTEGER NOT NULL,
+        name VARCHAR NOT NULL,
+        step INTEGER NOT NULL,
+        value DOUBLE,
+        PRIMARY KEY (trial_id, part, name, step)
+    )"""
 #: Columns the view adds from ``runs``.
 RUN_VIEW_COLUMNS = {"source": "VARCHAR"}
 
@@ -115,6 +126,7 @@ _DDL = [
         net_bytes_recv BIGINT,
         net_bytes_sent BIGINT
     )""",
+    _CURVES_DDL,
     """CREATE TABLE IF NOT EXISTS prices (
         name VARCHAR NOT NULL,
         vcpu INTEGER,
@@ -129,8 +141,8 @@ _DDL = [
     )""",
 ]
 
-#: Migrations from version N to N+1. Empty while there is one schema version.
-MIGRATIONS: dict[int, list[str]] = {}
+#: Migrations from version N to N+1. 1 -> 2: the ``curves`` table.
+MIGRATIONS: dict[int, list[str]] = {1: [_CURVES_DDL]}
 
 _DUCKDB_MAGIC = b"DUCK"
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -178,6 +190,24 @@ class TrialRecord:
     values: dict[str, Any] = field(default_factory=dict)  # any of WRITABLE_TRIAL_COLUMNS
     metrics: dict[str, float] = field(default_factory=dict)
     samples: list[Sequence[float]] = field(default_factory=list)  # rows of SAMPLE_COLUMNS
+    curves: list[tuple[int, str, int, float]] = field(default_factory=list)  # CURVE_COLUMNS rows
+
+
+def curve_rows(
+    history: Mapping[str, Sequence[float]] | Sequence[Mapping[str, Sequence[float]]] | None,
+) -> list[tuple[int, str, int, float]]:
+    """Rows of ``curves`` from per-epoch histories: one mapping name -> values per epoch (part 0),
+    or a sequence of them, one per trainer (parts 0, 1, ...). Non-finite values are dropped."""
+    if not history:
+        return []
+    parts = [history] if isinstance(history, Mapping) else list(history)
+    return [
+        (part, str(name), step, float(value))
+        for part, curves in enumerate(parts)
+        for name, values in curves.items()
+        for step, value in enumerate(values, 1)
+        if value is not None and math.isfinite(float(value))
+    ]
 
 
 def check_db_path(path: Path, *, must_exist: bool) -> None:
@@ -411,6 +441,11 @@ class Store:
             self.con.executemany(
                 f"INSERT INTO samples VALUES (?, {', '.join('?' for _ in SAMPLE_COLUMNS)})",
                 [(trial_id, *row) for row in record.samples],
+            )
+        if record.curves:
+            self.con.executemany(
+                "INSERT INTO curves VALUES (?, ?, ?, ?, ?)",
+                [(trial_id, *row) for row in record.curves],
             )
         changed = self._register_columns("metric", metrics)
         if isinstance(params, Mapping):

@@ -329,13 +329,15 @@ def _run_config(
                     },
                     metrics={**result.get("metrics", {}), **resources.metrics()},
                     samples=resources.rows,
+                    curves=result.get("curves", []),
                 )
             )
             if not is_warmup:
                 counts[result["status"]] += 1
                 if result["status"] == "ok":
                     train_times.append(result["train_s"])
-                    accuracies.append(result["metrics"]["accuracy"])
+                    if "accuracy" in result["metrics"]:
+                        accuracies.append(result["metrics"]["accuracy"])
             if result["status"] != "ok" and first_error is None:
                 first_error = result.get("error")
             advance()
@@ -373,6 +375,7 @@ def run_experiment(
     from runner.envinfo import collect_env
     from runner.spec import load_experiment
     from runner.store import open_store
+    from runner.workloads import uses_keras
 
     experiment = load_experiment(
         options.experiment,
@@ -391,6 +394,9 @@ def run_experiment(
     used = sorted({str(c["engine"]) for c in experiment.configs})
     for engine in used:
         check_installed(engine)
+    keras_on = sorted({str(c["engine"]) for c in experiment.configs if uses_keras(c)})
+    if keras_on:  # Keras inside another engine's workers needs TensorFlow there too
+        check_installed("tensorflow", on=keras_on[0])
     for engine, address in options.addresses:
         if engine in used:
             check_reachable(engine, address)

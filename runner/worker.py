@@ -10,7 +10,12 @@ Protocol over a ``multiprocessing`` pipe (all messages are plain dicts):
                    "error", "setup_s", "load_s", "started_at"}
   parent -> child  {"kind": "trial", "seed"} | {"kind": "stop"}
   child -> parent  {"kind": "result", "status", "error", "started_at", "wall_s", "train_s",
-                   "infer_s", "metrics"}
+                   "infer_s", "metrics", "curves"}
+
+A session either trains and scores (``train(seed)`` timed as train_s, ``predict()`` as infer_s,
+then classification metrics), or times its own trial: ``run_trial(seed) -> {"train_s", "infer_s",
+"metrics"}`` (the preprocess workload). Optional: ``trial_metrics()`` (more metrics) and
+``trial_history()`` (per-epoch curves, one mapping or one per trainer; stored in ``curves``).
 """
 
 from __future__ import annotations
@@ -63,18 +68,29 @@ def run_one_trial(session: Any, split: Any, seed: int) -> dict[str, Any]:
     t0 = time.perf_counter_ns()
     out: dict[str, Any] = {"kind": "result", "started_at": started_at, "metrics": {}}
     try:
-        t = time.perf_counter_ns()
-        session.train(seed)
-        out["train_s"] = _seconds(t)
-        t = time.perf_counter_ns()
-        y_pred = session.predict()
-        out["infer_s"] = _seconds(t)
-        out["metrics"] = classification_metrics(
-            split.y_test, y_pred, split.y_train, session.predict_train()
-        )
+        own = getattr(session, "run_trial", None)
+        if own is not None:  # a workload that is not train-and-score (preprocess)
+            timed = own(seed)
+            out["train_s"], out["infer_s"] = timed.get("train_s"), timed.get("infer_s")
+            out["metrics"] = dict(timed.get("metrics", {}))
+        else:
+            t = time.perf_counter_ns()
+            session.train(seed)
+            out["train_s"] = _seconds(t)
+            t = time.perf_counter_ns()
+            y_pred = session.predict()
+            out["infer_s"] = _seconds(t)
+            out["metrics"] = classification_metrics(
+                split.y_test, y_pred, split.y_train, session.predict_train()
+            )
         extra = getattr(session, "trial_metrics", None)
         if extra is not None:
             out["metrics"].update(extra())
+        history = getattr(session, "trial_history", None)
+        if history is not None:
+            from runner.store import curve_rows
+
+            out["curves"] = curve_rows(history())
         out["status"], out["error"] = "ok", None
     except Exception as exc:  # a failed trial is data; the loop goes on
         out["status"], out["error"] = "failed", _error_text(exc)

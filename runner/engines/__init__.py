@@ -53,6 +53,8 @@ ENGINES: dict[str, EngineInfo] = {
             "knn": "scikit-learn KNeighborsClassifier, n_jobs = threads_per_worker",
             "mlp": "impl sklearn: scikit-learn MLPClassifier; impl scratch: 002's NumPy network, "
             "mini-batch gradient descent written by hand",
+            "preprocess": "003's image pre-processing in-process: decode, resize, normalise, "
+            "write, batch after batch",
         },
         max_workers=1,
     ),
@@ -69,6 +71,10 @@ ENGINES: dict[str, EngineInfo] = {
             "makes no joblib calls, so it trains in the driver), model scattered to the workers; "
             "impl scratch: synchronous data-parallel gradient descent, one training shard per "
             "worker (Dask actors), driver averages; test shards scored on all workers",
+            "cnn": "000's way: one independent Keras trainer per worker, each a full training "
+            "with its own seed, in parallel; each trainer's accuracy and the total time",
+            "preprocess": "003's image pre-processing, the batches of file names spread over "
+            "the workers",
         },
     ),
     "spark": EngineInfo(
@@ -84,7 +90,11 @@ ENGINES: dict[str, EngineInfo] = {
             "knn": "training set broadcast once; each Python worker fits scikit-learn's KNN in "
             "train; test set scored in max(workers x threads, 2) partitions with mapPartitions",
             "mlp": "impl mllib: Spark MLlib MultilayerPerceptronClassifier (sigmoid hidden "
-            "layers), solver l-bfgs | gd, epochs -> maxIter, batch_size -> blockSize",
+            "layers), solver l-bfgs | gd, epochs -> maxIter, batch_size -> blockSize; impl keras "
+            "(002): the Keras network trained inside one Spark task on one executor, the data "
+            "shipped as a partition",
+            "preprocess": "003's image pre-processing as an RDD over file names (cache: persist "
+            "the parsed RDD when it is read again)",
         },
     ),
     "ray": EngineInfo(
@@ -101,13 +111,18 @@ ENGINES: dict[str, EngineInfo] = {
             "driver), model ray.put to the actors; impl scratch: synchronous data-parallel "
             "gradient descent, one training shard per actor, driver averages; test shards "
             "scored on all actors",
+            "cnn": "000's way: one independent Keras trainer per actor, each a full training "
+            "with its own seed, in parallel; each trainer's accuracy and the total time",
+            "preprocess": "003's image pre-processing, the batches of file names spread over "
+            "the actors",
         },
     ),
     "tensorflow": EngineInfo(
         "tensorflow",
         "Keras 3 on TensorFlow, CPU only, in the worker process; strategy none (intra-op "
-        "threads = threads_per_worker, inter-op threads = workers) or mirrored "
-        "(MirroredStrategy over `workers` logical CPU devices)",
+        "threads = threads_per_worker, inter-op threads = workers), mirrored "
+        "(MirroredStrategy over `workers` logical CPU devices) or multiworker "
+        "(MultiWorkerMirroredStrategy over `workers` TensorFlow processes on 127.0.0.1, TF_CONFIG)",
         "tensorflow",
         ("tensorflow",),
         "tensorflow",
@@ -177,12 +192,14 @@ def check_memory(engine: str, config: Mapping[str, Any]) -> None:
         )
 
 
-def check_installed(engine: str) -> None:
+def check_installed(engine: str, on: str | None = None) -> None:
+    """Refuse an engine whose libraries are missing (``on``: the engine that needs them, when
+    Keras runs inside another engine's workers)."""
     info = get_engine(engine)
     if not info.installed():
+        what = f"engine {engine}" if on is None else f"Keras on engine {on} needs {engine}, which"
         raise RunnerError(
-            f"engine {engine} is not installed; install it with "
-            f"pip install 'trialkit[{info.extra}]'"
+            f"{what} is not installed; install it with pip install 'trialkit[{info.extra}]'"
         )
 
 
@@ -230,7 +247,8 @@ def fit_in_driver(
 
 def make_session(config: Mapping[str, Any]) -> EngineSession:
     info = get_engine(str(config["engine"]))
-    module = importlib.import_module(f"runner.engines.{info.module}")
+    package = "runner.preprocess" if config.get("workload") == "preprocess" else "runner.engines"
+    module = importlib.import_module(f"{package}.{info.module}")
     return module.Session(config)
 
 

@@ -58,7 +58,7 @@ class Workload:
 
 def _check_engine_params(config: Mapping[str, Any]) -> None:
     """Engine parameters that live among the workload parameters: tensorflow's ``strategy``."""
-    from runner.workloads.keras_models import STRATEGIES, STRATEGIES_LATER
+    from runner.workloads.keras_models import STRATEGIES
 
     strategy = config.get("strategy")
     if strategy is None:
@@ -69,16 +69,16 @@ def _check_engine_params(config: Mapping[str, Any]) -> None:
             f"strategy applies to engine tensorflow only, not {engine}; drop it from this "
             "configuration"
         )
-    if strategy in STRATEGIES_LATER:
-        raise RunnerError(
-            f"tensorflow: strategy {strategy!r} is not supported yet; use one of "
-            f"{', '.join(STRATEGIES)}"
-        )
     if strategy not in STRATEGIES:
         raise RunnerError(
             f"tensorflow: unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
         )
     workers, batch = int(config.get("workers") or 1), config.get("batch_size")
+    if strategy == "multiworker" and workers < 2:
+        raise RunnerError(
+            f"tensorflow: strategy multiworker runs `workers` TensorFlow processes and needs "
+            f"workers >= 2, got {workers}; raise workers or use strategy none"
+        )
     if strategy == "mirrored" and isinstance(batch, int) and 0 < batch < workers:
         raise RunnerError(
             f"tensorflow: strategy mirrored splits each batch over the {workers} workers "
@@ -126,7 +126,7 @@ MLP_IMPLS: dict[str, tuple[str, ...]] = {
     "local": ("sklearn", "scratch"),
     "dask": ("sklearn", "scratch"),
     "ray": ("sklearn", "scratch"),
-    "spark": ("mllib",),
+    "spark": ("mllib", "keras"),
     "tensorflow": ("keras",),
 }
 MLP_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -138,6 +138,12 @@ _IMPL_ONLY = {
     "output": ("scratch", "keras"),
     "validation_split": ("keras",),
 }
+
+
+def uses_keras(config: Mapping[str, Any]) -> bool:
+    """True when a configuration trains a Keras network (so TensorFlow must be installed)."""
+    workload = str(config.get("workload"))
+    return workload == "cnn" or (workload == "mlp" and mlp_impl(config) == "keras")
 
 
 def mlp_impl(config: Mapping[str, Any]) -> str:
@@ -285,19 +291,34 @@ def _mlp(config: Mapping[str, Any], seed: int) -> Any:
     )
 
 
+def _check_preprocess(config: Mapping[str, Any]) -> None:
+    from runner.preprocess import check
+
+    check(config)
+
+
+def _resolve_preprocess(config: Mapping[str, Any]) -> dict[str, Any]:
+    from runner.preprocess import resolve
+
+    return resolve(config)
+
+
 _FACTORIES: dict[str, Callable[[Mapping[str, Any], int], Any]] = {
     "knn": _knn,
     "mlp": _mlp,
     "cnn": lambda config, seed: _keras_only("cnn"),
+    "preprocess": lambda config, seed: None,  # no estimator: runner.preprocess sessions
 }
 _CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "knn": _check_knn,
     "mlp": _check_mlp,
     "cnn": _check_cnn,
+    "preprocess": _check_preprocess,
 }
 _RESOLVE: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "mlp": _resolve_mlp,
     "cnn": _resolve_cnn,
+    "preprocess": _resolve_preprocess,
 }
 
 WORKLOADS: dict[str, Workload] = {
@@ -320,6 +341,12 @@ WORKLOADS: dict[str, Workload] = {
         "convolutional network of paper 000 (Table 1): Conv2D 32 3x3 ReLU, MaxPool 2x2, Dense "
         "128 ReLU, Dense softmax; Adam; epochs (10), batch_size (32), learning_rate (0.001), "
         "validation_split (0.1); square images only",
+    ),
+    "preprocess": Workload(
+        "preprocess",
+        "image pre-processing throughput (paper 003): decode -> resize -> normalise -> write, "
+        "images per second (throughput_ips); file_format images | records, batch_size, "
+        "batch_number, data_size, passes, cache",
     ),
 }
 

@@ -27,9 +27,7 @@ import numpy as np
 from runner.workloads.scratch import DEFAULTS as SCRATCH_DEFAULTS
 
 #: Distribution strategies of the tensorflow engine (``strategy``); the first is the default.
-STRATEGIES = ("none", "mirrored")
-#: Strategies that are planned but refused for now.
-STRATEGIES_LATER = ("multiworker",)
+STRATEGIES = ("none", "mirrored", "multiworker")
 
 CNN_DEFAULTS: dict[str, Any] = {
     "epochs": 10,

@@ -242,7 +242,8 @@ def test_image_shapes_are_known_before_loading(tmp_path: Path) -> None:
         ('engine = "tensorflow"\nworkload = "cnn"\nstrategy = "tpu"\n', "unknown strategy 'tpu'"),
         (
             'engine = "tensorflow"\nworkload = "cnn"\nstrategy = "multiworker"\n',
-            "strategy 'multiworker' is not supported yet; use one of none, mirrored",
+            "strategy multiworker runs `workers` TensorFlow processes and needs workers >= 2, "
+            "got 1",
         ),
         ('engine = "tensorflow"\nworkload = "cnn"\nbatch_size = 0\n', "batch_size must be"),
         ('engine = "tensorflow"\nworkload = "cnn"\nepochs = 1.5\n', "epochs must be"),
@@ -254,7 +255,9 @@ def test_image_shapes_are_known_before_loading(tmp_path: Path) -> None:
         ('engine = "tensorflow"\nworkload = "cnn"\nhidden = [10]\n', "cnn: hidden does not"),
         ('engine = "tensorflow"\nworkload = "mlp"\nsolver = "adam"\n', "solver applies"),
         ('engine = "tensorflow"\nworkload = "knn"\n', "cannot run workload 'knn'"),
-        ('engine = "spark"\nworkload = "cnn"\n', "supports: knn, mlp"),
+        ('engine = "spark"\nworkload = "cnn"\n', "supports: knn, mlp, preprocess"),
+        ('engine = "spark"\nworkload = "mlp"\nimpl = "keras"\nstrategy = "none"\n',
+         "engine tensorflow only"),
         ('engine = "ray"\nworkload = "knn"\nstrategy = "none"\n', "engine tensorflow only"),
         ('engine = "local"\nworkload = "mlp"\nvalidation_split = 0.2\n', "impl keras only"),
     ],
