@@ -2,7 +2,8 @@
 
 Tables (see README "Database schema"): ``meta``, ``runs``, ``setups``, ``trials``, ``metrics``,
 ``samples``, ``curves`` (per-epoch training curves), ``prices`` and ``observation_columns`` (the
-catalogue of metric and param names that the ``observations`` view spreads into columns). Every trial is appended in its own transaction.
+catalogue of metric and param names that the ``observations`` view spreads into columns). Every
+trial is appended in its own transaction.
 """
 
 from __future__ import annotations
