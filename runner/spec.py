@@ -27,7 +27,8 @@ Keys that are trial columns (``FACTORS``) become columns; any other key is a wor
 cluster itself) is an engine parameter of ``spark`` configurations. It may sit in ``[defaults]``
 or ``[workloads.*]``, where configurations of other engines ignore it (and do not store it); a
 ``[[matrix]]`` entry that sets it must be for engine spark only. ``"local"`` is not stored, so a
-configuration's id does not change by spelling out the default.
+configuration's id does not change by spelling out the default. ``strategy`` (tensorflow's
+distribution strategy) is an engine parameter of ``tensorflow`` configurations in the same way.
 """
 
 from __future__ import annotations
@@ -164,6 +165,11 @@ def _check_factor_types(config: dict[str, Any], where: str) -> None:
         raise RunnerError(f"{where}: data_fraction must be in (0, 1], got {fraction}")
 
 
+#: Parameters of one engine: in [defaults] or [workloads.X] they apply to that engine's
+#: configurations only; in a [[matrix]] entry for other engines they are refused.
+ENGINE_PARAMS = {"spark_mode": "spark", "strategy": "tensorflow"}
+
+
 def _check_spark_mode(value: Any, where: str) -> None:
     for mode in value if isinstance(value, list) else [value]:
         if mode not in SPARK_MODES:
@@ -267,11 +273,12 @@ def load_experiment(
                 raise RunnerError(f'{where} has no {key}; add {key} = "..."')
         if "spark_mode" in entry:
             _check_spark_mode(entry["spark_mode"], where)
-            others = sorted({str(e) for e in _levels("engine", entry["engine"])} - {"spark"})
-            if others:
+        for key, owner in ENGINE_PARAMS.items():
+            others = sorted({str(e) for e in _levels("engine", entry["engine"])} - {owner})
+            if key in entry and others:
                 raise RunnerError(
-                    f"{where}: spark_mode applies to engine spark only, not {', '.join(others)}; "
-                    "set it in an entry for engine spark alone"
+                    f"{where}: {key} applies to engine {owner} only, not {', '.join(others)}; "
+                    f"set it in an entry for engine {owner} alone"
                 )
         for partial in _expand({"engine": entry["engine"], "workload": entry["workload"]}):
             engine_name, workload_name = str(partial["engine"]), str(partial["workload"])
@@ -300,6 +307,9 @@ def load_experiment(
                 merged["address"] = addresses[engine_name]
             if engine_name == "spark" and spark_mode is not None:
                 merged["spark_mode"] = spark_mode
+            for key, owner in ENGINE_PARAMS.items():
+                if engine_name != owner:  # from [defaults] or [workloads.X]
+                    merged.pop(key, None)
             for config in _expand(merged):
                 _spark_mode(config, engine_name, where)
                 _check_factor_types(config, where)

@@ -139,6 +139,38 @@ def test_spark_mode_is_a_spark_parameter(tmp_path: Path) -> None:
     assert config_id(local.configs[0]) == config_id(plain.configs[0])
 
 
+def test_strategy_in_defaults_is_a_tensorflow_parameter(tmp_path: Path) -> None:
+    text = """
+[defaults]
+strategy = "mirrored"
+workers = 2
+
+[workloads.mlp]
+strategy = "none"
+
+[[matrix]]
+engine = ["tensorflow", "dask"]
+workload = "cnn"
+
+[[matrix]]
+engine = "dask"
+workload = ["knn", "mlp"]
+
+[[matrix]]
+engine = "tensorflow"
+workload = "mlp"
+"""
+    exp = load_experiment(write(tmp_path, text))
+    got = sorted((c["engine"], c["workload"], c.get("strategy", "-")) for c in exp.configs)
+    assert got == [
+        ("dask", "cnn", "-"),
+        ("dask", "knn", "-"),
+        ("dask", "mlp", "-"),
+        ("tensorflow", "cnn", "mirrored"),
+        ("tensorflow", "mlp", "none"),
+    ]
+
+
 def test_spark_mode_option_overrides_the_spec_for_spark_only(tmp_path: Path) -> None:
     path = write(tmp_path, SPARK_MODE_SPEC)
     exp = load_experiment(path, spark_mode="local")
@@ -256,8 +288,10 @@ def test_image_shapes_are_known_before_loading(tmp_path: Path) -> None:
         ('engine = "tensorflow"\nworkload = "mlp"\nsolver = "adam"\n', "solver applies"),
         ('engine = "tensorflow"\nworkload = "knn"\n', "cannot run workload 'knn'"),
         ('engine = "spark"\nworkload = "cnn"\n', "supports: knn, mlp, preprocess"),
-        ('engine = "spark"\nworkload = "mlp"\nimpl = "keras"\nstrategy = "none"\n',
-         "engine tensorflow only"),
+        (
+            'engine = "spark"\nworkload = "mlp"\nimpl = "keras"\nstrategy = "none"\n',
+            "engine tensorflow only",
+        ),
         ('engine = "ray"\nworkload = "knn"\nstrategy = "none"\n', "engine tensorflow only"),
         ('engine = "local"\nworkload = "mlp"\nvalidation_split = 0.2\n', "impl keras only"),
     ],
