@@ -158,7 +158,7 @@ def ttest_from_moments(
     )
 
 
-def _find_level(
+def find_level(
     by_level: dict[str, GroupMoments], level: str, *, option: str, group: str
 ) -> GroupMoments:
     """Match a level as typed; numbers also match in another spelling (``2.0`` for ``2``)."""
@@ -195,8 +195,8 @@ def ttest(
         db, metric=metric, group=group, where=where, include_warmup=include_warmup
     )
     by_level = {g.level: g for g in groups}
-    ga = _find_level(by_level, a, option="--a", group=group)
-    gb = _find_level(by_level, b, option="--b", group=group)
+    ga = find_level(by_level, a, option="--a", group=group)
+    gb = find_level(by_level, b, option="--b", group=group)
     if ga is gb:
         raise AnalysisError(f"--a {a!r} and --b {b!r} are the same level of {group}")
     return ttest_from_moments(

@@ -1,0 +1,234 @@
+"""Power of a two-sample comparison: how many trials per group would detect a given relative
+difference of means, and the smallest difference the trials at hand can detect.
+
+From the per-group sufficient statistics of two levels (computed in DuckDB, as the t-test's), with
+the pooled standard deviation as the noise: a two-sided two-sample t-test at ``alpha``, Cohen's
+``d = effect * |mean_b| / sd_pooled`` (the difference relative to level ``b``, the baseline).
+The power is that of the pooled t statistic under the alternative, a noncentral t with
+``n_a + n_b - 2`` degrees of freedom and noncentrality ``d * sqrt(n_a n_b / (n_a + n_b))``; the
+sample size is the smallest integer n per group that reaches the target power (power grows with
+n), the detectable effect the root of power(d) = target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from analysis.data import Filter, fmt, load_groups, render_table
+from analysis.errors import AnalysisError
+from analysis.ttest import find_level
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class PowerResult:
+    """Trials per group needed for ``effect`` at ``power``, and what the current n detects."""
+
+    metric: str
+    group: str
+    a: str
+    b: str
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    sd_pooled: float
+    effect: float  # relative difference of means to detect (0.1: 10 % of mean_b)
+    alpha: float
+    power: float
+    cohens_d: float  # of ``effect``
+    n_per_group: int  # trials per group needed for ``effect`` at ``power``
+    achieved_power: float  # power to detect ``effect`` with n_a, n_b trials
+    mde: float  # minimum detectable difference at the current n (metric units)
+    mde_relative: float  # ... as a fraction of |mean_b|
+    observed_relative: float  # (mean_a - mean_b) / |mean_b|
+    where: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        row = self.to_dict()
+        row["where"] = " AND ".join(self.where)
+        return pd.DataFrame([row])
+
+    def __str__(self) -> str:
+        rows = [
+            [f"{self.group}={self.a}", self.n_a, fmt(self.mean_a)],
+            [f"{self.group}={self.b}", self.n_b, fmt(self.mean_b)],
+        ]
+        lines = [
+            f"power of a two-sided t-test of {self.metric}: {self.group}={self.a} vs {self.b}",
+            render_table(["level", "n", "mean"], rows),
+            f"pooled sd {fmt(self.sd_pooled)}; observed difference "
+            f"{100 * self.observed_relative:+.2f}% of {self.b}",
+            f"to detect {100 * self.effect:g}% (d = {self.cohens_d:.3f}) with power "
+            f"{self.power:g} at alpha {self.alpha:g}: {self.n_per_group} trials per group "
+            f"(now {self.n_a} and {self.n_b}: power {self.achieved_power:.3f})",
+            f"smallest difference detectable now: {fmt(self.mde)} "
+            f"({100 * self.mde_relative:.2f}% of {self.b})",
+        ]
+        if self.where:
+            lines.append("where " + " AND ".join(self.where))
+        return "\n".join(lines)
+
+
+def t_test_power(d: float, n_a: int, n_b: int, alpha: float) -> float:
+    """Power of the two-sided pooled two-sample t-test for a standardised difference ``d``."""
+    from scipy import stats
+
+    df = n_a + n_b - 2
+    nc = d * math.sqrt(n_a * n_b / (n_a + n_b))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    upper = float(stats.nct.sf(crit, df, nc))
+    lower = float(stats.nct.cdf(-crit, df, nc))  # NaN from scipy when nc >> crit: it is ~0 there
+    return upper + (lower if math.isfinite(lower) else 0.0)
+
+
+#: Beyond this many trials per group the answer is "more than you will run".
+MAX_N = 10**7
+
+
+def _smallest_n(d: float, alpha: float, power: float) -> int:
+    """The smallest n >= 2 per group with power >= ``power`` (doubling, then bisection)."""
+    if t_test_power(d, 2, 2, alpha) >= power:
+        return 2
+    high = 4
+    while t_test_power(d, high, high, alpha) < power:
+        if high > MAX_N:
+            raise AnalysisError(
+                f"the effect is too small to detect with fewer than {MAX_N:,} trials per group; "
+                "raise --effect"
+            )
+        high *= 2
+    low = high // 2  # power(low) < target <= power(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        if t_test_power(d, mid, mid, alpha) >= power:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def _upper(n_a: int, n_b: int, alpha: float, power: float) -> float:
+    """A standardised difference whose power exceeds ``power`` at n_a, n_b."""
+    d = 1.0
+    while t_test_power(d, n_a, n_b, alpha) < power:
+        d *= 2
+    return d
+
+
+def power_from_moments(
+    n_a: int,
+    mean_a: float,
+    var_a: float,
+    n_b: int,
+    mean_b: float,
+    var_b: float,
+    *,
+    effect: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> dict[str, float]:
+    """The sample size and detectable effect of a two-sided two-sample t-test (pooled sd)."""
+    from scipy.optimize import brentq
+
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise AnalysisError(f"alpha and power must be in (0, 1), got {alpha:g} and {power:g}")
+    if not math.isfinite(effect) or effect <= 0:
+        raise AnalysisError(f"--effect must be a positive difference such as 10%, got {effect:g}")
+    if n_a < 2 or n_b < 2:
+        raise AnalysisError(
+            f"power needs at least 2 trials in each level to estimate the noise, got {n_a} and "
+            f"{n_b}; run more trials (runner trials --n)"
+        )
+    pooled_var = ((n_a - 1) * var_a + (n_b - 1) * var_b) / (n_a + n_b - 2)
+    if not math.isfinite(pooled_var) or not math.isfinite(mean_a + mean_b):
+        raise AnalysisError("the metric has non-finite values; select trials with finite values")
+    if pooled_var <= 0:
+        raise AnalysisError(
+            "both levels have zero variance: any difference is detected with 2 trials; power "
+            "analysis needs trials that vary"
+        )
+    if mean_b == 0:
+        raise AnalysisError(
+            "the baseline level's mean is 0, so a relative --effect has no size; swap --a/--b"
+        )
+    sd = math.sqrt(pooled_var)
+    d = effect * abs(mean_b) / sd
+    needed = _smallest_n(d, alpha, power)
+    d_min = brentq(
+        lambda e: t_test_power(e, n_a, n_b, alpha) - power, 0.0, _upper(n_a, n_b, alpha, power)
+    )
+    return {
+        "sd_pooled": sd,
+        "cohens_d": d,
+        "n_per_group": needed,
+        "achieved_power": t_test_power(d, n_a, n_b, alpha),
+        "mde": float(d_min) * sd,
+        "mde_relative": float(d_min) * sd / abs(mean_b),
+    }
+
+
+def power(
+    db: str | Path,
+    *,
+    group: str,
+    a: str,
+    b: str,
+    effect: float = 0.1,
+    metric: str = "train_s",
+    alpha: float = 0.05,
+    target_power: float = 0.8,
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+) -> PowerResult:
+    """Trials per group needed to detect a relative difference ``effect`` of ``metric`` between
+    ``group=a`` and ``group=b`` (baseline b) at ``target_power``, with the observed variance."""
+    a, b = str(a), str(b)
+    if a == b:
+        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
+    sel, groups = load_groups(
+        db, metric=metric, group=group, where=where, include_warmup=include_warmup
+    )
+    by_level = {g.level: g for g in groups}
+    ga = find_level(by_level, a, option="--a", group=group)
+    gb = find_level(by_level, b, option="--b", group=group)
+    if ga is gb:
+        raise AnalysisError(f"--a {a!r} and --b {b!r} are the same level of {group}")
+    out = power_from_moments(
+        ga.n,
+        ga.mean,
+        ga.var,
+        gb.n,
+        gb.mean,
+        gb.var,
+        effect=effect,
+        alpha=alpha,
+        power=target_power,
+    )
+    return PowerResult(
+        metric=metric,
+        group=group,
+        a=ga.level,
+        b=gb.level,
+        n_a=ga.n,
+        n_b=gb.n,
+        mean_a=ga.mean,
+        mean_b=gb.mean,
+        effect=effect,
+        alpha=alpha,
+        power=target_power,
+        observed_relative=(ga.mean_dev - gb.mean_dev + (ga.shift - gb.shift)) / abs(gb.mean),
+        where=sel.where_text,
+        **out,  # type: ignore[arg-type]
+    )

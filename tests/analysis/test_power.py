@@ -1,0 +1,88 @@
+"""`analysis.power` against the power of a two-sided two-sample t-test computed here directly
+from the noncentral t distribution (scipy) and by statsmodels, on the raw rows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from statsmodels.stats.power import TTestIndPower
+
+from analysis import AnalysisError
+from analysis.power import PowerResult, power
+
+
+def t_power(d: float, n_a: int, n_b: int, alpha: float = 0.05) -> float:
+    """Power of the pooled two-sample t-test for standardised difference d."""
+    df = n_a + n_b - 2
+    nc = d * math.sqrt(n_a * n_b / (n_a + n_b))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    lower = stats.nct.cdf(-crit, df, nc)  # scipy gives NaN for the far tail of a large nc
+    return float(stats.nct.sf(crit, df, nc) + np.nan_to_num(lower))
+
+
+def pooled_sd(x: np.ndarray, y: np.ndarray) -> float:
+    nx, ny = len(x), len(y)
+    return math.sqrt(((nx - 1) * x.var(ddof=1) + (ny - 1) * y.var(ddof=1)) / (nx + ny - 2))
+
+
+@pytest.mark.parametrize("effect", [0.05, 0.1, 0.25])
+def test_sample_size_and_detectable_effect_match_noncentral_t(db, groups, effect):
+    x, y = groups[2], groups[1]  # a = 2 workers, baseline b = 1 worker
+    res = power(db, group="workers", a="2", b="1", effect=effect)
+    assert isinstance(res, PowerResult)
+    sd = pooled_sd(x, y)
+    assert res.sd_pooled == pytest.approx(sd, rel=1e-9)
+    d = effect * y.mean() / sd
+    assert res.cohens_d == pytest.approx(d, rel=1e-9)
+    # the smallest n per group reaching 80 % power, by brute force
+    n = 2
+    while t_power(d, n, n) < 0.8:
+        n += 1
+    assert res.n_per_group == n
+    assert res.achieved_power == pytest.approx(t_power(d, len(x), len(y)), rel=1e-6)
+    ref = TTestIndPower().power(effect_size=d, nobs1=len(x), alpha=0.05, ratio=len(y) / len(x))
+    assert res.achieved_power == pytest.approx(ref, rel=1e-6)
+    # at the minimum detectable effect the power is exactly 80 %
+    d_min = res.mde / sd
+    assert t_power(d_min, len(x), len(y)) == pytest.approx(0.8, abs=1e-6)
+    assert res.mde_relative == pytest.approx(res.mde / y.mean(), rel=1e-12)
+    assert res.observed_relative == pytest.approx((x.mean() - y.mean()) / y.mean(), rel=1e-9)
+    assert "trials per group" in str(res)
+
+
+def test_more_power_or_smaller_alpha_needs_more_trials(db):
+    base = power(db, group="workers", a="2", b="1", effect=0.05)
+    more = power(db, group="workers", a="2", b="1", effect=0.05, target_power=0.95)
+    strict = power(db, group="workers", a="2", b="1", effect=0.05, alpha=0.01)
+    assert more.n_per_group > base.n_per_group and strict.n_per_group > base.n_per_group
+
+
+def test_large_offset_tiny_spread(make_db, rng, trials_for):
+    offset = 1e9
+    x = offset + rng.normal(0.0, 0.01, 20)
+    y = offset + rng.normal(0.0, 0.02, 25)
+    res = power(make_db(trials_for({1: x, 2: y})), group="workers", a="1", b="2", effect=1e-10)
+    d = 1e-10 * y.mean() / pooled_sd(x, y)
+    assert res.cohens_d == pytest.approx(d, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("values", "kwargs", "match"),
+    [
+        ({1: [1.0, 1.0, 1.0], 2: [2.0, 2.0]}, {}, "zero variance"),
+        ({1: [1.0], 2: [2.0, 2.5]}, {}, "at least 2 trials in each level"),
+        ({1: [1.0, 1.5], 2: [-1.0, 1.0]}, {}, "baseline level's mean is 0"),
+        ({1: [1.0, 1.5], 2: [2.0, 2.5]}, {"effect": 0.0}, "positive difference"),
+        ({1: [1.0, 1.5], 2: [2.0, 2.5]}, {"b": "3"}, "not a level of workers"),
+        ({1: [1.0, 1.5], 2: [2.0, 2.5]}, {"b": "1"}, "both '1'"),
+        ({1: [1.0, 1.5], 2: [2.0, 2.5]}, {"target_power": 1.0}, "must be in \\(0, 1\\)"),
+    ],
+)
+def test_degenerate_inputs_are_clear_errors(make_db, trials_for, values, kwargs, match):
+    path = make_db(trials_for({k: np.array(v) for k, v in values.items()}))
+    args = {"group": "workers", "a": "1", "b": "2", **kwargs}
+    with pytest.raises(AnalysisError, match=match):
+        power(path, **args)
