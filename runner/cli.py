@@ -176,6 +176,24 @@ def import_csv_cmd(
     typer.echo(str(result))
 
 
+@import_app.command("prices")
+def import_prices_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: name, usd_per_hour, and optionally vcpu, memory_gb.")
+    ],
+    db: DbOption = Path("results.duckdb"),
+) -> None:
+    """Import machine prices ($/hour) into the prices table, for `analyze cost`."""
+    from runner.importer import import_prices
+
+    try:
+        result = import_prices(file, db=db)
+    except RunnerError as exc:
+        _fail(exc)
+        return
+    typer.echo(str(result))
+
+
 @list_app.command("engines")
 def list_engines() -> None:
     """Engine x workload support matrix, and whether each engine is installed."""

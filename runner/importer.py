@@ -395,3 +395,109 @@ def import_csv(
         param_columns=parsed.param_columns,
         renamed=parsed.renamed,
     )
+
+
+# -- prices ------------------------------------------------------------------------------------
+#: Accepted headers (normalised) of a prices CSV, per ``prices`` column.
+PRICE_HEADERS: dict[str, tuple[str, ...]] = {
+    "name": ("name", "instance", "instance_type", "type", "machine"),
+    "vcpu": ("vcpu", "vcpus", "cpus", "cores"),
+    "memory_gb": ("memory_gb", "mem_gib", "memory_gib", "mem_gb", "memory"),
+    "usd_per_hour": ("usd_per_hour", "cost_hr", "cost_usd_hr", "price", "usd_hour", "cost"),
+}
+
+
+@dataclass(frozen=True)
+class PricesImportResult:
+    """What a prices import wrote: one ``prices`` row per machine type."""
+
+    path: Path
+    names: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "n_prices": len(self.names), "names": list(self.names)}
+
+    def __str__(self) -> str:
+        return f"imported {len(self.names)} prices from {self.path.name}: {', '.join(self.names)}"
+
+
+def _price_number(cell: str, column: str, where: str, *, integer: bool = False) -> float | None:
+    text = cell.strip().lstrip("$").replace(",", "").strip()
+    if not text:
+        return None
+    if not _is_number(text) or (integer and not _INT_RE.match(text)):
+        kind = "a whole number" if integer else "a number"
+        raise RunnerError(f"{where}: {column} {_short(cell)} is not {kind}; fix the cell")
+    value = float(text)
+    if value < 0:
+        raise RunnerError(f"{where}: {column} {_short(cell)} is negative; fix the cell")
+    return value
+
+
+def parse_prices(path: Path) -> list[tuple[str, int | None, float | None, float]]:
+    """Rows (name, vcpu, memory_gb, usd_per_hour) of a prices CSV; RunnerError when unusable."""
+    text, _ = _read_text(path)
+    delimiter = sniff_delimiter(text)
+    rows = [
+        r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if any(c.strip() for c in r)
+    ]
+    names, _ = _header(rows[0], path)
+    index: dict[str, int] = {}
+    for column, aliases in PRICE_HEADERS.items():
+        found = [i for i, n in enumerate(names) if n in aliases]
+        if found:
+            index[column] = found[0]
+    for column in ("name", "usd_per_hour"):
+        if column not in index:
+            raise RunnerError(
+                f"{path.name}: no {column} column (headers {', '.join(names)}); a prices file "
+                "needs name and usd_per_hour columns, and may have vcpu and memory_gb"
+            )
+    if len(rows) < 2:
+        raise RunnerError(f"{path.name} has a header but no prices; add one row per machine type")
+    out: list[tuple[str, int | None, float | None, float]] = []
+    seen: set[str] = set()
+    for line, row in enumerate(rows[1:], start=2):
+        where = f"{path.name}, row {line}"
+        if len(row) != len(names):
+            raise RunnerError(f"{where} has {len(row)} cells, the header {len(names)}; fix the row")
+        name = row[index["name"]].strip()
+        if not name:
+            raise RunnerError(f"{where}: the name is empty; name the machine type")
+        if name in seen:
+            raise RunnerError(f"{where}: {name!r} appears twice; keep one price per machine type")
+        seen.add(name)
+        price = _price_number(row[index["usd_per_hour"]], "usd_per_hour", where)
+        if price is None:
+            raise RunnerError(f"{where}: usd_per_hour is empty; give the hourly price")
+        vcpu = memory = None
+        if "vcpu" in index:
+            v = _price_number(row[index["vcpu"]], "vcpu", where, integer=True)
+            vcpu = None if v is None else int(v)
+        if "memory_gb" in index:
+            memory = _price_number(row[index["memory_gb"]], "memory_gb", where)
+        out.append((name, vcpu, memory, price))
+    return out
+
+
+def import_prices(file: str | Path, *, db: str | Path = DEFAULT_DB) -> PricesImportResult:
+    """Add the machine types of a prices CSV (name, usd_per_hour[, vcpu, memory_gb]) to the
+    ``prices`` table, source ``import:<file>``; a name imported again gets the newer price (the
+    analysis uses the latest row per name). Nothing is written when the file is unusable."""
+    path = Path(file)
+    rows = parse_prices(path)
+    db_path = Path(db)
+    existed = db_path.exists()
+    store = open_store(db_path)
+    try:
+        store.add_prices(
+            (name, vcpu, mem, usd, f"import:{path.name}") for name, vcpu, mem, usd in rows
+        )
+    except BaseException:
+        store.close()
+        if not existed:
+            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    store.close()
+    return PricesImportResult(path, tuple(r[0] for r in rows))

@@ -341,3 +341,52 @@ def test_cli_db_folder_missing(tmp_path: Path) -> None:
     proc = run_cli("bench.csv", "--db", tmp_path / "no" / "r.duckdb", cwd=tmp_path)
     assert_one_error_line(proc)
     assert not (tmp_path / "no").exists()
+
+
+# -- prices -------------------------------------------------------------------------------------
+
+
+def test_cli_import_prices(tmp_path: Path) -> None:
+    # 004's Appendix C layout: a "Type" column, "$" signs, GiB with a decimal
+    write(
+        tmp_path / "ec2.csv",
+        "Instance,vCPU,Mem (GiB),Cost ($/hr)\nm3.xlarge,4,15,$0.27\nc3.xlarge,4,7.5,$0.21\n",
+    )
+    proc = subprocess.run(
+        [RUNNER, "import", "prices", "ec2.csv", "--db", "p.duckdb"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "imported 2 prices from ec2.csv: m3.xlarge, c3.xlarge"
+    assert query(tmp_path / "p.duckdb", "SELECT * FROM prices ORDER BY name") == [
+        ("c3.xlarge", 4, 7.5, 0.21, "import:ec2.csv"),
+        ("m3.xlarge", 4, 15.0, 0.27, "import:ec2.csv"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name,usd_per_hour\nm4,-1\n", "usd_per_hour '-1' is negative"),
+        ("name,usd_per_hour,vcpu\nm4,1,2.5\n", "vcpu '2.5' is not a whole number"),
+        ("name,usd_per_hour\nm4,1\nm4,2\n", "'m4' appears twice"),
+        ("name,usd_per_hour\n", "has a header but no prices"),
+        ("machine,vcpu\nm4,2\n", "no usd_per_hour column"),
+    ],
+)
+def test_cli_import_prices_bad_file(tmp_path: Path, text: str, message: str) -> None:
+    write(tmp_path / "p.csv", text)
+    proc = subprocess.run(
+        [RUNNER, "import", "prices", "p.csv", "--db", "p.duckdb"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "p.duckdb").exists()

@@ -1,0 +1,142 @@
+"""`analysis.cost`: cost per configuration, Pareto front, deadline, prices, and COST — against
+medians and dominance worked out here with NumPy on the raw rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import AnalysisError
+from analysis.cost import BUILTIN_PRICES, cost, cost_metric
+from runner.errors import RunnerError
+from runner.importer import import_prices
+
+
+def _trial(engine: str, workers: int, train_s: float, **extra) -> dict:
+    base = {"engine": engine, "workload": "knn", "dataset": "digits", "threads_per_worker": 1}
+    return {**base, "warmup": False, "workers": workers, "train_s": train_s, **extra}
+
+
+@pytest.fixture
+def times(rng) -> dict[tuple[str, int], np.ndarray]:
+    return {
+        ("local", 1): rng.normal(1.0, 0.02, 7),
+        ("dask", 1): rng.normal(1.5, 0.05, 6),
+        ("dask", 2): rng.normal(1.1, 0.05, 8),
+        ("dask", 4): rng.normal(0.8, 0.05, 5),
+        ("spark", 1): rng.normal(2.0, 0.1, 5),
+        ("spark", 2): rng.normal(1.5, 0.1, 5),
+    }
+
+
+@pytest.fixture
+def measured(make_db, times) -> Path:
+    trials = [_trial(e, w, float(v)) for (e, w), vals in times.items() for v in vals]
+    trials.append(_trial("dask", 4, 99.0, warmup=True))
+    trials.append({**_trial("dask", 2, 99.0), "status": "failed"})
+    return make_db(trials)
+
+
+def dominated(points: list[tuple[float, float]], i: int) -> bool:
+    t, c = points[i]
+    return any(
+        t2 <= t and c2 <= c and (t2, c2) != (t, c) for j, (t2, c2) in enumerate(points) if j != i
+    )
+
+
+def test_cost_per_core_hour_matches_medians(measured, times):
+    res = cost(measured, usd_per_core_hour=0.05, by=["engine"])
+    assert res.by == ("engine", "workers", "threads_per_worker")
+    got = {(r.level["engine"], int(r.level["workers"])): r for r in res.rows}
+    assert set(got) == set(times)
+    points = []
+    for key, values in times.items():
+        row = got[key]
+        median = float(np.median(values))
+        assert row.n == len(values)
+        assert row.median_s == pytest.approx(median, rel=1e-12)
+        assert row.usd_per_hour == pytest.approx(key[1] * 0.05)
+        assert row.median_cost_usd == pytest.approx(median * key[1] * 0.05 / 3600, rel=1e-12)
+        points.append((median, median * key[1] * 0.05 / 3600))
+    for i, key in enumerate(times):
+        assert got[key].pareto == (not dominated(points, i))
+    assert sum(r.pareto for r in res.rows) >= 2  # local (cheapest) and dask x4 (fastest)
+    # local (1 core, ~1.0 s) is the cheapest overall; with a 0.9 s deadline only dask x4 meets it
+    assert res.cheapest is not None and res.cheapest.level["engine"] == "local"
+    tight = cost(measured, usd_per_core_hour=0.05, by=["engine"], deadline_s=0.9)
+    assert tight.cheapest is not None
+    assert (tight.cheapest.level["engine"], tight.cheapest.level["workers"]) == ("dask", "4")
+    none = cost(measured, usd_per_core_hour=0.05, by=["engine"], deadline_s=0.1)
+    assert none.cheapest is None and "no configuration meets the deadline" in str(none)
+
+
+def test_machine_prices_builtin_and_imported(make_db, tmp_path, rng):
+    hours = {"m4.xlarge": rng.normal(300, 5, 4), "c3.2xlarge": rng.normal(260, 5, 4)}
+    trials = [
+        _trial("spark", 1, float(v), params={"instance": name, "nodes": 3})
+        for name, vals in hours.items()
+        for v in vals
+    ]
+    db = make_db(trials)
+    builtin = dict((name, usd) for name, _, _, usd in BUILTIN_PRICES)
+    res = cost(db, machine="instance", nodes="nodes")
+    for row in res.rows:
+        name = row.level["instance"]
+        assert row.usd_per_hour == pytest.approx(3 * builtin[name])
+        want = float(np.median(hours[name])) * 3 * builtin[name] / 3600
+        assert row.median_cost_usd == pytest.approx(want, rel=1e-12)
+    prices = tmp_path / "prices.csv"
+    prices.write_text("Instance,vCPU,Mem (GiB),Cost ($/hr)\nm4.xlarge,4,16,$0.10\nx9.huge,64,,2\n")
+    assert import_prices(prices, db=db).names == ("m4.xlarge", "x9.huge")
+    cheaper = cost(db, machine="instance")
+    m4 = next(r for r in cheaper.rows if r.level["instance"] == "m4.xlarge")
+    assert m4.usd_per_hour == pytest.approx(0.10)
+
+
+def test_unknown_machine_and_bad_pricing_are_clear_errors(make_db, measured):
+    db = make_db([_trial("spark", 1, 3.0, params={"instance": "z1.tiny"})])
+    with pytest.raises(AnalysisError, match="no price for instance='z1.tiny'"):
+        cost(db, machine="instance")
+    with pytest.raises(AnalysisError, match="price the trials one way"):
+        cost(measured)
+    with pytest.raises(AnalysisError, match="price the trials one way"):
+        cost(measured, machine="engine", usd_per_core_hour=1.0)
+    with pytest.raises(AnalysisError, match="--usd-per-core-hour must be > 0"):
+        cost(measured, usd_per_core_hour=0.0)
+    with pytest.raises(AnalysisError, match="--deadline must be a positive"):
+        cost(measured, usd_per_core_hour=1.0, deadline_s=-1.0)
+    with pytest.raises(AnalysisError, match="is not a column"):
+        cost(measured, usd_per_core_hour=1.0, by=["nope"])
+
+
+def test_bad_prices_file_writes_nothing(tmp_path):
+    db = tmp_path / "r.duckdb"
+    bad = tmp_path / "p.csv"
+    bad.write_text("name,usd_per_hour\nm4.xlarge,cheap\n")
+    with pytest.raises(RunnerError, match="usd_per_hour 'cheap' is not a number"):
+        import_prices(bad, db=db)
+    bad.write_text("name,vcpu\nm4.xlarge,4\n")
+    with pytest.raises(RunnerError, match="no usd_per_hour column"):
+        import_prices(bad, db=db)
+    assert not db.exists()
+
+
+def test_cost_metric_smallest_configuration_beating_one_core(measured, times):
+    res = cost_metric(measured)
+    got = {r.engine: r for r in res.rows}
+    base = float(np.median(times[("local", 1)]))
+    assert all(r.baseline_s == pytest.approx(base, rel=1e-12) for r in res.rows)
+    # the smallest dask configuration whose median beats the single-core best
+    dask = min(w for (e, w), v in times.items() if e == "dask" and np.median(v) < base)
+    assert got["dask"].cost_cores == dask == 4
+    assert got["spark"].cost_cores is None and got["spark"].verdict == "never (up to 2 cores)"
+    assert got["local"].verdict == "baseline"
+    assert "COST" in str(res)
+
+
+def test_cost_metric_needs_a_single_core_configuration(make_db):
+    db = make_db([_trial("dask", 2, 1.0), _trial("dask", 2, 1.1)])
+    with pytest.raises(AnalysisError, match="needs a single-core configuration"):
+        cost_metric(db)
