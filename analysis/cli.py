@@ -16,7 +16,10 @@ from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
 
 app = typer.Typer(
-    help="Statistics over a trialkit results database (ANOVA, t-tests, summaries).",
+    help=(
+        "Statistics over a trialkit results database (ANOVA, t-tests, summaries, regression, "
+        "scaling)."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,6 +30,7 @@ class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+    latex = "latex"
 
 
 DbOpt = Annotated[Path, typer.Option("--db", help="Results database file.")]
@@ -63,6 +67,13 @@ def _emit(result: Any, fmt: Format) -> None:
         typer.echo(text)
     elif fmt is Format.csv:
         typer.echo(result.to_frame().to_csv(index=False), nl=False)
+    elif fmt is Format.latex:
+        if hasattr(result, "to_latex"):
+            typer.echo(result.to_latex())
+        else:
+            from analysis.data import frame_to_latex
+
+            typer.echo(frame_to_latex(result.to_frame()))
     else:
         typer.echo(str(result))
 
@@ -155,6 +166,121 @@ def summary(
         db,
         by=columns,
         metrics=metric or DEFAULT_METRICS,
+        where=where,
+        include_warmup=include_warmup,
+    )
+    _emit(result, format)
+
+
+def _columns(value: str | None) -> list[str]:
+    """``a,b`` -> ``["a", "b"]`` (blanks dropped)."""
+    return [c.strip() for c in (value or "").split(",") if c.strip()]
+
+
+@app.command()
+def regress(
+    x: Annotated[
+        list[str],
+        typer.Option("--x", help="Numeric explanatory column; repeatable (or a,b)."),
+    ],
+    y: Annotated[
+        str, typer.Option("--y", "--metric", help="Numeric column to explain.")
+    ] = "train_s",
+    log_x: Annotated[bool, typer.Option("--log-x", help="Natural log of every x first.")] = False,
+    log_y: Annotated[bool, typer.Option("--log-y", help="Natural log of y first.")] = False,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Comma-separated columns: one fit per level.")
+    ] = None,
+    confidence: Annotated[
+        float, typer.Option("--confidence", help="Confidence level of the coefficient CIs.")
+    ] = 0.95,
+    where: WhereOpt = None,
+    db: DbOpt = Path("results.duckdb"),
+    format: FormatOpt = Format.table,
+    include_warmup: WarmupOpt = False,
+) -> None:
+    """OLS of --y on --x (SEs, CIs, p, R^2, residual checks) with Pearson/Spearman r per --by."""
+    from analysis.regress import regress as run
+
+    result = _run(
+        run,
+        db,
+        y=y,
+        x=[c for item in x for c in _columns(item)],
+        by=_columns(by),
+        log_x=log_x,
+        log_y=log_y,
+        where=where,
+        include_warmup=include_warmup,
+        confidence_level=confidence,
+    )
+    _emit(result, format)
+
+
+def _numbers(value: str | None, option: str) -> list[float]:
+    """``4,8,16`` -> ``[4.0, 8.0, 16.0]``; anything else is a one-line error."""
+    try:
+        return [float(v) for v in _columns(value)]
+    except ValueError:
+        _fail(AnalysisError(f"{option} {value!r} is not a comma-separated list of numbers"))
+
+
+def _fraction(value: str, option: str) -> float:
+    """``5%`` -> 0.05; ``0.05`` -> 0.05."""
+    text = value.strip()
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        _fail(AnalysisError(f"{option} {value!r} is not a fraction; write e.g. 5% or 0.05"))
+
+
+@app.command()
+def scaling(
+    x: Annotated[str, typer.Option("--x", help="Numeric column of worker counts.")] = "workers",
+    metric: MetricOpt = "train_s",
+    by: Annotated[
+        str, typer.Option("--by", help="Comma-separated columns: one analysis per level.")
+    ] = "engine,workload",
+    predict: Annotated[
+        str | None,
+        typer.Option("--predict", help="Worker counts to predict, e.g. 4,8,16 (any x value)."),
+    ] = None,
+    min_gain: Annotated[
+        str, typer.Option("--min-gain", help="Smallest worthwhile improvement per step.")
+    ] = "5%",
+    size: Annotated[
+        str | None,
+        typer.Option(
+            "--size", help="Input-size column for Ernest's model.", show_default="data_fraction"
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        int, typer.Option("--bootstrap", help="Resamples for the intervals (0: none).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    confidence: Annotated[
+        float, typer.Option("--confidence", help="Confidence level of the intervals.")
+    ] = 0.95,
+    where: WhereOpt = None,
+    db: DbOpt = Path("results.duckdb"),
+    format: FormatOpt = Format.table,
+    include_warmup: WarmupOpt = False,
+) -> None:
+    """Speed-up, efficiency, Karp-Flatt per --x level; Amdahl/USL/Ernest fits and predictions."""
+    from analysis.scaling import scaling as run
+
+    result = _run(
+        run,
+        db,
+        x=x,
+        metric=metric,
+        by=_columns(by),
+        size=size,
+        predict=_numbers(predict, "--predict"),
+        min_gain=_fraction(min_gain, "--min-gain"),
+        n_boot=bootstrap,
+        seed=seed,
+        confidence_level=confidence,
         where=where,
         include_warmup=include_warmup,
     )

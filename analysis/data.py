@@ -369,3 +369,138 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     out = [line(headers), line(["-" * w for w in widths])]
     out += [line(row) for row in cells]
     return "\n".join(out)
+
+
+# -- helpers shared by the regression and scaling analyses ------------------------------------
+def check_distinct(names: Sequence[str] | str, option: str) -> tuple[str, ...]:
+    """``names`` as a tuple; a name listed twice is a one-line error."""
+    if isinstance(names, str):
+        names = [names]
+    names = tuple(names)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise AnalysisError(f"{option} names {', '.join(dupes)} twice; list each column once")
+    return names
+
+
+def finite_check(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    columns: Sequence[tuple[str, str]],
+    *,
+    positive: Sequence[str] = (),
+) -> int:
+    """Count the selected rows with a value in every column; refuse NaN/inf values, and values
+    <= 0 in the ``positive`` columns (those about to be logged).
+
+    ``columns`` pairs a column with the option that named it (for the message). Returns the
+    number of usable rows.
+    """
+    not_null = [f"{quote(c)} IS NOT NULL" for c, _ in columns]
+    aggs = ["count(*)"]
+    for c, _ in columns:
+        aggs.append(f"count(*) FILTER (WHERE NOT isfinite(CAST({quote(c)} AS DOUBLE)))")
+    for c in positive:
+        aggs.append(f"count(*) FILTER (WHERE CAST({quote(c)} AS DOUBLE) <= 0)")
+    sql = f"SELECT {', '.join(aggs)} FROM {VIEW}{sel.where_and(*not_null)}"
+    counts = execute(con, sql, sel.params)[0]
+    n = int(counts[0])
+    for (c, option), bad in zip(columns, counts[1 : 1 + len(columns)], strict=True):
+        if bad:
+            raise AnalysisError(
+                f"{option} {c} is NaN or infinite in {bad} of the {n} selected trials; "
+                f"exclude them, e.g. --where '{c}<1e300' (NaN and inf compare above every number)"
+            )
+    for c, bad in zip(positive, counts[1 + len(columns) :], strict=True):
+        if bad:
+            raise AnalysisError(
+                f"{c} is zero or negative in {bad} of the {n} selected trials, so its log is "
+                f"undefined; drop the log option, or exclude them with --where '{c}>0'"
+            )
+    return n
+
+
+#: One entry per LaTeX special character; a replacement is never looked at again.
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+    "-": "-{}",
+    "[": "{[}",
+    "]": "{]}",
+    "\n": " ",
+    "\r": " ",
+    "\t": " ",
+}
+_LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_ESCAPES))
+
+
+def latex_escape(text: str) -> str:
+    """``text`` as LaTeX that typesets literally (one character at a time, never twice)."""
+    return _LATEX_RE.sub(lambda m: _LATEX_ESCAPES[m.group(0)], text)
+
+
+def latex_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A LaTeX ``tabular`` (booktabs rules): every header and text cell escaped, numbers with
+    six significant digits (minus signs in math mode), missing values as ``--``."""
+
+    def cell(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "--"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = fmt(value)
+            return "$-$" + text[1:] if text.startswith("-") else text
+        return latex_escape(fmt(value))
+
+    align = "".join(
+        "r"
+        if rows
+        and all(
+            isinstance(r[i], int | float) and not isinstance(r[i], bool) or r[i] is None
+            for r in rows
+        )
+        else "l"
+        for i in range(len(headers))
+    )
+    lines = [f"\\begin{{tabular}}{{{align}}}", "\\toprule"]
+    lines.append(" & ".join(latex_escape(h) for h in headers) + r" \\")
+    lines.append("\\midrule")
+    lines += [" & ".join(cell(v) for v in row) + r" \\" for row in rows]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines)
+
+
+def frame_to_latex(frame: Any) -> str:
+    """:func:`latex_table` of a pandas DataFrame (NaN as ``--``)."""
+    rows = [
+        [None if _is_missing(v) else _plain(v) for v in record]
+        for record in frame.itertuples(index=False, name=None)
+    ]
+    return latex_table([str(c) for c in frame.columns], rows)
+
+
+def _is_missing(value: Any) -> bool:
+    try:
+        return value is None or bool(value != value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars as Python numbers; other values unchanged."""
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            return value
+    return value

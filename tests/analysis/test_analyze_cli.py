@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -138,3 +139,126 @@ def test_subcommand_names_and_help():
     assert proc.returncode == 0
     for name in ("anova", "ttest", "summary"):
         assert name in proc.stdout
+
+
+# -- regress and scaling ---------------------------------------------------------------------------
+def test_regress_json_matches_scipy(db, groups):
+    result = invoke("regress", "--x", "workers", "--metric", "train_s", "--db", db,
+                    "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    x = [w for w, values in groups.items() for _ in values]
+    y = [v for values in groups.values() for v in values]
+    ref = stats.linregress(x, y)
+    (fit,) = data["fits"]
+    assert fit["n"] == len(y)
+    assert fit["r_squared"] == pytest.approx(ref.rvalue**2, rel=1e-9)
+    slope = fit["coefficients"][1]
+    assert slope["term"] == "workers"
+    assert slope["estimate"] == pytest.approx(ref.slope, rel=1e-9)
+    assert slope["std_err"] == pytest.approx(ref.stderr, rel=1e-9)
+    assert fit["correlations"][0]["spearman_rho"] == pytest.approx(stats.spearmanr(x, y)[0])
+
+
+def test_regress_csv_table_latex_and_repeated_x(db):
+    csv = invoke("regress", "--x", "workers", "--x", "wall_s", "--by", "engine", "--log-y",
+                 "--db", db, "--format", "csv")  # fmt: skip
+    assert csv.exit_code == 0, csv.output
+    frame = pd.read_csv(io.StringIO(csv.stdout))
+    assert list(frame["term"]) == ["intercept", "workers", "wall_s"]
+    assert list(frame.columns[:3]) == ["engine", "term", "estimate"]
+    table = invoke("regress", "--x", "workers,wall_s", "--db", db)
+    assert "OLS of train_s on workers + wall_s" in table.stdout
+    assert "Breusch-Pagan" in table.stdout
+    latex = invoke("regress", "--x", "workers", "--db", db, "--format", "latex")
+    assert latex.stdout.count(r"\begin{tabular}") == 2 and r"r\_squared" in latex.stdout
+
+
+def test_scaling_json_csv_table(db, groups):
+    result = invoke("scaling", "--predict", "8", "--min-gain", "5%", "--bootstrap", "200",
+                    "--db", db, "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (
+        data["min_gain"] == 0.05 and data["n_boot"] == 200 and data["by"] == ["engine", "workload"]
+    )
+    (group,) = data["groups"]
+    medians = {w: float(np.median(v)) for w, v in groups.items()}
+    assert [lv["x"] for lv in group["levels"]] == [1, 2, 4]
+    assert group["levels"][2]["speedup"] == pytest.approx(medians[1] / medians[4], rel=1e-12)
+    assert group["levels"][1]["change_pct"] == pytest.approx(
+        100 * (medians[2] - medians[1]) / medians[1], rel=1e-12
+    )
+    assert [f["model"] for f in group["fits"]] == ["amdahl"]
+    (pred,) = group["predictions"]
+    assert pred["x"] == 8 and pred["ci_low"] < pred["time"] < pred["ci_high"]
+    csv = invoke("scaling", "--bootstrap", "0", "--db", db, "--format", "csv")
+    frame = pd.read_csv(io.StringIO(csv.stdout))
+    assert list(frame.columns) == ["engine", "workload", "workers", "n", "median", "mean", "sd",
+                                   "speedup", "efficiency", "change_pct", "karp_flatt"]  # fmt: skip
+    table = invoke("scaling", "--db", db, "--bootstrap", "0")
+    assert "Scaling of train_s over workers" in table.stdout and "amdahl" in table.stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["anova", "--group", "workers"],
+    ["ttest", "--group", "workers", "--a", "1", "--b", "2"],
+    ["summary"],
+    ["regress", "--x", "workers"],
+    ["scaling", "--bootstrap", "0"],
+])  # fmt: skip
+def test_latex_format_everywhere(db, command):
+    result = invoke(*command, "--db", db, "--format", "latex")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(r"\begin{tabular}") and r"\end{tabular}" in result.stdout
+
+
+def test_latex_escapes_hostile_levels(make_db, trials_for):
+    hostile = r"_ % & $ # { } ~ ^ \input{x}"
+    trials = trials_for({1: [3.0, 3.2, 2.9], 2: [2.0, 2.1, 1.8], 4: [1.5, 1.6, 1.2]},
+                        engine=hostile)  # fmt: skip
+    path = make_db(trials)
+    out = invoke("scaling", "--bootstrap", "0", "--db", path, "--format", "latex").stdout
+    assert (
+        r"\_ \% \& \$ \# \{ \} \textasciitilde{} \textasciicircum{} \textbackslash{}input\{x\}"
+        in out
+    )
+    assert r"\input{x}" not in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["regress", "--x", "wrkers"], "did you mean workers"),
+        (["regress", "--x", "workers", "--y", "engine"], "not numeric"),
+        (["regress", "--x", "workers", "--where", "workers=1"], "--x workers has zero variance"),
+        (["regress", "--x", "workers", "--log-x", "--where", "train_s<0"], "no trials match"),
+        (["scaling", "--where", "workers=2"], "has only one level (2)"),
+        (["scaling", "--x", "wall_s", "--bootstrap", "1000"], "has 1 trial"),
+        (["scaling", "--min-gain", "lots"], "not a fraction"),
+        (["scaling", "--min-gain", "150%"], "between 0 and 1"),
+        (["scaling", "--predict", "8,x"], "not a comma-separated list"),
+        (["scaling", "--predict", "-2"], "not a positive number"),
+    ],
+)
+def test_regress_scaling_user_errors_exit_2_one_line(db, file_hash, args, needle):
+    before = file_hash(db)
+    proc = run(*args, "--db", db)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert file_hash(db) == before
+
+
+def test_regress_log_of_non_positive_exit_2(make_db, trials_for):
+    path = make_db(trials_for({0: [3.0, 3.2], 2: [2.0, 2.1], 4: [1.5, 1.6]}))
+    proc = run("regress", "--x", "workers", "--log-x", "--db", path)
+    assert proc.returncode == 2 and "zero or negative" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_help_lists_regress_and_scaling():
+    proc = run("--help")
+    assert proc.returncode == 0 and "regress" in proc.stdout and "scaling" in proc.stdout
