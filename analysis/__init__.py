@@ -6,8 +6,12 @@ per-group aggregation into DuckDB and returns a frozen dataclass with ``to_dict(
 """
 
 from analysis.anova import AnovaResult, GroupStats, anova
+from analysis.cost import CostMetricResult, CostResult, cost, cost_metric
 from analysis.data import Filter, connect, parse_where
 from analysis.errors import AnalysisError
+from analysis.power import PowerResult, power
+from analysis.regress import RegressionResult, regress
+from analysis.scaling import ScalingResult, scaling
 from analysis.summary import (
     DEFAULT_BY,
     DEFAULT_METRICS,
@@ -22,6 +26,16 @@ from analysis.summary import (
 from analysis.ttest import TtestResult, ttest
 
 __all__ = [
+    "CostMetricResult",
+    "CostResult",
+    "PowerResult",
+    "RegressionResult",
+    "ScalingResult",
+    "cost",
+    "cost_metric",
+    "power",
+    "regress",
+    "scaling",
     "DEFAULT_BY",
     "DEFAULT_METRICS",
     "AnalysisError",

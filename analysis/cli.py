@@ -287,6 +287,121 @@ def scaling(
     _emit(result, format)
 
 
+@app.command()
+def power(
+    group: Annotated[str, typer.Option("--group", help="Factor column holding the two levels.")],
+    a: Annotated[str, typer.Option("--a", help="Level to compare.")],
+    b: Annotated[str, typer.Option("--b", help="Baseline level (the effect is relative to it).")],
+    effect: Annotated[
+        str, typer.Option("--effect", help="Relative difference to detect, e.g. 10% or 0.1.")
+    ] = "10%",
+    power: Annotated[float, typer.Option("--power", help="Target power.")] = 0.8,
+    alpha: Annotated[float, typer.Option("--alpha", help="Two-sided significance level.")] = 0.05,
+    metric: MetricOpt = "train_s",
+    where: WhereOpt = None,
+    db: DbOpt = Path("results.duckdb"),
+    format: FormatOpt = Format.table,
+    include_warmup: WarmupOpt = False,
+) -> None:
+    """Trials per group needed to detect --effect between --a and --b; the effect detectable now."""
+    from analysis.power import power as run
+
+    result = _run(
+        run,
+        db,
+        group=group,
+        a=a,
+        b=b,
+        effect=_fraction(effect, "--effect"),
+        metric=metric,
+        alpha=alpha,
+        target_power=power,
+        where=where,
+        include_warmup=include_warmup,
+    )
+    _emit(result, format)
+
+
+def _prices_file(path: Path | None) -> list[Any]:
+    """The rows of a prices CSV (read as `runner import prices` reads it)."""
+    if path is None:
+        return []
+    from analysis.cost import Price
+    from runner.errors import RunnerError
+    from runner.importer import parse_prices
+
+    try:
+        rows = parse_prices(path)
+    except RunnerError as exc:
+        _fail(AnalysisError(f"--prices: {exc}"))
+    return [Price(n, v, m, usd, f"file:{path.name}") for n, v, m, usd in rows]
+
+
+@app.command()
+def cost(
+    machine: Annotated[
+        str | None,
+        typer.Option("--machine", help="Column naming machine types (priced from prices)."),
+    ] = None,
+    nodes: Annotated[
+        str | None, typer.Option("--nodes", help="Column with the node count (x price).")
+    ] = None,
+    usd_per_core_hour: Annotated[
+        float | None,
+        typer.Option("--usd-per-core-hour", help="Price trials by workers x threads x this."),
+    ] = None,
+    prices: Annotated[
+        Path | None, typer.Option("--prices", help="Prices CSV (name, usd_per_hour, ...).")
+    ] = None,
+    deadline: Annotated[
+        float | None, typer.Option("--deadline", help="Seconds: cheapest meeting it.")
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Comma-separated columns.")] = None,
+    cost_metric: Annotated[
+        bool, typer.Option("--cost-metric", help="McSherry's COST instead (see cost-metric).")
+    ] = False,
+    metric: MetricOpt = "train_s",
+    where: WhereOpt = None,
+    db: DbOpt = Path("results.duckdb"),
+    format: FormatOpt = Format.table,
+    include_warmup: WarmupOpt = False,
+) -> None:
+    """Median cost per configuration, the cost/time Pareto front, the cheapest under --deadline."""
+    if cost_metric:
+        cost_metric_cmd(metric, where, db, format, include_warmup)
+        return
+    from analysis.cost import cost as run
+
+    result = _run(
+        run,
+        db,
+        metric=metric,
+        by=_columns(by) or None,
+        machine=machine,
+        nodes=nodes,
+        usd_per_core_hour=usd_per_core_hour,
+        deadline_s=deadline,
+        prices=_prices_file(prices),
+        where=where,
+        include_warmup=include_warmup,
+    )
+    _emit(result, format)
+
+
+@app.command("cost-metric")
+def cost_metric_cmd(
+    metric: MetricOpt = "train_s",
+    where: WhereOpt = None,
+    db: DbOpt = Path("results.duckdb"),
+    format: FormatOpt = Format.table,
+    include_warmup: WarmupOpt = False,
+) -> None:
+    """McSherry's COST: the fewest cores of each engine that beat the best single core."""
+    from analysis.cost import cost_metric as run
+
+    _emit(_run(run, db, metric=metric, where=where, include_warmup=include_warmup), format)
+
+
 def main() -> None:
     """Console-script entry point (``analyze``)."""
     try:

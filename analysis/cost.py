@@ -71,14 +71,17 @@ class Price:
     source: str
 
 
-def price_table(con: Any) -> dict[str, Price]:
-    """The built-in prices, overridden by the database's ``prices`` rows (latest per name)."""
+def price_table(con: Any, extra: Sequence[Price] = ()) -> dict[str, Price]:
+    """The built-in prices, overridden by the database's ``prices`` rows (latest per name), then
+    by ``extra`` (a prices file given for one analysis)."""
     table = {name: Price(name, v, m, usd, BUILTIN_SOURCE) for name, v, m, usd in BUILTIN_PRICES}
     rows = con.execute(
         "SELECT name, vcpu, memory_gb, usd_per_hour, source FROM prices ORDER BY rowid"
     ).fetchall()
     for name, vcpu, memory, usd, source in rows:
         table[str(name)] = Price(str(name), vcpu, memory, float(usd), str(source))
+    for price in extra:
+        table[price.name] = price
     return table
 
 
@@ -205,6 +208,7 @@ def cost(
     nodes: str | None = None,
     usd_per_core_hour: float | None = None,
     deadline_s: float | None = None,
+    prices: Sequence[Price] = (),
     where: Sequence[str | Filter] = (),
     include_warmup: bool = False,
 ) -> CostResult:
@@ -238,7 +242,7 @@ def cost(
         if nodes:
             check_column(sel.columns, nodes, "--nodes", numeric=True)
         groups = _group_medians(con, sel, metric=metric, by=keys)
-        prices = price_table(con) if machine else {}
+        table = price_table(con, prices) if machine else {}
     if not groups:
         raise no_trials_error(sel, metric)
     rows = []
@@ -247,13 +251,13 @@ def cost(
         raw = dict(zip(keys, values, strict=True))
         if machine:
             name = str(raw[machine])
-            if name not in prices:
+            if name not in table:
                 raise AnalysisError(
                     f"no price for {machine}={name!r}; import one with `runner import prices "
-                    f"FILE` (known: {', '.join(sorted(prices))})"
+                    f"FILE` or pass --prices FILE (known: {', '.join(sorted(table))})"
                 )
             count = float(raw[nodes]) if nodes else 1.0
-            hourly = prices[name].usd_per_hour * count
+            hourly = table[name].usd_per_hour * count
         else:
             cores = int(raw["workers"]) * int(raw["threads_per_worker"])
             hourly = cores * float(usd_per_core_hour or 0)

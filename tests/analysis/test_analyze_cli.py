@@ -262,3 +262,46 @@ def test_regress_log_of_non_positive_exit_2(make_db, trials_for):
 def test_help_lists_regress_and_scaling():
     proc = run("--help")
     assert proc.returncode == 0 and "regress" in proc.stdout and "scaling" in proc.stdout
+
+
+def test_power_cost_and_cost_metric_commands(db, groups, tmp_path):
+    out = invoke("power", "--group", "workers", "--a", "2", "--b", "1", "--effect", "5%",
+                 "--db", db, "--format", "json")  # fmt: skip
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["effect"] == pytest.approx(0.05) and data["n_per_group"] >= 2
+    x, y = groups[2], groups[1]
+    assert data["mean_a"] == pytest.approx(x.mean()) and data["mean_b"] == pytest.approx(y.mean())
+    table = invoke("cost", "--usd-per-core-hour", "0.1", "--deadline", "3", "--db", db)
+    assert table.exit_code == 0, table.output
+    assert "cheapest meeting the deadline" in table.stdout
+    csv = invoke("cost", "--usd-per-core-hour", "0.1", "--db", db, "--format", "csv")
+    frame = pd.read_csv(io.StringIO(csv.stdout))
+    one = frame[frame["workers"] == 1].iloc[0]
+    assert one["median_s"] == pytest.approx(np.median(groups[1]))
+    assert one["median_cost_usd"] == pytest.approx(np.median(groups[1]) * 0.1 / 3600)
+    # no single-core trials besides workers=1 of dask: it is the baseline; others are slower
+    cm = invoke("cost-metric", "--db", db, "--format", "json")
+    assert cm.exit_code == 0, cm.output
+    assert [r["verdict"] for r in json.loads(cm.stdout)["rows"]] == ["2"]
+    assert (
+        invoke("cost", "--cost-metric", "--db", db).stdout
+        == invoke("cost-metric", "--db", db).stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["power", "--group", "workers", "--a", "2", "--b", "1", "--effect", "lots"], "--effect"),
+        (["cost"], "price the trials one way"),
+        (["cost", "--machine", "engine"], "no price for engine='dask'"),
+        (["cost", "--machine", "engine", "--prices", "missing.csv"], "--prices: no such file"),
+    ],
+)
+def test_power_and_cost_user_errors_exit_2(db, file_hash, args, needle):
+    before = file_hash(db)
+    proc = run(*args, "--db", db)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+    assert file_hash(db) == before
