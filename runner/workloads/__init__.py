@@ -79,9 +79,9 @@ def _check_engine_params(config: Mapping[str, Any]) -> None:
             f"tensorflow: strategy multiworker runs `workers` TensorFlow processes and needs "
             f"workers >= 2, got {workers}; raise workers or use strategy none"
         )
-    if strategy == "mirrored" and isinstance(batch, int) and 0 < batch < workers:
+    if strategy in ("mirrored", "multiworker") and isinstance(batch, int) and 0 < batch < workers:
         raise RunnerError(
-            f"tensorflow: strategy mirrored splits each batch over the {workers} workers "
+            f"tensorflow: strategy {strategy} splits each batch over the {workers} workers "
             f"(replicas), so batch_size {batch} is too small; raise batch_size to at least "
             f"{workers} or lower workers"
         )

@@ -1,18 +1,26 @@
 """The ``tensorflow`` engine for real: 000's CNN and 002's Keras MLP on digits, a
-MirroredStrategy over two logical CPU devices, and what is refused before anything starts."""
+MirroredStrategy over two logical CPU devices, a MultiWorkerMirroredStrategy over two TensorFlow
+processes (and what happens when one dies), the per-epoch curves in the store, and what is refused
+before anything starts."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
+import psutil
 import pytest
 
-from tests.conftest import assert_user_error, run_cli, run_spec
+from runner.errors import RunnerError
+from tests.conftest import assert_user_error, run_cli
 from tests.runner.test_datasets import write_dataset
 
 pytest.importorskip("tensorflow")
@@ -42,7 +50,23 @@ strategy = "mirrored"
 workers = 2
 epochs = 1
 data_fraction = 0.3
+
+[[matrix]]
+engine = "tensorflow"
+workload = "cnn"
+epochs = 2
+data_fraction = 0.3
+
+[[matrix]]
+engine = "tensorflow"
+workload = "cnn"
+strategy = "multiworker"
+workers = 2
+epochs = 2
+data_fraction = 0.5
 """
+#: 2 trials for each of the 5 configurations
+OK_TRIALS = 10
 
 COLUMNS = (
     "workload",
@@ -64,27 +88,47 @@ COLUMNS = (
 )
 
 
-def _observations(db: Path) -> list[dict[str, object]]:
+def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        rows = con.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM observations WHERE status = 'ok' "
-            "ORDER BY workload, strategy, repetition"
-        ).fetchall()
+        return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def _observations(db: Path) -> list[dict[str, object]]:
+    rows = _query(
+        db,
+        f"SELECT {', '.join(COLUMNS)} FROM observations WHERE status = 'ok' "
+        "ORDER BY workload, strategy, epochs, repetition",
+    )
     return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
 
 @pytest.fixture(scope="module")
-def tf_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_spec(tmp_path_factory.mktemp("tf"), SPEC, ok_trials=6)
+def tf_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`runner trials` on SPEC: the database, and what the command wrote on stderr."""
+    tmp = tmp_path_factory.mktemp("tf")
+    spec = tmp / "spec.toml"
+    spec.write_text(SPEC, encoding="utf-8")
+    db = tmp / "results.duckdb"
+    proc = run_cli("runner", "trials", "-e", spec, "--db", db, "--quiet", timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{OK_TRIALS} ok trials, 0 failed" in proc.stdout
+    return db, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def tf_db(tf_run: tuple[Path, str]) -> Path:
+    return tf_run[0]
 
 
 @pytest.mark.engine
 def test_cnn_and_keras_mlp_on_digits(tf_db: Path) -> None:
     rows = _observations(tf_db)
-    cnn = [r for r in rows if r["workload"] == "cnn" and r["strategy"] == "none"]
+    cnn = [
+        r for r in rows if r["workload"] == "cnn" and r["strategy"] == "none" and r["epochs"] == 10
+    ]
     mlp = [r for r in rows if r["workload"] == "mlp"]
     assert len(cnn) == len(mlp) == 2
     for row in cnn + mlp:
@@ -112,6 +156,134 @@ def test_mirrored_strategy_runs_two_replicas(tf_db: Path) -> None:
         assert row["workers"] == 2 and row["replicas"] == 2, row
         assert row["retraced"] == 0, row
         assert row["accuracy"] > 0.5, row  # one epoch on 30% of digits still learns
+
+
+@pytest.mark.engine
+def test_multiworker_strategy_trains_over_two_processes(tf_db: Path) -> None:
+    rows = [r for r in _observations(tf_db) if r["strategy"] == "multiworker"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["workers"] == 2 and row["replicas"] == 2, row
+        assert (row["epochs"], row["batch_size"]) == (2, 32), row
+        assert row["setup_s"] > 0 and row["load_s"] > 0 and row["train_s"] > 0, row
+        assert row["retraced"] == 0, row  # load traced everything, in every process
+        assert row["accuracy"] > 0.5, row  # two epochs on half of digits learn
+    assert rows[0]["final_loss"] != rows[1]["final_loss"]  # two seeds, two models
+
+
+@pytest.mark.engine
+def test_tensorflow_says_nothing_on_the_terminal(tf_run: tuple[Path, str]) -> None:
+    """TensorFlow's native logging (oneDNN notices, absl warnings, gRPC servers of the
+    multiworker processes) and Python warnings stay off stderr."""
+    assert tf_run[1].strip() == ""
+
+
+@pytest.mark.engine
+def test_every_trial_stores_its_per_epoch_curves(tf_db: Path) -> None:
+    """One curve point per epoch for loss, accuracy, val_loss and val_accuracy (validation_split
+    0.1 by default), for every ok trial of every strategy; the last loss is final_loss."""
+    trials = _query(
+        tf_db,
+        "SELECT trial_id, workload, strategy, epochs, final_loss, final_val_accuracy "
+        "FROM observations WHERE status = 'ok'",
+    )
+    assert len(trials) == OK_TRIALS
+    points = _query(tf_db, "SELECT trial_id, part, name, step, value FROM curves")
+    curves: dict[object, dict[str, dict[int, float]]] = {}
+    for trial_id, part, name, step, value in points:
+        assert part == 0
+        curves.setdefault(trial_id, {}).setdefault(str(name), {})[int(step)] = float(value)
+    assert set(curves) == {t[0] for t in trials}
+    names = {"loss", "accuracy", "val_loss", "val_accuracy"}
+    for trial_id, workload, strategy, epochs, final_loss, final_val_accuracy in trials:
+        trial = curves[trial_id]
+        assert set(trial) == names, (workload, strategy, trial)
+        for name, values in trial.items():
+            assert sorted(values) == list(range(1, int(epochs) + 1)), (strategy, name, values)
+            assert all(math.isfinite(v) for v in values.values())
+        assert trial["loss"][int(epochs)] == final_loss, (workload, strategy)
+        assert trial["val_accuracy"][int(epochs)] == final_val_accuracy, (workload, strategy)
+        for name in ("accuracy", "val_accuracy"):
+            assert all(0 <= v <= 1 for v in trial[name].values())
+    two_epochs = {t[2] for t in trials if t[1] == "cnn" and t[3] == 2}
+    assert two_epochs == {"none", "multiworker"}
+
+
+def _multiworker_session(epochs: int) -> Any:
+    from runner.datasets import load_split
+    from runner.engines import make_session
+
+    config = {
+        "engine": "tensorflow",
+        "workload": "cnn",
+        "strategy": "multiworker",
+        "workers": 2,
+        "epochs": epochs,
+        "batch_size": 32,
+        "learning_rate": 0.001,
+        "validation_split": 0.1,
+    }
+    session = make_session(config)
+    try:
+        session.start()
+        session.load(load_split("digits", seed=0, data_fraction=0.3))
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.engine
+def test_multiworker_processes_die_cleanly() -> None:
+    """The TensorFlow processes are children of the process that started the session (the
+    configuration worker, whose tree the trial loop kills on --timeout). One killed in mid-trial
+    fails that trial at once with a clear error, not a hang; the cluster is started afresh for
+    the next trial; close leaves no TensorFlow process behind."""
+    epochs = 30
+    session = _multiworker_session(epochs)
+    cluster = session.trainer
+    first: list[int] = cluster.pids()
+    second: list[int] = []
+    try:
+        assert len(first) == 2
+        assert {p.pid for p in psutil.Process().children()} >= set(first)
+        failure: list[BaseException] = []
+
+        def train() -> None:
+            try:
+                session.train(1)
+            except RunnerError as exc:
+                failure.append(exc)
+
+        trial = threading.Thread(target=train)
+        trial.start()
+        time.sleep(1.5)  # 30 epochs take far longer: training is under way
+        assert trial.is_alive()
+        psutil.Process(first[1]).kill()
+        trial.join(180)  # the failed trial starts the cluster again before it returns
+        assert not trial.is_alive()
+        assert len(failure) == 1
+        assert str(failure[0]).startswith(
+            f"tensorflow multiworker: worker 1 (pid {first[1]}) died during training (exit code -9)"
+        ), failure[0]
+        assert not any(_alive(pid) for pid in first)  # the chief, stuck in a collective, too
+        second = cluster.pids()
+        assert len(second) == 2 and not set(second) & set(first)
+        session.train(2)  # the next trial runs on the new cluster
+        assert len(session.trial_history()["loss"]) == epochs
+        assert session.trial_metrics()["replicas"] == 2
+        assert len(session.predict()) == 360
+    finally:
+        session.close()
+    assert not any(_alive(pid) for pid in first + second)
+    assert cluster.pids() == []
 
 
 RESET_SCRIPT = """
@@ -168,19 +340,20 @@ def _refused(tmp_path: Path, body: str, *extra: str) -> str:
     [
         (
             '[[matrix]]\nengine = "tensorflow"\nworkload = "cnn"\nstrategy = "tpu"\n',
-            "unknown strategy 'tpu'; use one of none, mirrored",
+            "unknown strategy 'tpu'; use one of none, mirrored, multiworker",
         ),
         (
             '[[matrix]]\nengine = "tensorflow"\nworkload = "mlp"\nstrategy = "multiworker"\n',
-            "strategy 'multiworker' is not supported yet",
+            "strategy multiworker runs `workers` TensorFlow processes and needs workers >= 2, "
+            "got 1; raise workers or use strategy none",
         ),
         (
             '[[matrix]]\nengine = "tensorflow"\nworkload = "cnn"\nbatch_size = 0\n',
             "batch_size must be an integer >= 1, got 0",
         ),
         (
-            '[[matrix]]\nengine = "dask"\nworkload = "cnn"\n',
-            "engine dask cannot run workload 'cnn'; it supports: knn, mlp",
+            '[[matrix]]\nengine = "tensorflow"\nworkload = "knn"\n',
+            "engine tensorflow cannot run workload 'knn'; it supports: cnn, mlp",
         ),
         (
             '[[matrix]]\nengine = "dask"\nworkload = "mlp"\nstrategy = "mirrored"\n',

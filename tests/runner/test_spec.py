@@ -284,6 +284,11 @@ def test_image_shapes_are_known_before_loading(tmp_path: Path) -> None:
             "batch_size = 2\n",
             "batch_size 2 is too small; raise batch_size to at least 4 or lower workers",
         ),
+        (
+            'engine = "tensorflow"\nworkload = "cnn"\nstrategy = "multiworker"\nworkers = 2\n'
+            "batch_size = 1\n",
+            "strategy multiworker splits each batch over the 2 workers",
+        ),
         ('engine = "tensorflow"\nworkload = "cnn"\nhidden = [10]\n', "cnn: hidden does not"),
         ('engine = "tensorflow"\nworkload = "mlp"\nsolver = "adam"\n', "solver applies"),
         ('engine = "tensorflow"\nworkload = "knn"\n', "cannot run workload 'knn'"),
