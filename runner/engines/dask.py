@@ -13,6 +13,18 @@ Each trial scores every test shard on the worker that holds it. How a trial trai
   synchronous data-parallel
   mini-batch gradient descent of the NumPy network (``runner.workloads.scratch``): per step every
   worker computes the gradient sum of its part of the batch, the driver averages and updates.
+- cnn (paper 000): several independent Keras trainers, one per worker. ``start`` imports
+  TensorFlow in every worker process (intra-op threads = threads_per_worker), so the import is
+  engine start-up (setup_s), as it is for engine tensorflow. ``load`` scatters the whole training
+  and test sets to every worker once and creates one ``KerasTrainer`` Dask actor per worker
+  (``runner.workloads.keras_trainer``), which builds, compiles and traces the model there. A trial
+  starts every trainer's fit at once (trainer i with seed ``trainer_seed(seed, i)``: trainer 1
+  with the trial's seed) and waits for all of them: train_s is the total time, as 000 reported it.
+  ``predict()`` is trainer 1 scoring the test set, so ``accuracy`` and infer_s compare with
+  engine tensorflow; each trainer's own test accuracy is scored after the timed part, in
+  ``trial_metrics()``. Each worker's actor runs in the worker's single actor thread, so the
+  trainers run side by side in separate worker processes (``workers_used`` counts the distinct
+  processes that trained, ``trainer_overlap_s`` how long all of them were fitting at once).
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import numpy as np
 from runner.datasets import Split
 from runner.engines import fit_in_driver
 from runner.workloads import get_workload
+from runner.workloads import keras_trainer as kt
 from runner.workloads import scratch as net
 
 
@@ -35,6 +48,12 @@ def _fit(workload: str, config: Mapping[str, Any], seed: int, x: Any, y: Any) ->
 
 def _preload(workload: str, config: Mapping[str, Any]) -> None:
     get_workload(workload).preload(config)
+
+
+def _import_keras(threads: int) -> str:
+    """Import TensorFlow in this worker process (its thread pools set); returns host:pid."""
+    kt.import_keras(threads)
+    return kt.where()
 
 
 def _predict(model: Any, x: np.ndarray) -> tuple[str, np.ndarray]:
@@ -59,7 +78,11 @@ class Session:
         self._shards: list[tuple[str, Any]] = []
         self._models: dict[str, Any] = {}
         self._used: set[str] = set()
-        self.mode = self.workload.training(self.config)
+        # cnn: 000's independent Keras trainers, one per worker
+        self.mode = "trainers" if self.workload.name == "cnn" else self.workload.training(config)
+        self._trainers: list[Any] = []  # KerasTrainer actors, trainer 1 first
+        self._fits: list[kt.FitResult] = []
+        self._first: np.ndarray | None = None  # trainer 1's test predictions
         self._train_shards: list[tuple[str, Any, int]] = []
         self._local_model: Any = None
         self._steps = 0
@@ -72,21 +95,26 @@ class Session:
             self.client = Client(str(address), timeout="30s")
             self.client.wait_for_workers(self.workers, timeout=30)
             self.addresses = sorted(self.client.scheduler_info()["workers"])[: self.workers]
-            return
-        self.cluster = LocalCluster(
-            n_workers=self.workers,
-            threads_per_worker=self.threads,
-            memory_limit=self.memory_limit,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-        self.client = Client(self.cluster)
-        self.client.wait_for_workers(self.workers, timeout=60)
-        self.addresses = sorted(self.client.scheduler_info()["workers"])
+        else:
+            self.cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=self.threads,
+                memory_limit=self.memory_limit,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self.client = Client(self.cluster)
+            self.client.wait_for_workers(self.workers, timeout=60)
+            self.addresses = sorted(self.client.scheduler_info()["workers"])
+        if self.mode == "trainers":  # TensorFlow's import is start-up, as for engine tensorflow
+            self.client.run(_import_keras, self.threads, workers=self.addresses)
 
     def load(self, split: Split) -> None:
         self.split = split
+        if self.mode == "trainers":
+            self._load_trainers(split)
+            return
         self.client.run(_preload, self.workload.name, self.config, workers=self.addresses)
         if self.mode == "sharded":  # one training shard per worker (a Dask actor)
             self._train_shards = []
@@ -111,7 +139,38 @@ class Session:
             addr = self.addresses[i % len(self.addresses)]
             self._shards.append((addr, self.client.scatter(shard, workers=[addr], hash=False)))
 
+    def _load_trainers(self, split: Split) -> None:
+        """The whole training and test sets to every worker once; one KerasTrainer actor per
+        worker, which builds, compiles and traces the model there."""
+        where = {"workers": self.addresses, "broadcast": True, "hash": False}
+        x_f, y_f, xt_f = (
+            self.client.scatter(a, **where) for a in (split.x_train, split.y_train, split.x_test)
+        )
+        futures = [
+            self.client.submit(
+                kt.KerasTrainer,
+                self.workload.name,
+                self.config,
+                x_f,
+                y_f,
+                split.image_shape,
+                split.n_classes,
+                xt_f,
+                workers=[addr],
+                allow_other_workers=False,
+                actor=True,
+            )
+            for addr in self.addresses
+        ]
+        self._trainers = [future.result() for future in futures]
+
     def train(self, seed: int) -> None:
+        if self.mode == "trainers":  # every trainer's fit at once; wait for all of them
+            calls = [
+                trainer.fit(kt.trainer_seed(seed, i)) for i, trainer in enumerate(self._trainers, 1)
+            ]
+            self._fits = [call.result() for call in calls]
+            return
         if self.mode == "every":
             self._train_everywhere(seed)
             return
@@ -168,6 +227,9 @@ class Session:
         return model
 
     def predict(self) -> np.ndarray:
+        if self.mode == "trainers":  # trainer 1, comparable with engine tensorflow
+            self._first = np.asarray(self._trainers[0].predict("test").result())
+            return self._first
         futures = [
             self.client.submit(_predict, self._models[addr], shard, workers=[addr], pure=False)
             for addr, shard in self._shards
@@ -179,13 +241,29 @@ class Session:
     def trial_metrics(self) -> dict[str, float]:
         """How many distinct workers scored test shards in the last trial; for scratch, how many
         synchronous gradient steps the training took."""
+        if self.mode == "trainers":
+            return self._trainers_metrics()
         out = {"workers_used": float(len(self._used))}
         if self.mode == "sharded":
             out["sync_steps"] = float(self._steps)
         return out
 
+    def _trainers_metrics(self) -> dict[str, float]:
+        """Each trainer's test accuracy (scored now, after the timed part; trainer 1's from
+        predict) and the trainers' facts (``keras_trainer.trainers_metrics``)."""
+        assert self.split is not None and self._first is not None
+        calls = [trainer.predict("test") for trainer in self._trainers[1:]]
+        predictions = [self._first, *(np.asarray(call.result()) for call in calls)]
+        return kt.trainers_metrics(self._fits, predictions, self.split.y_test)
+
+    def trial_history(self) -> list[dict[str, list[float]]]:
+        """cnn: each trainer's per-epoch curves (part 0 = trainer 1); nothing otherwise."""
+        return [fit.history for fit in self._fits]
+
     def predict_train(self) -> np.ndarray:
         assert self.split is not None
+        if self.mode == "trainers":
+            return np.asarray(self._trainers[0].predict("train").result())
         model = self._local_model
         if model is None:
             model = next(iter(self._models.values())).result()

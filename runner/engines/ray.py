@@ -15,6 +15,16 @@ How a trial trains:
   descent of the NumPy network (``runner.workloads.scratch``): per step the parameters are
   ``ray.put`` once, every actor returns the gradient sum of its part of the batch, the driver
   averages and updates.
+- cnn (paper 000): several independent Keras trainers, one per worker. The actors are
+  ``KerasTrainer`` actors (``runner.workloads.keras_trainer``; ``num_cpus = threads_per_worker``,
+  intra-op threads the same), which import TensorFlow when created in ``start`` (setup_s, as for
+  engine tensorflow). ``load`` ``ray.put``s the training and test sets once and every actor
+  builds, compiles and traces the model on them. A trial starts every actor's fit at once
+  (trainer i with seed ``trainer_seed(seed, i)``: trainer 1 with the trial's seed) and waits for
+  all: train_s is the total time. ``predict()`` is trainer 1 scoring the test set (comparable
+  with engine tensorflow); each trainer's own test accuracy is scored after the timed part, in
+  ``trial_metrics()``, with ``workers_used`` (distinct actor processes that trained) and
+  ``trainer_overlap_s`` (how long all of them were fitting at once).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import numpy as np
 from runner.datasets import Split
 from runner.engines import fit_in_driver
 from runner.workloads import get_workload
+from runner.workloads import keras_trainer as kt
 from runner.workloads import scratch as net
 
 #: How long to wait for the actors to come up (an existing cluster may be short of CPUs).
@@ -104,7 +115,10 @@ class Session:
         self.split: Split | None = None
         self._train_ref: Any = None
         self._used: set[str] = set()
-        self.mode = self.workload.training(self.config)
+        # cnn: 000's independent Keras trainers, one per actor
+        self.mode = "trainers" if self.workload.name == "cnn" else self.workload.training(config)
+        self._fits: list[kt.FitResult] = []
+        self._first: np.ndarray | None = None  # trainer 1's test predictions
         self._shard_sizes: list[int] = []
         self._model: Any = None
         self._steps = 0
@@ -140,11 +154,15 @@ class Session:
         resources: dict[str, Any] = {"num_cpus": self.threads}
         if self.config.get("memory_gb"):  # Ray's logical memory resource, reserved per actor
             resources["memory"] = int(float(self.config["memory_gb"]) * 2**30)
-        actor_class = ray.remote(_Worker).options(**resources, max_restarts=0)
+        body: Any = kt.KerasTrainer if self.mode == "trainers" else _Worker
+        actor_class = ray.remote(body).options(**resources, max_restarts=0)
         self.actors = [
             actor_class.remote(self.workload.name, self.config) for _ in range(self.workers)
         ]
-        pids = ray.get([a.ping.remote() for a in self.actors], timeout=ACTOR_START_TIMEOUT_S)
+        ping = "where" if self.mode == "trainers" else "ping"
+        pids = ray.get(
+            [getattr(a, ping).remote() for a in self.actors], timeout=ACTOR_START_TIMEOUT_S
+        )
         if len(set(pids)) != self.workers:
             raise RuntimeError(f"ray: expected {self.workers} actor processes, got {pids}")
 
@@ -152,6 +170,11 @@ class Session:
         import ray
 
         self.split = split
+        if self.mode == "trainers":  # the data once to the object store; every actor builds
+            refs = [ray.put(a) for a in (split.x_train, split.y_train, split.x_test)]
+            shape, classes = split.image_shape, split.n_classes
+            ray.get([a.load.remote(refs[0], refs[1], shape, classes, refs[2]) for a in self.actors])
+            return
         n_shards = max(self.workers * self.threads, 1)
         per_actor: list[list[tuple[int, np.ndarray]]] = [[] for _ in self.actors]
         for i, shard in enumerate(np.array_split(split.x_test, n_shards)):
@@ -178,6 +201,11 @@ class Session:
     def train(self, seed: int) -> None:
         import ray
 
+        if self.mode == "trainers":  # every trainer's fit at once; wait for all of them
+            self._fits = ray.get(
+                [a.fit.remote(kt.trainer_seed(seed, i)) for i, a in enumerate(self.actors, 1)]
+            )
+            return
         if self.mode == "every":
             ray.get([actor.fit.remote(seed) for actor in self.actors])
             return
@@ -223,6 +251,9 @@ class Session:
     def predict(self) -> np.ndarray:
         import ray
 
+        if self.mode == "trainers":  # trainer 1, comparable with engine tensorflow
+            self._first = np.asarray(ray.get(self.actors[0].predict.remote("test")))
+            return self._first
         results = ray.get([actor.predict.remote() for actor in self.actors])
         self._used = {pid for pid, shards in results if shards}
         ordered = sorted(
@@ -232,16 +263,31 @@ class Session:
 
     def trial_metrics(self) -> dict[str, float]:
         """How many distinct actor processes scored test shards in the last trial; for scratch,
-        how many synchronous gradient steps the training took."""
+        how many synchronous gradient steps the training took; for cnn, the trainers' facts
+        (``keras_trainer.trainers_metrics``), each trainer's test accuracy scored now, after the
+        timed part (trainer 1's from predict)."""
+        if self.mode == "trainers":
+            import ray
+
+            assert self.split is not None and self._first is not None
+            others = ray.get([a.predict.remote("test") for a in self.actors[1:]])
+            predictions = [self._first, *map(np.asarray, others)]
+            return kt.trainers_metrics(self._fits, predictions, self.split.y_test)
         out = {"workers_used": float(len(self._used))}
         if self.mode == "sharded":
             out["sync_steps"] = float(self._steps)
         return out
 
+    def trial_history(self) -> list[dict[str, list[float]]]:
+        """cnn: each trainer's per-epoch curves (part 0 = trainer 1); nothing otherwise."""
+        return [fit.history for fit in self._fits]
+
     def predict_train(self) -> np.ndarray:
         import ray
 
         assert self.split is not None
+        if self.mode == "trainers":
+            return np.asarray(ray.get(self.actors[0].predict.remote("train")))
         model = self._model
         if model is None:
             model = ray.get(self.actors[0].get_model.remote())

@@ -36,6 +36,37 @@ solver ``l-bfgs`` (default) or ``gd``, maxIter = epochs (default 100), blockSize
 (default 128), stepSize = learning_rate (default 0.03), seed = the trial's seed. MLlib's hidden
 layers are always sigmoid and its output layer softmax; the ``activation`` parameter does not
 apply. ``predict()`` transforms the cached test DataFrame and collects predictions in id order.
+
+mlp, impl keras (paper 002's "Keras on Spark with one worker node") -- the Keras network of
+engine tensorflow (``runner.workloads.keras_trainer.KerasTrainer``: same model, settings and
+validation rows) trained inside one Spark task, in a Spark executor's Python worker process:
+
+- Every job of such a configuration has exactly one partition, so Spark keeps exactly one Python
+  worker per executor and reuses it for every task (``spark.python.worker.reuse``, true by
+  default: the Python worker stays alive between tasks, with TensorFlow imported and the model
+  built). Jobs with more partitions would start more Python workers, and Spark hands idle workers
+  out in turn, so a task could land on one without the model.
+- ``start()`` imports TensorFlow in that Python worker (intra-op threads = threads_per_worker),
+  so the import is engine start-up (setup_s), as it is for engine tensorflow.
+- ``load()`` ships the training set as ONE cached partition (``parallelize`` of row blocks of
+  (x, y), 1 slice), broadcasts the test set, and runs one job on the partition in which the
+  Python worker builds, compiles and traces the model (kept in a module-level dict of that
+  process, keyed by this session) and reads the broadcast.
+- ``train(seed)`` is one job whose single task reads the partition, re-initialises the model from
+  the seed, fits it (as engine tensorflow with strategy none) and returns the trained weights and
+  the history to the driver: train_s holds the whole Spark round trip of the training.
+- ``predict()`` is one job whose single task gets the weights (in the task) and scores the
+  broadcast test set with them: infer_s holds that round trip. The task runs over a one-row
+  partition cached by load's job beside the training partition, so on a cluster it goes to the
+  executor that trains (Spark's locality preference). ``predict_train()`` (untimed) scores the
+  partition's rows the same way.
+
+The trial metrics ``train_pid`` (the Python worker that fitted), ``driver_pid``,
+``task_processes`` (distinct Python workers of the train and predict jobs) and ``keras_setups``
+(how many times a task had to build the model because its Python worker had none: 0 when the warm
+worker was reused; Spark also stops Python workers idle for a minute) say where the work ran.
+With ``workers`` > 1 Keras still trains on one executor, in one task, as 002 found on its larger
+clusters (Keras does not use the other nodes); the extra executors only cost start-up.
 """
 
 from __future__ import annotations
@@ -56,7 +87,10 @@ from typing import Any
 import numpy as np
 
 from runner.datasets import Split
-from runner.workloads import get_workload
+from runner.workloads import get_workload, mlp_impl
+
+#: Rows per block of the Keras training partition (the partition is a list of (x, y) blocks).
+KERAS_BLOCK_ROWS = 1024
 
 #: Seconds to wait for the standalone cluster's executors to register with the application.
 EXECUTOR_TIMEOUT_S = 60.0
@@ -90,6 +124,93 @@ def _model(key: tuple[str, int], config: Mapping[str, Any], bx: Any, by: Any) ->
     model = get_workload(str(config["workload"])).fit(single, key[1], bx.value, by.value)
     _MODELS[key] = model
     return model, True
+
+
+# Python-worker side (executors): the Keras trainer of this process, keyed by session token.
+_TRAINERS: dict[str, Any] = {}
+
+
+def _trainer(
+    key: str, config: Mapping[str, Any], n_features: int, shape: tuple[int, int], classes: int
+) -> tuple[Any, bool]:
+    """This Python worker's KerasTrainer for session ``key``, built (and compiled) if absent.
+    Returns (trainer, built_now)."""
+    trainer = _TRAINERS.get(key)
+    if trainer is not None:
+        return trainer, False
+    from runner.workloads.keras_trainer import KerasTrainer
+
+    _TRAINERS.clear()  # one configuration at a time
+    trainer = KerasTrainer(str(config["workload"]), config)
+    trainer.build(n_features, shape, classes)
+    _TRAINERS[key] = trainer
+    return trainer, True
+
+
+def _rows(blocks: Iterable[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The partition's (x, y) blocks, read to the end, as two arrays."""
+    xs, ys = zip(*blocks, strict=True)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _keras_import_task(threads: int, items: Iterable[Any]) -> Iterator[str]:
+    from runner.workloads.keras_trainer import import_keras
+
+    for _item in items:
+        pass
+    import_keras(threads)
+    yield _who()
+
+
+def _keras_load_task(
+    key: str,
+    config: Mapping[str, Any],
+    shape: tuple[int, int],
+    classes: int,
+    bx_test: Any,
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]],
+) -> Iterator[tuple[str, int, int]]:
+    """Load: build the model in this Python worker, trace it on the partition's rows, read the
+    broadcast test set."""
+    x, y = _rows(blocks)
+    trainer, _ = _trainer(key, config, x.shape[1], shape, classes)
+    trainer.load(x, y, shape, classes)
+    yield _who(), len(x), len(bx_test.value)
+
+
+def _keras_fit_task(
+    key: str,
+    seed: int,
+    config: Mapping[str, Any],
+    shape: tuple[int, int],
+    classes: int,
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]],
+) -> Iterator[tuple[Any, bool]]:
+    x, y = _rows(blocks)
+    trainer, built = _trainer(key, config, x.shape[1], shape, classes)
+    trainer.load(x, y, shape, classes)  # the same shapes: nothing is traced again
+    yield trainer.fit(seed, return_weights=True), built
+
+
+def _keras_score_task(
+    key: str,
+    config: Mapping[str, Any],
+    shape: tuple[int, int],
+    classes: int,
+    weights: list[np.ndarray],
+    bx: Any,
+    items: Iterable[Any],
+) -> Iterator[tuple[np.ndarray, str, bool]]:
+    """Score with the given weights: the broadcast rows ``bx``, or (bx None) the partition's."""
+    if bx is None:
+        x = _rows(items)[0]
+    else:
+        for _item in items:  # the one-row partition, read to the end: the worker is reused
+            pass
+        x = bx.value
+    trainer, built = _trainer(key, config, x.shape[1], shape, classes)
+    trainer.set_weights(weights)
+    yield trainer.predict(x), _who(), built
 
 
 def _touch_task(
@@ -174,6 +295,13 @@ class Session:
         self._train_df: Any = None
         self._test_df: Any = None
         self._model: Any = None
+        # mlp impl keras: one training partition, one Python worker
+        self.keras = self.workload.name == "mlp" and mlp_impl(self.config) == "keras"
+        self._bx_test: Any = None
+        self._anchor: Any = None  # a one-row cached partition beside the training partition
+        self._fit: Any = None  # keras_trainer.FitResult of the last train, with weights
+        self._keras_who: set[str] = set()
+        self._keras_setups = 0
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -247,7 +375,10 @@ class Session:
         if self.cluster is not None:
             self._wait_for_executors(self.workers, EXECUTOR_TIMEOUT_S)
         # Start the executors and a Python worker now, so no trial pays for it.
-        sc.parallelize(range(self.partitions), self.partitions).count()
+        if self.keras:  # one partition: one Python worker, with TensorFlow imported
+            sc.parallelize([0], 1).mapPartitions(partial(_keras_import_task, self.threads)).count()
+        else:
+            sc.parallelize(range(self.partitions), self.partitions).count()
 
     def executors(self) -> int:
         """Executors registered with the application (the driver not counted)."""
@@ -275,8 +406,34 @@ class Session:
         self.split = split
         if self.workload.name == "knn":
             self._load_knn(split)
+        elif self.keras:
+            self._load_keras(split)
         else:
             self._load_mlp(split)
+
+    def _keras_args(self) -> tuple[str, dict[str, Any], tuple[int, int], int]:
+        assert self.split is not None
+        return self.token, self.config, self.split.image_shape, self.split.n_classes
+
+    def _load_keras(self, split: Split) -> None:
+        sc = self.spark.sparkContext
+        parts = max(-(-len(split.x_train) // KERAS_BLOCK_ROWS), 1)
+        blocks = list(
+            zip(
+                np.array_split(split.x_train, parts),
+                np.array_split(split.y_train, parts),
+                strict=True,
+            )
+        )
+        self._train_rdd = sc.parallelize(blocks, 1).cache()  # the training set: one partition
+        self._bx_test = sc.broadcast(split.x_test)
+        load = partial(_keras_load_task, *self._keras_args(), self._bx_test)
+        # the load job's one-row result stays cached where it ran, next to the training
+        # partition (whose task it read): predict's task reads it, so Spark's locality
+        # preference sends scoring to the executor whose Python worker trained
+        self._anchor = self._train_rdd.mapPartitions(load).cache()
+        [(_, n_train, n_test)] = self._anchor.collect()
+        assert (n_train, n_test) == (len(split.x_train), len(split.x_test))
 
     def _load_knn(self, split: Split) -> None:
         sc = self.spark.sparkContext
@@ -318,6 +475,13 @@ class Session:
 
     def train(self, seed: int) -> None:
         self._seed = seed
+        if self.keras:  # one task trains on the partition and returns the weights
+            key, config, shape, classes = self._keras_args()
+            fit = partial(_keras_fit_task, key, seed, config, shape, classes)
+            [(self._fit, built)] = self._train_rdd.mapPartitions(fit).collect()
+            self._keras_setups = int(built)
+            self._keras_who = {self._fit.where}
+            return
         if self.workload.name == "knn":
             fit = partial(_fit_task, (self.token, seed), self.config, self._bx, self._by)
             self._test_rdd.mapPartitions(fit).collect()
@@ -352,12 +516,25 @@ class Session:
         rows.sort(key=lambda r: r[0])
         return np.array([int(r[1]) for r in rows], dtype=np.int64)
 
+    def _score_keras(self, rdd: Any, bx: Any) -> tuple[np.ndarray, str, bool]:
+        assert self._fit is not None
+        task = partial(_keras_score_task, *self._keras_args(), self._fit.weights, bx)
+        [(pred, who, built)] = rdd.mapPartitions(task).collect()
+        return np.asarray(pred, dtype=np.int64), who, bool(built)
+
     def predict(self) -> np.ndarray:
+        if self.keras:  # one task: the weights in, the broadcast test set scored
+            pred, who, built = self._score_keras(self._anchor, self._bx_test)
+            self._keras_who.add(who)
+            self._keras_setups += int(built)
+            return pred
         if self.workload.name == "knn":
             return self._score_knn(self._test_rdd)
         return self._score_mlp(self._test_df)
 
     def predict_train(self) -> np.ndarray:
+        if self.keras:
+            return self._score_keras(self._train_rdd, None)[0]
         if self.workload.name == "knn":
             who, refits = self._who, self._refits  # report the test scoring, not this
             try:
@@ -370,6 +547,8 @@ class Session:
         """Partitions of the data; on a cluster, the executors the application has; for knn, how
         many Python worker processes scored the test blocks and how many of them had to fit
         during predict (0 when train's models were reused)."""
+        if self.keras:
+            return self._keras_metrics()
         out = {"partitions": float(self.partitions)}
         if self.master is not None:
             out["executors"] = float(self.executors())
@@ -377,6 +556,29 @@ class Session:
             out["task_processes"] = float(len(self._who))
             out["knn_refits"] = float(self._refits)
         return out
+
+    def _keras_metrics(self) -> dict[str, float]:
+        """Keras on Spark: where the fit ran (the Python worker's pid, and the driver's), how
+        many Python workers the trial's jobs used, how many had to build the model, and engine
+        tensorflow's fit metrics (final_loss, final_val_accuracy, retraced)."""
+        from runner.workloads.keras_trainer import fit_metrics
+
+        assert self._fit is not None
+        out = {
+            "partitions": 1.0,
+            "train_pid": float(self._fit.pid),
+            "driver_pid": float(os.getpid()),
+            "task_processes": float(len(self._keras_who)),
+            "keras_setups": float(self._keras_setups),
+            **fit_metrics(self._fit),
+        }
+        if self.master is not None:
+            out["executors"] = float(self.executors())
+        return out
+
+    def trial_history(self) -> dict[str, list[float]]:
+        """Keras on Spark: the fit's per-epoch curves; nothing for the other workloads."""
+        return dict(self._fit.history) if self._fit is not None else {}
 
     def close(self) -> None:
         from pyspark import SparkContext
