@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from analysis.errors import AnalysisError
+from analysis.latex import latex_escape
 
 VIEW = "observations"
 OPS = ("=", "!=", "<", ">", "<=", ">=")
@@ -418,36 +419,6 @@ def finite_check(
                 f"undefined; drop the log option, or exclude them with --where '{c}>0'"
             )
     return n
-
-
-#: One entry per LaTeX special character; a replacement is never looked at again.
-_LATEX_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    "-": "-{}",
-    "[": "{[}",
-    "]": "{]}",
-    "\n": " ",
-    "\r": " ",
-    "\t": " ",
-}
-_LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_ESCAPES))
-
-
-def latex_escape(text: str) -> str:
-    """``text`` as LaTeX that typesets literally (one character at a time, never twice)."""
-    return _LATEX_RE.sub(lambda m: _LATEX_ESCAPES[m.group(0)], text)
 
 
 def latex_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.data import Filter, fmt, load_groups, render_table
+from analysis.data import Filter, fmt, render_table
 from analysis.errors import AnalysisError
-from analysis.ttest import find_level
+from analysis.ttest import two_levels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -194,17 +194,9 @@ def power(
 ) -> PowerResult:
     """Trials per group needed to detect a relative difference ``effect`` of ``metric`` between
     ``group=a`` and ``group=b`` (baseline b) at ``target_power``, with the observed variance."""
-    a, b = str(a), str(b)
-    if a == b:
-        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
-    sel, groups = load_groups(
-        db, metric=metric, group=group, where=where, include_warmup=include_warmup
+    sel, ga, gb = two_levels(
+        db, group=group, a=a, b=b, metric=metric, where=where, include_warmup=include_warmup
     )
-    by_level = {g.level: g for g in groups}
-    ga = find_level(by_level, a, option="--a", group=group)
-    gb = find_level(by_level, b, option="--b", group=group)
-    if ga is gb:
-        raise AnalysisError(f"--a {a!r} and --b {b!r} are the same level of {group}")
     out = power_from_moments(
         ga.n,
         ga.mean,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from analysis.data import (
     Filter,
     GroupMoments,
+    Selection,
     fmt,
     fmt_p,
     format_level,
@@ -176,6 +177,32 @@ def find_level(
     )
 
 
+def two_levels(
+    db: str | Path,
+    *,
+    group: str,
+    a: str,
+    b: str,
+    metric: str,
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+) -> tuple[Selection, GroupMoments, GroupMoments]:
+    """The selection and the moments of ``metric`` at ``group=a`` and ``group=b`` (two
+    different levels, each present in the selected trials)."""
+    a, b = str(a), str(b)
+    if a == b:
+        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
+    sel, groups = load_groups(
+        db, metric=metric, group=group, where=where, include_warmup=include_warmup
+    )
+    by_level = {g.level: g for g in groups}
+    ga = find_level(by_level, a, option="--a", group=group)
+    gb = find_level(by_level, b, option="--b", group=group)
+    if ga is gb:
+        raise AnalysisError(f"--a {a!r} and --b {b!r} are the same level of {group}")
+    return sel, ga, gb
+
+
 def ttest(
     db: str | Path,
     *,
@@ -188,17 +215,9 @@ def ttest(
     include_warmup: bool = False,
 ) -> TtestResult:
     """Compare ``metric`` between ``group=a`` and ``group=b`` (Welch unless ``student``)."""
-    a, b = str(a), str(b)
-    if a == b:
-        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
-    sel, groups = load_groups(
-        db, metric=metric, group=group, where=where, include_warmup=include_warmup
+    sel, ga, gb = two_levels(
+        db, group=group, a=a, b=b, metric=metric, where=where, include_warmup=include_warmup
     )
-    by_level = {g.level: g for g in groups}
-    ga = find_level(by_level, a, option="--a", group=group)
-    gb = find_level(by_level, b, option="--b", group=group)
-    if ga is gb:
-        raise AnalysisError(f"--a {a!r} and --b {b!r} are the same level of {group}")
     return ttest_from_moments(
         ga,
         gb,

@@ -17,7 +17,10 @@ from typing import Any
 
 import jinja2
 
+from analysis.latex import LATEX_ESCAPES, latex_escape
 from reports.errors import ReportError
+
+__all__ = ["LATEX_ESCAPES", "Trusted", "compile_pdf", "escape_latex", "latex_environment"]
 
 TEX_INSTALL_HINT = (
     "install TeX Live, e.g. `apt-get install latexmk texlive-latex-recommended "
@@ -32,62 +35,13 @@ class Trusted(str):
     __slots__ = ()
 
 
-#: One entry per special character; the result of a replacement is never looked at again.
-LATEX_ESCAPES: dict[str, str] = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    # Not special on their own, but they form ligatures or optional arguments in context:
-    # ``--`` is a dash, and ``\\ [x]`` in a table row is read as ``\\[x]`` (a length).
-    "-": "-{}",
-    "[": "{[}",
-    "]": "{]}",
-    "`": r"\textasciigrave{}",
-    "'": r"\textquotesingle{}",
-    '"': r"\textquotedbl{}",
-    # Line breaks inside a cell would end the paragraph (a blank line) or the row.
-    "\n": " ",
-    "\r": " ",
-    "\t": " ",
-}
-_SPECIAL = re.compile(
-    "|".join(re.escape(c) for c in LATEX_ESCAPES)
-    + r"|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"  # other control characters (C0, C1): dropped
-    + r"|[^\x00-\xff]"  # beyond Latin-1
-)
-#: Characters outside Latin-1 that T1 + utf8 inputenc typeset; anything else is shown as U+XXXX.
-_UNICODE_OK = frozenset("–—‘’“”…•€")
-
-
-def _replace(match: re.Match[str]) -> str:
-    char = match.group(0)
-    if char in LATEX_ESCAPES:
-        return LATEX_ESCAPES[char]
-    if char in _UNICODE_OK:
-        return char
-    if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F:
-        return ""
-    # brackets escaped as in the map, so "\\[" after a row end is never read as \\[<length>]
-    return f"{{[}}U+{ord(char):04X}{{]}}"
-
-
 def escape_latex(value: Any) -> str:
     """Return ``value`` as LaTeX text that typesets literally; :class:`Trusted` passes through."""
     if isinstance(value, Trusted):
         return value
     if value is None:
         return ""
-    return _SPECIAL.sub(_replace, str(value))
+    return latex_escape(str(value))
 
 
 def latex_environment() -> jinja2.Environment:

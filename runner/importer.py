@@ -15,11 +15,11 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runner.errors import RunnerError
 from runner.spec import FACTORS, config_id
@@ -29,11 +29,13 @@ from runner.store import (
     TRIAL_COLUMNS,
     TRIAL_STATUSES,
     WRITABLE_TRIAL_COLUMNS,
+    Store,
     TrialRecord,
     normalise_name,
     open_store,
 )
 
+T = TypeVar("T")
 #: Trial columns the import sets itself; a CSV column with one of these names is refused.
 RESERVED_COLUMNS = ("trial_id", "run_id", "params", *RUN_VIEW_COLUMNS)
 #: Trial columns that describe a configuration (hashed into ``config_id`` with the params).
@@ -330,6 +332,23 @@ def parse_csv(path: Path, *, experiment: str) -> _Parsed:
     )
 
 
+def _write(db_path: Path, write: Callable[[Store], T]) -> T:
+    """Open (or create) the database, ``write(store)`` in it, close it; when writing fails (its
+    transaction rolled back) a database file this call created is removed too."""
+    existed = db_path.exists()
+    store = open_store(db_path)
+    try:
+        return write(store)
+    except BaseException:
+        store.close()
+        if not existed:
+            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
+    finally:
+        store.close()
+
+
 def import_csv(
     file: str | Path,
     *,
@@ -350,11 +369,8 @@ def import_csv(
     parsed = parse_csv(path, experiment=experiment)
     env = collect_env()
 
-    db_path = Path(db)
-    existed = db_path.exists()
-    store = open_store(db_path)  # only now: a bad CSV must not create the database
-    try:
-        run_id = store.append_run(
+    def write(store: Any) -> str:
+        return store.append_run(
             source=f"import:{path.name}",
             argv=argv,
             spec={
@@ -376,14 +392,8 @@ def import_csv(
                 for values, m in zip(parsed.records, parsed.metrics, strict=True)
             ),
         )
-    except BaseException:
-        # The transaction rolled back; a database file this import created goes too.
-        store.close()
-        if not existed:
-            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
-                leftover.unlink(missing_ok=True)
-        raise
-    store.close()
+
+    run_id = _write(Path(db), write)  # only now: a bad CSV must not create the database
     used = sorted({r.get("experiment") or experiment for r in parsed.records})
     return ImportResult(
         path=path,
@@ -486,18 +496,10 @@ def import_prices(file: str | Path, *, db: str | Path = DEFAULT_DB) -> PricesImp
     analysis uses the latest row per name). Nothing is written when the file is unusable."""
     path = Path(file)
     rows = parse_prices(path)
-    db_path = Path(db)
-    existed = db_path.exists()
-    store = open_store(db_path)
-    try:
-        store.add_prices(
+    _write(
+        Path(db),
+        lambda store: store.add_prices(
             (name, vcpu, mem, usd, f"import:{path.name}") for name, vcpu, mem, usd in rows
-        )
-    except BaseException:
-        store.close()
-        if not existed:
-            for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
-                leftover.unlink(missing_ok=True)
-        raise
-    store.close()
+        ),
+    )
     return PricesImportResult(path, tuple(r[0] for r in rows))
