@@ -34,7 +34,22 @@ from analysis.intervals import t_quantile
 if TYPE_CHECKING:
     import pandas as pd
 
-STAT_SUFFIXES = ("mean", "sd", "median", "ci_low", "ci_high")
+STAT_SUFFIXES = (
+    "mean",
+    "sd",
+    "median",
+    "ci_low",
+    "ci_high",
+    "mad",
+    "min",
+    "max",
+    "cv",
+    "q1",
+    "q3",
+    "outliers",
+)
+#: Tukey's fences: values beyond q1 - 1.5 IQR or q3 + 1.5 IQR are counted (never dropped).
+TUKEY_K = 1.5
 
 
 def _check_by(by: Sequence[str], option: str) -> tuple[str, ...]:
@@ -79,12 +94,14 @@ class SummaryResult:
 
     @property
     def columns(self) -> list[str]:
-        """The by columns, ``n``, ``<metric>_{mean,sd,median,ci_low,ci_high}`` per metric,
-        ``accuracy_mean``, ``failed``, ``timeout``."""
+        """The by columns, ``n``, per metric ``<metric>_`` mean, sd, median, ci_low, ci_high, mad
+        (median absolute deviation, unscaled), min, max, cv (sd / mean), q1, q3 (linear
+        interpolation) and outliers (count beyond Tukey's fences), then ``accuracy_mean``,
+        ``failed``, ``timeout`` and ``failure_rate`` ((failed + timeout) / all trials)."""
         cols = [*self.by, "n"]
         for m in self.metrics:
             cols += [f"{m}_{s}" for s in STAT_SUFFIXES]
-        return [*cols, "accuracy_mean", "failed", "timeout"]
+        return [*cols, "accuracy_mean", "failed", "timeout", "failure_rate"]
 
     def to_dict(self) -> dict:
         return {
@@ -103,7 +120,7 @@ class SummaryResult:
         where = f" (where {' '.join(self.where)})" if self.where else ""
         headers = [*self.by, "n"]
         for m in self.metrics:
-            headers += [f"{m} mean", "sd", "median", "95% CI"]
+            headers += [f"{m} mean", "sd", "median", "95% CI", "cv", "outliers"]
         headers += ["accuracy", "failed", "timeout"]
         body = []
         for r in self.rows:
@@ -115,6 +132,7 @@ class SummaryResult:
                     else f"[{fmt(r[f'{m}_ci_low'], 4)}, {fmt(r[f'{m}_ci_high'], 4)}]"
                 )
                 row += [r[f"{m}_mean"], r[f"{m}_sd"], r[f"{m}_median"], ci]
+                row += [r[f"{m}_cv"], r[f"{m}_outliers"]]
             row += [r["accuracy_mean"], r["failed"], r["timeout"]]
             body.append(row)
         return f"Summary by {', '.join(self.by) or '(all trials)'}{where}\n" + render_table(
@@ -157,13 +175,26 @@ def summarize(
             x = f"CAST({quote(m)} AS DOUBLE)"
             shift = f"min({x}) FILTER (WHERE {ok}) OVER ({partition})"
             inner += [f"{x} AS x{i}", f"{x} - {shift} AS d{i}", f"{shift} AS s{i}"]
+            xo = f"CASE WHEN {ok} THEN {x} END"
+            inner += [
+                f"quantile_cont({xo}, 0.25) OVER ({partition}) AS q1_{i}",
+                f"quantile_cont({xo}, 0.75) OVER ({partition}) AS q3_{i}",
+            ]
             okx = f"FILTER (WHERE {ok} AND x{i} IS NOT NULL)"
+            fence = f"{TUKEY_K!r} * (q3_{i} - q1_{i})"
             outer += [
                 f"count(x{i}) {okx}",
                 f"any_value(s{i})",
                 f"avg(d{i}) {okx}",
                 f"var_samp(d{i}) {okx}",
                 f"median(x{i}) {okx}",
+                f"mad(x{i}) {okx}",
+                f"min(x{i}) {okx}",
+                f"max(x{i}) {okx}",
+                f"any_value(q1_{i}) {okx}",
+                f"any_value(q3_{i}) {okx}",
+                f"count(*) FILTER (WHERE {ok} AND (x{i} < q1_{i} - {fence} "
+                f"OR x{i} > q3_{i} + {fence}))",
             ]
         if has_acc:
             inner.append("CAST(accuracy AS DOUBLE) AS acc")
@@ -184,6 +215,7 @@ def summarize(
         row["n"] = int(rest.pop(0))
         for m in metrics:
             count, shift, mean_dev, var, median = (rest.pop(0) for _ in range(5))
+            mad, low, high, q1, q3, outliers = (rest.pop(0) for _ in range(6))
             mean = math.nan if mean_dev is None else float(shift) + float(mean_dev)
             sd = math.sqrt(var) if var is not None else math.nan
             ci_low, ci_high = _t_interval(mean, sd, int(count))
@@ -192,9 +224,18 @@ def summarize(
             row[f"{m}_median"] = _nan(median)
             row[f"{m}_ci_low"] = ci_low
             row[f"{m}_ci_high"] = ci_high
+            row[f"{m}_mad"] = _nan(mad)
+            row[f"{m}_min"] = _nan(low)
+            row[f"{m}_max"] = _nan(high)
+            row[f"{m}_cv"] = sd / abs(mean) if mean and not math.isnan(sd) else math.nan
+            row[f"{m}_q1"] = _nan(q1)
+            row[f"{m}_q3"] = _nan(q3)
+            row[f"{m}_outliers"] = int(outliers)
         row["accuracy_mean"] = _nan(rest.pop(0))
         row["failed"] = int(rest.pop(0))
         row["timeout"] = int(rest.pop(0))
+        total = row["n"] + row["failed"] + row["timeout"]
+        row["failure_rate"] = (row["failed"] + row["timeout"]) / total if total else math.nan
         rows.append(row)
     return SummaryResult(by=by, metrics=metrics, rows=tuple(rows), where=sel.where_text)
 

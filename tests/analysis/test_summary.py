@@ -25,7 +25,22 @@ RTOL = 1e-9
 def expected_row(values: np.ndarray) -> dict[str, float]:
     mean, sd = values.mean(), values.std(ddof=1)
     low, high = stats.t.interval(0.95, len(values) - 1, loc=mean, scale=sd / np.sqrt(len(values)))
-    return {"mean": mean, "sd": sd, "median": np.median(values), "ci_low": low, "ci_high": high}
+    q1, q3 = np.percentile(values, [25, 75])
+    fence = 1.5 * (q3 - q1)
+    return {
+        "mean": mean,
+        "sd": sd,
+        "median": np.median(values),
+        "ci_low": low,
+        "ci_high": high,
+        "mad": stats.median_abs_deviation(values),
+        "min": values.min(),
+        "max": values.max(),
+        "cv": stats.variation(values, ddof=1),
+        "q1": q1,
+        "q3": q3,
+        "outliers": int(np.sum((values < q1 - fence) | (values > q3 + fence))),
+    }
 
 
 def test_summary_matches_numpy_and_scipy(db, groups):
@@ -41,6 +56,26 @@ def test_summary_matches_numpy_and_scipy(db, groups):
         assert 0.9 <= row["accuracy_mean"] <= 1.0
     # failed/timeout counts of non-warm-up trials (the failed warm-up is not counted)
     assert [(r["failed"], r["timeout"]) for r in res.rows] == [(0, 0), (1, 0), (1, 1)]
+    want_rate = [0.0, 1 / (len(groups[2]) + 1), 2 / (len(groups[4]) + 2)]
+    assert [r["failure_rate"] for r in res.rows] == pytest.approx(want_rate, rel=1e-12)
+
+
+def test_tukey_outliers_are_counted_not_dropped(make_db, trials_for, rng):
+    values = np.concatenate([rng.normal(10.0, 0.1, 20), [25.0, -3.0]])
+    res = summarize(make_db(trials_for({1: values})), by=["workers"], metrics=["train_s"])
+    row = res.rows[0]
+    assert row["train_s_outliers"] == 2 and row["n"] == 22
+    assert row["train_s_max"] == 25.0 and row["train_s_mean"] == pytest.approx(values.mean())
+    assert row["train_s_mad"] == pytest.approx(stats.median_abs_deviation(values), rel=RTOL)
+
+
+def test_spread_statistics_with_a_large_offset(make_db, trials_for, rng):
+    values = 1e12 + rng.normal(0.0, 0.01, 25)
+    row = summarize(make_db(trials_for({1: values})), by=["workers"], metrics=["train_s"]).rows[0]
+    assert row["train_s_mad"] == pytest.approx(stats.median_abs_deviation(values), rel=1e-3)
+    q1, q3 = np.percentile(values, [25, 75])
+    assert (row["train_s_q1"], row["train_s_q3"]) == pytest.approx((q1, q3), rel=1e-15)
+    assert row["train_s_cv"] == pytest.approx(values.std(ddof=1) / values.mean(), rel=1e-6)
 
 
 def test_summary_frame_columns(db):
@@ -53,9 +88,17 @@ def test_summary_frame_columns(db):
         "train_s_median",
         "train_s_ci_low",
         "train_s_ci_high",
+        "train_s_mad",
+        "train_s_min",
+        "train_s_max",
+        "train_s_cv",
+        "train_s_q1",
+        "train_s_q3",
+        "train_s_outliers",
         "accuracy_mean",
         "failed",
         "timeout",
+        "failure_rate",
     ]
     assert len(frame) == 3
 
