@@ -254,7 +254,7 @@ def _run_config(
     advance: Any,
 ) -> ConfigOutcome:
     from runner.spec import config_id
-    from runner.store import TrialRecord, now_utc
+    from runner.store import TrialRecord, curve_rows, now_utc
 
     cid = config_id(config)
     schedule = [(True, i) for i in range(1, warmup + 1)] + [(False, i) for i in range(1, n + 1)]
@@ -329,7 +329,7 @@ def _run_config(
                     },
                     metrics={**result.get("metrics", {}), **resources.metrics()},
                     samples=resources.rows,
-                    curves=result.get("curves", []),
+                    curves=curve_rows(result.get("history")),
                 )
             )
             if not is_warmup:

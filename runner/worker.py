@@ -10,7 +10,7 @@ Protocol over a ``multiprocessing`` pipe (all messages are plain dicts):
                    "error", "setup_s", "load_s", "started_at"}
   parent -> child  {"kind": "trial", "seed"} | {"kind": "stop"}
   child -> parent  {"kind": "result", "status", "error", "started_at", "wall_s", "train_s",
-                   "infer_s", "metrics", "curves"}
+                   "infer_s", "metrics", "history"}
 
 A session either trains and scores (``train(seed)`` timed as train_s, ``predict()`` as infer_s,
 then classification metrics), or times its own trial: ``run_trial(seed) -> {"train_s", "infer_s",
@@ -88,9 +88,7 @@ def run_one_trial(session: Any, split: Any, seed: int) -> dict[str, Any]:
             out["metrics"].update(extra())
         history = getattr(session, "trial_history", None)
         if history is not None:
-            from runner.store import curve_rows
-
-            out["curves"] = curve_rows(history())
+            out["history"] = history()
         out["status"], out["error"] = "ok", None
     except Exception as exc:  # a failed trial is data; the loop goes on
         out["status"], out["error"] = "failed", _error_text(exc)
