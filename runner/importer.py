@@ -338,15 +338,15 @@ def _write(db_path: Path, write: Callable[[Store], T]) -> T:
     existed = db_path.exists()
     store = open_store(db_path)
     try:
-        return write(store)
+        result = write(store)
     except BaseException:
         store.close()
         if not existed:
             for leftover in (db_path, db_path.with_name(db_path.name + ".wal")):
                 leftover.unlink(missing_ok=True)
         raise
-    finally:
-        store.close()
+    store.close()
+    return result
 
 
 def import_csv(
