@@ -68,7 +68,7 @@ def check_dataset(name: str, data_dir: str | None = None) -> None:
     if name not in DATASETS:
         raise RunnerError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
     if name in DEFAULT_DIRS:
-        _idx_files(name, data_dir)
+        idx_files(name, data_dir)
 
 
 def load_split(
@@ -110,7 +110,7 @@ def load_split(
 # --- locating the files ---------------------------------------------------------------------
 
 
-def _idx_files(name: str, data_dir: str | None) -> dict[str, Path]:
+def idx_files(name: str, data_dir: str | None) -> dict[str, Path]:
     """The four IDX files of ``name`` by role; RunnerError naming what is missing."""
     if data_dir is None:
         default = DEFAULT_DIRS[name]
@@ -224,7 +224,7 @@ def _read_idx_cached(path: str, mtime_ns: int, size: int, images: bool) -> np.nd
 def _load_idx_dataset(
     name: str, data_dir: str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
-    files = _idx_files(name, data_dir)
+    files = idx_files(name, data_dir)
     out: list[np.ndarray] = []
     shape: tuple[int, int] | None = None
     for part in ("train", "test"):

@@ -100,9 +100,9 @@ def dataset_image_shape(name: str, data_dir: str | None = None) -> tuple[int, in
     import gzip
     import struct
 
-    from runner.datasets import _idx_files, read_idx
+    from runner.datasets import idx_files, read_idx
 
-    path = _idx_files(name, data_dir)["train_images"]
+    path = idx_files(name, data_dir)["train_images"]
     try:
         opener: Any = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
