@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.data import (
+    Database,
     Filter,
     GroupMoments,
     fmt,
@@ -139,7 +139,7 @@ def anova_from_moments(
 
 
 def anova(
-    db: str | Path,
+    db: Database,
     *,
     group: str,
     metric: str = "train_s",

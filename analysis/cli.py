@@ -44,6 +44,8 @@ WhereOpt = Annotated[
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
 WarmupOpt = Annotated[bool, typer.Option("--include-warmup", help="Also use warm-up trials.")]
+PairGroupOpt = Annotated[str, typer.Option("--group", help="Factor column holding the two levels.")]
+DEFAULT_DB = Path("results.duckdb")
 
 
 @app.callback()
@@ -84,6 +86,11 @@ def _fail(exc: AnalysisError) -> NoReturn:
     raise typer.Exit(2)
 
 
+def _columns(value: str | None) -> list[str]:
+    """``a,b`` -> ``["a", "b"]`` (blanks dropped)."""
+    return [c.strip() for c in (value or "").split(",") if c.strip()]
+
+
 def _run(func: Callable[..., Any], db: Path, *, where: list[str] | None, **kwargs: Any) -> Any:
     """``func(db, where=..., **kwargs)`` with the CLI's optional --where list; an
     :class:`AnalysisError` becomes a one-line ``error: ...`` on stderr and exit code 2."""
@@ -98,7 +105,7 @@ def anova(
     group: Annotated[str, typer.Option("--group", help="Factor column whose levels to compare.")],
     metric: MetricOpt = "train_s",
     where: WhereOpt = None,
-    db: DbOpt = Path("results.duckdb"),
+    db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
@@ -111,7 +118,7 @@ def anova(
 
 @app.command()
 def ttest(
-    group: Annotated[str, typer.Option("--group", help="Factor column holding the two levels.")],
+    group: PairGroupOpt,
     a: Annotated[str, typer.Option("--a", help="First level (mean_diff = a - b).")],
     b: Annotated[str, typer.Option("--b", help="Second level.")],
     metric: MetricOpt = "train_s",
@@ -119,7 +126,7 @@ def ttest(
         bool, typer.Option("--student", help="Assume equal variances (Student, not Welch).")
     ] = False,
     where: WhereOpt = None,
-    db: DbOpt = Path("results.duckdb"),
+    db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
@@ -153,28 +160,22 @@ def summary(
         typer.Option("--metric", help="Numeric column to describe; repeatable."),
     ] = None,
     where: WhereOpt = None,
-    db: DbOpt = Path("results.duckdb"),
+    db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
     """n, mean, sd, median and 95% CI per configuration, with failed/timeout counts."""
     from analysis.summary import summarize
 
-    columns = DEFAULT_BY if by is None else [c.strip() for c in by.split(",") if c.strip()]
     result = _run(
         summarize,
         db,
-        by=columns,
+        by=DEFAULT_BY if by is None else _columns(by),
         metrics=metric or DEFAULT_METRICS,
         where=where,
         include_warmup=include_warmup,
     )
     _emit(result, format)
-
-
-def _columns(value: str | None) -> list[str]:
-    """``a,b`` -> ``["a", "b"]`` (blanks dropped)."""
-    return [c.strip() for c in (value or "").split(",") if c.strip()]
 
 
 @app.command()
@@ -195,7 +196,7 @@ def regress(
         float, typer.Option("--confidence", help="Confidence level of the coefficient CIs.")
     ] = 0.95,
     where: WhereOpt = None,
-    db: DbOpt = Path("results.duckdb"),
+    db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
@@ -262,7 +263,7 @@ def scaling(
         float, typer.Option("--confidence", help="Confidence level of the intervals.")
     ] = 0.95,
     where: WhereOpt = None,
-    db: DbOpt = Path("results.duckdb"),
+    db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
@@ -289,7 +290,7 @@ def scaling(
 
 @app.command()
 def power(
-    group: Annotated[str, typer.Option("--group", help="Factor column holding the two levels.")],
+    group: PairGroupOpt,
     a: Annotated[str, typer.Option("--a", help="Level to compare.")],
     b: Annotated[str, typer.Option("--b", help="Baseline level (the effect is relative to it).")],
     effect: Annotated[
@@ -299,7 +300,7 @@ def power(
     alpha: Annotated[float, typer.Option("--alpha", help="Two-sided significance level.")] = 0.05,
     metric: MetricOpt = "train_s",
     where: WhereOpt = None,
-    db: DbOpt = Path("results.duckdb"),
+    db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
@@ -362,7 +363,7 @@ def cost(
     ] = False,
     metric: MetricOpt = "train_s",
     where: WhereOpt = None,
-    db: DbOpt = Path("results.duckdb"),
+    db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
@@ -392,7 +393,7 @@ def cost(
 def cost_metric_cmd(
     metric: MetricOpt = "train_s",
     where: WhereOpt = None,
-    db: DbOpt = Path("results.duckdb"),
+    db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:

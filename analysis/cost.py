@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.data import (
+    VIEW,
+    Database,
     Filter,
+    Selection,
     check_column,
     connect,
     execute,
@@ -43,6 +45,7 @@ from analysis.defaults import DEFAULT_BY
 from analysis.errors import AnalysisError
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
 #: Paper 004, Appendix C: (name, vCPU, memory GiB, USD per hour) of the EC2 types it used.
@@ -71,7 +74,7 @@ class Price:
     source: str
 
 
-def price_table(con: Any, extra: Sequence[Price] = ()) -> dict[str, Price]:
+def price_table(con: duckdb.DuckDBPyConnection, extra: Sequence[Price] = ()) -> dict[str, Price]:
     """The built-in prices, overridden by the database's ``prices`` rows (latest per name), then
     by ``extra`` (a prices file given for one analysis)."""
     table = {name: Price(name, v, m, usd, BUILTIN_SOURCE) for name, v, m, usd in BUILTIN_PRICES}
@@ -160,7 +163,7 @@ class CostResult:
 
 
 def _group_medians(
-    con: Any, sel: Any, *, metric: str, by: Sequence[str]
+    con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, by: Sequence[str]
 ) -> list[tuple[tuple[Any, ...], int, float]]:
     cols = ", ".join(quote(c) for c in by)
     m = quote(metric)
@@ -169,7 +172,7 @@ def _group_medians(
     rows = execute(
         con,
         f"SELECT {cols}, count(*), median(CAST({m} AS DOUBLE)), "
-        f"bool_and(isfinite(CAST({m} AS DOUBLE))) FROM observations{where} "
+        f"bool_and(isfinite(CAST({m} AS DOUBLE))) FROM {VIEW}{where} "
         f"GROUP BY ALL ORDER BY ALL",
         sel.params,
     )
@@ -200,7 +203,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 
 def cost(
-    db: str | Path,
+    db: Database,
     *,
     metric: str = "train_s",
     by: Sequence[str] | None = None,
@@ -349,7 +352,7 @@ class CostMetricResult:
 
 
 def cost_metric(
-    db: str | Path,
+    db: Database,
     *,
     metric: str = "train_s",
     where: Sequence[str | Filter] = (),

@@ -82,9 +82,20 @@ def as_filters(where: Sequence[str | Filter]) -> list[Filter]:
     return [w if isinstance(w, Filter) else parse_where([w])[0] for w in where]
 
 
+#: A results database: its path, or a connection already open on it (several analyses for one
+#: report then share one connection).
+Database = str | Path | duckdb.DuckDBPyConnection
+
+
 @contextmanager
-def connect(db: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open a results database read-only; store problems become :class:`AnalysisError`."""
+def connect(db: Database) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a results database read-only; store problems become :class:`AnalysisError`.
+
+    An open connection is used as it is and left open for its owner to close.
+    """
+    if isinstance(db, duckdb.DuckDBPyConnection):
+        yield db
+        return
     from runner.store import StoreError, open_store
 
     try:
@@ -142,6 +153,11 @@ def format_level(value: Any) -> str:
             return str(int(value))
         return repr(value)
     return str(value)
+
+
+def level_label(by: Sequence[str], level: Sequence[Any]) -> str:
+    """One level of the ``by`` columns as ``engine=dask, workers=2`` (empty without ``by``)."""
+    return ", ".join(f"{b}={format_level(v)}" for b, v in zip(by, level, strict=True))
 
 
 # -- WHERE ------------------------------------------------------------------------------------
@@ -300,15 +316,16 @@ def group_moments(
     ]
 
 
-def no_trials_error(sel: Selection, metric: str) -> AnalysisError:
+def no_trials_error(sel: Selection, columns: str) -> AnalysisError:
+    """No selected trial has a value for ``columns`` (e.g. ``"train_s and workers"``)."""
     return AnalysisError(
-        f"no trials match {describe_where(sel.filters)} with a value for {metric}; "
+        f"no trials match {describe_where(sel.filters)} with a value for {columns}; "
         "loosen --where, or check the database with `analyze summary`"
     )
 
 
 def load_groups(
-    db: str | Path,
+    db: Database,
     *,
     metric: str,
     group: str,

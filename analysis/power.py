@@ -15,12 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis.data import Filter, fmt, render_table
+from analysis.data import Database, Filter, fmt, render_table
 from analysis.errors import AnalysisError
-from analysis.ttest import two_levels
+from analysis.ttest import mean_difference, pooled_var, two_levels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,10 +150,10 @@ def power_from_moments(
             f"power needs at least 2 trials in each level to estimate the noise, got {n_a} and "
             f"{n_b}; run more trials (runner trials --n)"
         )
-    pooled_var = ((n_a - 1) * var_a + (n_b - 1) * var_b) / (n_a + n_b - 2)
-    if not math.isfinite(pooled_var) or not math.isfinite(mean_a + mean_b):
+    pooled = pooled_var(var_a, n_a, var_b, n_b)
+    if not math.isfinite(pooled) or not math.isfinite(mean_a + mean_b):
         raise AnalysisError("the metric has non-finite values; select trials with finite values")
-    if pooled_var <= 0:
+    if pooled <= 0:
         raise AnalysisError(
             "both levels have zero variance: any difference is detected with 2 trials; power "
             "analysis needs trials that vary"
@@ -163,7 +162,7 @@ def power_from_moments(
         raise AnalysisError(
             "the baseline level's mean is 0, so a relative --effect has no size; swap --a/--b"
         )
-    sd = math.sqrt(pooled_var)
+    sd = math.sqrt(pooled)
     d = effect * abs(mean_b) / sd
     needed = _smallest_n(d, alpha, power)
     d_min = brentq(
@@ -180,7 +179,7 @@ def power_from_moments(
 
 
 def power(
-    db: str | Path,
+    db: Database,
     *,
     group: str,
     a: str,
@@ -220,7 +219,7 @@ def power(
         effect=effect,
         alpha=alpha,
         power=target_power,
-        observed_relative=(ga.mean_dev - gb.mean_dev + (ga.shift - gb.shift)) / abs(gb.mean),
+        observed_relative=mean_difference(ga, gb) / abs(gb.mean),
         where=sel.where_text,
         **out,  # type: ignore[arg-type]
     )

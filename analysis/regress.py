@@ -21,22 +21,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.data import (
     VIEW,
+    Database,
     Filter,
     check_column,
     check_distinct,
     connect,
-    describe_where,
     execute,
     finite_check,
     fmt,
     fmt_p,
-    format_level,
     frame_to_latex,
+    level_label,
+    no_trials_error,
     quote,
     render_table,
     select,
@@ -276,9 +276,7 @@ class RegressionResult:
         pct = f"{self.confidence_level * 100:g}%"
         blocks = [f"OLS of {self.y_label} on {terms}{where}"]
         for fit in self.fits:
-            head = ", ".join(
-                f"{b}={format_level(v)}" for b, v in zip(self.by, fit.level, strict=True)
-            )
+            head = level_label(self.by, fit.level)
             lines = [f"\n{head} (n={fit.n})" if head else f"\n(n={fit.n})"]
             lines.append(
                 render_table(
@@ -415,7 +413,7 @@ class _Solved:
 def _level_text(by: Sequence[str], level: Sequence[Any]) -> str:
     if not by:
         return "the selected trials"
-    return "level " + ", ".join(f"{b}={format_level(v)}" for b, v in zip(by, level, strict=True))
+    return "level " + level_label(by, level)
 
 
 def _solve(
@@ -583,7 +581,7 @@ def _fit(
 
 
 def regress(
-    db: str | Path,
+    db: Database,
     *,
     y: str,
     x: Sequence[str] | str,
@@ -617,10 +615,7 @@ def regress(
         positive = [*(x if log_x else ()), *((y,) if log_y else ())]
         n = finite_check(con, sel, [(y, "--y"), *((c, "--x") for c in x)], positive=positive)
         if n == 0:
-            raise AnalysisError(
-                f"no trials match {describe_where(sel.filters)} with a value for {y} and "
-                f"{', '.join(x)}; loosen --where, or check the database with `analyze summary`"
-            )
+            raise no_trials_error(sel, f"{y} and {', '.join(x)}")
         exprs = []
         for name, logged in ((y, log_y), *((c, log_x) for c in x)):
             e = f"CAST({quote(name)} AS DOUBLE)"

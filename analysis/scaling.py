@@ -36,21 +36,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.data import (
     VIEW,
+    Database,
     Filter,
     check_column,
     check_distinct,
     connect,
-    describe_where,
     execute,
     finite_check,
     fmt,
     format_level,
     frame_to_latex,
+    level_label,
+    no_trials_error,
     quote,
     render_table,
     select,
@@ -295,9 +296,7 @@ class ScalingResult:
         pct = f"{self.confidence_level * 100:g}%"
         blocks = [f"Scaling of {self.metric} over {self.x}{where}"]
         for g in self.groups:
-            head = ", ".join(
-                f"{b}={format_level(v)}" for b, v in zip(self.by, g.level, strict=True)
-            )
+            head = level_label(self.by, g.level)
             lines = [f"\n{head}" if head else ""]
             lines.append(
                 render_table(
@@ -464,12 +463,8 @@ class _Group:
     cells: list[_Cell] = field(default_factory=list)
 
 
-def _group_key(row: Sequence[Any], g: int) -> tuple[Any, ...]:
-    return tuple(row[:g])
-
-
 def _load(
-    db: str | Path,
+    db: Database,
     *,
     metric: str,
     x: str,
@@ -496,10 +491,7 @@ def _load(
             check_column(sel.columns, size, "--size", numeric=True)
         n = finite_check(con, sel, [(metric, "--metric"), (x, "--x")])
         if n == 0:
-            raise AnalysisError(
-                f"no trials match {describe_where(sel.filters)} with a value for {metric} and "
-                f"{x}; loosen --where, or check the database with `analyze summary`"
-            )
+            raise no_trials_error(sel, f"{metric} and {x}")
         t, xm = f"CAST({quote(metric)} AS DOUBLE)", f"CAST({quote(x)} AS DOUBLE)"
         sz = f"coalesce(CAST({quote(size)} AS DOUBLE), 1.0)" if size else "1.0"
         gs = [f"g{i}" for i in range(len(by))]
@@ -555,14 +547,14 @@ def _load(
     g = len(by)
     groups: dict[tuple[Any, ...], _Group] = {}
     for row in level_rows:
-        key = _group_key(row, g)
+        key = tuple(row[:g])
         m, count, median, mean, var = row[g:]
         grp = groups.setdefault(key, _Group(level=key))
         grp.levels.append(
             (float(m), int(count), float(median), float(mean), math.nan if var is None else var)
         )
     for row in cell_rows:
-        key = _group_key(row, g)
+        key = tuple(row[:g])
         m, sz, count, shift, mean_dev, var = row[g : g + 6]
         values = row[g + 6] if fetch_values else None
         groups[key].cells.append(
@@ -618,15 +610,7 @@ def _levels_table(
 
 
 def _group_text(by: Sequence[str], level: Sequence[Any]) -> str:
-    if not by:
-        return "the selected trials"
-    return ", ".join(f"{b}={format_level(v)}" for b, v in zip(by, level, strict=True))
-
-
-def _fit_all(
-    models: Sequence[_Model], m: np.ndarray, size: np.ndarray, means: np.ndarray, n: np.ndarray
-) -> list[np.ndarray]:
-    return [_nnls(model.basis(m, size), means, n) for model in models]
+    return level_label(by, level) or "the selected trials"
 
 
 def _fit_group(
@@ -658,7 +642,7 @@ def _fit_group(
             f"{metric} is the same in every trial of {_group_text(by, grp.level)}, so there is "
             "no scaling to fit; check the data or pick another --metric"
         )
-    models, skipped = [], []
+    models, designs, skipped = [], [], []
     distinct_m = len(set(m.tolist()))
     distinct_points = len({(a, b) for a, b in zip(m.tolist(), size.tolist(), strict=True)})
     for model in _MODELS.values():
@@ -672,7 +656,8 @@ def _fit_group(
             skipped.append(f"{model.name}: its terms are collinear on these {model.needs}")
             continue
         models.append(model)
-    coefs = _fit_all(models, m, size, means, n)
+        designs.append(design)
+    coefs = [_nnls(design, means, n) for design in designs]
 
     # bootstrap: resampled cell means -> refits
     boot: list[np.ndarray] = []
@@ -686,8 +671,7 @@ def _fit_group(
             else:
                 sd = 0.0 if math.isnan(c.var) else math.sqrt(c.var)
                 boot_means[:, j] = rng.normal(c.mean, sd / math.sqrt(c.n), n_boot)
-        boot = [np.array([_nnls(model.basis(m, size), bm, n) for bm in boot_means])
-                for model in models]  # fmt: skip
+        boot = [np.array([_nnls(design, bm, n) for bm in boot_means]) for design in designs]
     lo_q, hi_q = (1 - confidence_level) / 2, (1 + confidence_level) / 2
 
     def interval(samples: np.ndarray) -> tuple[float | None, float | None]:
@@ -699,8 +683,8 @@ def _fit_group(
         return float(np.quantile(finite, lo_q)), float(np.quantile(finite, hi_q))
 
     fits = []
-    for i, (model, coef) in enumerate(zip(models, coefs, strict=True)):
-        fitted = model.basis(m, size) @ coef
+    for i, (model, design, coef) in enumerate(zip(models, designs, coefs, strict=True)):
+        fitted = design @ coef
         rss = ss_within + float(np.sum(n * (means - fitted) ** 2))
         k = len(model.coef_names)
         aic = (
@@ -783,7 +767,7 @@ def _fit_group(
 
 
 def scaling(
-    db: str | Path,
+    db: Database,
     *,
     x: str = "workers",
     metric: str = "train_s",

@@ -11,13 +11,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.data import (
     VIEW,
+    Database,
     Filter,
     check_column,
+    check_distinct,
     connect,
     execute,
     fmt,
@@ -29,7 +30,7 @@ from analysis.data import (
 )
 from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
-from analysis.intervals import t_quantile
+from analysis.intervals import t_interval
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,16 +53,6 @@ STAT_SUFFIXES = (
 TUKEY_K = 1.5
 
 
-def _check_by(by: Sequence[str], option: str) -> tuple[str, ...]:
-    if isinstance(by, str):
-        by = [by]
-    by = tuple(by)
-    dupes = sorted({b for b in by if by.count(b) > 1})
-    if dupes:
-        raise AnalysisError(f"{option} names {', '.join(dupes)} twice; list each column once")
-    return by
-
-
 def _group_sql(by: Sequence[str]) -> tuple[str, str, str, str]:
     """(select-list prefix, PARTITION BY clause, GROUP BY clause, ORDER BY clause)."""
     if not by:
@@ -69,13 +60,6 @@ def _group_sql(by: Sequence[str]) -> tuple[str, str, str, str]:
     cols = ", ".join(quote(b) for b in by)
     order = ", ".join(f"{quote(b)} NULLS LAST" for b in by)
     return f"{cols}, ", f"PARTITION BY {cols}", f" GROUP BY {cols}", f" ORDER BY {order}"
-
-
-def _t_interval(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
-    if n < 2 or math.isnan(sd):
-        return math.nan, math.nan
-    half = t_quantile(level, n - 1) * sd / math.sqrt(n)
-    return mean - half, mean + half
 
 
 def _nan(value: Any) -> float:
@@ -141,7 +125,7 @@ class SummaryResult:
 
 
 def summarize(
-    db: str | Path,
+    db: Database,
     *,
     by: Sequence[str] = DEFAULT_BY,
     metrics: Sequence[str] = DEFAULT_METRICS,
@@ -150,8 +134,8 @@ def summarize(
 ) -> SummaryResult:
     """Per-configuration n, mean, sd, median and 95% t CI of each metric over ok trials, mean
     accuracy, and counts of failed and timed-out trials."""
-    by = _check_by(by, "--by")
-    metrics = _check_by(metrics, "--metric")
+    by = check_distinct(by, "--by")
+    metrics = check_distinct(metrics, "--metric")
     if not metrics:
         raise AnalysisError("no --metric given; name at least one, e.g. --metric train_s")
     with connect(db) as con:
@@ -218,7 +202,11 @@ def summarize(
             mad, low, high, q1, q3, outliers = (rest.pop(0) for _ in range(6))
             mean = math.nan if mean_dev is None else float(shift) + float(mean_dev)
             sd = math.sqrt(var) if var is not None else math.nan
-            ci_low, ci_high = _t_interval(mean, sd, int(count))
+            ci_low, ci_high = (
+                t_interval(mean, sd / math.sqrt(count), count - 1, 0.95)
+                if count > 1 and not math.isnan(sd)
+                else (math.nan, math.nan)
+            )
             row[f"{m}_mean"] = mean
             row[f"{m}_sd"] = sd
             row[f"{m}_median"] = _nan(median)
@@ -300,7 +288,7 @@ def _label(by: Sequence[str], values: Sequence[Any], columns: dict[str, str]) ->
 
 
 def box_stats(
-    db: str | Path,
+    db: Database,
     *,
     by: Sequence[str] = ("engine", "workload", "workers"),
     metric: str = "train_s",
@@ -309,7 +297,7 @@ def box_stats(
 ) -> BoxStatsResult:
     """Tukey box-plot statistics of ``metric`` per combination of ``by`` (as matplotlib's
     ``cbook.boxplot_stats`` with ``whis=1.5``), computed in DuckDB."""
-    by = _check_by(by, "--by")
+    by = check_distinct(by, "--by")
     with connect(db) as con:
         sel = select(
             con,
@@ -388,7 +376,7 @@ def _json_value(text: Any, default: Any) -> Any:
     return text
 
 
-def list_runs(db: str | Path) -> tuple[RunInfo, ...]:
+def list_runs(db: Database) -> tuple[RunInfo, ...]:
     """All runs in the database, oldest first."""
     with connect(db) as con:
         raw = con.execute(

@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.data import (
+    Database,
     Filter,
     GroupMoments,
     Selection,
@@ -94,10 +94,19 @@ class TtestResult:
         return f"{head}\n{table}\n{tail}"
 
 
+def pooled_var(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
+    """The two groups' pooled sample variance (``n_a + n_b - 2`` degrees of freedom)."""
+    return ((n_a - 1) * var_a + (n_b - 1) * var_b) / (n_a + n_b - 2)
+
+
+def mean_difference(ga: GroupMoments, gb: GroupMoments) -> float:
+    """``mean_a - mean_b``, with the shifts subtracted apart from the shifted means."""
+    return (ga.shift - gb.shift) + (ga.mean_dev - gb.mean_dev)
+
+
 def _standard_error(var_a: float, n_a: int, var_b: float, n_b: int, *, equal_var: bool) -> float:
     if equal_var:
-        pooled = ((n_a - 1) * var_a + (n_b - 1) * var_b) / (n_a + n_b - 2)
-        return math.sqrt(pooled * (1.0 / n_a + 1.0 / n_b))
+        return math.sqrt(pooled_var(var_a, n_a, var_b, n_b) * (1.0 / n_a + 1.0 / n_b))
     return math.sqrt(var_a / n_a + var_b / n_b)
 
 
@@ -129,13 +138,13 @@ def ttest_from_moments(
             "(all values equal), so the t statistic is undefined; check the data or pick "
             "another --metric"
         )
-    mean_diff = (ga.shift - gb.shift) + (ga.mean_dev - gb.mean_dev)
+    mean_diff = mean_difference(ga, gb)
     se = _standard_error(ga.var, ga.n, gb.var, gb.n, equal_var=equal_var)
     df = float(ga.n + gb.n - 2) if equal_var else _welch_df(ga.var, ga.n, gb.var, gb.n)
     statistic = mean_diff / se
     p_value = float(2 * stats.t.sf(abs(statistic), df))
     ci_low, ci_high = t_interval(mean_diff, se, df, 0.95)
-    pooled_sd = math.sqrt(((ga.n - 1) * ga.var + (gb.n - 1) * gb.var) / (ga.n + gb.n - 2))
+    pooled_sd = math.sqrt(pooled_var(ga.var, ga.n, gb.var, gb.n))
     return TtestResult(
         metric=metric,
         group=group,
@@ -178,7 +187,7 @@ def find_level(
 
 
 def two_levels(
-    db: str | Path,
+    db: Database,
     *,
     group: str,
     a: str,
@@ -204,7 +213,7 @@ def two_levels(
 
 
 def ttest(
-    db: str | Path,
+    db: Database,
     *,
     group: str,
     a: str,

@@ -14,13 +14,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analysis import AnalysisError, Filter, anova, box_stats, list_runs, summarize, ttest
+from analysis import AnalysisError, Filter, anova, box_stats, connect, list_runs, summarize, ttest
+from analysis.data import Database
 from reports import format as fmt
 from reports.errors import ReportError
 
 METRIC = "train_s"
 ALPHA = 0.05
 SUMMARY_BY = ("engine", "workload", "dataset", "workers", "threads_per_worker")
+SUMMARY_METRICS = ("train_s", "wall_s")  # the columns summary_section reads
 BOX_BY = ("engine", "workers")  # one panel per workload
 TTEST_ENGINES = ("local", "dask")
 TTEST_WORKERS = 1
@@ -92,7 +94,7 @@ def summary_section(rows_in: Sequence[dict[str, Any]], run_ids: Sequence[str]) -
                 "n": fmt.count(rec["n"]),
                 **{
                     f"{m}_{stat}": fmt.seconds(rec[f"{m}_{stat}"])
-                    for m in ("train_s", "wall_s")
+                    for m in SUMMARY_METRICS
                     for stat in ("mean", "sd", "median")
                 },
                 "train_s_ci": fmt.interval(rec["train_s_ci_low"], rec["train_s_ci_high"]),
@@ -112,7 +114,7 @@ def _pairs(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
 
 
 def anova_section(
-    db: Path, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
+    db: Database, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
 ) -> dict[str, Any]:
     tests: list[dict[str, Any]] = []
     notes: list[dict[str, str]] = []
@@ -177,7 +179,7 @@ def anova_section(
 
 
 def ttest_section(
-    db: Path, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
+    db: Database, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
 ) -> dict[str, Any]:
     a, b = TTEST_ENGINES
     tests: list[dict[str, Any]] = []
@@ -223,7 +225,7 @@ def ttest_section(
 
 
 def boxplot_section(
-    db: Path, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
+    db: Database, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
 ) -> tuple[dict[str, Any], list[tuple[str, tuple[Any, ...]]]]:
     """The boxplot's context and its panels: one ``(workload, boxes)`` per workload, boxes per
     engine and worker count (each workload on its own time scale)."""
@@ -265,26 +267,31 @@ def build_context(db: Path) -> tuple[dict[str, Any], Any]:
     """Gather every analysis result for the report; return the context and the boxplot's panels
     (the figure is drawn by the caller, in the format it needs).
 
-    Raises :class:`ReportError` when the database holds no usable trials.
+    Raises :class:`ReportError` when the database holds no usable trials. The database is
+    opened once; every analysis reads through that connection.
     """
     try:
-        runs = list_runs(db)
+        with connect(db) as con:
+            return _context(db, con)
     except AnalysisError as exc:
         raise ReportError(str(exc)) from None
+
+
+def _context(db: Path, con: Database) -> tuple[dict[str, Any], Any]:
+    """:func:`build_context` on an open connection (the sections catch their own analysis
+    errors and turn them into notes; any other :class:`AnalysisError` fails the report)."""
+    runs = list_runs(con)
     if not runs or sum(int(r.n_trials) for r in runs) == 0:
         raise ReportError("no trials in DB: run `runner trials` first")
     run_ids = [str(r.run_id) for r in runs if int(r.n_trials) > 0]
-    try:
-        rows = summarize(db, by=SUMMARY_BY, metrics=("train_s", "wall_s")).rows
-    except AnalysisError as exc:
-        raise ReportError(str(exc)) from None
+    rows = summarize(con, by=SUMMARY_BY, metrics=SUMMARY_METRICS).rows
     if not rows:
         raise ReportError("no trials in DB: run `runner trials` first")
 
     summary = summary_section(rows, run_ids)
-    anova_ctx = anova_section(db, rows, run_ids)
-    ttest_ctx = ttest_section(db, rows, run_ids)
-    box_ctx, box_panels = boxplot_section(db, rows, run_ids)
+    anova_ctx = anova_section(con, rows, run_ids)
+    ttest_ctx = ttest_section(con, rows, run_ids)
+    box_ctx, box_panels = boxplot_section(con, rows, run_ids)
     warnings = [f"ANOVA {n['engine']}/{n['workload']}: {n['reason']}" for n in anova_ctx["notes"]]
     warnings += [f"t-test {n['workload']}: {n['reason']}" for n in ttest_ctx["notes"]]
     warnings += [f"boxplot {n['workload']}: {n['reason']}" for n in box_ctx["notes"]]

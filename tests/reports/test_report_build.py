@@ -268,3 +268,19 @@ def test_names_starting_a_row_with_unicode_or_c1_controls_compile(tmp_path: Path
     text = _pdf_text(out)
     assert "[U+2192]dask" in text
     assert "knn" in text
+
+
+def test_report_opens_the_database_once(
+    db: tuple[Path, list[dict]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runner.store
+
+    opened: list[Path] = []
+
+    def counting_open(path, **kwargs):
+        opened.append(Path(path))
+        return open_store(path, **kwargs)
+
+    monkeypatch.setattr(runner.store, "open_store", counting_open)
+    build_report(db[0], fmt="html", out=tmp_path / "r.html")
+    assert opened == [db[0]]

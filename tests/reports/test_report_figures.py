@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
+from analysis import BoxStats
 from reports.figures import boxplot
 
 from .conftest import HOSTILE
 
 
-@dataclass(frozen=True)
-class Box:
-    label: str
-    n: int
-    q1: float
-    median: float
-    q3: float
-    whislo: float
-    whishi: float
-    fliers: tuple[float, ...]
-
-
-def _boxes(labels: list[str]) -> list[Box]:
+def _boxes(labels: list[str]) -> list[BoxStats]:
     return [
-        Box(label, 10, 1.0 + i, 1.5 + i, 2.0 + i, 0.5 + i, 2.5 + i, (3.5 + i,))
+        BoxStats(label, 10, 1.0 + i, 1.5 + i, 2.0 + i, 0.5 + i, 2.5 + i, (3.5 + i,))
         for i, label in enumerate(labels)
     ]
 
