@@ -16,21 +16,20 @@ window in which another program could take one to milliseconds. The processes' s
 stderr (TensorFlow's native logging included) go to a log file per process in a temporary
 directory, never to the terminal; its last line is quoted when a process dies.
 
-Data. ``Cluster.load`` (load_s) writes the arrays the configuration worker prepared
-(``tensorflow.FitData``: the training rows, the validation rows held back from them, the whole
-training and test sets) as ``.npy`` files; every process maps them, so all train on the same rows
-(the files are removed once all have them, and written again if the cluster is restarted). The
-rows are fed to ``model.fit`` as a ``tf.data`` dataset shuffled with the trial's seed (the same
-order in every process), batched to the global ``batch_size`` and sharded with
+Data. ``Cluster.load`` (load_s) writes the split's training and test sets as ``.npy`` files; every
+process maps them and holds back the same validation rows (``keras_trainer.FitData``), so all train
+on the same rows (the files are removed once all have them, and written again if the cluster is
+restarted). The rows are fed to ``model.fit`` as a ``tf.data`` dataset shuffled with the trial's
+seed (the same order in every process), batched to the global ``batch_size`` and sharded with
 ``AutoShardPolicy.DATA``: each global batch is split over the workers (per-replica batch
-``batch_size / workers``, one optimizer step per global batch, gradients all-reduced every
-step), as MultiWorkerMirroredStrategy does with a batch of global size. (``OFF`` would make
-every process train on every row, ``FILE`` needs file-based input.) The validation rows are
-sharded the same way. Each process builds, compiles and traces the model in ``load``
-(``tensorflow.Trainer``), and every trial re-initialises it from the seed in every process
-identically.
+``batch_size / workers``, one optimizer step per global batch, gradients all-reduced every step),
+as MultiWorkerMirroredStrategy does with a batch of global size. (``OFF`` would make every process
+train on every row, ``FILE`` needs file-based input.) The validation rows are sharded the same way.
+Each process builds, compiles and traces the model in ``load`` (``MultiWorkerTrainer``: engine
+tensorflow's ``keras_trainer.KerasTrainer`` with the data and the predictions below), and every
+trial re-initialises it from the seed in every process identically.
 
-Trials. ``train(seed)`` sends the seed to every process and returns when all have fitted (the
+Trials. ``fit(seed)`` sends the seed to every process and returns when all have fitted (the
 configuration worker times it as train_s: the whole synchronous training). Predictions of the
 test and training sets come from the chief alone, with a plain (not distributed) copy of the
 model given the trained weights, so they need no other process (infer_s). The per-epoch history
@@ -55,6 +54,7 @@ the epoch's metrics come from the metric variables, as above).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -73,12 +73,13 @@ from typing import Any
 import numpy as np
 
 from runner.errors import RunnerError
+from runner.workloads.keras_trainer import FitData, FitResult, KerasTrainer, import_keras
 
 #: Inter-op threads per process: collective ops need a second one (1 deadlocks).
 INTER_OP_THREADS = 2
 #: Seconds ``close`` waits for a process to stop before killing it.
 STOP_GRACE_S = 10.0
-_ARRAYS = ("x_fit", "y_fit", "x_val", "y_val", "x_train", "x_test")
+_ARRAYS = ("x_train", "y_train", "x_test")
 
 
 def free_port() -> int:
@@ -99,19 +100,19 @@ def _last_line(path: Path) -> str:
 
 class Cluster:
     """The processes of one multiworker configuration, driven from the configuration worker.
-    The same calls as ``tensorflow.Trainer``: ``load``, ``train``, ``predict``, ``close``."""
+    The same calls as ``keras_trainer.KerasTrainer``: ``load``, ``fit``, ``predict``, ``close``."""
 
     def __init__(self, config: Mapping[str, Any], workers: int, threads: int) -> None:
         self.config = dict(config)
         self.workers = int(workers)
         self.threads = int(threads)
-        self.history: dict[str, list[float]] = {}
         self.retraced = 0
         self.replicas = self.workers
         self._dir: Path | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
         self._conns: list[Connection] = []
-        self._data: Any = None  # tensorflow.FitData, to load again after a restart
+        self._data: dict[str, Any] = {}  # the split's arrays, to load again after a restart
+        self._image_shape: tuple[int, int] = (0, 0)
         self._n_classes = 0
         self._broken: str | None = None
 
@@ -242,7 +243,7 @@ class Cluster:
         self._kill()
         try:
             self.start()
-            if self._data is not None:
+            if self._data:
                 self._ship()
         except Exception as exc:
             self._kill()
@@ -263,21 +264,36 @@ class Cluster:
 
     # -- the work -------------------------------------------------------------------------------
 
-    def load(self, data: Any, n_classes: int) -> None:
-        self._data, self._n_classes = data, int(n_classes)
+    def load(
+        self,
+        x_train: np.ndarray,
+        y_train: np.ndarray,
+        image_shape: tuple[int, int],
+        n_classes: int,
+        x_test: np.ndarray | None = None,
+    ) -> None:
+        self._data = {"x_train": x_train, "y_train": y_train, "x_test": x_test}
+        self._image_shape = (int(image_shape[0]), int(image_shape[1]))
+        self._n_classes = int(n_classes)
         self._ship()
 
     def _ship(self) -> None:
         """Every process loads the data (``.npy`` files it maps, removed once all have them)."""
-        assert self._dir is not None and self._data is not None
+        assert self._dir is not None and self._data
         written = []
         for name in _ARRAYS:
-            array = getattr(self._data, name)
+            array = self._data[name]
             if array is not None:
                 written.append(self._dir / f"{name}.npy")
                 np.save(written[-1], np.ascontiguousarray(array))
+        message = {
+            "kind": "load",
+            "dir": str(self._dir),
+            "image_shape": self._image_shape,
+            "n_classes": self._n_classes,
+        }
         try:
-            self._send_all({"kind": "load", "dir": str(self._dir), "n_classes": self._n_classes})
+            self._send_all(message)
             self._gather("load", "loaded")
         finally:
             for path in written:
@@ -297,14 +313,14 @@ class Cluster:
             self._restart()
             raise
 
-    def train(self, seed: int) -> dict[str, list[float]]:
-        self.history, self.retraced = {}, 0
+    def fit(self, seed: int) -> FitResult:
+        """The chief's fit (its history is of all rows), with the most steps any process traced."""
+        self.retraced = 0
         replies = self._call(
-            "training", "trained", {"kind": "train", "seed": int(seed)}, list(range(self.workers))
+            "training", "fitted", {"kind": "fit", "seed": int(seed)}, list(range(self.workers))
         )
-        self.history = replies[0]["history"]
-        self.retraced = max(int(r["retraced"]) for r in replies.values())
-        return self.history
+        self.retraced = max(int(r["fit"].retraced) for r in replies.values())
+        return dataclasses.replace(replies[0]["fit"], retraced=self.retraced)
 
     def predict(self, which: str) -> np.ndarray:
         reply = self._call("prediction", "predicted", {"kind": "predict", "which": which}, [0])
@@ -347,6 +363,41 @@ class ShardedData:
         return fit, val
 
 
+class MultiWorkerTrainer(KerasTrainer):
+    """Engine tensorflow's trainer in one process of the cluster: fits on ``tf.data`` datasets
+    sharded by rows (``ShardedData``), with Keras' multi-worker workarounds (``patch_keras``),
+    and predicts with a plain copy of the model (``predict`` then needs no other process)."""
+
+    def __init__(self, config: Mapping[str, Any], strategy: Any) -> None:
+        super().__init__(str(config["workload"]), config, strategy=strategy)
+        self.predictor: Any = None  # the plain copy that predicts
+        self._stale = False  # the predictor's weights are older than the model's
+        self._sharded: ShardedData | None = None
+
+    def _loaded(self, data: FitData) -> None:
+        if self.predictor is None:
+            patch_keras(self.tf, self.model, self.strategy, data.x_fit[:1], data.y_fit[:1])
+            self.predictor = self._fresh()
+            self._count_traces(self.predictor)
+        self._sharded = ShardedData(self.tf, data, self.batch_size)
+
+    def _fit(self, *, seed: int, epochs: int, rows: int | None = None) -> Any:
+        assert self._sharded is not None
+        train, val = self._sharded.datasets(seed, rows)
+        self._stale = True
+        return self.model.fit(train, epochs=epochs, validation_data=val, shuffle=False, verbose=0)
+
+    def _scores(self, x: np.ndarray) -> Any:
+        if self._stale:
+            self.predictor.set_weights(self.model.get_weights())
+            self._stale = False
+        return self.predictor.predict(x, batch_size=self.batch_size, verbose=0)
+
+    def close(self) -> None:
+        self.predictor = None
+        super().close()
+
+
 def patch_keras(tf: Any, model: Any, strategy: Any, x_sample: Any, y_sample: Any) -> None:
     """Keras 3's workarounds for MultiWorkerMirroredStrategy (see the module docstring): build
     ``model`` now and skip the symbolic build ``fit`` would do; per-step logs from the local
@@ -383,14 +434,12 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _load_data(folder: str) -> Any:
-    from runner.engines.tensorflow import FitData
-
+def _load_data(folder: str) -> dict[str, Any]:
     arrays = {}
     for name in _ARRAYS:
         path = Path(folder) / f"{name}.npy"
         arrays[name] = np.load(path, mmap_mode="r") if path.exists() else None
-    return FitData(**arrays)
+    return arrays
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
@@ -400,14 +449,12 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 def serve(conn: Connection) -> None:
     """A TensorFlow process: start as the ``init`` message says, then answer the cluster's
-    messages (``cluster``, ``load``, ``train``, ``predict``, ``stop``) until told to stop."""
+    messages (``cluster``, ``load``, ``fit``, ``predict``, ``stop``) until told to stop."""
     try:
         init = conn.recv()
         index, config, threads = int(init["index"]), init["config"], int(init["threads"])
         _exit_with_parent(int(init["parent_pid"]))
-        from runner.engines.tensorflow import Trainer, import_tensorflow
-
-        tf, keras = import_tensorflow(int(threads), INTER_OP_THREADS)
+        tf, _ = import_keras(int(threads), INTER_OP_THREADS)
         conn.send({"kind": "port", "port": free_port()})
         message = conn.recv()
         os.environ["TF_CONFIG"] = json.dumps(
@@ -417,7 +464,7 @@ def serve(conn: Connection) -> None:
             }
         )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        trainer = Trainer(tf, keras, strategy, config, multiworker=True)
+        trainer = MultiWorkerTrainer(config, strategy)
         conn.send({"kind": "ready", "replicas": trainer.replicas})
     except BaseException as exc:
         with contextlib.suppress(Exception):
@@ -433,11 +480,12 @@ def serve(conn: Connection) -> None:
             break
         try:
             if kind == "load":
-                trainer.load(_load_data(message["dir"]), int(message["n_classes"]))
+                arrays = _load_data(message["dir"])
+                shape, classes = tuple(message["image_shape"]), int(message["n_classes"])
+                trainer.load(arrays["x_train"], arrays["y_train"], shape, classes, arrays["x_test"])
                 reply: dict[str, Any] = {"kind": "loaded"}
-            elif kind == "train":
-                history = trainer.train(int(message["seed"]))
-                reply = {"kind": "trained", "history": history, "retraced": trainer.retraced}
+            elif kind == "fit":
+                reply = {"kind": "fitted", "fit": trainer.fit(int(message["seed"]))}
             elif kind == "predict":
                 before = trainer.retraced
                 classes = trainer.predict(str(message["which"]))
