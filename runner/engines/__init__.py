@@ -203,6 +203,21 @@ def check_installed(engine: str, on: str | None = None) -> None:
         )
 
 
+def is_loopback(address: str) -> bool:
+    """True when a cluster address (``spark://h:p``, ``tcp://h:p``, ``h:p``) names this machine's
+    loopback interface (``localhost``, 127.0.0.0/8, ``::1``)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_reachable(engine: str, address: str, timeout: float = 5.0) -> None:
     """Refuse an existing-cluster address that does not accept a TCP connection."""
     import socket

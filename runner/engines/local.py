@@ -24,9 +24,9 @@ class Session:
     def start(self) -> None:
         # OpenMP runtimes loaded later (scikit-learn's) read this when they start
         os.environ["OMP_NUM_THREADS"] = str(self.threads)
-        self._limit()
+        self.limit_threads()
 
-    def _limit(self) -> None:
+    def limit_threads(self) -> None:
         """Limit every thread pool loaded so far (threadpoolctl sees loaded libraries only)."""
         from threadpoolctl import threadpool_limits
 
@@ -38,7 +38,7 @@ class Session:
     def load(self, split: Split) -> None:
         self.split = split
         self.workload.preload(self.config)
-        self._limit()  # the estimator's library (and its OpenMP runtime) is loaded now
+        self.limit_threads()  # the estimator's library (and its OpenMP runtime) is loaded now
 
     def threads_in_use(self) -> int:
         """The most threads any loaded BLAS / OpenMP pool may use."""

@@ -124,6 +124,15 @@ class Session:
         self._steps = 0
 
     def start(self) -> None:
+        self.init_runtime()
+        if self.mode == "trainers":
+            self.start_actors(kt.KerasTrainer, (self.workload.name, self.config), "where")
+        else:
+            self.start_actors(_Worker, (self.workload.name, self.config), "ping")
+
+    def init_runtime(self) -> None:
+        """``ray.init``: a new local runtime with workers x threads_per_worker CPUs, or the
+        existing cluster at ``address``. No actors: ``start_actors`` creates them."""
         # quiet and offline: no usage stats, no log forwarding, no dashboard
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -151,15 +160,19 @@ class Session:
                 include_dashboard=False,
                 **quiet,
             )
+
+    def start_actors(self, body: type, args: tuple[Any, ...], ping: str, **options: Any) -> None:
+        """``workers`` actors of class ``body`` (``num_cpus`` = threads_per_worker, memory_gb
+        reserved per actor, plus ``options``), created with ``args``; waits until each has
+        answered its method ``ping``, in as many distinct processes. They are ``self.actors``,
+        killed in ``close``."""
+        import ray
+
         resources: dict[str, Any] = {"num_cpus": self.threads}
         if self.config.get("memory_gb"):  # Ray's logical memory resource, reserved per actor
             resources["memory"] = int(float(self.config["memory_gb"]) * 2**30)
-        body: Any = kt.KerasTrainer if self.mode == "trainers" else _Worker
-        actor_class = ray.remote(body).options(**resources, max_restarts=0)
-        self.actors = [
-            actor_class.remote(self.workload.name, self.config) for _ in range(self.workers)
-        ]
-        ping = "where" if self.mode == "trainers" else "ping"
+        actor_class = ray.remote(body).options(**resources, max_restarts=0, **options)
+        self.actors = [actor_class.remote(*args) for _ in range(self.workers)]
         pids = ray.get(
             [getattr(a, ping).remote() for a in self.actors], timeout=ACTOR_START_TIMEOUT_S
         )

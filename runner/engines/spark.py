@@ -87,6 +87,7 @@ from typing import Any
 import numpy as np
 
 from runner.datasets import Split
+from runner.engines import is_loopback
 from runner.workloads import get_workload, mlp_impl
 
 #: Rows per block of the Keras training partition (the partition is a list of (x, y) blocks).
@@ -248,22 +249,11 @@ def _predict_task(
         yield start, np.asarray(model.predict(block)), _who(), fitted
 
 
-def _is_loopback(address: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(address if "://" in address else f"spark://{address}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _blocks(x: np.ndarray, parts: int) -> list[tuple[int, np.ndarray]]:
-    starts = np.cumsum([0] + [len(b) for b in np.array_split(x, parts)])[:-1]
-    return [(int(s), b) for s, b in zip(starts, np.array_split(x, parts), strict=True)]
+    """``x`` cut into ``parts`` blocks, each with the row it starts at."""
+    blocks = np.array_split(x, parts)
+    starts = np.cumsum([0, *map(len, blocks)])
+    return [(int(s), b) for s, b in zip(starts, blocks, strict=False)]
 
 
 class Session:
@@ -328,7 +318,7 @@ class Session:
             conf.set("spark.cores.max", str(self.slots))
         else:
             conf.setMaster(f"local[{self.slots}]")
-        if not address or _is_loopback(str(address)):
+        if not address or is_loopback(str(address)):
             # everything on this machine: no need to guess a routable interface
             conf.set("spark.driver.host", "127.0.0.1")
             conf.set("spark.driver.bindAddress", "127.0.0.1")

@@ -50,6 +50,7 @@ C for next to nothing; the PNG payload is still checked by zlib's Adler-32 when 
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
 import os
@@ -62,6 +63,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from runner.engines import is_loopback
 from runner.errors import RunnerError
 
 FILE_FORMATS = ("images", "records")
@@ -177,24 +179,11 @@ def check(config: Mapping[str, Any]) -> None:
     _check_work_dir(config)
 
 
-def _is_loopback(address: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_work_dir(config: Mapping[str, Any]) -> None:
     work_dir = config.get("work_dir")
     address = config.get("address")
     if work_dir is None:
-        if address and not _is_loopback(str(address)):
+        if address and not is_loopback(str(address)):
             raise RunnerError(
                 f"preprocess on the cluster at {address}: its workers read and write the files, "
                 "so set work_dir to a folder every node sees (a shared file system)"
@@ -436,7 +425,10 @@ class PreprocessSession:
     clears the previous outputs (not timed), then times ``passes`` passes over the batches;
     ``close`` stops the engine and removes the working directory, also after a failure.
 
-    Engines implement ``_make_engine``, ``_warm`` and ``_run_passes``."""
+    Engines name their engine module (``ENGINE``) and implement ``_warm`` and ``_run_passes``."""
+
+    #: The engine whose session this one runs on: ``runner.engines.<ENGINE>``.
+    ENGINE = ""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = dict(config)
@@ -448,23 +440,24 @@ class PreprocessSession:
         self.engine: Any = None
         self.work: Path | None = None
         self.inputs: Inputs | None = None
-        self._last: dict[str, float] = {}
+
+    def _make_engine(self) -> Any:
+        return importlib.import_module(f"runner.engines.{self.ENGINE}").Session(self.config)
 
     # engine hooks
-    def _make_engine(self) -> Any:
-        raise NotImplementedError
-
     def _warm(self, split: Any) -> None:
         """Make the workers import and exercise the step once (load_s, not a trial)."""
         raise NotImplementedError
 
-    def _run_passes(self, batches: list[Batch], out_root: str) -> tuple[list[Done], int | None]:
-        """Run every pass; return what each batch of each pass did, and the decoded-image count
-        when the engine counts it itself (None: sum of ``Done.decoded``)."""
+    def _run_passes(
+        self, batches: list[Batch], out_root: str
+    ) -> tuple[list[Done], dict[str, float]]:
+        """Run every pass; return what each batch of each pass did, and the metrics the engine
+        measured itself (they replace those summed from ``Done``)."""
         raise NotImplementedError
 
     def _after_trial(self) -> None:
-        """Release what the trial cached (not timed)."""
+        """Release what the trial cached (after the timed part, also when it failed)."""
 
     # life cycle
     def start(self) -> None:
@@ -493,7 +486,7 @@ class PreprocessSession:
         self._clear_outputs()
         t0 = time.perf_counter_ns()
         try:
-            done, decoded = self._run_passes(self.inputs.batches, str(self.out_root))
+            done, measured = self._run_passes(self.inputs.batches, str(self.out_root))
             train_s = (time.perf_counter_ns() - t0) / 1e9
         finally:
             self._after_trial()
@@ -504,12 +497,13 @@ class PreprocessSession:
         metrics = {
             "throughput_ips": images / train_s,
             "images": float(images),
-            "decoded_images": float(sum(d.decoded for d in done) if decoded is None else decoded),
+            "decoded_images": float(sum(d.decoded for d in done)),
             "batches": float(len(self.inputs.batches)),
             "bytes_read": float(sum(d.bytes_read for d in done)),
             "bytes_written": float(sum(d.bytes_written for d in done)),
             "input_bytes": float(self.inputs.input_bytes),
             "workers_used": float(len({d.worker for d in done})),
+            **measured,
         }
         return {"train_s": train_s, "infer_s": None, "metrics": metrics}
 

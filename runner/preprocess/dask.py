@@ -20,10 +20,11 @@ from runner.preprocess import (
 
 
 class Session(PreprocessSession):
-    def _make_engine(self) -> Any:
-        from runner.engines import dask as dask_engine
+    ENGINE = "dask"
 
-        return dask_engine.Session(self.config)
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self._cached: list[Any] = []  # the trial's decoded futures (cache on)
 
     @property
     def client(self) -> Any:
@@ -32,39 +33,41 @@ class Session(PreprocessSession):
     def _warm(self, split: Any) -> None:
         self.client.run(warm, workers=self.engine.addresses)
 
-    def _run_passes(self, batches: list[Batch], out_root: str) -> tuple[list[Done], int | None]:
+    def _run_passes(
+        self, batches: list[Batch], out_root: str
+    ) -> tuple[list[Done], dict[str, float]]:
         client, workers = self.client, self.engine.addresses
         done: list[Done] = []
-        decoded: list[Any] = []
         if self.cache:
-            decoded = [
+            self._cached = [
                 client.submit(read_decode, batch, workers=workers, pure=False) for batch in batches
             ]
-        try:
-            for p in range(self.passes):
-                if self.cache:
-                    futures = [
-                        client.submit(
-                            transform_write,
-                            d,
-                            out_root,
-                            p,
-                            self.resize,
-                            p == 0,
-                            workers=workers,
-                            pure=False,
-                        )
-                        for d in decoded
-                    ]
-                else:
-                    futures = [
-                        client.submit(
-                            process, batch, out_root, p, self.resize, workers=workers, pure=False
-                        )
-                        for batch in batches
-                    ]
-                done += client.gather(futures)
-        finally:
-            for future in decoded:  # the cache lives for this trial only
-                future.release()
-        return done, None
+        for p in range(self.passes):
+            if self.cache:
+                futures = [
+                    client.submit(
+                        transform_write,
+                        d,
+                        out_root,
+                        p,
+                        self.resize,
+                        p == 0,
+                        workers=workers,
+                        pure=False,
+                    )
+                    for d in self._cached
+                ]
+            else:
+                futures = [
+                    client.submit(
+                        process, batch, out_root, p, self.resize, workers=workers, pure=False
+                    )
+                    for batch in batches
+                ]
+            done += client.gather(futures)
+        return done, {}
+
+    def _after_trial(self) -> None:
+        for future in self._cached:  # the cache lives for one trial only
+            future.release()
+        self._cached = []

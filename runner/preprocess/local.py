@@ -21,26 +21,25 @@ from runner.preprocess import (
 
 
 class Session(PreprocessSession):
-    def _make_engine(self) -> Any:
-        from runner.engines import local as local_engine
-
-        return local_engine.Session(self.config)
+    ENGINE = "local"
 
     def _warm(self, split: Any) -> None:
         warm()
-        self.engine.load(split)  # holds every thread pool loaded by now to threads_per_worker
+        self.engine.limit_threads()  # every thread pool loaded by now, the step's included
 
-    def _run_passes(self, batches: list[Batch], out_root: str) -> tuple[list[Done], int | None]:
+    def _run_passes(
+        self, batches: list[Batch], out_root: str
+    ) -> tuple[list[Done], dict[str, float]]:
         done: list[Done] = []
         if not self.cache:
             for p in range(self.passes):
                 step = partial(process, out_root=out_root, pass_no=p, resize=self.resize)
                 done += run_in_threads(step, batches, self.threads)
-            return done, None
+            return done, {}
         decoded: list[Decoded] = run_in_threads(read_decode, batches, self.threads)
         for p in range(self.passes):
             step = partial(
                 transform_write, out_root=out_root, pass_no=p, resize=self.resize, fresh=p == 0
             )
             done += run_in_threads(step, decoded, self.threads)
-        return done, None
+        return done, {}

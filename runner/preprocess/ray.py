@@ -5,12 +5,11 @@ Batch b goes to actor b mod workers; each pass waits for all batches. With ``cac
 pass decodes into Ray objects (the object store; small batches Ray keeps inline in the driver)
 and every pass resizes and writes from them on the same actor.
 
-The Ray engine's own actors (created in its start) are removed first: they hold every CPU of the
-runtime, and ours need them."""
+Only the engine's runtime is started (``init_runtime``), never its own actors: ours take its CPUs.
+The engine creates ours (``start_actors``) and kills them in its ``close``."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from runner.preprocess import (
@@ -23,9 +22,6 @@ from runner.preprocess import (
     transform_write,
     warm,
 )
-
-#: Seconds to wait for the actors to come up.
-ACTOR_START_TIMEOUT_S = 120.0
 
 
 class _Preprocessor:
@@ -47,32 +43,20 @@ class _Preprocessor:
 
 
 class Session(PreprocessSession):
+    ENGINE = "ray"
+
     def __init__(self, config: Any) -> None:
         super().__init__(config)
-        self.actors: list[Any] = []
-
-    def _make_engine(self) -> Any:
-        from runner.engines import ray as ray_engine
-
-        return ray_engine.Session(self.config)
+        self._cached: list[Any] = []  # the trial's decoded batches, as Ray objects (cache on)
 
     def start(self) -> None:
-        import ray
+        self.engine = self._make_engine()
+        self.engine.init_runtime()
+        self.engine.start_actors(_Preprocessor, (), "ping", max_concurrency=self.threads)
 
-        super().start()
-        for actor in self.engine.actors:  # free the CPUs the engine's actors hold
-            ray.kill(actor)
-        self.engine.actors = []
-        resources: dict[str, Any] = {"num_cpus": self.threads}
-        if self.config.get("memory_gb"):
-            resources["memory"] = int(float(self.config["memory_gb"]) * 2**30)
-        actor_class = ray.remote(_Preprocessor).options(
-            **resources, max_concurrency=self.threads, max_restarts=0
-        )
-        self.actors = [actor_class.remote() for _ in range(self.workers)]
-        pids = ray.get([a.ping.remote() for a in self.actors], timeout=ACTOR_START_TIMEOUT_S)
-        if len(set(pids)) != self.workers:
-            raise RuntimeError(f"ray: expected {self.workers} actor processes, got {pids}")
+    @property
+    def actors(self) -> list[Any]:
+        return self.engine.actors
 
     def _warm(self, split: Any) -> None:
         import ray
@@ -82,35 +66,27 @@ class Session(PreprocessSession):
     def _actor(self, index: int) -> Any:
         return self.actors[index % len(self.actors)]
 
-    def _run_passes(self, batches: list[Batch], out_root: str) -> tuple[list[Done], int | None]:
+    def _run_passes(
+        self, batches: list[Batch], out_root: str
+    ) -> tuple[list[Done], dict[str, float]]:
         import ray
 
         done: list[Done] = []
-        decoded: list[Any] = []
         if self.cache:
-            decoded = [self._actor(b.index).decode.remote(b) for b in batches]
-        try:
-            for p in range(self.passes):
-                if self.cache:
-                    refs = [
-                        self._actor(b.index).transform.remote(d, out_root, p, self.resize, p == 0)
-                        for b, d in zip(batches, decoded, strict=True)
-                    ]
-                else:
-                    refs = [
-                        self._actor(b.index).process.remote(b, out_root, p, self.resize)
-                        for b in batches
-                    ]
-                done += ray.get(refs)
-        finally:
-            del decoded[:]  # drop the references: the object store frees the cached batches
-        return done, None
+            self._cached = [self._actor(b.index).decode.remote(b) for b in batches]
+        for p in range(self.passes):
+            if self.cache:
+                refs = [
+                    self._actor(b.index).transform.remote(d, out_root, p, self.resize, p == 0)
+                    for b, d in zip(batches, self._cached, strict=True)
+                ]
+            else:
+                refs = [
+                    self._actor(b.index).process.remote(b, out_root, p, self.resize)
+                    for b in batches
+                ]
+            done += ray.get(refs)
+        return done, {}
 
-    def close(self) -> None:
-        import ray
-
-        for actor in self.actors:
-            with contextlib.suppress(Exception):
-                ray.kill(actor)
-        self.actors = []
-        super().close()
+    def _after_trial(self) -> None:
+        self._cached = []  # drop the references: the object store frees the cached batches

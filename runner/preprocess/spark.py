@@ -38,50 +38,48 @@ def _warm_partition(items: Iterable[int]) -> Iterator[str]:
 
 
 class Session(PreprocessSession):
-    def _make_engine(self) -> Any:
-        from runner.engines import spark as spark_engine
+    ENGINE = "spark"
 
-        return spark_engine.Session(self.config)
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self._cached: Any = None  # the persisted decoded RDD of the trial (cache on)
 
     @property
     def sc(self) -> Any:
         return self.engine.spark.sparkContext
 
-    def _slices(self, n_batches: int) -> int:
-        return max(min(n_batches, self.engine.partitions), 1)
-
     def _warm(self, split: Any) -> None:
         parts = self.engine.partitions
         self.sc.parallelize(range(parts), parts).mapPartitions(_warm_partition).collect()
 
-    def _run_passes(self, batches: list[Batch], out_root: str) -> tuple[list[Done], int | None]:
+    def _run_passes(
+        self, batches: list[Batch], out_root: str
+    ) -> tuple[list[Done], dict[str, float]]:
         from pyspark import StorageLevel
 
         sc = self.sc
         images, read = sc.accumulator(0), sc.accumulator(0)
-        rdd = sc.parallelize(batches, self._slices(len(batches)))
-        decoded = rdd.map(partial(_decode_counted, images, read))
+        slices = max(min(len(batches), self.engine.partitions), 1)
+        decoded = sc.parallelize(batches, slices).map(partial(_decode_counted, images, read))
         if self.cache:
-            decoded = decoded.persist(StorageLevel.MEMORY_ONLY)
+            decoded = self._cached = decoded.persist(StorageLevel.MEMORY_ONLY)
         done: list[Done] = []
-        try:
-            for p in range(self.passes):
-                # without cache every pass decodes again, so every pass is "fresh"
-                fresh = p == 0 or not self.cache
-                step = partial(
-                    transform_write, out_root=out_root, pass_no=p, resize=self.resize, fresh=fresh
-                )
-                done += decoded.map(step).collect()
-        finally:
-            if self.cache:
-                decoded.unpersist(blocking=True)
+        for p in range(self.passes):
+            # without cache every pass decodes again, so every pass is "fresh"
+            fresh = p == 0 or not self.cache
+            step = partial(
+                transform_write, out_root=out_root, pass_no=p, resize=self.resize, fresh=fresh
+            )
+            done += decoded.map(step).collect()
         # the accumulators count the decoding Spark really did (also a recompute of evicted
         # cache partitions); bytes_read from them too
-        self._read = int(read.value)
-        return done, int(images.value)
+        return done, {
+            "decoded_images": float(images.value),
+            "bytes_read": float(read.value),
+            "partitions": float(slices),
+        }
 
-    def run_trial(self, seed: int) -> dict[str, Any]:
-        out = super().run_trial(seed)
-        out["metrics"]["bytes_read"] = float(self._read)
-        out["metrics"]["partitions"] = float(self._slices(len(self.inputs.batches)))
-        return out
+    def _after_trial(self) -> None:
+        if self._cached is not None:  # the cache lives for one trial only
+            self._cached.unpersist(blocking=True)
+            self._cached = None
