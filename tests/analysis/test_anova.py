@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import tracemalloc
 from fractions import Fraction
+from pathlib import Path
 
+import duckdb
 import numpy as np
+import pandas as pd
+import pingouin as pg
 import pytest
 from scipy import stats
 
 from analysis import AnalysisError, AnovaResult, anova
+from analysis.anova import RECOMMENDED, recommend, shapiro_wilk
+from runner.store import open_store
 
 RTOL = 1e-9
 
@@ -147,7 +156,7 @@ def test_status_filter_replaces_default(db):
 
 
 def test_result_shapes(db):
-    res = anova(db, group="workers")
+    res = anova(db, group="workers", posthoc="tukey")
     d = res.to_dict()
     assert list(d) == [
         "metric",
@@ -160,6 +169,27 @@ def test_result_shapes(db):
         "n",
         "where",
         "groups",
+        "omega_sq",
+        "welch_statistic",
+        "welch_df_num",
+        "welch_df_den",
+        "welch_p_value",
+        "kruskal_statistic",
+        "kruskal_df",
+        "kruskal_p_value",
+        "levene_statistic",
+        "levene_df_num",
+        "levene_df_den",
+        "levene_p_value",
+        "shapiro_statistic",
+        "shapiro_p_value",
+        "shapiro_n",
+        "seed",
+        "alpha",
+        "recommended",
+        "recommendation",
+        "notes",
+        "posthoc",
     ]
     assert d["groups"][0] == {
         "level": "1",
@@ -167,9 +197,396 @@ def test_result_shapes(db):
         "mean": res.groups[0].mean,
         "sd": res.groups[0].sd,
     }
+    assert d["posthoc"]["method"] == "tukey" and len(d["posthoc"]["pairs"]) == 3
+    assert set(d["posthoc"]["pairs"][0]) == {
+        "a",
+        "b",
+        "mean_diff",
+        "se",
+        "statistic",
+        "df",
+        "p_value",
+        "ci_low",
+        "ci_high",
+        "reject",
+    }
+    json.dumps(d, allow_nan=False)  # every value is JSON-ready (no NaN here)
     frame = res.to_frame()
     assert list(frame.columns) == ["level", "n", "mean", "sd"]
     assert len(frame) == 3
+    tests = res.tests_frame()
+    assert list(tests.columns) == ["test", "statistic", "df_num", "df_den", "p_value"]
+    assert list(tests["test"]) == ["anova", "welch", "kruskal", "brown_forsythe", "shapiro"]
     text = str(res)
     assert "F(2, 33)" in text and "workers" in text and "eta_sq" in text
     assert not math.isnan(res.p_value)
+    assert anova(db, group="workers").posthoc is None
+
+
+def test_str_blocks_in_order(db):
+    text = str(anova(db, group="workers", posthoc="games-howell"))
+    order = [
+        "One-way ANOVA of train_s by workers",
+        "omega_sq",
+        "Assumption checks (alpha = 0.05)",
+        "Brown-Forsythe",
+        "Shapiro-Wilk (n=36)",
+        "Alternatives",
+        "Welch's ANOVA",
+        "Kruskal-Wallis",
+        "is recommended",
+        "Post-hoc comparisons of train_s by workers: Games-Howell",
+    ]
+    positions = [text.index(s) for s in order]
+    assert positions == sorted(positions)
+    assert "nan" not in text.lower()
+
+
+def test_to_latex_escapes_and_holds_every_table(make_db, rng, trials_for):
+    groups = {"a_b": rng.normal(1, 0.1, 5), "c%d": rng.normal(1.2, 0.1, 6)}
+    path = make_db(trials_for(groups, column="engine"))
+    tex = anova(path, group="engine", posthoc="tukey").to_latex()
+    assert tex.count("\\begin{tabular}") == 3  # levels, tests, post-hoc pairs
+    assert "a\\_b" in tex and "c\\%d" in tex
+    assert "a_b" not in tex.replace("a\\_b", "")
+
+
+# -- effect sizes, alternatives and checks, pinned against scipy / pingouin / numpy ------------
+def omega_sq_by_hand(samples: list[np.ndarray]) -> float:
+    data = np.concatenate(samples)
+    grand = data.mean()
+    ss_between = sum(len(s) * (s.mean() - grand) ** 2 for s in samples)
+    ss_within = sum(((s - s.mean()) ** 2).sum() for s in samples)
+    df_between = len(samples) - 1
+    ms_within = ss_within / (len(data) - len(samples))
+    return (ss_between - df_between * ms_within) / (ss_between + ss_within + ms_within)
+
+
+def frame_of(groups: dict) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "x": np.concatenate(list(groups.values())),
+            "g": np.repeat([str(k) for k in groups], [len(v) for v in groups.values()]),
+        }
+    )
+
+
+def test_omega_sq_matches_numpy(db, groups):
+    res = anova(db, group="workers")
+    assert res.omega_sq == pytest.approx(omega_sq_by_hand(list(groups.values())), rel=RTOL)
+    assert res.omega_sq < res.eta_sq
+
+
+def test_omega_sq_can_be_negative_when_f_below_one(make_db, trials_for):
+    samples = {1: np.array([1.0, 2.0, 3.0]), 2: np.array([1.1, 2.0, 2.9])}
+    res = anova(make_db(trials_for(samples)), group="workers")
+    assert res.statistic < 1
+    assert res.omega_sq == pytest.approx(omega_sq_by_hand(list(samples.values())), rel=RTOL)
+    assert res.omega_sq < 0
+
+
+def test_welch_matches_pingouin_and_scipy(db, groups):
+    res = anova(db, group="workers")
+    ref = pg.welch_anova(data=frame_of(groups), dv="x", between="g")
+    assert res.welch_statistic == pytest.approx(ref["F"].iloc[0], rel=RTOL)
+    assert res.welch_df_num == ref["ddof1"].iloc[0]
+    assert res.welch_df_den == pytest.approx(ref["ddof2"].iloc[0], rel=RTOL)
+    assert res.welch_p_value == pytest.approx(ref["p_unc"].iloc[0], rel=1e-7)
+    # scipy >= 1.15: f_oneway(equal_var=False) is Welch's ANOVA
+    sc = stats.f_oneway(*groups.values(), equal_var=False)
+    assert res.welch_statistic == pytest.approx(sc.statistic, rel=RTOL)
+    assert res.welch_p_value == pytest.approx(sc.pvalue, rel=1e-7)
+
+
+def test_kruskal_matches_scipy_with_ties(make_db, rng, trials_for):
+    samples = {
+        1: np.round(rng.normal(4.0, 0.3, 12), 1),  # rounded: ties within and across levels
+        2: np.round(rng.normal(4.1, 0.2, 9), 1),
+        4: np.round(rng.normal(3.8, 0.4, 15), 1),
+    }
+    pooled = np.concatenate(list(samples.values()))
+    assert len(np.unique(pooled)) < len(pooled) - 10
+    res = anova(make_db(trials_for(samples)), group="workers")
+    ref = stats.kruskal(*samples.values())
+    assert res.kruskal_statistic == pytest.approx(ref.statistic, rel=RTOL)
+    assert res.kruskal_p_value == pytest.approx(ref.pvalue, rel=1e-7)
+    assert res.kruskal_df == 2
+
+
+@pytest.mark.parametrize("sizes", [(12, 9, 15), (4, 6, 8), (7, 7, 5, 10)])
+def test_brown_forsythe_matches_scipy_levene_median(make_db, rng, trials_for, sizes):
+    # odd and even level sizes: the median is a data value or the mean of the middle two
+    samples = {2**i: rng.normal(3.0, 0.2 * (i + 1), n) for i, n in enumerate(sizes)}
+    res = anova(make_db(trials_for(samples)), group="workers")
+    ref = stats.levene(*samples.values(), center="median")
+    assert res.levene_statistic == pytest.approx(ref.statistic, rel=RTOL)
+    assert res.levene_p_value == pytest.approx(ref.pvalue, rel=1e-7)
+    assert (res.levene_df_num, res.levene_df_den) == (len(sizes) - 1, sum(sizes) - len(sizes))
+
+
+def test_shapiro_on_residuals_matches_scipy(db, groups):
+    res = anova(db, group="workers")
+    residuals = np.concatenate([v - v.mean() for v in groups.values()])
+    ref = stats.shapiro(residuals)
+    assert res.shapiro_n == 36 and not res.shapiro_sampled
+    assert res.shapiro_statistic == pytest.approx(ref.statistic, rel=1e-9)
+    assert res.shapiro_p_value == pytest.approx(ref.pvalue, rel=1e-7)
+
+
+@pytest.mark.parametrize("where", [(), ("workers!=4",)])
+def test_checks_see_only_the_selected_trials(db, groups, where):
+    # the fixture's warm-up and failed trials (absurd timings) must not reach any check
+    kept = [v for k, v in groups.items() if not (where and k == 4)]
+    res = anova(db, group="workers", where=where)
+    assert res.kruskal_statistic == pytest.approx(stats.kruskal(*kept).statistic, rel=RTOL)
+    bf = stats.levene(*kept, center="median")
+    assert res.levene_statistic == pytest.approx(bf.statistic, rel=RTOL)
+    sw = stats.shapiro(np.concatenate([v - v.mean() for v in kept]))
+    assert res.shapiro_statistic == pytest.approx(sw.statistic, rel=1e-9)
+    assert res.shapiro_n == sum(len(v) for v in kept)
+
+
+def bulk_db(path: Path, samples: dict[int, np.ndarray]) -> Path:
+    """Many trials fast: the real store (schema, run, view), trials inserted in one statement."""
+    store = open_store(path)
+    try:
+        run = store.begin_run(source="import:test", argv=["test"], env={"python": "3.11"})
+        frame = pd.DataFrame(  # noqa: F841 (read by DuckDB's replacement scan)
+            {
+                "workers": np.repeat(list(samples), [len(v) for v in samples.values()]),
+                "train_s": np.concatenate(list(samples.values())),
+            }
+        )
+        store.con.execute(
+            "INSERT INTO trials (trial_id, run_id, engine, workers, warmup, status, train_s) "
+            "SELECT nextval('trial_id_seq'), ?, 'dask', workers, false, 'ok', train_s FROM frame",
+            [run],
+        )
+        store.finish_run(run)
+    finally:
+        store.close()
+    return path
+
+
+def raw_rows(path: Path) -> pd.DataFrame:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT trial_id, workers, train_s FROM trials").df()
+    finally:
+        con.close()
+
+
+def md5_sample(trial_ids: np.ndarray, seed: int, size: int) -> np.ndarray:
+    """The ``size`` trial ids with the smallest md5("seed:trial_id") (little-endian 128-bit
+    integer, as DuckDB's md5_number), computed here with hashlib."""
+    keys = [
+        (int.from_bytes(hashlib.md5(f"{seed}:{t}".encode()).digest(), "little"), t)
+        for t in trial_ids.tolist()
+    ]
+    return np.array([t for _, t in sorted(keys)[:size]])
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_shapiro_uses_a_seeded_sample_of_5000_above_5000_trials(tmp_path, rng, seed):
+    samples = {
+        1: rng.normal(5.0, 0.3, 2000),
+        2: rng.gamma(4.0, 0.1, 2300) + 5,
+        4: rng.normal(5.5, 0.2, 1900),
+    }
+    path = bulk_db(tmp_path / "big.duckdb", samples)
+    res = anova(path, group="workers", seed=seed)
+    assert res.n == 6200 and res.shapiro_n == 5000 and res.shapiro_sampled
+    assert res.seed == seed
+    # reference: residuals of every raw row (numpy), then the md5-chosen 5000 (hashlib)
+    rows = raw_rows(path)
+    rows["r"] = rows["train_s"] - rows.groupby("workers")["train_s"].transform("mean")
+    chosen = rows.set_index("trial_id").loc[md5_sample(rows["trial_id"].to_numpy(), seed, 5000)]
+    ref = stats.shapiro(chosen["r"].to_numpy())
+    assert res.shapiro_statistic == pytest.approx(ref.statistic, rel=1e-9)
+    assert res.shapiro_p_value == pytest.approx(ref.pvalue, rel=1e-6)
+    assert f"sample of 5000, seed {seed}" in str(res)
+
+
+# -- the recommendation -------------------------------------------------------------------------
+def test_recommends_anova_when_no_check_rejects(make_db, rng, trials_for):
+    samples = {
+        1: rng.normal(3.0, 0.2, 20),
+        2: rng.normal(3.1, 0.2, 22),
+        4: rng.normal(3.2, 0.2, 18),
+    }
+    res = anova(make_db(trials_for(samples)), group="workers")
+    assert stats.levene(*samples.values(), center="median").pvalue >= 0.05
+    residuals = np.concatenate([v - v.mean() for v in samples.values()])
+    assert stats.shapiro(residuals).pvalue >= 0.05
+    assert res.recommended == "anova"
+    assert res.recommendation.startswith("The classic ANOVA is recommended")
+
+
+def test_recommends_welch_for_unequal_variances(db, groups):
+    res = anova(db, group="workers")
+    assert stats.levene(*groups.values(), center="median").pvalue < 0.05
+    assert res.recommended == "welch"
+    assert "Welch's ANOVA is recommended" in res.recommendation
+    assert "variances differ" in res.recommendation
+
+
+def test_recommends_kruskal_for_skewed_small_levels(make_db, rng, trials_for):
+    # log-normal timings, small levels: residuals clearly not normal
+    samples = {w: np.exp(rng.normal(0.0, 1.0, 15)) + w for w in (1, 2, 4)}
+    res = anova(make_db(trials_for(samples)), group="workers")
+    residuals = np.concatenate([v - v.mean() for v in samples.values()])
+    assert stats.shapiro(residuals).pvalue < 0.05
+    assert res.recommended == "kruskal"
+    assert "the smallest level has only 15 trials (< 30)" in res.recommendation
+
+
+def test_large_levels_tolerate_non_normal_residuals(tmp_path, rng):
+    # 300 skewed trials per level, equal spread: Shapiro rejects, the F test is robust (CLT)
+    samples = {w: rng.exponential(1.0, 300) + 0.1 * w for w in (1, 2, 4)}
+    res = anova(bulk_db(tmp_path / "r.duckdb", samples), group="workers")
+    assert res.shapiro_p_value < 0.05
+    assert res.levene_p_value >= 0.05
+    assert res.recommended == "anova"
+    assert "robust" in res.recommendation
+
+
+def test_recommend_rule_directly():
+    ok = {"welch_p": 0.01, "kruskal_p": 0.01}
+    assert recommend(shapiro_p=0.01, levene_p=0.01, min_n=29, **ok)[0] == "kruskal"
+    assert recommend(shapiro_p=0.01, levene_p=0.01, min_n=30, **ok)[0] == "welch"
+    assert recommend(shapiro_p=0.5, levene_p=0.01, min_n=5, **ok)[0] == "welch"
+    assert recommend(shapiro_p=0.5, levene_p=0.5, min_n=5, **ok)[0] == "anova"
+    assert recommend(shapiro_p=0.04, levene_p=0.5, min_n=5, alpha=0.01, **ok)[0] == "anova"
+    # Welch undefined (a zero-variance level): fall back to ranks
+    assert (
+        recommend(shapiro_p=0.5, levene_p=0.01, min_n=5, welch_p=math.nan, kruskal_p=0.2)[0]
+        == "kruskal"
+    )
+    # checks that could not run count as not rejecting, and say so
+    rec, text = recommend(
+        shapiro_p=math.nan,
+        levene_p=math.nan,
+        min_n=2,
+        levene_reason="Brown-Forsythe could not run: x",
+        **ok,
+    )
+    assert rec == "anova" and "could not run" in text
+    for _rec, text in (
+        recommend(shapiro_p=0.01, levene_p=0.01, min_n=29, **ok),
+        recommend(shapiro_p=0.01, levene_p=0.01, min_n=300, **ok),
+        recommend(shapiro_p=0.5, levene_p=0.5, min_n=29, **ok),
+    ):
+        assert text.count(". ") == 0 and text.endswith(".")  # one sentence
+
+
+# -- degenerate inputs ----------------------------------------------------------------------
+def test_levene_undefined_with_two_trials_per_level(make_db, trials_for):
+    # |x - median| is the same for both trials of a level: the within-level spread is zero
+    # (scipy returns an infinite statistic here); the ANOVA itself still runs
+    samples = {1: np.array([1.0, 2.0]), 2: np.array([3.0, 5.0]), 4: np.array([1.0, 4.0])}
+    res = anova(make_db(trials_for(samples)), group="workers")
+    assert res.statistic == pytest.approx(stats.f_oneway(*samples.values()).statistic, rel=RTOL)
+    assert math.isnan(res.levene_statistic) and math.isnan(res.levene_p_value)
+    assert "Brown-Forsythe could not run" in res.recommendation
+    assert any("Brown-Forsythe could not run" in n for n in res.notes)
+    assert "Brown-Forsythe could not run" in str(res)
+    assert res.recommendation.count(". ") == 0  # still one sentence
+
+
+def test_welch_undefined_with_a_zero_variance_level(make_db, trials_for):
+    samples = {1: np.array([2.0, 2.0, 2.0]), 2: np.array([1.0, 2.0, 3.5]), 4: np.array([4.0, 5, 7])}
+    res = anova(make_db(trials_for(samples)), group="workers")
+    assert res.statistic == pytest.approx(stats.f_oneway(*samples.values()).statistic, rel=RTOL)
+    assert math.isnan(res.welch_statistic) and math.isnan(res.welch_p_value)
+    assert any(
+        "Welch's ANOVA is undefined: workers level 1 with zero variance" in n for n in res.notes
+    )
+    assert res.recommended in RECOMMENDED and res.recommended != "welch"
+    with np.errstate(all="ignore"):
+        assert math.isnan(stats.f_oneway(*samples.values(), equal_var=False).statistic)
+
+
+def test_shapiro_undefined_below_three_residuals():
+    assert all(math.isnan(v) for v in shapiro_wilk(np.array([0.5, -0.5])))
+    assert all(math.isnan(v) for v in shapiro_wilk(np.zeros(10)))
+
+
+def test_non_finite_metric_is_one_line_error(make_db, trials_for):
+    path = make_db(trials_for({1: [1.0, 2.0, math.inf], 2: [3.0, 4.0, math.nan]}))
+    with pytest.raises(AnalysisError, match=r"--metric train_s is NaN or infinite in 2") as info:
+        anova(path, group="workers")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"posthoc": "scheffe"}, r"--posthoc 'scheffe' is not .*tukey, games-howell, pairwise"),
+        ({"alpha": 1.5}, r"--alpha 1.5 must be a number between 0 and 1"),
+        ({"seed": -1}, r"--seed -1 must be a whole number"),
+    ],
+)
+def test_bad_options_are_one_line_errors(db, kwargs, match):
+    with pytest.raises(AnalysisError, match=match) as info:
+        anova(db, group="workers", **kwargs)
+    assert "\n" not in str(info.value)
+
+
+# -- ill-conditioned data and a million trials ------------------------------------------------
+def test_every_statistic_ill_conditioned_large_offset(make_db, rng, trials_for):
+    offset = 1e12
+    samples = {
+        1: offset + rng.normal(0.0, 0.01, 20),
+        2: offset + 0.005 + rng.normal(0.0, 0.02, 25),
+        3: offset + 0.010 + rng.normal(0.0, 0.01, 22),
+    }
+    raw = [np.asarray(v, dtype=np.float64) for v in samples.values()]
+    # x - offset is exact here (Sterbenz), so scipy on the offset-free data is the reference
+    # wherever scipy on the raw values rounds at ulp(1e12) ~ 1.2e-4 (medians, means, residuals)
+    free = [v - offset for v in raw]
+    res = anova(make_db(trials_for(samples)), group="workers")
+    assert res.omega_sq == pytest.approx(omega_sq_by_hand(free), rel=1e-6)
+    ref = pg.welch_anova(data=frame_of(dict(zip(samples, free, strict=True))), dv="x", between="g")
+    assert res.welch_statistic == pytest.approx(ref["F"].iloc[0], rel=1e-6)
+    assert res.welch_df_den == pytest.approx(ref["ddof2"].iloc[0], rel=1e-6)
+    assert res.welch_p_value == pytest.approx(ref["p_unc"].iloc[0], rel=1e-5)
+    # ranks of the raw values are exact (the data are quantized at 1.2e-4: there are ties)
+    assert len(np.unique(np.concatenate(raw))) < sum(len(v) for v in raw)
+    kw = stats.kruskal(*raw)
+    assert res.kruskal_statistic == pytest.approx(kw.statistic, rel=1e-9)
+    assert res.kruskal_p_value == pytest.approx(kw.pvalue, rel=1e-7)
+    bf = stats.levene(*free, center="median")
+    assert res.levene_statistic == pytest.approx(bf.statistic, rel=1e-6)
+    assert res.levene_p_value == pytest.approx(bf.pvalue, rel=1e-5)
+    sw = stats.shapiro(np.concatenate([v - v.mean() for v in free]))
+    assert res.shapiro_statistic == pytest.approx(sw.statistic, rel=1e-6)
+    assert res.shapiro_p_value == pytest.approx(sw.pvalue, rel=1e-4)
+
+
+def test_a_million_trials_in_duckdb(tmp_path):
+    rng = np.random.default_rng(20240518)
+    offset = 1e12
+    samples = {
+        w: offset + 0.001 * i + rng.normal(0.0, 0.01, 200_000)
+        for i, w in enumerate((1, 2, 4, 8, 16))
+    }
+    path = bulk_db(tmp_path / "million.duckdb", samples)
+    tracemalloc.start()
+    res = anova(path, group="workers", posthoc="tukey")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert res.n == 1_000_000 and res.shapiro_n == 5000
+    # Python never holds the rows: a million float64 alone would be 8 MB
+    assert peak < 8_000_000, peak
+    free = [v - offset for v in samples.values()]
+    ref = stats.f_oneway(*free)
+    assert res.statistic == pytest.approx(ref.statistic, rel=1e-6)
+    assert res.welch_statistic == pytest.approx(
+        stats.f_oneway(*free, equal_var=False).statistic, rel=1e-6
+    )
+    assert res.kruskal_statistic == pytest.approx(
+        stats.kruskal(*samples.values()).statistic, rel=1e-6
+    )
+    assert res.levene_statistic == pytest.approx(
+        stats.levene(*free, center="median").statistic, rel=1e-6
+    )
