@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -100,19 +99,88 @@ def _run(func: Callable[..., Any], db: Path, *, where: list[str] | None, **kwarg
         _fail(exc)
 
 
+class Posthoc(StrEnum):
+    tukey = "tukey"
+    games_howell = "games-howell"
+    pairwise = "pairwise"
+
+
 @app.command()
 def anova(
-    group: Annotated[str, typer.Option("--group", help="Factor column whose levels to compare.")],
+    group: Annotated[
+        list[str],
+        typer.Option(
+            "--group", help="Factor column whose levels to compare; twice for a two-way ANOVA."
+        ),
+    ],
     metric: MetricOpt = "train_s",
+    posthoc: Annotated[
+        Posthoc | None,
+        typer.Option(
+            "--posthoc",
+            help="Pairwise comparisons: Tukey HSD, Games-Howell, or Welch t-tests with Holm.",
+        ),
+    ] = None,
+    ss_type: Annotated[
+        int, typer.Option("--ss-type", help="Two-way only: type I, II or III sums of squares.")
+    ] = 2,
+    alpha: Annotated[
+        float,
+        typer.Option("--alpha", help="Level of the assumption checks and post-hoc decisions."),
+    ] = 0.05,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the Shapiro-Wilk sample (above 5000 trials).")
+    ] = 0,
     where: WhereOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
-    """One-way ANOVA of --metric across the levels of --group."""
+    """One-way ANOVA with checks, Welch, Kruskal-Wallis, post-hoc; two-way for --group twice.
+
+    One --group: the F test with eta² and omega², Welch's ANOVA and Kruskal-Wallis, Brown-Forsythe
+    and Shapiro-Wilk on the residuals with the test they support, and --posthoc comparisons. Two:
+    a two-way ANOVA with interaction (--ss-type 1, 2 or 3).
+    """
+    groups = [c for item in group for c in _columns(item)]
+    if len(groups) > 2:
+        _fail(AnalysisError(f"--group given {len(groups)} times; give one or two factors"))
+    if len(groups) == 2:
+        if posthoc is not None:
+            _fail(
+                AnalysisError(
+                    "--posthoc works with one --group; for a two-way design compare the levels "
+                    "of one factor within a level of the other, e.g. --where"
+                )
+            )
+        from analysis.twoway import twoway_anova
+
+        result = _run(
+            twoway_anova,
+            db,
+            groups=(groups[0], groups[1]),
+            metric=metric,
+            ss_type=ss_type,
+            where=where,
+            include_warmup=include_warmup,
+        )
+        _emit(result, format)
+        return
+    if ss_type != 2:
+        _fail(AnalysisError("--ss-type applies to a two-way ANOVA; give --group twice"))
     from analysis.anova import anova as run
 
-    result = _run(run, db, group=group, metric=metric, where=where, include_warmup=include_warmup)
+    result = _run(
+        run,
+        db,
+        group=groups[0] if groups else "",
+        metric=metric,
+        posthoc=None if posthoc is None else posthoc.value,
+        alpha=alpha,
+        seed=seed,
+        where=where,
+        include_warmup=include_warmup,
+    )
     _emit(result, format)
 
 
@@ -405,10 +473,9 @@ def cost_metric_cmd(
 
 def main() -> None:
     """Console-script entry point (``analyze``)."""
-    try:
-        app()
-    except BrokenPipeError:  # `analyze ... | head`
-        sys.stderr.close()
+    from runner.climain import run_app
+
+    run_app(app)
 
 
 if __name__ == "__main__":

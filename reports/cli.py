@@ -58,7 +58,9 @@ def build(
 
 
 def main() -> None:
-    app()
+    from runner.climain import run_app
+
+    run_app(app)
 
 
 if __name__ == "__main__":

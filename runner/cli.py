@@ -221,4 +221,6 @@ def list_experiments() -> None:
 
 
 def main() -> None:
-    app()
+    from runner.climain import run_app
+
+    run_app(app)

@@ -61,3 +61,31 @@ def test_list_engines_shows_the_matrix() -> None:
     assert lines[0].split()[:2] == ["engine", "installed"]
     assert any(line.startswith("local") and "yes" in line for line in lines)
     assert any(line.startswith("dask") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["runner", "trials", "--n", "x"], "'--n'"),
+        (["runner", "--bogus"], "--bogus"),
+        (["analyze", "anova", "--group", "workers", "--posthoc", "scheffe"], "scheffe"),
+        (["analyze", "ttest", "--group", "engine"], "--a"),
+        (["report", "build", "--format", "docx"], "docx"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(tmp_path, args: list[str], needle: str) -> None:
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / args[0]), *args[1:]],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], proc.stderr
+    assert "--help" in lines[0] and proc.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("tool", ["runner", "analyze", "report"])
+def test_no_arguments_prints_help(tool: str) -> None:
+    proc = run_cli(tool)
+    assert proc.returncode == 2 and "Usage" in proc.stdout and "Traceback" not in proc.stderr

@@ -36,7 +36,7 @@ def test_anova_json(db, groups):
     result = invoke("anova", "--group", "workers", "--db", db, "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {
+    assert set(data) >= {
         "metric",
         "group",
         "statistic",
@@ -44,10 +44,17 @@ def test_anova_json(db, groups):
         "df_num",
         "df_den",
         "eta_sq",
+        "omega_sq",
+        "welch_p_value",
+        "kruskal_p_value",
+        "levene_p_value",
+        "shapiro_p_value",
+        "recommended",
         "n",
         "where",
         "groups",
     }
+    assert data["posthoc"] is None
     assert data["statistic"] == pytest.approx(stats.f_oneway(*groups.values()).statistic)
     assert [g["level"] for g in data["groups"]] == ["1", "2", "4"]
 
@@ -304,4 +311,78 @@ def test_power_and_cost_user_errors_exit_2(db, file_hash, args, needle):
     proc = run(*args, "--db", db)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
+    assert file_hash(db) == before
+
+
+def test_anova_posthoc_and_checks_from_the_cli(db, groups):
+    from statsmodels.stats.multicomp import pairwise_tukeyhsd
+
+    result = invoke("anova", "--group", "workers", "--posthoc", "tukey", "--db", db,
+                    "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["kruskal_statistic"] == pytest.approx(
+        stats.kruskal(*groups.values()).statistic, rel=1e-9
+    )
+    assert data["levene_statistic"] == pytest.approx(
+        stats.levene(*groups.values(), center="median").statistic, rel=1e-9
+    )
+    values = np.concatenate(list(groups.values()))
+    labels = np.repeat([str(k) for k in groups], [len(v) for v in groups.values()])
+    ref = pairwise_tukeyhsd(values, labels)
+    pairs = {(p["a"], p["b"]): p for p in data["posthoc"]["pairs"]}
+    assert len(pairs) == len(ref.pvalues) == 3
+    for (a, b), p_ref in zip(
+        [(str(r[0]), str(r[1])) for r in ref._results_table.data[1:]], ref.pvalues, strict=True
+    ):
+        assert pairs[(a, b)]["p_value"] == pytest.approx(p_ref, rel=1e-6, abs=1e-12)
+    table = invoke("anova", "--group", "workers", "--posthoc", "games-howell", "--db", db)
+    assert table.exit_code == 0 and "Games-Howell" in table.stdout
+    assert "recommended" in table.stdout
+
+
+def test_two_way_anova_from_the_cli(make_db, trials_for, rng):
+    import statsmodels.api as sm
+    import statsmodels.formula.api as smf
+
+    trials = []
+    for engine, shift in (("dask", 0.0), ("ray", 0.4)):
+        cells = {w: rng.normal(3.0 + shift - 0.3 * w, 0.2, 6 + w) for w in (1, 2, 4)}
+        trials += trials_for(cells, engine=engine)
+    path = make_db(trials)
+    raw = pd.DataFrame(
+        {"w": [t["workers"] for t in trials], "e": [t["engine"] for t in trials],
+         "y": [t["train_s"] for t in trials]}
+    )  # fmt: skip
+    fit = smf.ols("y ~ C(w) * C(e)", data=raw).fit()
+    for ss_type in (1, 2):
+        ref = sm.stats.anova_lm(fit, typ=ss_type)
+        result = invoke("anova", "--group", "workers", "--group", "engine", "--ss-type",
+                        ss_type, "--db", path, "--format", "json")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        terms = {t["term"]: t for t in json.loads(result.stdout)["terms"]}
+        for ours, theirs in (("workers", "C(w)"), ("engine", "C(e)"),
+                             ("workers:engine", "C(w):C(e)")):  # fmt: skip
+            assert terms[ours]["sum_sq"] == pytest.approx(ref.loc[theirs, "sum_sq"], rel=1e-9)
+            assert terms[ours]["p_value"] == pytest.approx(ref.loc[theirs, "PR(>F)"], rel=1e-7)
+    csv = invoke("anova", "--group", "workers,engine", "--db", path, "--format", "csv")
+    assert csv.exit_code == 0 and "workers:engine" in csv.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--group", "workers", "--group", "engine", "--group", "workload"], "one or two"),
+        (["--group", "workers", "--group", "engine", "--posthoc", "tukey"], "--posthoc works"),
+        (["--group", "workers", "--ss-type", "3"], "two-way"),
+        (["--group", "workers", "--posthoc", "scheffe"], "scheffe"),
+        (["--group", "workers", "--alpha", "1.5"], "alpha"),
+    ],
+)
+def test_anova_option_errors_exit_2_one_line(db, file_hash, args, needle):
+    before = file_hash(db)
+    proc = run("anova", *args, "--db", db)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and needle in proc.stderr, proc.stderr
     assert file_hash(db) == before
