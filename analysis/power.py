@@ -80,13 +80,23 @@ class PowerResult:
         return "\n".join(lines)
 
 
+#: Past ``NC_SATURATED * (crit + 1)`` the power is 1 in double precision, even with 2 degrees
+#: of freedom (the miss probability is below ``exp(-NC_SATURATED**2)``).
+NC_SATURATED = 64.0
+
+
 def t_test_power(d: float, n_a: int, n_b: int, alpha: float) -> float:
-    """Power of the two-sided pooled two-sample t-test for a standardised difference ``d``."""
+    """Power of the two-sided pooled two-sample t-test for a standardised difference ``d``.
+
+    The power grows with the noncentrality ``nc``, so ``nc`` is capped where the power is
+    already 1: scipy's noncentral t returns NaN beyond about 1e9, which a relative effect of
+    times such as ``1e12 + tiny noise`` reaches (``d = effect * mean / sd``).
+    """
     from scipy import stats
 
     df = n_a + n_b - 2
-    nc = d * math.sqrt(n_a * n_b / (n_a + n_b))
-    crit = stats.t.ppf(1 - alpha / 2, df)
+    crit = float(stats.t.isf(alpha / 2, df))  # not ppf(1 - alpha / 2): accurate for tiny alpha
+    nc = min(d * math.sqrt(n_a * n_b / (n_a + n_b)), NC_SATURATED * (crit + 1))
     upper = float(stats.nct.sf(crit, df, nc))
     lower = float(stats.nct.cdf(-crit, df, nc))  # NaN from scipy when nc >> crit: it is ~0 there
     return upper + (lower if math.isfinite(lower) else 0.0)

@@ -16,6 +16,16 @@ What is computed where:
   from its values (fetched as one list per cell); a larger cell's resampled mean is drawn from
   its normal approximation ``N(mean, sd^2 / n)``, so a huge database is never loaded.
 
+Precision: every cell's time is carried as its smallest trial (a data value) plus the mean
+deviation from it, and the fits work on the deviations of the cell means from the group's
+smallest time ``t0``. Every model can make a constant (Amdahl's and Ernest's first column; the
+USL's first two add up to 1), so a solution whose support holds those columns is the least-squares
+fit of the deviations with ``t0`` added back to the constant: times such as ``1e12 + tiny noise``
+keep their digits in the coefficients, residuals, R^2, AIC and bootstrap. The non-negative least
+squares problem (at most four coefficients) is solved exactly by trying every support, each by
+NumPy's SVD least squares on unit-norm columns (never the normal equations), so columns spanning
+many orders of magnitude (``data_fraction`` 1e-9, a million workers) stay well conditioned.
+
 Models (m = x, ``T1`` the time on one worker, extrapolated when m = 1 was not measured):
 
 - Amdahl: ``T(m) = T1 * (s + (1 - s) / m)``; serial fraction ``s``.
@@ -23,12 +33,13 @@ Models (m = x, ``T1`` the time on one worker, extrapolated when m = 1 was not me
   ``X(m) = lambda m / (1 + sigma (m - 1) + kappa m (m - 1))`` for a fixed amount of work); peak
   throughput at ``m* = sqrt((1 - sigma) / kappa)``.
 - Ernest (Venkataraman et al., NSDI 2016): ``T = theta0 + theta1 size / m + theta2 ln m +
-  theta3 m``, every theta >= 0 (scipy's ``nnls``); ``size`` from a column (``data_fraction`` by
-  default, missing = 1).
+  theta3 m``, every theta >= 0; ``size`` from a column (``data_fraction`` by default,
+  missing = 1).
 
-All three are linear in non-negative parameters and fitted with ``scipy.optimize.nnls``. A model
-is fitted only when there are more distinct design points than parameters (otherwise it would
-interpolate and R^2/AIC mean nothing); the others are listed in ``skipped`` with the reason.
+All three are linear in non-negative parameters and fitted by non-negative least squares (the
+solution ``scipy.optimize.nnls`` finds; see Precision above for how). A model is fitted only
+when there are more distinct design points than parameters (otherwise it would interpolate and
+R^2/AIC mean nothing); the others are listed in ``skipped`` with the reason.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from analysis.data import (
@@ -374,6 +386,7 @@ class _Model:
     basis: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (m, size) -> design matrix
     params: Callable[[np.ndarray], dict[str, float]]  # coefficients -> reported parameters
     needs: str  # what the design points must vary in
+    constant: tuple[float, ...]  # coefficients c with basis @ c == 1 (a constant's columns)
 
 
 def _amdahl_basis(m: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -412,15 +425,18 @@ def _ernest_params(c: np.ndarray) -> dict[str, float]:
 
 _MODELS = {
     "amdahl": _Model(
-        "amdahl", ("serial", "parallel"), _amdahl_basis, _amdahl_params, "levels of x"
+        "amdahl", ("serial", "parallel"), _amdahl_basis, _amdahl_params, "levels of x", (1, 0)
     ),
-    "usl": _Model("usl", ("t1", "t1_sigma", "t1_kappa"), _usl_basis, _usl_params, "levels of x"),
+    "usl": _Model(
+        "usl", ("t1", "t1_sigma", "t1_kappa"), _usl_basis, _usl_params, "levels of x", (1, 1, 0)
+    ),
     "ernest": _Model(
         "ernest",
         ("theta0", "theta1", "theta2", "theta3"),
         _ernest_basis,
         _ernest_params,
         "(x, size) points",
+        (1, 0, 0, 0),
     ),
 }
 
@@ -432,17 +448,86 @@ def _usl_peak(params: dict[str, float]) -> float | None:
     return math.sqrt((1 - sigma) / kappa)
 
 
-def _nnls(design: np.ndarray, means: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted non-negative least squares, columns scaled to unit norm for conditioning."""
+def _unit_columns(design: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The row-weighted design with its columns scaled to unit norm, and the scales."""
     import numpy as np
-    from scipy.optimize import nnls
 
-    w = np.sqrt(weights)
     a = design * w[:, None]
     scale = np.linalg.norm(a, axis=0)
     scale[scale == 0] = 1.0
-    coef, _ = nnls(a / scale, means * w, maxiter=1000)
-    return coef / scale
+    return a / scale, scale
+
+
+def _lstsq(design: np.ndarray, targets: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Row-weighted least squares of every row of ``targets`` (rows x cells) on ``design``
+    (cells x p), by SVD on unit-norm columns: the coefficients, rows x p."""
+    import numpy as np
+
+    a, scale = _unit_columns(design, w)
+    sol = np.linalg.lstsq(a, (targets * w).T, rcond=None)[0]
+    return (sol / scale[:, None]).T
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """Non-negative least-squares fits of one model, one per row of cell means.
+
+    The fitted time at basis row ``b`` is ``offset + b @ lin``, and ``coef = lin + offset *
+    constant`` are the model's coefficients (all >= 0). A solution whose support holds the
+    model's ``constant`` columns was fitted to the deviations from ``t0`` (``offset = t0``);
+    the others to the means themselves (``offset = 0``). ``rss`` is the weighted residual sum
+    of squares of the cell means (the between-cell part of the trials' RSS).
+    """
+
+    coef: np.ndarray  # rows x k
+    lin: np.ndarray  # rows x k
+    offset: np.ndarray  # rows
+    rss: np.ndarray  # rows
+
+    def predict(self, basis: np.ndarray) -> np.ndarray:
+        """Fitted times at the rows of ``basis`` (points x k): rows x points."""
+        return self.offset[:, None] + self.lin @ basis.T
+
+
+def _nnls(
+    design: np.ndarray, dev: np.ndarray, weights: np.ndarray, t0: float, constant: Sequence[float]
+) -> _Solution:
+    """Weighted non-negative least squares of the cell means ``t0 + dev`` (each row of ``dev``
+    one problem) on ``design`` (full column rank), solved exactly: the solution is the
+    least-squares fit on its support, so it is the feasible support fit of smallest RSS. A
+    support holding the ``constant`` columns is fitted to ``dev`` with ``t0`` added to the
+    constant (exact where shifting the data by ``t0`` is); ties go to the smaller support."""
+    import numpy as np
+
+    rows, k = dev.shape[0], design.shape[1]
+    w = np.sqrt(weights)
+    const = np.asarray(constant, dtype=float)
+    carriers = set(np.flatnonzero(const).tolist())
+    means = dev + t0
+    coef = np.zeros((rows, k))
+    lin = np.zeros((rows, k))
+    offset = np.zeros(rows)
+    rss = (means**2) @ weights  # the empty support
+    for size in range(1, k + 1):
+        for support in combinations(range(k), size):
+            cols = list(support)
+            sub = design[:, cols]
+            centred = carriers <= set(cols)
+            target = dev if centred else means
+            fit = _lstsq(sub, target, w)
+            resid = target - fit @ sub.T
+            fit_rss = (resid**2) @ weights
+            fit_coef = fit + t0 * const[cols] if centred else fit
+            better = (fit_coef >= 0).all(axis=1) & (fit_rss < rss)
+            if not better.any():
+                continue
+            rss[better] = fit_rss[better]
+            offset[better] = t0 if centred else 0.0
+            coef[better] = 0.0
+            lin[better] = 0.0
+            coef[np.ix_(better, cols)] = fit_coef[better]
+            lin[np.ix_(better, cols)] = fit[better]
+    return _Solution(coef, lin, offset, rss)
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -451,9 +536,14 @@ class _Cell:
     m: float
     size: float
     n: int
-    mean: float
+    shift: float  # the cell's smallest time (a data value)
+    mean_dev: float  # mean of time - shift
     var: float  # sample variance, NaN when n == 1
-    values: Any = None  # np.ndarray of the trials' times, fetched for the bootstrap
+    values: Any = None  # np.ndarray of time - shift per trial, fetched for the bootstrap
+
+    @property
+    def mean(self) -> float:
+        return self.shift + self.mean_dev
 
 
 @dataclass
@@ -496,8 +586,13 @@ def _load(
         sz = f"coalesce(CAST({quote(size)} AS DOUBLE), 1.0)" if size else "1.0"
         gs = [f"g{i}" for i in range(len(by))]
         cols = [f"{quote(b)} AS {g}" for b, g in zip(by, gs, strict=True)]
+        # the order of a cell's values for the bootstrap (resampled by index, so it must not
+        # depend on DuckDB's threads): by trial id, else by value
+        tid = ""
+        if fetch_values:
+            tid = f", {'trial_id' if 'trial_id' in sel.columns else t} AS tid"
         base = (
-            f"SELECT {''.join(c + ', ' for c in cols)}{xm} AS m, {sz} AS sz, {t} AS t "
+            f"SELECT {''.join(c + ', ' for c in cols)}{xm} AS m, {sz} AS sz, {t} AS t{tid} "
             f"FROM {VIEW}{sel.where_and(f'{quote(metric)} IS NOT NULL', f'{quote(x)} IS NOT NULL')}"
         )
         bad = execute(
@@ -534,7 +629,11 @@ def _load(
             sel.params,
         )
         cell_keys = f"{keys}, sz"
-        vals = f", CASE WHEN count(*) <= {BOOT_EXACT_MAX} THEN list(t) END" if fetch_values else ""
+        vals = (
+            f", CASE WHEN count(*) <= {BOOT_EXACT_MAX} THEN list(d ORDER BY tid) END"
+            if fetch_values
+            else ""
+        )
         cell_rows = execute(
             con,
             f"SELECT {cell_keys}, count(*), any_value(s), avg(d), var_samp(d){vals} "
@@ -562,7 +661,8 @@ def _load(
                 m=float(m),
                 size=float(sz),
                 n=int(count),
-                mean=float(shift) + float(mean_dev),
+                shift=float(shift),
+                mean_dev=float(mean_dev),
                 var=math.nan if var is None else float(var),
                 values=None if values is None else np.asarray(values, dtype=float),
             )
@@ -631,12 +731,14 @@ def _fit_group(
     cells = grp.cells
     m = np.array([c.m for c in cells])
     size = np.array([c.size for c in cells])
-    means = np.array([c.mean for c in cells])
+    # cell means as deviations from the group's smallest time t0 (a data value)
+    t0 = min(c.shift for c in cells)
+    dev = np.array([(c.shift - t0) + c.mean_dev for c in cells])
     n = np.array([c.n for c in cells], dtype=float)
     ss_within = math.fsum((c.n - 1) * c.var for c in cells if c.n > 1)
     n_trials = int(n.sum())
-    grand = float(np.average(means, weights=n))
-    tss = ss_within + float(np.sum(n * (means - grand) ** 2))
+    grand = float(np.average(dev, weights=n))
+    tss = ss_within + float(np.sum(n * (dev - grand) ** 2))
     if tss <= 0:
         raise AnalysisError(
             f"{metric} is the same in every trial of {_group_text(by, grp.level)}, so there is "
@@ -652,26 +754,33 @@ def _fit_group(
             skipped.append(f"{model.name} needs more than {k} {model.needs} (has {points})")
             continue
         design = model.basis(m, size)
-        if np.linalg.matrix_rank(design * np.sqrt(n)[:, None]) < k:
+        if np.linalg.matrix_rank(_unit_columns(design, np.sqrt(n))[0]) < k:
             skipped.append(f"{model.name}: its terms are collinear on these {model.needs}")
             continue
         models.append(model)
         designs.append(design)
-    coefs = [_nnls(design, means, n) for design in designs]
+    sols = [
+        _nnls(design, dev[None, :], n, t0, model.constant)
+        for model, design in zip(models, designs, strict=True)
+    ]
+    coefs = [sol.coef[0] for sol in sols]
 
-    # bootstrap: resampled cell means -> refits
-    boot: list[np.ndarray] = []
+    # bootstrap: resampled cell means (as deviations from t0) -> refits
+    boot: list[_Solution] = []
     if n_boot > 0 and models:
         rng = np.random.default_rng(seed)
-        boot_means = np.empty((n_boot, len(cells)))
+        boot_dev = np.empty((n_boot, len(cells)))
         for j, c in enumerate(cells):
             if c.values is not None:
                 idx = rng.integers(0, c.n, size=(n_boot, c.n))
-                boot_means[:, j] = c.values[idx].mean(axis=1)
+                boot_dev[:, j] = (c.shift - t0) + c.values[idx].mean(axis=1)
             else:
                 sd = 0.0 if math.isnan(c.var) else math.sqrt(c.var)
-                boot_means[:, j] = rng.normal(c.mean, sd / math.sqrt(c.n), n_boot)
-        boot = [np.array([_nnls(design, bm, n) for bm in boot_means]) for design in designs]
+                boot_dev[:, j] = rng.normal(dev[j], sd / math.sqrt(c.n), n_boot)
+        boot = [
+            _nnls(design, boot_dev, n, t0, model.constant)
+            for model, design in zip(models, designs, strict=True)
+        ]
     lo_q, hi_q = (1 - confidence_level) / 2, (1 + confidence_level) / 2
 
     def interval(samples: np.ndarray) -> tuple[float | None, float | None]:
@@ -683,9 +792,8 @@ def _fit_group(
         return float(np.quantile(finite, lo_q)), float(np.quantile(finite, hi_q))
 
     fits = []
-    for i, (model, design, coef) in enumerate(zip(models, designs, coefs, strict=True)):
-        fitted = design @ coef
-        rss = ss_within + float(np.sum(n * (means - fitted) ** 2))
+    for i, (model, sol, coef) in enumerate(zip(models, sols, coefs, strict=True)):
+        rss = ss_within + float(sol.rss[0])
         k = len(model.coef_names)
         aic = (
             -math.inf
@@ -693,7 +801,7 @@ def _fit_group(
             else n_trials * (math.log(2 * math.pi * rss / n_trials) + 1) + 2 * k
         )
         est = model.params(coef)
-        boot_params = [model.params(b) for b in boot[i]] if boot else []
+        boot_params = [model.params(b) for b in boot[i].coef] if boot else []
         params = tuple(
             ModelParam(name, value, *interval(np.array([bp[name] for bp in boot_params])))
             for name, value in est.items()
@@ -719,10 +827,10 @@ def _fit_group(
     if predict:
         px = np.array(sorted(set(predict)), dtype=float)
         psize = np.full_like(px, big)
-        for i, (model, coef) in enumerate(zip(models, coefs, strict=True)):
+        for i, (model, sol) in enumerate(zip(models, sols, strict=True)):
             basis = model.basis(px, psize)
-            point = basis @ coef
-            samples = boot[i] @ basis.T if boot else None
+            point = sol.predict(basis)[0]
+            samples = boot[i].predict(basis) if boot else None
             for j, xv in enumerate(px):
                 low, high = interval(samples[:, j]) if samples is not None else (None, None)
                 predictions.append(
@@ -732,12 +840,12 @@ def _fit_group(
     # knees: measured medians, then the best model's predictions beyond them
     best_curve: Callable[[np.ndarray], np.ndarray] | None = None
     if best is not None:
-        best_model, best_coef = next(
-            (mo, co) for mo, co in zip(models, coefs, strict=True) if mo.name == best
+        best_model, best_sol = next(
+            (mo, so) for mo, so in zip(models, sols, strict=True) if mo.name == best
         )
 
         def best_curve(xs: np.ndarray) -> np.ndarray:
-            return best_model.basis(xs, np.full_like(xs, big)) @ best_coef
+            return best_sol.predict(best_model.basis(xs, np.full_like(xs, big)))[0]
 
     seq = [(lv.x, lv.median) for lv in levels]
     beyond = [p for p in sorted(set(predict)) if p > seq[-1][0]]

@@ -136,6 +136,71 @@ def test_cost_metric_smallest_configuration_beating_one_core(measured, times):
     assert "COST" in str(res)
 
 
+# -- ill-conditioned data: 1e12 + tiny noise, tiny times, a million workers ----------------------
+OFFSET = 1e12
+TRANSFORMS = {
+    "1e12 + tiny noise": lambda v: OFFSET + 0.01 * v,  # spreads of 2e-4 .. 1e-3: a few ulps
+    "nanoseconds": lambda v: 1e-9 * v,
+    "petaseconds": lambda v: 1e15 * v,
+}
+
+
+@pytest.mark.parametrize("transform", list(TRANSFORMS))
+def test_ill_conditioned_medians_pareto_deadline_and_cost(make_db, times, transform):
+    """Medians, costs, the Pareto front, the deadline and COST against NumPy on the raw rows, for
+    times far from 1 s (an even count per group: the median interpolates)."""
+    f = TRANSFORMS[transform]
+    data = {k: f(np.append(v, v[0] + 0.01)) if len(v) % 2 else f(v) for k, v in times.items()}
+    trials = [_trial(e, w, float(x)) for (e, w), vals in data.items() for x in vals]
+    db = make_db(trials)
+    medians = {k: float(np.median(v)) for k, v in data.items()}
+    ulp = float(np.spacing(max(medians.values())))
+    res = cost(db, usd_per_core_hour=0.05, by=["engine"])
+    got = {(r.level["engine"], int(r.level["workers"])): r for r in res.rows}
+    points = []
+    for key, median in medians.items():
+        row = got[key]
+        assert row.n == len(data[key])
+        assert row.median_s == pytest.approx(median, rel=1e-15, abs=ulp)
+        usd = median * key[1] * 0.05 / 3600
+        assert row.median_cost_usd == pytest.approx(usd, rel=1e-14)
+        points.append((median, usd))
+    for i, key in enumerate(medians):
+        assert got[key].pareto == (not dominated(points, i)), key
+    # a deadline between the two fastest medians: only the fastest meets it
+    fastest, second = sorted(medians.values())[:2]
+    deadline = fastest + (second - fastest) / 2
+    assert fastest < deadline < second
+    tight = cost(db, usd_per_core_hour=0.05, by=["engine"], deadline_s=deadline)
+    best = min(medians, key=medians.get)
+    assert tight.cheapest is not None
+    assert (tight.cheapest.level["engine"], int(tight.cheapest.level["workers"])) == best
+    assert sum(bool(r.meets_deadline) for r in tight.rows) == 1
+    # COST: the smallest dask configuration whose median beats the best single core
+    base = min(medians[k] for k in medians if k[1] == 1)
+    res_cost = {r.engine: r for r in cost_metric(db).rows}
+    assert res_cost["dask"].baseline_s == pytest.approx(base, rel=1e-15, abs=ulp)
+    dask = min((w for (e, w), m in medians.items() if e == "dask" and m < base), default=None)
+    assert res_cost["dask"].cost_cores == dask == 4
+    assert res_cost["spark"].cost_cores is None
+
+
+def test_a_million_workers_priced_per_core(make_db, rng):
+    """workers up to 1e6 (times 2 threads): cores, hourly prices and costs stay exact."""
+    workers = (1, 1000, 1_000_000)
+    data = {w: rng.normal(3600.0 / w**0.5, 1.0 / w**0.5, 4) for w in workers}
+    db = make_db(
+        [_trial("ray", w, float(v), threads_per_worker=2) for w, vals in data.items() for v in vals]
+    )
+    res = cost(db, usd_per_core_hour=0.04, by=["engine"])
+    got = {int(r.level["workers"]): r for r in res.rows}
+    for w, vals in data.items():
+        median = float(np.median(vals))
+        assert got[w].usd_per_hour == pytest.approx(2 * w * 0.04, rel=1e-15)
+        assert got[w].median_cost_usd == pytest.approx(median * 2 * w * 0.04 / 3600, rel=1e-14)
+    assert [got[w].pareto for w in workers] == [True, True, True]
+
+
 def test_cost_metric_needs_a_single_core_configuration(make_db):
     db = make_db([_trial("dask", 2, 1.0), _trial("dask", 2, 1.1)])
     with pytest.raises(AnalysisError, match="needs a single-core configuration"):

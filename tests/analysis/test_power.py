@@ -3,6 +3,7 @@ from the noncentral t distribution (scipy) and by statsmodels, on the raw rows."
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -67,6 +68,73 @@ def test_large_offset_tiny_spread(make_db, rng, trials_for):
     res = power(make_db(trials_for({1: x, 2: y})), group="workers", a="1", b="2", effect=1e-10)
     d = 1e-10 * y.mean() / pooled_sd(x, y)
     assert res.cohens_d == pytest.approx(d, rel=1e-6)
+
+
+# -- ill-conditioned data: 1e12 + tiny noise, and tiny times ---------------------------------------
+OFFSET = 1e12
+
+
+def smallest_n(d: float, alpha: float = 0.05, target: float = 0.8) -> int:
+    """The smallest n per group whose power reaches ``target``, by statsmodels, by brute force."""
+    n = 2
+    while TTestIndPower().power(effect_size=d, nobs1=n, alpha=alpha, ratio=1.0) < target:
+        n += 1
+    return n
+
+
+def test_offset_relative_effect_is_detected_by_two_trials(make_db, rng, trials_for):
+    """1e12 + noise of 0.01: 10 % of the mean is about 1e13 pooled sds. Two trials per group
+    detect it with power 1 (statsmodels' noncentral t, like scipy's, is NaN at d = 1e13, but its
+    power at d = 1000 is already 1 and the power grows with d); the smallest detectable
+    difference depends on the sd alone. Reference: NumPy and statsmodels on ``x - 1e12`` (exact
+    in float64)."""
+    x = OFFSET + rng.normal(0.0, 0.01, 20)
+    y = OFFSET + 0.004 + rng.normal(0.0, 0.02, 25)
+    res = power(make_db(trials_for({1: x, 2: y})), group="workers", a="1", b="2", effect=0.1)
+    xd, yd = x - OFFSET, y - OFFSET
+    sd, mean_b = pooled_sd(xd, yd), OFFSET + yd.mean()
+    assert res.sd_pooled == pytest.approx(sd, rel=1e-9)
+    assert res.mean_b == pytest.approx(mean_b, rel=1e-15)
+    assert res.cohens_d == pytest.approx(0.1 * mean_b / sd, rel=1e-9)
+    assert TTestIndPower().power(effect_size=1000.0, nobs1=2, alpha=0.05, ratio=1.0) == 1.0
+    assert res.n_per_group == 2
+    assert res.achieved_power == 1.0
+    d_min = TTestIndPower().solve_power(nobs1=20, alpha=0.05, power=0.8, ratio=25 / 20)
+    assert res.mde == pytest.approx(d_min * sd, rel=1e-6)
+    assert res.mde_relative == pytest.approx(d_min * sd / mean_b, rel=1e-6)
+    assert res.observed_relative == pytest.approx((xd.mean() - yd.mean()) / mean_b, rel=1e-9)
+    json.dumps(res.to_dict(), allow_nan=False)
+
+
+def test_offset_tiny_relative_effect_matches_statsmodels(make_db, rng, trials_for):
+    """A relative effect of 1e-14 at 1e12 is a difference of 0.01, about half a pooled sd."""
+    x = OFFSET + rng.normal(0.0, 0.02, 30)
+    y = OFFSET + rng.normal(0.0, 0.02, 30)
+    res = power(make_db(trials_for({1: x, 2: y})), group="workers", a="1", b="2", effect=1e-14)
+    xd, yd = x - OFFSET, y - OFFSET
+    d = 1e-14 * (OFFSET + yd.mean()) / pooled_sd(xd, yd)
+    assert res.cohens_d == pytest.approx(d, rel=1e-9)
+    assert res.n_per_group == smallest_n(d)
+    ref = TTestIndPower().power(effect_size=d, nobs1=30, alpha=0.05, ratio=1.0)
+    assert res.achieved_power == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e12])
+def test_tiny_and_huge_times_match_statsmodels(make_db, rng, trials_for, scale):
+    """Times of 1e-9 s (or 1e12 s) with 5 % noise: the same answer as at 1 s."""
+    x = scale * rng.normal(1.0, 0.05, 12)
+    y = scale * rng.normal(1.03, 0.05, 15)
+    res = power(make_db(trials_for({1: x, 2: y})), group="workers", a="1", b="2", effect=0.05)
+    sd = pooled_sd(x, y)
+    assert res.sd_pooled == pytest.approx(sd, rel=1e-9)
+    d = 0.05 * y.mean() / sd
+    assert res.cohens_d == pytest.approx(d, rel=1e-9)
+    assert res.n_per_group == smallest_n(d)
+    ref = TTestIndPower().power(effect_size=d, nobs1=12, alpha=0.05, ratio=15 / 12)
+    assert res.achieved_power == pytest.approx(ref, rel=1e-6)
+    d_min = TTestIndPower().solve_power(nobs1=12, alpha=0.05, power=0.8, ratio=15 / 12)
+    assert res.mde == pytest.approx(d_min * sd, rel=1e-6)
+    assert res.mde_relative == pytest.approx(d_min * sd / y.mean(), rel=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,14 @@
 """`analysis.scaling`: the per-level table against NumPy on the raw rows, the fits against scipy's
 nnls on the raw rows, known answers (Amdahl's serial fraction, the USL's sigma/kappa, Ernest's
-theta recovered from synthetic times), and published tables (000 Table 3, 004 Appendix B)."""
+theta recovered from synthetic times), published tables (000 Table 3, 004 Appendix B), and
+ill-conditioned data (1e12 + tiny noise, nanosecond and 1e12-second times, a million workers,
+data fractions of 1e-9) against least squares and OLS on the exactly shifted rows."""
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -314,3 +317,216 @@ def test_two_levels_give_the_table_and_no_fits(make_db) -> None:
     assert len(group.skipped) == 3
     text = json.dumps(scaling(db, n_boot=0).to_dict())
     assert "NaN" not in text
+
+
+# -- ill-conditioned data: 1e12 + tiny noise, tiny times, huge and tiny x and size ----------------
+OFFSET = 1e12
+
+
+def _ols(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least squares by NumPy's SVD solver on the raw rows (columns scaled to unit norm): the
+    coefficients and the residual sum of squares."""
+    scale = np.linalg.norm(design, axis=0)
+    coef = np.linalg.lstsq(design / scale, y, rcond=None)[0] / scale
+    resid = y - design @ coef
+    return coef, float(resid @ resid)
+
+
+def _offset_rows(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(workers, time) rows: 1e12 plus a small USL-shaped signal with a little noise, so that the
+    least-squares coefficients of all three models are positive (NNLS = least squares)."""
+    m = np.repeat(np.array([1, 2, 3, 4, 6, 8, 12, 16], dtype=float), 9)
+    signal = 0.5 * (1 + 0.1 * (m - 1) + 0.004 * m * (m - 1)) / m + 0.02 * np.log(m)
+    return m, OFFSET + signal + rng.normal(0.0, 0.002, m.size)
+
+
+def test_offset_level_table_matches_numpy(make_db, rng) -> None:
+    """1e12 + tiny noise: medians, means and sds against NumPy on the raw rows (and on the
+    exactly shifted rows for the mean and sd), speed-ups, percent changes and Karp-Flatt."""
+    m, t = _offset_rows(rng)
+    result = scaling(make_db([_trial(a, b) for a, b in zip(m, t, strict=True)]), by=(), n_boot=0)
+    (group,) = result.groups
+    dev = t - OFFSET  # exact in float64
+    levels = np.unique(m)
+    medians = {x: float(np.median(t[m == x])) for x in levels}
+    assert [lv.x for lv in group.levels] == levels.tolist()
+    for i, lv in enumerate(group.levels):
+        assert lv.median == medians[lv.x]
+        assert lv.mean - OFFSET == pytest.approx(dev[m == lv.x].mean(), abs=1.5e-4)  # 1 ulp
+        assert lv.sd == pytest.approx(dev[m == lv.x].std(ddof=1), rel=1e-9)
+        speedup = medians[levels[0]] / medians[lv.x]
+        assert lv.speedup == pytest.approx(speedup, rel=1e-15)
+        if i:
+            prev = medians[levels[i - 1]]
+            assert lv.change_pct == pytest.approx(100 * (medians[lv.x] - prev) / prev, rel=1e-12)
+            p = lv.x
+            assert lv.karp_flatt == pytest.approx((1 / speedup - 1 / p) / (1 - 1 / p), rel=1e-12)
+
+
+def test_offset_fits_match_least_squares_on_shifted_rows(make_db, rng) -> None:
+    """At 1e12 + tiny noise the reference is least squares on ``time - 1e12`` (exact in float64):
+    every model has a constant in its span (Amdahl's and Ernest's first column; the USL's first
+    two add up to 1), so shifting moves only the coefficients that carry the constant, and when
+    the shifted solution is positive NNLS is plain least squares."""
+    m, t = _offset_rows(rng)
+    db = make_db([_trial(a, b) for a, b in zip(m, t, strict=True)])
+    result = scaling(db, by=(), n_boot=0, predict=[24])
+    fits = {f.model: f for f in result.groups[0].fits}
+    y = t - OFFSET
+    tss = float(np.sum((y - y.mean()) ** 2))
+    constant = {"amdahl": [1, 0], "usl": [1, 1, 0], "ernest": [1, 0, 0, 0]}
+    for name, design in _designs(m).items():
+        coef, rss = _ols(design, y)
+        assert (coef[1:] > 0).all(), (name, coef)  # positive: NNLS is least squares here
+        full = coef + OFFSET * np.array(constant[name])
+        fit = fits[name]
+        assert fit.rss == pytest.approx(rss, rel=1e-8), name
+        assert fit.r_squared == pytest.approx(1 - rss / tss, rel=1e-12), name
+        k = design.shape[1]
+        aic = len(y) * (math.log(2 * math.pi * rss / len(y)) + 1) + 2 * k
+        assert fit.aic == pytest.approx(aic, rel=1e-9), name
+        pred = next(p for p in result.groups[0].predictions if p.model == name)
+        assert pred.time - OFFSET == pytest.approx(
+            _designs(np.array([24.0]))[name][0] @ coef,
+            abs=2.5e-4,  # 2 ulp at 1e12
+        )
+        if name == "amdahl":
+            assert fit.param("t1") == pytest.approx(full.sum(), rel=1e-15)
+        elif name == "usl":
+            assert fit.param("kappa") == pytest.approx(full[2] / full[0], rel=1e-8)
+        else:
+            got = [fit.param(f"theta{i}") for i in range(4)]
+            assert got[0] == pytest.approx(full[0], rel=1e-15)
+            np.testing.assert_allclose(got[1:], coef[1:], rtol=1e-8)
+    assert result.groups[0].best_model == min(fits.values(), key=lambda f: f.aic).model
+
+
+@pytest.mark.parametrize("scale", [1e12, 1e-9])
+def test_huge_and_tiny_times_recover_amdahl_and_usl(make_db, rng, scale) -> None:
+    """T(m) = scale * USL(m) with noise of 1e-9 of it: the serial fraction and contention are
+    recovered, and the fits equal scipy's nnls on the raw rows divided by ``scale``."""
+    t1, sigma, kappa = 1.0, 0.07, 0.002
+    m = np.repeat(np.array([1, 2, 4, 8, 16, 32], dtype=float), 4)
+    t = scale * usl(m, t1, sigma, kappa) * (1 + 1e-9 * rng.standard_normal(m.size))
+    db = make_db([_trial(a, b) for a, b in zip(m, t, strict=True)])
+    group = scaling(db, by=(), n_boot=0, predict=[64]).groups[0]
+    fits = {f.model: f for f in group.fits}
+    usl_fit = fits["usl"]
+    assert usl_fit.param("t1") == pytest.approx(scale * t1, rel=1e-7)
+    assert usl_fit.param("sigma") == pytest.approx(sigma, rel=1e-6)
+    assert usl_fit.param("kappa") == pytest.approx(kappa, rel=1e-6)
+    assert usl_fit.peak_x == pytest.approx(math.sqrt((1 - sigma) / kappa), rel=1e-6)
+    y = t / scale
+    for name, design in _designs(m).items():
+        coef, _ = nnls(design, y)
+        fit = fits[name]
+        if name == "amdahl":
+            assert fit.param("t1") == pytest.approx(scale * coef.sum(), rel=1e-9)
+            assert fit.param("serial_fraction") == pytest.approx(coef[0] / coef.sum(), rel=1e-9)
+        elif name == "usl":
+            assert fit.param("sigma") == pytest.approx(coef[1] / coef[0], rel=1e-6)
+            assert fit.param("kappa") == pytest.approx(coef[2] / coef[0], rel=1e-6)
+        else:
+            got = np.array([fit.param(f"theta{i}") for i in range(4)]) / scale
+            np.testing.assert_allclose(got, coef, rtol=1e-6, atol=1e-9)
+    assert usl_fit.r_squared == pytest.approx(1.0, abs=1e-9)
+    medians = {x: float(np.median(t[m == x])) for x in np.unique(m)}
+    for lv in group.levels:
+        assert lv.median == medians[lv.x]
+        assert lv.speedup == pytest.approx(medians[1.0] / lv.median, rel=1e-15)
+
+
+def test_workers_up_to_a_million(make_db) -> None:
+    """x from 1 to 1e6: Amdahl's and the USL's parameters, and where throughput peaks."""
+    levels = 10.0 ** np.arange(7)
+    t1, sigma, kappa = 3600.0, 1e-3, 1e-9
+    times = usl(levels, t1, sigma, kappa)
+    db = make_db([_trial(a, b) for a, b in zip(levels, times, strict=True) for _ in range(2)])
+    group = scaling(db, by=(), n_boot=0, predict=[2e6]).groups[0]
+    fit = next(f for f in group.fits if f.model == "usl")
+    assert fit.param("t1") == pytest.approx(t1, rel=1e-9)
+    assert fit.param("sigma") == pytest.approx(sigma, rel=1e-7)
+    assert fit.param("kappa") == pytest.approx(kappa, rel=1e-7)
+    assert fit.peak_x == pytest.approx(math.sqrt((1 - sigma) / kappa), rel=1e-7)
+    pred = next(p for p in group.predictions if p.model == "usl")
+    assert pred.time == pytest.approx(usl(np.array([2e6]), t1, sigma, kappa)[0], rel=1e-7)
+    amdahl_times = amdahl(levels, t1, 1e-4)
+    db = make_db([_trial(a, b) for a, b in zip(levels, amdahl_times, strict=True)])
+    fit = next(f for f in scaling(db, by=(), n_boot=0).groups[0].fits if f.model == "amdahl")
+    assert fit.param("serial_fraction") == pytest.approx(1e-4, rel=1e-9)
+    assert fit.param("t1") == pytest.approx(t1, rel=1e-9)
+
+
+def test_ernest_with_tiny_data_fractions_and_a_million_workers(make_db) -> None:
+    """size = data_fraction of 1e-9 .. 4e-9 (theta1 correspondingly huge), x from 1 to 1e6:
+    Ernest's theta are recovered (the design's columns span 15 orders of magnitude)."""
+    theta = np.array([2.0, 5e10, 1.5, 3e-5])
+    trials = []
+    for frac in (1e-9, 2e-9, 4e-9):
+        for m in 10.0 ** np.arange(7):
+            t = theta[0] + theta[1] * frac / m + theta[2] * math.log(m) + theta[3] * m
+            trials.append(_trial(m, t, data_fraction=frac))
+    group = scaling(make_db(trials), by=(), n_boot=0).groups[0]
+    fit = next((f for f in group.fits if f.model == "ernest"), None)
+    assert fit is not None, group.skipped
+    np.testing.assert_allclose([fit.param(f"theta{i}") for i in range(4)], theta, rtol=1e-8)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_offset_bootstrap_matches_ols_intervals(make_db, rng, monkeypatch, exact) -> None:
+    """Bootstrap intervals at 1e12 + noise whose standard error is far below one unit in the
+    last place of 1e12 (cells resampled from their trials, or from the normal approximation for
+    big cells): the percentile intervals of Ernest's theta are close to the t intervals of
+    statsmodels' OLS on the shifted rows (theta0 carries the 1e12, so no bound is active and NNLS
+    is OLS)."""
+    import statsmodels.api as sm
+
+    if not exact:
+        monkeypatch.setattr(sys.modules["analysis.scaling"], "BOOT_EXACT_MAX", 10)
+    theta = np.array([0.0, 0.02, 0.004, 0.001])  # on top of 1e12
+    m = np.repeat(np.array([1, 2, 4, 8, 16, 32, 64], dtype=float), 60)
+    design = _designs(m)["ernest"]
+    t = OFFSET + design @ theta + rng.normal(0.0, 1e-4, m.size)
+    db = make_db([_trial(a, b) for a, b in zip(m, t, strict=True)])
+    fit = next(
+        f for f in scaling(db, by=(), n_boot=1000, seed=3).groups[0].fits if f.model == "ernest"
+    )
+    ols = sm.OLS(t - OFFSET, design).fit()
+    low, high = ols.conf_int(0.05).T
+    assert fit.param("theta0") == pytest.approx(OFFSET + ols.params[0], rel=1e-15)
+    for i in (1, 2, 3):
+        p = fit.params[i]
+        assert p.estimate == pytest.approx(ols.params[i], rel=1e-8)
+        width = high[i] - low[i]
+        assert p.ci_high - p.ci_low == pytest.approx(width, rel=0.2), p
+        assert p.ci_low == pytest.approx(low[i], abs=0.2 * width), p
+        assert p.ci_high == pytest.approx(high[i], abs=0.2 * width), p
+
+
+def test_seeded_bootstrap_repeats_on_a_big_database(make_db) -> None:
+    """300,000 trials in cells of 3,000 (resampled from their values, which DuckDB collects in
+    parallel): the same seed gives the same intervals (to the last bits DuckDB's parallel sums
+    leave free)."""
+    import duckdb
+
+    db = make_db([_trial(1, 54.0, workload="w0")])
+    con = duckdb.connect(str(db))
+    try:
+        run = con.execute("SELECT run_id FROM runs").fetchone()[0]
+        con.execute(
+            "INSERT INTO trials (trial_id, run_id, engine, workload, workers, warmup, status, "
+            "train_s) SELECT nextval('trial_id_seq'), ?, 'dask', 'w' || (i % 20), w, false, 'ok', "
+            "60 * (0.1 + 0.9 / w) * (1 + 0.03 * ((i * 7919) % 1000 / 1000 - 0.5)) "
+            "FROM (SELECT i, CAST(pow(2, i // 20 % 5) AS INTEGER) AS w FROM range(300000) t(i))",
+            [run],
+        )
+    finally:
+        con.close()
+    first, second = (scaling(db, by="workload", n_boot=100, seed=1, predict=[32]) for _ in range(2))
+    for a, b in (
+        (first.fit_frame(), second.fit_frame()),
+        (first.prediction_frame(), second.prediction_frame()),
+    ):
+        for col in ("estimate", "ci_low", "ci_high", "time"):
+            if col in a:
+                np.testing.assert_allclose(a[col], b[col], rtol=1e-9, atol=1e-12, err_msg=col)
