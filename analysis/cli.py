@@ -184,23 +184,45 @@ def anova(
     _emit(result, format)
 
 
+class TestKind(StrEnum):
+    welch = "welch"
+    student = "student"
+    mwu = "mwu"
+
+
+BootstrapOpt = Annotated[
+    int, typer.Option("--bootstrap", help="Bootstrap resamples for the intervals (0: none).")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
+
+
 @app.command()
 def ttest(
     group: PairGroupOpt,
     a: Annotated[str, typer.Option("--a", help="First level (mean_diff = a - b).")],
     b: Annotated[str, typer.Option("--b", help="Second level.")],
     metric: MetricOpt = "train_s",
-    student: Annotated[
-        bool, typer.Option("--student", help="Assume equal variances (Student, not Welch).")
-    ] = False,
+    test: Annotated[
+        TestKind,
+        typer.Option("--test", help="Welch t, Student t (equal variances) or Mann-Whitney U."),
+    ] = TestKind.welch,
+    student: Annotated[bool, typer.Option("--student", help="Same as --test student.")] = False,
+    bootstrap: BootstrapOpt = 2000,
+    seed: SeedOpt = 0,
+    confidence: Annotated[
+        float, typer.Option("--confidence", help="Confidence level of the intervals.")
+    ] = 0.95,
     where: WhereOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
-    """Two-sample t-test of --metric between --group=A and --group=B (Welch by default)."""
+    """Compare --metric between --group=A and --group=B: Welch (default), Student or
+    Mann-Whitney; mean difference with CI, Cohen's d, Hedges' g, ratio of means (bootstrap CI)."""
     from analysis.ttest import ttest as run
 
+    if student and test is TestKind.mwu:
+        _fail(AnalysisError("--student and --test mwu contradict each other; give one"))
     result = _run(
         run,
         db,
@@ -208,8 +230,11 @@ def ttest(
         a=a,
         b=b,
         metric=metric,
+        test="student" if student else test.value,
+        n_boot=bootstrap,
+        seed=seed,
+        confidence_level=confidence,
         where=where,
-        student=student,
         include_warmup=include_warmup,
     )
     _emit(result, format)

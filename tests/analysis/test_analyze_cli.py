@@ -386,3 +386,48 @@ def test_anova_option_errors_exit_2_one_line(db, file_hash, args, needle):
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and needle in proc.stderr, proc.stderr
     assert file_hash(db) == before
+
+
+def test_ttest_mwu_effect_sizes_and_ratio_from_the_cli(db, groups):
+    result = invoke(
+        "ttest", "--group", "workers", "--a", "1", "--b", "4", "--test", "mwu",
+        "--bootstrap", "4000", "--seed", "3", "--db", db, "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    x, y = groups[1], groups[4]
+    ref = stats.mannwhitneyu(x, y)
+    assert data["test"] == "mwu" and data["statistic"] == pytest.approx(ref.statistic)
+    assert data["p_value"] == pytest.approx(ref.pvalue, rel=1e-9)
+    assert data["ratio"] == pytest.approx(x.mean() / y.mean(), rel=1e-12)
+    boot = stats.bootstrap(
+        (x, y), lambda u, v, axis=-1: u.mean(axis=axis) / v.mean(axis=axis),
+        method="percentile", n_resamples=20000, random_state=1,
+    )  # fmt: skip
+    width = boot.confidence_interval.high - boot.confidence_interval.low
+    assert data["ratio_ci_low"] == pytest.approx(boot.confidence_interval.low, abs=0.05 * width)
+    assert data["ratio_ci_high"] == pytest.approx(boot.confidence_interval.high, abs=0.05 * width)
+    none = invoke("ttest", "--group", "workers", "--a", "1", "--b", "4", "--bootstrap", "0",
+                  "--confidence", "0.99", "--db", db, "--format", "json")  # fmt: skip
+    data = json.loads(none.stdout)
+    assert data["ratio_ci_low"] is None and data["ratio_ci_method"] == "none"
+    ci99 = stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.99)
+    assert (data["ci_low"], data["ci_high"]) == pytest.approx((ci99.low, ci99.high), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--student", "--test", "mwu"], "contradict"),
+        (["--bootstrap", "-1"], "--bootstrap"),
+        (["--confidence", "1.5"], "confidence"),
+        (["--test", "ks"], "'ks'"),
+    ],
+)
+def test_ttest_option_errors_exit_2_one_line(db, file_hash, args, needle):
+    before = file_hash(db)
+    proc = run("ttest", "--group", "workers", "--a", "1", "--b", "2", *args, "--db", db)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and needle in proc.stderr, proc.stderr
+    assert file_hash(db) == before

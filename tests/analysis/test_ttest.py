@@ -1,10 +1,23 @@
 from __future__ import annotations
 
+import importlib
+import json
+import subprocess
+import sys
+import tracemalloc
+from fractions import Fraction
+from pathlib import Path
+
 import numpy as np
+import pingouin as pg
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 from analysis import AnalysisError, TtestResult, ttest
+
+# ``analysis.ttest`` as an attribute of the package is the function; the module for monkeypatching
+ttest_module = importlib.import_module("analysis.ttest")
+ROOT = Path(__file__).resolve().parents[2]
 
 RTOL = 1e-9
 
@@ -122,3 +135,442 @@ def test_result_shapes(db):
     assert len(frame) == 1 and "cohens_d" in frame.columns
     text = str(res)
     assert "Welch t-test" in text and "95% CI" in text and "where engine=dask" in text
+
+
+def table_db(groups: dict[int, np.ndarray]):
+    """An in-memory database whose ``observations`` is a plain table (workers, train_s): quick to
+    fill with thousands of rows; ``ttest`` takes the open connection."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE observations (workers INTEGER, train_s DOUBLE)")
+    rows = [(int(w), float(v)) for w, values in groups.items() for v in values]
+    con.executemany("INSERT INTO observations VALUES (?, ?)", rows)
+    return con
+
+
+# -- test selection ------------------------------------------------------------------------------
+def test_test_argument_and_student_alias(db, groups):
+    by_name = ttest(db, group="workers", a="1", b="4", test="student", n_boot=0)
+    by_flag = ttest(db, group="workers", a="1", b="4", student=True, n_boot=0)
+    assert by_name == by_flag
+    assert (by_name.test, by_name.equal_var, by_name.method) == ("student", True, "t")
+    welch = ttest(db, group="workers", a="1", b="4", test="welch", n_boot=0)
+    assert (welch.test, welch.equal_var) == ("welch", False)
+    assert welch == ttest(db, group="workers", a="1", b="4", n_boot=0)
+    ref = stats.ttest_ind(groups[1], groups[4], equal_var=True)
+    assert by_name.statistic == pytest.approx(ref.statistic, rel=RTOL)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"test": "anova"}, r"--test 'anova' is not a test; use one of welch, student, mwu"),
+        ({"test": "mwu", "student": True}, r"--student .* --test is mwu"),
+        ({"n_boot": -1}, r"--bootstrap -1 is not a number of resamples"),
+        ({"n_boot": 2.5}, r"--bootstrap 2.5"),
+        ({"seed": -3}, r"--seed -3"),
+        ({"confidence_level": 1.0}, r"--confidence 1.0 is not between 0 and 1"),
+        ({"confidence_level": 0.0}, r"--confidence 0.0 is not between 0 and 1"),
+    ],
+)
+def test_option_errors(db, kwargs, match):
+    with pytest.raises(AnalysisError, match=match) as info:
+        ttest(db, group="workers", a="1", b="2", **kwargs)
+    assert "\n" not in str(info.value)
+
+
+# -- Cohen's d and Hedges' g -----------------------------------------------------------------
+def hedges_j(df: float) -> float:
+    """Hedges' exact small-sample factor from scipy.special.gamma (its log beyond df = 340,
+    where Gamma(df / 2) overflows)."""
+    if df < 340:
+        return special.gamma(df / 2) / (np.sqrt(df / 2) * special.gamma((df - 1) / 2))
+    return np.exp(special.gammaln(df / 2) - special.gammaln((df - 1) / 2)) / np.sqrt(df / 2)
+
+
+@pytest.mark.parametrize("test", ["welch", "student", "mwu"])
+@pytest.mark.parametrize(("a", "b"), [(1, 4), (2, 1), (4, 2)])
+def test_cohens_d_and_hedges_g(db, groups, test, a, b):
+    x, y = groups[a], groups[b]
+    res = ttest(db, group="workers", a=str(a), b=str(b), test=test, n_boot=0)
+    df = len(x) + len(y) - 2
+    assert res.cohens_d == pytest.approx(cohens_d(x, y), rel=RTOL)
+    assert res.cohens_d == pytest.approx(pg.compute_effsize(x, y, eftype="cohen"), rel=RTOL)
+    assert res.hedges_g == pytest.approx(cohens_d(x, y) * hedges_j(df), rel=RTOL)
+    # pingouin's g uses the approximation J ~ 1 - 3 / (4 df - 1), about 0.035 / df^2 relative
+    # above the exact factor (1.4e-4 here, df = 19 .. 25)
+    g_pg = pg.compute_effsize(x, y, eftype="hedges")
+    assert res.hedges_g == pytest.approx(g_pg, rel=0.04 / df**2 + 1e-12)
+    assert res.hedges_g != pytest.approx(g_pg, rel=1e-9)  # the exact factor, not the approximation
+    assert abs(res.hedges_g) < abs(res.cohens_d)
+
+
+def test_hedges_g_factor_for_small_and_large_samples(rng):
+    for n_a, n_b in ((2, 3), (90, 80), (2000, 1500)):
+        x, y = rng.normal(1.0, 1.0, n_a), rng.normal(0.0, 2.0, n_b)
+        res = ttest(table_db({1: x, 2: y}), group="workers", a="1", b="2", n_boot=0)
+        assert res.hedges_g == pytest.approx(cohens_d(x, y) * hedges_j(n_a + n_b - 2), rel=1e-10)
+
+
+# -- Mann-Whitney U ----------------------------------------------------------------------------
+def mwu_db(make_db, trials_for, x, y):
+    return make_db(trials_for({1: np.asarray(x, float), 2: np.asarray(y, float)}))
+
+
+def check_mwu(res, x, y, *, method: str, offset: float = 0.0) -> None:
+    """U, p (scipy's default method="auto"), effect sizes (pingouin) and medians (NumPy);
+    ``offset`` is subtracted (exactly) before NumPy's means, which lose digits at 1e12."""
+    ref = stats.mannwhitneyu(x, y)
+    assert res.test == "mwu" and res.method == method
+    assert res.statistic == pytest.approx(ref.statistic, rel=1e-12)
+    assert res.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    ref_pg = pg.mwu(x, y)
+    assert res.rank_biserial == pytest.approx(ref_pg["RBC"].iloc[0], rel=1e-12, abs=1e-15)
+    assert res.cles == pytest.approx(ref_pg["CLES"].iloc[0], rel=1e-12)
+    assert res.cles == pytest.approx(np.mean(np.sign(np.subtract.outer(x, y)) / 2 + 0.5))
+    if method == "asymptotic" and ref.pvalue < 1:
+        # scipy's p is 2 sf(|z|): |z| follows from it; z > 0 when x tends to be larger
+        assert abs(res.z) == pytest.approx(stats.norm.isf(ref.pvalue / 2), rel=1e-7)
+        assert np.sign(res.z) == np.sign(res.rank_biserial)
+    assert (res.median_a, res.median_b) == pytest.approx((np.median(x), np.median(y)), rel=1e-12)
+    assert np.isnan(res.df) and np.isnan(res.ci_low) and np.isnan(res.ci_high)
+    assert res.mean_diff == pytest.approx(np.mean(x - offset) - np.mean(y - offset), rel=1e-9)
+
+
+def test_mwu_with_ties(make_db, trials_for, rng):
+    x = np.round(rng.normal(4.0, 0.3, 14), 1)  # rounded: ties within and across levels
+    y = np.round(rng.normal(3.8, 0.4, 11), 1)
+    assert len(np.unique(np.r_[x, y])) < len(x) + len(y)
+    res = ttest(mwu_db(make_db, trials_for, x, y), group="workers", a="1", b="2", test="mwu")
+    check_mwu(res, x, y, method="asymptotic")
+
+
+def test_mwu_small_samples_with_ties_are_asymptotic(make_db, trials_for):
+    x, y = [1.0, 2.0, 2.0, 5.0, 7.0], [2.0, 3.0, 4.0, 4.0, 6.0, 8.0]
+    res = ttest(mwu_db(make_db, trials_for, x, y), group="workers", a="1", b="2", test="mwu")
+    check_mwu(res, np.array(x), np.array(y), method="asymptotic")
+
+
+@pytest.mark.parametrize(("n_a", "n_b"), [(6, 7), (3, 40), (8, 8), (2, 5)])
+def test_mwu_small_samples_without_ties_are_exact(make_db, trials_for, rng, n_a, n_b):
+    x, y = rng.normal(0.5, 1.0, n_a), rng.normal(0.0, 1.0, n_b)
+    res = ttest(mwu_db(make_db, trials_for, x, y), group="workers", a="1", b="2", test="mwu")
+    check_mwu(res, x, y, method="exact")
+    ref = stats.mannwhitneyu(x, y, method="exact")
+    assert res.p_value == pytest.approx(ref.pvalue, rel=1e-12)
+
+
+def test_mwu_exact_cap_falls_back_to_asymptotic(make_db, trials_for, rng, monkeypatch):
+    x, y = rng.normal(0.5, 1.0, 6), rng.normal(0.0, 1.0, 9)
+    monkeypatch.setattr(ttest_module, "MWU_EXACT_MAX_U", 0)
+    res = ttest(mwu_db(make_db, trials_for, x, y), group="workers", a="1", b="2", test="mwu")
+    ref = stats.mannwhitneyu(x, y, method="asymptotic")
+    assert res.method == "asymptotic"
+    assert res.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_mwu_large_samples(rng):
+    x = rng.gamma(2.0, 1.0, 400)
+    y = rng.gamma(2.0, 1.1, 500)
+    res = ttest(table_db({1: x, 2: y}), group="workers", a="1", b="2", test="mwu")
+    check_mwu(res, x, y, method="asymptotic")
+    assert res.p_value == pytest.approx(
+        stats.mannwhitneyu(x, y, method="asymptotic").pvalue, rel=1e-9
+    )
+
+
+def test_mwu_direction_follows_a_then_b(db, groups):
+    ab = ttest(db, group="workers", a="2", b="4", test="mwu", n_boot=0)
+    ba = ttest(db, group="workers", a="4", b="2", test="mwu", n_boot=0)
+    assert ab.statistic + ba.statistic == pytest.approx(ab.n_a * ab.n_b)
+    assert ab.rank_biserial == pytest.approx(-ba.rank_biserial, rel=1e-12)
+    assert ab.z == pytest.approx(-ba.z, rel=1e-12)
+    assert ab.p_value == pytest.approx(ba.p_value, rel=1e-12)
+    assert ab.rank_biserial > 0  # workers=2 is slower than workers=4
+    check_mwu(ab, groups[2], groups[4], method="asymptotic")
+
+
+def test_mwu_every_value_tied_mirrors_scipy(make_db, trials_for):
+    x, y = [3.0, 3.0, 3.0], [3.0, 3.0, 3.0, 3.0]
+    path = mwu_db(make_db, trials_for, x, y)
+    res = ttest(path, group="workers", a="1", b="2", test="mwu")
+    ref = stats.mannwhitneyu(x, y)
+    assert (res.statistic, res.p_value) == (ref.statistic, ref.pvalue) == (6.0, 1.0)
+    assert (res.z, res.rank_biserial, res.cles) == (0.0, 0.0, 0.5)
+    assert np.isnan(res.cohens_d) and np.isnan(res.hedges_g)
+    assert res.ratio == 1.0 and (res.ratio_ci_low, res.ratio_ci_high) == (1.0, 1.0)
+    assert "cohens_d and hedges_g undefined (neither level varies)" in str(res)
+    with pytest.raises(AnalysisError, match="zero variance"):
+        ttest(path, group="workers", a="1", b="2")
+
+
+def test_mwu_constant_levels_that_differ(make_db, trials_for):
+    x, y = [1.0, 1.0, 1.0], [5.0, 5.0, 5.0, 5.0]
+    res = ttest(mwu_db(make_db, trials_for, x, y), group="workers", a="1", b="2", test="mwu")
+    check_mwu(res, np.array(x), np.array(y), method="asymptotic")
+    assert res.rank_biserial == -1.0 and res.cles == 0.0 and np.isnan(res.cohens_d)
+
+
+def test_mwu_at_large_offset(make_db, trials_for, rng):
+    offset = 1e12
+    x = offset + rng.normal(0.0, 0.01, 30)
+    y = offset + 0.005 + rng.normal(0.0, 0.01, 40)
+    res = ttest(mwu_db(make_db, trials_for, x, y), group="workers", a="1", b="2", test="mwu")
+    check_mwu(res, x, y, method="asymptotic", offset=offset)  # ranks of raw float64 are exact
+    assert res.median_a - offset == pytest.approx(np.median(x - offset), abs=2e-4)  # 1 ulp
+
+
+def test_mwu_needs_two_trials_per_level(make_db, trials_for):
+    path = mwu_db(make_db, trials_for, [1.0, 2.0, 3.0], [5.0])
+    with pytest.raises(AnalysisError, match="level 2 has only 1 trial") as info:
+        ttest(path, group="workers", a="1", b="2", test="mwu")
+    assert "\n" not in str(info.value)
+
+
+# -- medians -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("test", ["welch", "mwu"])
+def test_medians_match_numpy(db, groups, test):
+    res = ttest(db, group="workers", a="2", b="4", test=test, n_boot=0)  # odd n 9 and 15
+    assert res.median_a == pytest.approx(np.median(groups[2]), rel=1e-12)
+    res = ttest(db, group="workers", a="1", b="2", test=test, n_boot=0)  # even n 12
+    assert res.median_a == pytest.approx(np.median(groups[1]), rel=1e-12)
+
+
+# -- ratio of means ----------------------------------------------------------------------------
+def exact_ratio(x: np.ndarray, y: np.ndarray) -> Fraction:
+    return (sum(map(Fraction, x)) / len(x)) / (sum(map(Fraction, y)) / len(y))
+
+
+def ratio_stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    return x.mean(axis=axis) / y.mean(axis=axis)
+
+
+def scipy_ratio_ci(
+    x, y, *, confidence_level=0.95, statistic=ratio_stat, seed=1, n_resamples=100_000
+):
+    return stats.bootstrap(
+        (x, y),
+        statistic,
+        method="percentile",
+        n_resamples=n_resamples,
+        paired=False,
+        vectorized=True,
+        confidence_level=confidence_level,
+        rng=np.random.default_rng(seed),
+    ).confidence_interval
+
+
+@pytest.mark.parametrize("test", ["welch", "student", "mwu"])
+def test_ratio_ci_matches_scipy_bootstrap(db, groups, test):
+    x, y = groups[1], groups[4]
+    res = ttest(db, group="workers", a="1", b="4", test=test, n_boot=20_000, seed=3)
+    assert res.ratio == pytest.approx(float(exact_ratio(x, y)), rel=1e-15)
+    ref = scipy_ratio_ci(x, y)
+    # Monte Carlo error of 20k vs 100k resamples: about 0.2% of the endpoints here
+    assert res.ratio_ci_method == "bootstrap" and (res.n_boot, res.seed) == (20_000, 3)
+    assert (res.ratio_ci_low, res.ratio_ci_high) == pytest.approx((ref.low, ref.high), rel=0.01)
+    assert res.ratio_ci_low < res.ratio < res.ratio_ci_high
+
+
+def test_ratio_ci_other_confidence_level(db, groups):
+    x, y = groups[2], groups[4]
+    res = ttest(db, group="workers", a="2", b="4", n_boot=20_000, confidence_level=0.9)
+    ref = scipy_ratio_ci(x, y, confidence_level=0.9)
+    assert (res.ratio_ci_low, res.ratio_ci_high) == pytest.approx((ref.low, ref.high), rel=0.01)
+    ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(confidence_level=0.9)
+    assert (res.ci_low, res.ci_high) == pytest.approx((ci.low, ci.high), rel=RTOL)
+    assert "90% CI" in str(res)
+
+
+def test_ratio_ci_normal_limit_for_large_samples(rng, monkeypatch):
+    x = rng.gamma(4.0, 1.0, 300)
+    y = rng.gamma(3.0, 1.0, 250)
+    monkeypatch.setattr(ttest_module, "BOOT_MAX_DRAWS", 1000)
+    res = ttest(table_db({1: x, 2: y}), group="workers", a="1", b="2", n_boot=20_000)
+    assert res.ratio_ci_method == "bootstrap-normal"
+    ref = scipy_ratio_ci(x, y, n_resamples=40_000)
+    # the normal limit of each resample mean vs resampled rows: within 0.2% here
+    assert (res.ratio_ci_low, res.ratio_ci_high) == pytest.approx((ref.low, ref.high), rel=0.01)
+    assert "seed 0, normal limit of the means)" in str(res)
+
+
+def test_ratio_bootstrap_is_seeded_and_chunking_does_not_change_it(db, monkeypatch):
+    first = ttest(db, group="workers", a="1", b="2", n_boot=500, seed=7)
+    assert first == ttest(db, group="workers", a="1", b="2", n_boot=500, seed=7)
+    other = ttest(db, group="workers", a="1", b="2", n_boot=500, seed=8)
+    assert other.ratio_ci_low != first.ratio_ci_low
+    monkeypatch.setattr(ttest_module, "BOOT_CHUNK", 5)  # one resample per chunk
+    assert first == ttest(db, group="workers", a="1", b="2", n_boot=500, seed=7)
+
+
+def test_ratio_without_bootstrap(db, groups):
+    res = ttest(db, group="workers", a="1", b="2", n_boot=0)
+    assert res.ratio == pytest.approx(float(exact_ratio(groups[1], groups[2])), rel=1e-15)
+    assert np.isnan(res.ratio_ci_low) and np.isnan(res.ratio_ci_high)
+    assert res.ratio_ci_method == "none" and res.n_boot == 0
+    assert "(no bootstrap interval)" in str(res)
+
+
+def test_ratio_with_mean_b_zero(make_db, trials_for):
+    path = make_db(trials_for({1: [1.0, 2.0, 3.0], 2: [-1.0, 1.0, -2.0, 2.0]}))
+    with pytest.raises(AnalysisError, match=r"mean of train_s at workers=2 is 0") as info:
+        ttest(path, group="workers", a="1", b="2")
+    assert "\n" not in str(info.value)
+    res = ttest(path, group="workers", a="1", b="2", n_boot=0)
+    assert np.isnan(res.ratio) and res.ratio_ci_method == "none"
+    assert "ratio (1 / 2) undefined (mean of 2 is 0)" in str(res)
+    assert res.p_value == pytest.approx(
+        stats.ttest_ind([1.0, 2.0, 3.0], [-1.0, 1.0, -2.0, 2.0], equal_var=False).pvalue,
+        rel=RTOL,
+    )
+
+
+def test_ratio_bootstrap_hitting_mean_b_zero(make_db, trials_for):
+    path = make_db(trials_for({1: [1.0, 2.0, 3.0], 2: [-1.0, 1.0, 1.0, -1.0, 1.0, 1.0]}))
+    with pytest.raises(AnalysisError, match=r"0 in \d+ of 2000 bootstrap resamples"):
+        ttest(path, group="workers", a="1", b="2")
+
+
+@pytest.mark.parametrize("normal_limit", [False, True])
+def test_ratio_at_large_offset(make_db, rng, trials_for, monkeypatch, normal_limit):
+    offset = 1e12
+    x = offset + rng.normal(0.0, 1.0, 30)
+    y = offset + 0.5 + rng.normal(0.0, 1.0, 40)
+    path = make_db(trials_for({1: x, 2: y}))
+    if normal_limit:
+        monkeypatch.setattr(ttest_module, "BOOT_MAX_DRAWS", 10)
+    res = ttest(path, group="workers", a="1", b="2", n_boot=20_000)
+    assert res.ratio_ci_method == ("bootstrap-normal" if normal_limit else "bootstrap")
+    exact = exact_ratio(x, y)
+    # within half an ulp of 1 of the exact rational ratio (ratio - 1 is about -5e-13)
+    assert abs(Fraction(res.ratio) - exact) <= Fraction(2**-53)
+
+    # reference: scipy's bootstrap of ratio - 1 = (mean x - mean y) / mean y on the exactly
+    # shifted rows (x - 1e12 is exact), which keeps its digits at this offset
+    def ratio_minus_one(u, v, axis=-1):
+        return (u.mean(axis=axis) - v.mean(axis=axis)) / (offset + v.mean(axis=axis))
+
+    ref = scipy_ratio_ci(x - offset, y - offset, statistic=ratio_minus_one)
+    width = ref.high - ref.low
+    assert 1e-13 < width < 1e-11
+    low, high = res.ratio_ci_low - 1.0, res.ratio_ci_high - 1.0  # exact: both near 1
+    assert abs(low - ref.low) < 0.03 * width
+    assert abs(high - ref.high) < 0.03 * width
+
+
+# -- bad values and size ---------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("test", ["welch", "mwu"])
+def test_nan_or_inf_values_are_refused(make_db, trials_for, bad, test):
+    path = make_db(trials_for({1: [1.0, 2.0, 3.0], 2: [4.0, bad, 5.0, 6.0]}))
+    with pytest.raises(AnalysisError, match=r"NaN or infinite in 1 selected trials of workers=2"):
+        ttest(path, group="workers", a="1", b="2", test=test)
+
+
+def test_million_trials_fast_and_small(tmp_path):
+    """1,000,000 trials: the t-test, MWU and ratio from DuckDB in about a second each, NumPy's
+    peak allocation small (the bootstrap falls back to the normal limit of the means)."""
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "big.duckdb"))
+    con.execute(
+        "CREATE TABLE observations AS SELECT CAST(i % 2 + 1 AS INTEGER) AS workers, "
+        "1000.0 + (i % 2) * 0.002 + sin(i) AS train_s FROM range(1000000) t(i)"
+    )
+    x, y = (
+        con.execute(f"SELECT train_s FROM observations WHERE workers = {w}").fetchnumpy()["train_s"]
+        for w in (1, 2)
+    )
+    ttest(con, group="workers", a="1", b="2", n_boot=10)  # warm up imports
+    for test in ("welch", "mwu"):
+        tracemalloc.start()
+        res = ttest(con, group="workers", a="1", b="2", test=test)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 100e6
+        assert res.ratio_ci_method == "bootstrap-normal"
+        assert res.ratio == pytest.approx(x.mean() / y.mean(), rel=1e-12)
+        ref = (
+            stats.ttest_ind(x, y, equal_var=False)
+            if test == "welch"
+            else stats.mannwhitneyu(x, y, method="asymptotic")
+        )
+        assert res.statistic == pytest.approx(ref.statistic, rel=1e-9)
+        assert res.p_value == pytest.approx(ref.pvalue, rel=1e-6)
+    con.close()
+
+
+NEW_FIELDS = {
+    "test": str,
+    "method": str,
+    "hedges_g": float,
+    "median_a": float,
+    "median_b": float,
+    "z": float,
+    "rank_biserial": float,
+    "cles": float,
+    "ratio": float,
+    "ratio_ci_low": float,
+    "ratio_ci_high": float,
+    "ratio_ci_method": str,
+    "n_boot": int,
+    "seed": int,
+    "confidence_level": float,
+}
+
+
+@pytest.mark.parametrize("test", ["welch", "student", "mwu"])
+def test_result_shapes_every_test(db, test):
+    res = ttest(db, group="workers", a="1", b="2", test=test, n_boot=200, seed=5)
+    d = res.to_dict()
+    for key, kind in NEW_FIELDS.items():
+        assert type(d[key]) is kind, key
+    assert (d["test"], d["n_boot"], d["seed"], d["confidence_level"]) == (test, 200, 5, 0.95)
+    json.dumps(d)
+    frame = res.to_frame()
+    assert len(frame) == 1 and set(NEW_FIELDS) <= set(frame.columns)
+    assert list(frame.columns[: len(OLD_FIELDS)]) == OLD_FIELDS  # old columns first, in order
+    text = str(res)
+    assert "median" in text and "ratio (1 / 2) = " in text and "200 resamples, seed 5" in text
+    if test == "mwu":
+        assert text.startswith("Mann-Whitney U test of train_s: workers=1 vs 2")
+        assert "U = " in text and "rank_biserial = " in text and "cles = P(1 > 2)" in text
+        assert "hedges_g = " in text and "t(" not in text
+        with pytest.raises(AnalysisError, match="no t interval"):
+            res.confidence_interval()
+    else:
+        assert text.startswith(f"{test.capitalize()} t-test of train_s")
+        assert "95% CI [" in text and "hedges_g = " in text and "rank_biserial" not in text
+        assert res.method == "t" and np.isnan(res.z) and np.isnan(res.cles)
+
+
+OLD_FIELDS = [
+    "metric",
+    "group",
+    "a",
+    "b",
+    "n_a",
+    "n_b",
+    "mean_a",
+    "mean_b",
+    "sd_a",
+    "sd_b",
+    "statistic",
+    "df",
+    "p_value",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "cohens_d",
+    "equal_var",
+    "where",
+]
+
+
+def test_module_import_stays_light():
+    code = "import sys, analysis.ttest; print(sorted({'scipy', 'numpy'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "[]"
