@@ -252,12 +252,14 @@ def summary(
         list[str] | None,
         typer.Option("--metric", help="Numeric column to describe; repeatable."),
     ] = None,
+    bootstrap: BootstrapOpt = 2000,
+    seed: SeedOpt = 0,
     where: WhereOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
-    """n, mean, sd, median and 95% CI per configuration, with failed/timeout counts."""
+    """n, mean, median with 95% CIs (t; bootstrap), spread, outliers, failures per configuration."""
     from analysis.summary import summarize
 
     result = _run(
@@ -265,6 +267,8 @@ def summary(
         db,
         by=DEFAULT_BY if by is None else _columns(by),
         metrics=metric or DEFAULT_METRICS,
+        n_boot=bootstrap,
+        seed=seed,
         where=where,
         include_warmup=include_warmup,
     )

@@ -1,11 +1,12 @@
 """Descriptive statistics per configuration, box-plot statistics and the list of runs.
 
 All aggregation happens in DuckDB; Python only receives one row per group (plus box-plot
-fliers).
+fliers, and for the median's bootstrap interval the few sorted values near each median).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -13,10 +14,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from analysis.bootstrap import (
+    group_rng,
+    median_ranks,
+    median_window,
+    medians_from_ranks,
+    percentile_interval,
+)
 from analysis.data import (
     VIEW,
     Database,
     Filter,
+    Selection,
     check_column,
     check_distinct,
     connect,
@@ -30,9 +39,11 @@ from analysis.data import (
 )
 from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
-from analysis.intervals import t_interval
+from analysis.intervals import t_quantile
 
 if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
     import pandas as pd
 
 STAT_SUFFIXES = (
@@ -41,6 +52,8 @@ STAT_SUFFIXES = (
     "median",
     "ci_low",
     "ci_high",
+    "median_ci_low",
+    "median_ci_high",
     "mad",
     "min",
     "max",
@@ -49,6 +62,12 @@ STAT_SUFFIXES = (
     "q3",
     "outliers",
 )
+#: Confidence level of the summary's intervals (t for the mean, bootstrap for the median).
+CONFIDENCE_LEVEL = 0.95
+#: Default number of bootstrap draws for the median's interval.
+N_BOOT = 2000
+#: scipy's t quantile costs ~0.2 ms a call; rows share few degrees of freedom.
+_t_quantile = functools.cache(t_quantile)
 #: Tukey's fences: values beyond q1 - 1.5 IQR or q3 + 1.5 IQR are counted (never dropped).
 TUKEY_K = 1.5
 
@@ -75,13 +94,18 @@ class SummaryResult:
     metrics: tuple[str, ...]
     rows: tuple[dict, ...]
     where: tuple[str, ...]
+    n_boot: int = N_BOOT
+    seed: int = 0
 
     @property
     def columns(self) -> list[str]:
-        """The by columns, ``n``, per metric ``<metric>_`` mean, sd, median, ci_low, ci_high, mad
-        (median absolute deviation, unscaled), min, max, cv (sd / mean), q1, q3 (linear
-        interpolation) and outliers (count beyond Tukey's fences), then ``accuracy_mean``,
-        ``failed``, ``timeout`` and ``failure_rate`` ((failed + timeout) / all trials)."""
+        """The by columns, ``n``, per metric ``<metric>_`` mean, sd, median, ci_low, ci_high
+        (95% t interval of the mean), median_ci_low, median_ci_high (95% percentile-bootstrap
+        interval of the median: ``n_boot`` draws, ``seed``; NaN for fewer than 2 trials or
+        ``n_boot == 0``), mad (median absolute deviation, unscaled), min, max, cv (sd / mean),
+        q1, q3 (linear interpolation) and outliers (count beyond Tukey's fences), then
+        ``accuracy_mean``, ``failed``, ``timeout`` and ``failure_rate`` ((failed + timeout) /
+        all trials)."""
         cols = [*self.by, "n"]
         for m in self.metrics:
             cols += [f"{m}_{s}" for s in STAT_SUFFIXES]
@@ -92,6 +116,8 @@ class SummaryResult:
             "by": list(self.by),
             "metrics": list(self.metrics),
             "where": list(self.where),
+            "n_boot": self.n_boot,
+            "seed": self.seed,
             "rows": [dict(r) for r in self.rows],
         }
 
@@ -104,24 +130,32 @@ class SummaryResult:
         where = f" (where {' '.join(self.where)})" if self.where else ""
         headers = [*self.by, "n"]
         for m in self.metrics:
-            headers += [f"{m} mean", "sd", "median", "95% CI", "cv", "outliers"]
+            headers += [f"{m} mean", "95% CI", "sd", "median", "95% CI", "cv", "outliers"]
         headers += ["accuracy", "failed", "timeout"]
         body = []
         for r in self.rows:
             row: list[Any] = [format_level(r[b]) for b in self.by] + [r["n"]]
             for m in self.metrics:
-                ci = (
-                    "-"
-                    if math.isnan(r[f"{m}_ci_low"])
-                    else f"[{fmt(r[f'{m}_ci_low'], 4)}, {fmt(r[f'{m}_ci_high'], 4)}]"
-                )
-                row += [r[f"{m}_mean"], r[f"{m}_sd"], r[f"{m}_median"], ci]
+                row += [r[f"{m}_mean"], _interval(r[f"{m}_ci_low"], r[f"{m}_ci_high"])]
+                row += [r[f"{m}_sd"], r[f"{m}_median"]]
+                row += [_interval(r[f"{m}_median_ci_low"], r[f"{m}_median_ci_high"])]
                 row += [r[f"{m}_cv"], r[f"{m}_outliers"]]
             row += [r["accuracy_mean"], r["failed"], r["timeout"]]
             body.append(row)
-        return f"Summary by {', '.join(self.by) or '(all trials)'}{where}\n" + render_table(
-            headers, body
+        boot = (
+            f"median CI: percentile bootstrap, {self.n_boot} draws, seed {self.seed}"
+            if self.n_boot
+            else "median CI: none (n_boot 0)"
         )
+        return (
+            f"Summary by {', '.join(self.by) or '(all trials)'}{where}\n"
+            + render_table(headers, body)
+            + f"\nmean CI: t; {boot}"
+        )
+
+
+def _interval(low: float, high: float) -> str:
+    return "-" if math.isnan(low) or math.isnan(high) else f"[{fmt(low, 4)}, {fmt(high, 4)}]"
 
 
 def summarize(
@@ -131,13 +165,24 @@ def summarize(
     metrics: Sequence[str] = DEFAULT_METRICS,
     where: Sequence[str | Filter] = (),
     include_warmup: bool = False,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
 ) -> SummaryResult:
-    """Per-configuration n, mean, sd, median and 95% t CI of each metric over ok trials, mean
-    accuracy, and counts of failed and timed-out trials."""
+    """Per-configuration n, mean, sd, median, 95% t CI of the mean and 95% percentile-bootstrap
+    CI of the median of each metric over ok trials, mean accuracy, and counts of failed and
+    timed-out trials.
+
+    The median's interval uses ``n_boot`` bootstrap draws (0: no interval) from ``seed``; each
+    (metric, configuration) has its own stream derived from ``seed``, the metric and the
+    configuration's levels, so a row's interval does not depend on the other rows. The draws are
+    simulated exactly from order statistics (:mod:`analysis.bootstrap`): DuckDB returns only the
+    few sorted values near each median, never the rows.
+    """
     by = check_distinct(by, "--by")
     metrics = check_distinct(metrics, "--metric")
     if not metrics:
         raise AnalysisError("no --metric given; name at least one, e.g. --metric train_s")
+    _check_bootstrap(n_boot, seed)
     with connect(db) as con:
         sel = select(
             con,
@@ -192,7 +237,33 @@ def summarize(
             f"(SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql}){group_by}{order_by}"
         )
         raw = execute(con, sql, sel.params)
+        rows, counts = _summary_rows(raw, by, metrics)
+        if n_boot > 0:
+            _median_intervals(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
+    return SummaryResult(
+        by=by, metrics=metrics, rows=tuple(rows), where=sel.where_text, n_boot=n_boot, seed=seed
+    )
+
+
+def _check_bootstrap(n_boot: int, seed: int) -> None:
+    if n_boot < 0:
+        raise AnalysisError(f"--bootstrap {n_boot} must be 0 (no median intervals) or more")
+    if 0 < n_boot < 100:
+        raise AnalysisError(
+            f"--bootstrap {n_boot} is too few draws for a percentile interval; use {N_BOOT} "
+            "(the default), or 0 for no median intervals"
+        )
+    if seed < 0:
+        raise AnalysisError(f"--seed {seed} must be 0 or more")
+
+
+def _summary_rows(
+    raw: Sequence[tuple], by: Sequence[str], metrics: Sequence[str]
+) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
+    """Rows of the summary from the main query, and per metric the number of ok trials with a
+    value in each row."""
     rows = []
+    counts: dict[str, list[int]] = {m: [] for m in metrics}
     for rec in raw:
         row: dict[str, Any] = dict(zip(by, rec[: len(by)], strict=True))
         rest = list(rec[len(by) :])
@@ -200,18 +271,20 @@ def summarize(
         for m in metrics:
             count, shift, mean_dev, var, median = (rest.pop(0) for _ in range(5))
             mad, low, high, q1, q3, outliers = (rest.pop(0) for _ in range(6))
+            counts[m].append(int(count))
             mean = math.nan if mean_dev is None else float(shift) + float(mean_dev)
             sd = math.sqrt(var) if var is not None else math.nan
-            ci_low, ci_high = (
-                t_interval(mean, sd / math.sqrt(count), count - 1, 0.95)
-                if count > 1 and not math.isnan(sd)
-                else (math.nan, math.nan)
-            )
+            if count > 1 and not math.isnan(sd):
+                half = _t_quantile(CONFIDENCE_LEVEL, count - 1) * (sd / math.sqrt(count))
+                ci_low, ci_high = mean - half, mean + half  # as t_interval, quantile cached
+            else:
+                ci_low, ci_high = math.nan, math.nan
             row[f"{m}_mean"] = mean
             row[f"{m}_sd"] = sd
             row[f"{m}_median"] = _nan(median)
             row[f"{m}_ci_low"] = ci_low
             row[f"{m}_ci_high"] = ci_high
+            row[f"{m}_median_ci_low"] = row[f"{m}_median_ci_high"] = math.nan  # filled later
             row[f"{m}_mad"] = _nan(mad)
             row[f"{m}_min"] = _nan(low)
             row[f"{m}_max"] = _nan(high)
@@ -225,7 +298,103 @@ def summarize(
         total = row["n"] + row["failed"] + row["timeout"]
         row["failure_rate"] = (row["failed"] + row["timeout"]) / total if total else math.nan
         rows.append(row)
-    return SummaryResult(by=by, metrics=metrics, rows=tuple(rows), where=sel.where_text)
+    return rows, counts
+
+
+def _median_intervals(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    rows: list[dict[str, Any]],
+    counts: dict[str, list[int]],
+    *,
+    n_boot: int,
+    seed: int,
+) -> None:
+    """Fill ``<metric>_median_ci_low/high`` of ``rows`` (rows with at least 2 values).
+
+    One query fetches, per (metric, row), the sorted values in :func:`median_window`'s rank
+    window; the bootstrap medians' ranks are then drawn from the row's own stream, one row at a
+    time (memory: one row's draws). A row whose draws leave the window (probability below
+    1e-20) is fetched whole and drawn again from the same stream, so the result is exact.
+    """
+    wanted = {
+        (i, j): median_window(counts[m][i])
+        for j, m in enumerate(metrics)
+        for i in range(len(rows))
+        if counts[m][i] >= 2
+    }
+    while wanted:
+        fetched = _order_statistics(con, sel, by, metrics, rows, wanted)
+        missed: dict[tuple[int, int], tuple[int, int]] = {}
+        for (i, j), (first, last) in wanted.items():
+            m, row = metrics[j], rows[i]
+            key = [m, [[b, format_level(row[b])] for b in by]]
+            lo, hi = median_ranks(counts[m][i], n_boot, group_rng(seed, key))
+            if lo.min() < first or hi.max() > last:
+                missed[i, j] = (1, counts[m][i])
+                continue
+            medians = medians_from_ranks(fetched[i, j], first, lo, hi)
+            low, high = percentile_interval(medians, CONFIDENCE_LEVEL)
+            row[f"{m}_median_ci_low"], row[f"{m}_median_ci_high"] = low, high
+        wanted = missed
+
+
+def _order_statistics(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    windows: dict[tuple[int, int], tuple[int, int]],
+) -> dict[tuple[int, int], np.ndarray]:
+    """The sorted values of ok trials with ranks ``first..last`` (1-based) of metric ``j`` in
+    row ``i``, for each ``(i, j): (first, last)`` of ``windows``, as float arrays.
+
+    DuckDB sorts each group's values into a list and returns only the slices. The rows are
+    matched by position: this query groups the same selection by ``by`` and orders the groups
+    as the summary does (``__gid``; aliases start with ``__`` so no ``by`` column is shadowed).
+    """
+    import numpy as np
+
+    prefix, _, group_by, order_by = _group_sql(by)
+    ok = "status = 'ok'"
+    inner = [quote(b) for b in by] + ([] if "status" in by else ["status"])
+    inner += [f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)]
+    lists = [
+        f"list(__x{j} ORDER BY __x{j}) FILTER (WHERE {ok} AND __x{j} IS NOT NULL) AS __xs{j}"
+        for j in range(len(metrics))
+    ]
+    bound = ", ".join(
+        f"?::BIGINT[] AS __lo{j}, ?::BIGINT[] AS __hi{j}" for j in range(len(metrics))
+    )
+    slices = [f"__xs{j}[__p.__lo{j}[__gid]:__p.__hi{j}[__gid]]" for j in range(len(metrics))]
+    sql = (
+        f"WITH __p AS (SELECT {bound}) "
+        f"SELECT {prefix}{', '.join(slices)} FROM ("
+        f"SELECT {prefix}row_number() OVER ({order_by.strip()}) AS __gid, {', '.join(lists)} "
+        f"FROM (SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql}){group_by}"
+        f"), __p ORDER BY __gid"
+    )
+    bounds: list[list[int]] = []
+    for j in range(len(metrics)):
+        first, last = [1] * len(rows), [0] * len(rows)  # [1:0]: an empty slice
+        for (i, jj), (lo, hi) in windows.items():
+            if jj == j:
+                first[i], last[i] = lo, hi
+        bounds += [first, last]
+    raw = execute(con, sql, [*bounds, *sel.params])
+    levels = [[format_level(row[b]) for b in by] for row in rows]
+    if [[format_level(v) for v in rec[: len(by)]] for rec in raw] != levels:
+        raise RuntimeError("the order-statistics query returned other groups than the summary")
+    out = {}
+    for (i, j), (lo, hi) in windows.items():
+        values = np.asarray(raw[i][len(by) + j], dtype=float)
+        if len(values) != hi - lo + 1:
+            raise RuntimeError(f"ranks {lo}..{hi} of {metrics[j]} are not all in row {i}")
+        out[i, j] = values
+    return out
 
 
 # -- box plots --------------------------------------------------------------------------------

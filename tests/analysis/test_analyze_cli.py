@@ -431,3 +431,22 @@ def test_ttest_option_errors_exit_2_one_line(db, file_hash, args, needle):
     assert proc.stdout == "" and "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and needle in proc.stderr, proc.stderr
     assert file_hash(db) == before
+
+
+def test_summary_median_bootstrap_ci_from_the_cli(db, groups):
+    result = invoke("summary", "--by", "workers", "--metric", "train_s", "--bootstrap", "4000",
+                    "--seed", "5", "--db", db, "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {r["workers"]: r for r in json.loads(result.stdout)["rows"]}
+    for level, values in groups.items():
+        ref = stats.bootstrap((values,), np.median, method="percentile", n_resamples=20000,
+                              random_state=2).confidence_interval  # fmt: skip
+        ordered = np.sort(values)
+        for ours, theirs in ((rows[level]["train_s_median_ci_low"], ref.low),
+                             (rows[level]["train_s_median_ci_high"], ref.high)):  # fmt: skip
+            # within two order statistics of scipy's Monte Carlo endpoint
+            gap = abs(np.searchsorted(ordered, ours) - np.searchsorted(ordered, theirs))
+            assert gap <= 2, (level, ours, theirs)
+    off = invoke("summary", "--by", "workers", "--bootstrap", "0", "--db", db, "--format", "csv")
+    frame = pd.read_csv(io.StringIO(off.stdout))
+    assert frame["train_s_median_ci_low"].isna().all()

@@ -18,6 +18,7 @@ from analysis import (
     list_runs,
     summarize,
 )
+from analysis.bootstrap import median_ranks, medians_from_ranks
 
 RTOL = 1e-9
 
@@ -88,6 +89,8 @@ def test_summary_frame_columns(db):
         "train_s_median",
         "train_s_ci_low",
         "train_s_ci_high",
+        "train_s_median_ci_low",
+        "train_s_median_ci_high",
         "train_s_mad",
         "train_s_min",
         "train_s_max",
@@ -111,6 +114,7 @@ def test_summary_without_accuracy_and_by_nothing(make_db, trials_for, rng):
     assert row["n"] == 7
     assert math.isnan(row["accuracy_mean"])
     assert row["train_s_mean"] == pytest.approx(values.mean(), rel=RTOL)
+    assert row["train_s_median_ci_low"] < np.median(values) < row["train_s_median_ci_high"]
     assert "Summary by (all trials)" in str(res)
 
 
@@ -216,3 +220,239 @@ def test_list_runs(make_db, trials_for, db):
     assert run.experiments == ()
     path = make_db(trials_for({1: [1.0, 2.0]}, experiment="paper000"))
     assert list_runs(path)[0].experiments == ("paper000",)
+
+
+# -- bootstrap CI of the median ---------------------------------------------------------------
+# References: brute-force resampling in NumPy, scipy.stats.binom (the exact law of the resampled
+# median's rank) and scipy.stats.bootstrap on the raw rows; never our own numbers.
+BOOT = 20_000  # resamples, ours and scipy's, for the interval comparisons
+
+
+def middle_rank(n: int) -> int:
+    """m: the median of n values is x_(m) (odd n) or the mean of x_(m), x_(m+1) (even n)."""
+    return (n + 1) // 2 if n % 2 else n // 2
+
+
+def rank_cdf(n: int, k: np.ndarray, j: int) -> np.ndarray:
+    """P(the j-th order statistic of a resample of n values has rank <= k): at least j of the n
+    draws fall among the k smallest values, each with probability k/n."""
+    return stats.binom.sf(j - 1, n, k / n)
+
+
+def ideal_endpoint_ranks(n: int, confidence: float = 0.95) -> tuple[int, int]:
+    """Odd n: ranks k of the (1 -/+ confidence)/2 quantiles of the resampled median's exact law
+    (B -> infinity): the smallest k with P(rank <= k) >= p."""
+    k = np.arange(1, n + 1)
+    cdf = rank_cdf(n, k, middle_rank(n))
+    alpha = (1 - confidence) / 2
+    return int(k[np.argmax(cdf >= alpha)]), int(k[np.argmax(cdf >= 1 - alpha)])
+
+
+def frac_rank(values: np.ndarray, v: float) -> float:
+    """Position of v among the sorted (tie-free) values, 1-based, linear in between."""
+    xs = np.sort(values)
+    return float(np.interp(v, xs, np.arange(1, len(xs) + 1)))
+
+
+def scipy_median_ci(values: np.ndarray, seed: int = 3) -> tuple[float, float]:
+    res = stats.bootstrap(
+        (values,), np.median, method="percentile", n_resamples=BOOT, rng=np.random.default_rng(seed)
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def assert_ci_near(values: np.ndarray, got: tuple[float, float], want: tuple[float, float]):
+    """Each endpoint within two order statistics of the reference's (ties allowed)."""
+    xs = np.sort(values)
+    for g, w in zip(got, want, strict=True):
+        first = int(np.searchsorted(xs, w, side="left"))  # first x_(i) >= w (0-based)
+        last = int(np.searchsorted(xs, w, side="right")) - 1  # last x_(i) <= w
+        band = xs[max(first - 2, 0)], xs[min(last + 2, len(xs) - 1)]
+        assert band[0] <= g <= band[1], (got, want)
+
+
+SMALL_SAMPLES = {
+    "odd": [4.0, 1.0, 7.0, 2.0, 9.0, 5.0, 3.0],
+    "odd-ties": [1.0, 2.0, 2.0, 3.0, 5.0, 5.0, 9.0],
+    "even": [3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0],
+    "even-ties": [1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 8.0, 10.0],
+}
+
+
+@pytest.mark.parametrize("name", SMALL_SAMPLES)
+def test_simulated_medians_have_the_resampling_distribution(name):
+    """Our order-statistic draws against np.median of rows resampled with replacement: the
+    probabilities of every possible median value agree (chi-square test of homogeneity)."""
+    x = np.array(SMALL_SAMPLES[name])
+    draws = 200_000
+    lo, hi = median_ranks(len(x), draws, np.random.default_rng(11))
+    ours = medians_from_ranks(np.sort(x), 1, lo, hi)
+    brute = np.median(np.random.default_rng(12).choice(x, (draws, len(x))), axis=1)
+    support = np.union1d(ours, brute)
+    assert set(np.unique(ours)) <= set(np.unique(brute))  # only values np.median can give
+    table = np.array([[np.sum(ours == v), np.sum(brute == v)] for v in support])
+    common, rare = table[table.sum(axis=1) >= 50], table[table.sum(axis=1) < 50]
+    table = np.vstack([common, rare.sum(axis=0)]) if len(rare) else common
+    assert len(table) >= 3
+    assert stats.chi2_contingency(table).pvalue > 1e-3
+    # and the same by a two-sample KS test on the draws themselves
+    assert stats.ks_2samp(ours, brute).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("n", [7, 8, 41, 1000, 1001])
+def test_median_ranks_follow_the_exact_binomial_law(n):
+    """P(rank of the resample's j-th order statistic <= k) = P(Binomial(n, k/n) >= j), for the
+    middle rank(s) j: empirical CDF of 100,000 draws within 5 standard errors everywhere."""
+    draws = 100_000
+    lo, hi = median_ranks(n, draws, np.random.default_rng(5))
+    assert lo.dtype.kind == "i" and lo.min() >= 1 and hi.max() <= n and (hi >= lo).all()
+    m = middle_rank(n)
+    k = np.arange(1, n + 1)
+    tol = 5 * math.sqrt(0.25 / draws)
+    pairs = [(lo, m)] + ([] if n % 2 else [(hi, m + 1)])
+    for ranks, j in pairs:
+        empirical = np.searchsorted(np.sort(ranks), k, side="right") / draws
+        assert np.max(np.abs(empirical - rank_cdf(n, k, j))) < tol
+    if n % 2:
+        assert (lo == hi).all()
+
+
+def test_odd_sample_median_cdf_is_binomial():
+    """P(median* <= x_(k)) = P(Binomial(n, k/n) >= m) on the median values themselves."""
+    x = np.array(SMALL_SAMPLES["odd"])
+    n, draws = len(x), 200_000
+    xs = np.sort(x)
+    lo, hi = median_ranks(n, draws, np.random.default_rng(8))
+    medians = medians_from_ranks(xs, 1, lo, hi)
+    empirical = np.array([np.mean(medians <= v) for v in xs])
+    exact = rank_cdf(n, np.arange(1, n + 1), middle_rank(n))
+    assert np.max(np.abs(empirical - exact)) < 5 * math.sqrt(0.25 / draws)
+
+
+@pytest.mark.parametrize("n", [41, 40])
+def test_median_ci_matches_scipy_bootstrap(make_db, trials_for, n):
+    values = np.random.default_rng(100 + n).normal(10.0, 2.0, n)
+    path = make_db(trials_for({1: values}))
+    (row,) = summarize(path, by=["workers"], metrics=["train_s"], n_boot=BOOT).rows
+    got = (row["train_s_median_ci_low"], row["train_s_median_ci_high"])
+    assert_ci_near(values, got, scipy_median_ci(values))
+    assert got[0] < np.median(values) < got[1]
+    if n % 2:  # the exact (B -> infinity) percentile endpoints are order statistics
+        for g, k in zip(got, ideal_endpoint_ranks(n), strict=True):
+            assert abs(frac_rank(values, g) - k) <= 1
+
+
+def test_median_ci_with_a_large_offset(make_db, trials_for):
+    """1e12 + noise of 0.01 (one ulp at 1e12 is 1.2e-4): scipy on x - 1e12 (exact), shifted."""
+    offset = 1e12
+    rng = np.random.default_rng(7)
+    a = offset + rng.normal(0.0, 0.01, 41)
+    b = 5.0 + rng.normal(0.0, 0.01, 40)  # another group on another scale
+    path = make_db(trials_for({1: a, 2: b}))
+    rows = summarize(path, by=["workers"], metrics=["train_s"], n_boot=BOOT).rows
+    got = (rows[0]["train_s_median_ci_low"], rows[0]["train_s_median_ci_high"])
+    low, high = scipy_median_ci(a - offset)
+    want = (offset + low, offset + high)
+    assert got[0] < np.median(a) < got[1]
+    assert_ci_near(a, got, want)
+    # the width is that of the shifted reference, to within the spacing of two order statistics
+    gaps = np.diff(np.sort(a - offset))
+    assert got[1] - got[0] > 0 and abs((got[1] - got[0]) - (high - low)) <= 4 * gaps.max()
+    assert_ci_near(b, (rows[1]["train_s_median_ci_low"], rows[1]["train_s_median_ci_high"]),
+                   scipy_median_ci(b))  # fmt: skip
+
+
+def test_median_ci_per_group_excludes_warmup_and_failed(db, groups):
+    rows = summarize(db, by=["workers"], metrics=["train_s"], n_boot=BOOT).rows
+    for row, (level, values) in zip(rows, groups.items(), strict=True):
+        assert row["workers"] == level and row["n"] == len(values)
+        got = (row["train_s_median_ci_low"], row["train_s_median_ci_high"])
+        assert values.min() <= got[0] < np.median(values) < got[1] <= values.max()
+        assert_ci_near(values, got, scipy_median_ci(values))
+        if len(values) % 2:
+            for g, k in zip(got, ideal_endpoint_ranks(len(values)), strict=True):
+                assert abs(frac_rank(values, g) - k) <= 1
+
+
+def test_median_ci_ignores_many_warmup_and_failed_trials(make_db, trials_for, rng):
+    values = rng.normal(3.0, 0.1, 9)
+    noise = trials_for({1: np.full(20, 999.0)}, warmup=True)
+    # below the data: if they reached the sorted values, every rank would point at them
+    noise += [{**t, "status": "failed"} for t in trials_for({1: np.full(20, -555.0)})]
+    path = make_db(trials_for({1: values}) + noise)
+    (row,) = summarize(path, by=["workers"], metrics=["train_s"], n_boot=BOOT).rows
+    assert row["n"] == 9 and row["failed"] == 20
+    got = (row["train_s_median_ci_low"], row["train_s_median_ci_high"])
+    assert_ci_near(values, got, scipy_median_ci(values))
+
+
+def test_median_ci_nan_for_one_trial_and_groups_stay_aligned(make_db, trials_for, rng):
+    """n = 1 and n = 0 (only failed trials) rows get NaN; the rows around them (a NULL level
+    sorts last) keep their own intervals."""
+    big, null = rng.normal(8.0, 1.0, 31), rng.normal(1.0, 0.1, 21)
+    trials = trials_for({1: [3.0], 2: big, None: null})
+    trials += [{**t, "status": "failed"} for t in trials_for({3: [1.0, 2.0]})]
+    rows = summarize(make_db(trials), by=["workers"], metrics=["train_s"], n_boot=BOOT).rows
+    assert [r["workers"] for r in rows] == [1, 2, 3, None]
+    assert [r["n"] for r in rows] == [1, 31, 0, 21]
+    for r in (rows[0], rows[2]):
+        assert math.isnan(r["train_s_median_ci_low"]) and math.isnan(r["train_s_median_ci_high"])
+    for r, values in ((rows[1], big), (rows[3], null)):
+        got = (r["train_s_median_ci_low"], r["train_s_median_ci_high"])
+        assert_ci_near(values, got, scipy_median_ci(values))
+
+
+def test_median_ci_reproducible_and_seeded(db):
+    def cis(**kw):
+        rows = summarize(db, by=["workers"], metrics=["train_s", "wall_s"], **kw).rows
+        return [r[f"{m}_median_ci_{e}"] for r in rows for m in ("train_s", "wall_s")
+                for e in ("low", "high")]  # fmt: skip
+
+    first = cis(seed=1)
+    assert cis(seed=1) == first
+    assert cis(seed=2) != first
+    assert cis() == cis(seed=0)
+    # a row's interval depends on its own data, the metric and the seed only
+    alone = summarize(db, by=["workers"], metrics=["wall_s", "train_s"], where=["workers=2"],
+                      seed=1).rows[0]  # fmt: skip
+    assert [alone[f"train_s_median_ci_{e}"] for e in ("low", "high")] == first[4:6]
+
+
+def test_median_ci_without_bootstrap_and_bad_arguments(db):
+    res = summarize(db, by=["workers"], metrics=["train_s"], n_boot=0)
+    assert all(math.isnan(r["train_s_median_ci_low"]) for r in res.rows)
+    assert all(math.isnan(r["train_s_median_ci_high"]) for r in res.rows)
+    assert not math.isnan(res.rows[0]["train_s_ci_low"])  # the t interval is still there
+    assert res.to_dict()["n_boot"] == 0
+    for kwargs, needle in (
+        ({"n_boot": -1}, "--bootstrap -1 must be 0"),
+        ({"n_boot": 10}, "too few"),
+        ({"seed": -1}, "--seed -1 must be 0 or more"),
+    ):
+        with pytest.raises(AnalysisError, match=needle) as info:
+            summarize(db, by=["workers"], **kwargs)
+        assert "\n" not in str(info.value)
+
+
+def test_median_ci_in_dict_and_table(db):
+    res = summarize(db, by=["workers"], metrics=["train_s"], seed=4)
+    assert (res.to_dict()["n_boot"], res.to_dict()["seed"]) == (2000, 4)
+    row = res.rows[0]
+    text = str(res)
+    low, high = row["train_s_median_ci_low"], row["train_s_median_ci_high"]
+    assert f"[{low:.4g}, {high:.4g}]" in text
+    assert "percentile bootstrap, 2000 draws, seed 4" in text
+    frame = res.to_frame()
+    assert frame["train_s_median_ci_low"].tolist() == [r["train_s_median_ci_low"] for r in res.rows]
+
+
+def test_median_ci_refetches_a_group_whose_draws_leave_the_window(db, monkeypatch):
+    """The rank window fetched first is a shortcut: with a window of just the middle ranks every
+    group is fetched again whole, and the intervals are the same."""
+    import analysis.bootstrap
+
+    want = summarize(db, by=["workers"], metrics=["train_s", "wall_s"]).rows
+    monkeypatch.setattr(analysis.bootstrap, "WINDOW_SQRT_N", 0.0)
+    assert analysis.bootstrap.median_window(15) == (8, 9)
+    got = summarize(db, by=["workers"], metrics=["train_s", "wall_s"]).rows
+    assert got == want
