@@ -9,6 +9,7 @@ from analysis.anova import AnovaResult, GroupStats, anova
 from analysis.cost import CostMetricResult, CostResult, cost, cost_metric
 from analysis.data import Filter, connect, parse_where
 from analysis.errors import AnalysisError
+from analysis.posthoc import PairComparison, PosthocResult
 from analysis.power import PowerResult, power
 from analysis.regress import RegressionResult, regress
 from analysis.scaling import ScalingResult, scaling
@@ -24,8 +25,14 @@ from analysis.summary import (
     summarize,
 )
 from analysis.ttest import TtestResult, ttest
+from analysis.twoway import TwoWayAnovaResult, TwoWayTerm, twoway_anova
 
 __all__ = [
+    "PairComparison",
+    "PosthocResult",
+    "TwoWayAnovaResult",
+    "TwoWayTerm",
+    "twoway_anova",
     "CostMetricResult",
     "CostResult",
     "PowerResult",
