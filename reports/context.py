@@ -8,13 +8,26 @@ as a note instead of numbers.
 
 from __future__ import annotations
 
+import math
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analysis import AnalysisError, Filter, anova, box_stats, connect, list_runs, summarize, ttest
+from analysis import (
+    AnalysisError,
+    AnovaResult,
+    Filter,
+    TtestResult,
+    anova,
+    box_stats,
+    connect,
+    list_runs,
+    summarize,
+    ttest,
+)
+from analysis.anova import SHAPIRO_MAX_N, SMALL_LEVEL_N
 from analysis.data import Database
 from reports import format as fmt
 from reports.errors import ReportError
@@ -26,7 +39,11 @@ SUMMARY_METRICS = ("train_s", "wall_s")  # the columns summary_section reads
 BOX_BY = ("engine", "workers")  # one panel per workload
 TTEST_ENGINES = ("local", "dask")
 TTEST_WORKERS = 1
+TTEST_BOOTSTRAP = 2000  # resamples for the ratio of means' percentile interval
+TTEST_SEED = 0
 LONG_TEXT = 16  # characters in a factor level beyond which tables wrap the column
+#: How the report names the test :func:`analysis.anova` recommends.
+TEST_NAMES = {"anova": "F test", "welch": "Welch's ANOVA", "kruskal": "Kruskal–Wallis"}
 
 
 def _timestamp(value: Any) -> str:
@@ -109,6 +126,64 @@ def summary_section(rows_in: Sequence[dict[str, Any]], run_ids: Sequence[str]) -
     return {"rows": rows, "long_text": long_text, **_provenance(run_ids, n)}
 
 
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _significant(p: float) -> str:
+    """``yes`` / ``no`` at the report's alpha; the missing mark when the test did not run."""
+    if _missing(p):
+        return fmt.MISSING
+    return "yes" if p < ALPHA else "no"
+
+
+def _ratio(x: Any) -> str:
+    """A ratio of means: 3 significant digits (``1.23``, ``0.0187``)."""
+    return fmt.sig(x, 3)
+
+
+def _ratio_text(res: TtestResult) -> str:
+    """``mean_a / mean_b`` with its bootstrap interval: ``1.23 [1.10, 1.37]``."""
+    if res.ratio_ci_method == "none":
+        return _ratio(res.ratio)
+    return f"{_ratio(res.ratio)} {fmt.interval(res.ratio_ci_low, res.ratio_ci_high, _ratio)}"
+
+
+def _checks(res: AnovaResult) -> dict[str, Any]:
+    """The assumption checks, the two alternatives and the recommended test of one ANOVA."""
+    recommended_p = {
+        "anova": res.p_value,
+        "welch": res.welch_p_value,
+        "kruskal": res.kruskal_p_value,
+    }[res.recommended]
+    shapiro_p = fmt.p_value(res.shapiro_p_value)
+    if res.shapiro_sampled:
+        shapiro_p += f" (n = {res.shapiro_n})"
+    welch_df = (
+        fmt.MISSING
+        if _missing(res.welch_df_den)
+        else f"{fmt.dof(res.welch_df_num)}, {fmt.dof(res.welch_df_den)}"
+    )
+    why = res.recommendation + "".join(
+        f" {note}." for note in res.notes if note not in res.recommendation
+    )
+    return {
+        "levene_p": fmt.p_value(res.levene_p_value),
+        "shapiro_p": shapiro_p,
+        "shapiro_sampled": res.shapiro_sampled,
+        "welch_statistic": fmt.statistic(res.welch_statistic),
+        "welch_df": welch_df,
+        "welch_p": fmt.p_value(res.welch_p_value),
+        "kruskal_statistic": fmt.statistic(res.kruskal_statistic),
+        "kruskal_df": fmt.dof(res.kruskal_df),
+        "kruskal_p": fmt.p_value(res.kruskal_p_value),
+        "recommended": TEST_NAMES[res.recommended],
+        "recommended_p": fmt.p_value(recommended_p),
+        "recommended_significant": _significant(recommended_p),
+        "recommendation": why,
+    }
+
+
 def _pairs(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
     return list(dict.fromkeys((r["engine"], r["workload"]) for r in rows))
 
@@ -139,7 +214,7 @@ def anova_section(
             continue
         where = (Filter("engine", "=", engine), Filter("workload", "=", workload))
         try:
-            res = anova(db, group="workers", metric=METRIC, where=where)
+            res = anova(db, group="workers", metric=METRIC, where=where, alpha=ALPHA)
         except AnalysisError as exc:
             notes.append(
                 {"engine": fmt.level(engine), "workload": fmt.level(workload), "reason": str(exc)}
@@ -164,8 +239,10 @@ def anova_section(
                 "df": f"{fmt.dof(res.df_num)}, {fmt.dof(res.df_den)}",
                 "p_value": fmt.p_value(res.p_value),
                 "eta_sq": fmt.fixed(res.eta_sq, 3),
+                "omega_sq": fmt.fixed(res.omega_sq, 3),
                 "significant": "yes" if res.p_value < ALPHA else "no",
                 "n": fmt.count(res.n),
+                **_checks(res),
             }
         )
     return {
@@ -174,6 +251,9 @@ def anova_section(
         "long_text": _long(tests, ("engine", "workload")),
         "metric": METRIC,
         "alpha": str(ALPHA),
+        "shapiro_sampled": any(t["shapiro_sampled"] for t in tests),
+        "shapiro_max_n": str(SHAPIRO_MAX_N),
+        "small_level_n": str(SMALL_LEVEL_N),
         **_provenance(run_ids, total),
     }
 
@@ -185,15 +265,27 @@ def ttest_section(
     tests: list[dict[str, Any]] = []
     notes: list[dict[str, str]] = []
     total = 0
+    normal_limit: list[str] = []  # workloads whose ratio interval is the bootstrap's normal limit
     workloads = list(dict.fromkeys(r["workload"] for r in rows))
     for workload in workloads:
         where = (Filter("workload", "=", workload), Filter("workers", "=", str(TTEST_WORKERS)))
         try:
-            res = ttest(db, group="engine", a=a, b=b, metric=METRIC, where=where)
+            res = ttest(
+                db,
+                group="engine",
+                a=a,
+                b=b,
+                metric=METRIC,
+                where=where,
+                n_boot=TTEST_BOOTSTRAP,
+                seed=TTEST_SEED,
+            )
         except AnalysisError as exc:
             notes.append({"workload": fmt.level(workload), "reason": str(exc)})
             continue
         total += int(res.n_a) + int(res.n_b)
+        if res.ratio_ci_method == "bootstrap-normal":
+            normal_limit.append(fmt.level(workload))
         tests.append(
             {
                 "workload": fmt.level(workload),
@@ -207,6 +299,8 @@ def ttest_section(
                 "df": fmt.dof(res.df),
                 "p_value": fmt.p_value(res.p_value),
                 "cohens_d": fmt.fixed(res.cohens_d, 2),
+                "hedges_g": fmt.fixed(res.hedges_g, 2),
+                "ratio": _ratio_text(res),
                 "significant": "yes" if res.p_value < ALPHA else "no",
             }
         )
@@ -219,6 +313,9 @@ def ttest_section(
         "workers": str(TTEST_WORKERS),
         "metric": METRIC,
         "test_name": "Welch's t-test",
+        "n_boot": str(TTEST_BOOTSTRAP),
+        "seed": str(TTEST_SEED),
+        "ratio_normal": _join(normal_limit),
         "alpha": str(ALPHA),
         **_provenance(run_ids, total),
     }
