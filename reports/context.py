@@ -184,8 +184,23 @@ def _checks(res: AnovaResult) -> dict[str, Any]:
     }
 
 
-def _pairs(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
-    return list(dict.fromkeys((r["engine"], r["workload"]) for r in rows))
+def _tasks(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    """The (workload, dataset) pairs measured: each is analysed on its own, since timings of one
+    workload on different datasets are different populations."""
+    return list(dict.fromkeys((r["workload"], r["dataset"]) for r in rows))
+
+
+def _task_label(rows: Sequence[dict[str, Any]], workload: Any, dataset: Any) -> str:
+    """``knn``, or ``knn on digits`` when the report holds more than one dataset."""
+    if len({r["dataset"] for r in rows}) > 1:
+        return f"{fmt.level(workload)} on {fmt.level(dataset)}"
+    return fmt.level(workload)
+
+
+def _task_filters(workload: Any, dataset: Any) -> tuple[Filter, ...]:
+    if dataset is None:
+        return (Filter("workload", "=", workload),)
+    return (Filter("workload", "=", workload), Filter("dataset", "=", dataset))
 
 
 def anova_section(
@@ -194,37 +209,38 @@ def anova_section(
     tests: list[dict[str, Any]] = []
     notes: list[dict[str, str]] = []
     total = 0
-    for engine, workload in _pairs(rows):
+    combos = dict.fromkeys((r["engine"], r["workload"], r["dataset"]) for r in rows)
+    for engine, workload_, dataset in combos:
+        workload = _task_label(rows, workload_, dataset)
         levels = sorted(
             {
                 int(r["workers"])
                 for r in rows
-                if (r["engine"], r["workload"]) == (engine, workload) and r["workers"] is not None
+                if (r["engine"], r["workload"], r["dataset"]) == (engine, workload_, dataset)
+                and r["workers"] is not None
             }
         )
         if len(levels) < 2:
             notes.append(
                 {
                     "engine": fmt.level(engine),
-                    "workload": fmt.level(workload),
+                    "workload": workload,
                     "reason": "measured at one worker count only "
                     f"({', '.join(map(str, levels)) or 'none'}); nothing to compare",
                 }
             )
             continue
-        where = (Filter("engine", "=", engine), Filter("workload", "=", workload))
+        where = (Filter("engine", "=", engine), *_task_filters(workload_, dataset))
         try:
             res = anova(db, group="workers", metric=METRIC, where=where, alpha=ALPHA)
         except AnalysisError as exc:
-            notes.append(
-                {"engine": fmt.level(engine), "workload": fmt.level(workload), "reason": str(exc)}
-            )
+            notes.append({"engine": fmt.level(engine), "workload": workload, "reason": str(exc)})
             continue
         total += int(res.n)
         tests.append(
             {
                 "engine": fmt.level(engine),
-                "workload": fmt.level(workload),
+                "workload": workload,
                 "levels": _join(fmt.level(g.level) for g in res.groups),
                 "groups": [
                     {
@@ -266,9 +282,9 @@ def ttest_section(
     notes: list[dict[str, str]] = []
     total = 0
     normal_limit: list[str] = []  # workloads whose ratio interval is the bootstrap's normal limit
-    workloads = list(dict.fromkeys(r["workload"] for r in rows))
-    for workload in workloads:
-        where = (Filter("workload", "=", workload), Filter("workers", "=", str(TTEST_WORKERS)))
+    for workload_, dataset in _tasks(rows):
+        workload = _task_label(rows, workload_, dataset)
+        where = (*_task_filters(workload_, dataset), Filter("workers", "=", str(TTEST_WORKERS)))
         try:
             res = ttest(
                 db,
@@ -330,15 +346,14 @@ def boxplot_section(
     notes: list[dict[str, str]] = []
     boxes: list[dict[str, str]] = []
     n = 0
-    for workload in dict.fromkeys(r["workload"] for r in rows):
+    for workload_, dataset in _tasks(rows):
+        workload = _task_label(rows, workload_, dataset)
         try:
-            res = box_stats(
-                db, by=BOX_BY, metric=METRIC, where=(Filter("workload", "=", workload),)
-            )
+            res = box_stats(db, by=BOX_BY, metric=METRIC, where=_task_filters(workload_, dataset))
         except AnalysisError as exc:
-            notes.append({"workload": fmt.level(workload), "reason": str(exc)})
+            notes.append({"workload": workload, "reason": str(exc)})
             continue
-        panels.append((f"workload: {fmt.level(workload)}", tuple(res.boxes)))
+        panels.append((f"workload: {workload}", tuple(res.boxes)))
         for b in res.boxes:
             n += int(b.n)
             boxes.append(

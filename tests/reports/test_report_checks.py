@@ -496,3 +496,39 @@ def test_context_says_whether_shapiro_was_sampled(checks_db: Path) -> None:
     context, _ = build_context(checks_db)
     assert context["anova"]["shapiro_sampled"] is False  # 24 to 60 trials: every residual
     assert not any("n =" in t["shapiro_p"] for t in context["anova"]["tests"])
+
+
+def test_each_dataset_is_analysed_on_its_own(tmp_path: Path) -> None:
+    # knn on two datasets with very different times: pooling them would compare mixtures
+    rng = np.random.default_rng(11)
+    path = tmp_path / "two-datasets.duckdb"
+    draws = {}
+    with open_store(path) as store:
+        run = store.begin_run(source="measured", argv=["runner", "trials"], env={})
+        records = []
+        for dataset, base in (("digits", 0.2), ("fashion-mnist", 5.0)):
+            for engine in ("local", "dask"):
+                for workers in (1, 2):
+                    values = rng.normal(base * (1.1 if engine == "dask" else 1.0), 0.01, 6)
+                    draws[dataset, engine, workers] = values
+                    for rep, v in enumerate(values):
+                        fields = {
+                            "engine": engine, "workload": "knn", "dataset": dataset,
+                            "workers": workers, "threads_per_worker": 1, "warmup": False,
+                            "repetition": rep, "train_s": float(v), "wall_s": float(v) + 0.1,
+                        }  # fmt: skip
+                        records.append(TrialRecord(run_id=run, status="ok", values=fields))
+        store.append_trials(records)
+        store.finish_run(run)
+    ctx, panels = build_context(path)
+    anova_tests = {(t["engine"], t["workload"]): t for t in ctx["anova"]["tests"]}
+    assert set(anova_tests) == {
+        (e, f"knn on {d}") for e in ("local", "dask") for d in ("digits", "fashion-mnist")
+    }
+    ref = stats.f_oneway(draws["fashion-mnist", "dask", 1], draws["fashion-mnist", "dask", 2])
+    assert anova_tests["dask", "knn on fashion-mnist"]["statistic"] == _sig(ref.statistic)
+    ttests = {t["workload"]: t for t in ctx["ttest"]["tests"]}
+    assert set(ttests) == {"knn on digits", "knn on fashion-mnist"}
+    assert [title for title, _ in panels] == [
+        "workload: knn on digits", "workload: knn on fashion-mnist"
+    ]  # fmt: skip
