@@ -931,20 +931,25 @@ def scaling(
                     "resampling it says nothing about its spread; run more trials, or give "
                     "--bootstrap 0 for point estimates without intervals"
                 )
-    out = [
-        _fit_group(
-            grp,
-            by=by,
-            x=x,
-            metric=metric,
-            predict=predict,
-            min_gain=min_gain,
-            n_boot=n_boot,
-            seed=seed,
-            confidence_level=confidence_level,
-        )
-        for grp in groups
-    ]
+    from threadpoolctl import threadpool_limits
+
+    # The fits are thousands of tiny SVDs: one BLAS thread each. OpenBLAS's threads only spin
+    # on them, and on a busy machine that made scaling 2-3x slower (bench/analysis.md).
+    with threadpool_limits(limits=1, user_api="blas"):
+        out = [
+            _fit_group(
+                grp,
+                by=by,
+                x=x,
+                metric=metric,
+                predict=predict,
+                min_gain=min_gain,
+                n_boot=n_boot,
+                seed=seed,
+                confidence_level=confidence_level,
+            )
+            for grp in groups
+        ]
     return ScalingResult(
         metric=metric,
         x=x,
