@@ -253,6 +253,22 @@ def _check_sizes(ga: GroupMoments, gb: GroupMoments, *, metric: str, group: str,
             )
 
 
+def _describe(ga: GroupMoments, gb: GroupMoments, *, metric: str, group: str) -> dict[str, Any]:
+    """The fields every test shares: what was compared, and each level's n, mean and sd."""
+    return {
+        "metric": metric,
+        "group": group,
+        "a": ga.level,
+        "b": gb.level,
+        "n_a": ga.n,
+        "n_b": gb.n,
+        "mean_a": ga.mean,
+        "mean_b": gb.mean,
+        "sd_a": math.sqrt(ga.var),
+        "sd_b": math.sqrt(gb.var),
+    }
+
+
 def ttest_from_moments(
     ga: GroupMoments,
     gb: GroupMoments,
@@ -281,16 +297,7 @@ def ttest_from_moments(
     ci_low, ci_high = t_interval(mean_diff, se, df, confidence_level)
     cohens_d, hedges_g = effect_sizes(ga, gb)
     return TtestResult(
-        metric=metric,
-        group=group,
-        a=ga.level,
-        b=gb.level,
-        n_a=ga.n,
-        n_b=gb.n,
-        mean_a=ga.mean,
-        mean_b=gb.mean,
-        sd_a=math.sqrt(ga.var),
-        sd_b=math.sqrt(gb.var),
+        **_describe(ga, gb, metric=metric, group=group),
         statistic=float(statistic),
         df=float(df),
         p_value=p_value,
@@ -386,16 +393,7 @@ def _mwu_result(
     _check_sizes(ga, gb, metric=metric, group=group, what="the comparison")
     cohens_d, hedges_g = effect_sizes(ga, gb)
     return TtestResult(
-        metric=metric,
-        group=group,
-        a=ga.level,
-        b=gb.level,
-        n_a=ga.n,
-        n_b=gb.n,
-        mean_a=ga.mean,
-        mean_b=gb.mean,
-        sd_a=math.sqrt(ga.var),
-        sd_b=math.sqrt(gb.var),
+        **_describe(ga, gb, metric=metric, group=group),
         df=math.nan,
         mean_diff=mean_difference(ga, gb),
         ci_low=math.nan,
