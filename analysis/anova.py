@@ -603,7 +603,13 @@ def anova(
         groups = group_moments(con, sel, metric=metric, group=group)
         if not groups:
             raise no_trials_error(sel, metric)
-        result = anova_from_moments(groups, metric=metric, group=group, where=sel.where_text)
+        try:
+            result = anova_from_moments(groups, metric=metric, group=group, where=sel.where_text)
+        except OverflowError:
+            raise AnalysisError(
+                f"the spread of {metric} overflows a double (values near 1e154 or beyond); "
+                "rescale the metric or exclude the extreme trials with --where"
+            ) from None
         ranks = rank_sums(con, sel, metric=metric, group=group)
         abs_dev = abs_deviation_moments(con, sel, metric=metric, group=group)
         residuals = residual_sample(

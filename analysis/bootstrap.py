@@ -105,5 +105,9 @@ def percentile_interval(samples: np.ndarray, confidence_level: float) -> tuple[f
     import numpy as np
 
     alpha = (1.0 - confidence_level) / 2.0
-    low, high = np.quantile(samples, [alpha, 1.0 - alpha])
+    if np.isfinite(samples).all():
+        low, high = np.quantile(samples, [alpha, 1.0 - alpha])
+    else:  # an infinite value: take the order statistics themselves (inf - inf is NaN)
+        low = np.quantile(samples, alpha, method="lower")
+        high = np.quantile(samples, 1.0 - alpha, method="higher")
     return float(low), float(high)

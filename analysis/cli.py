@@ -67,7 +67,9 @@ def _emit(result: Any, fmt: Format) -> None:
         text = json.dumps(_jsonable(result.to_dict()), indent=2, default=str, allow_nan=False)
         typer.echo(text)
     elif fmt is Format.csv:
-        typer.echo(result.to_frame().to_csv(index=False), nl=False)
+        # with --posthoc the comparisons are the table one wants as CSV
+        frame = result.posthoc.to_frame() if getattr(result, "posthoc", None) else result.to_frame()
+        typer.echo(frame.to_csv(index=False), nl=False)
     elif fmt is Format.latex:
         if hasattr(result, "to_latex"):
             typer.echo(result.to_latex())
@@ -97,6 +99,13 @@ def _run(func: Callable[..., Any], db: Path, *, where: list[str] | None, **kwarg
         return func(db, where=where or (), **kwargs)
     except AnalysisError as exc:
         _fail(exc)
+    except OverflowError:  # a safety net: the analyses refuse what they know overflows
+        _fail(
+            AnalysisError(
+                "a sum of squares overflows a double (values near 1e154 or beyond); rescale "
+                "the metric or exclude the extreme trials with --where"
+            )
+        )
 
 
 class Posthoc(StrEnum):
@@ -122,15 +131,27 @@ def anova(
         ),
     ] = None,
     ss_type: Annotated[
-        int, typer.Option("--ss-type", help="Two-way only: type I, II or III sums of squares.")
-    ] = 2,
+        int | None,
+        typer.Option(
+            "--ss-type", help="Two-way only: type I, II or III sums of squares.", show_default="2"
+        ),
+    ] = None,
     alpha: Annotated[
-        float,
-        typer.Option("--alpha", help="Level of the assumption checks and post-hoc decisions."),
-    ] = 0.05,
+        float | None,
+        typer.Option(
+            "--alpha",
+            help="One-way: level of the assumption checks and post-hoc decisions.",
+            show_default="0.05",
+        ),
+    ] = None,
     seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the Shapiro-Wilk sample (above 5000 trials).")
-    ] = 0,
+        int | None,
+        typer.Option(
+            "--seed",
+            help="One-way: seed of the Shapiro-Wilk sample (above 5000 trials).",
+            show_default="0",
+        ),
+    ] = None,
     where: WhereOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
@@ -153,6 +174,9 @@ def anova(
                     "of one factor within a level of the other, e.g. --where"
                 )
             )
+        for option, value in (("--alpha", alpha), ("--seed", seed)):
+            if value is not None:
+                _fail(AnalysisError(f"{option} applies to a one-way ANOVA; give --group once"))
         from analysis.twoway import twoway_anova
 
         result = _run(
@@ -160,13 +184,13 @@ def anova(
             db,
             groups=(groups[0], groups[1]),
             metric=metric,
-            ss_type=ss_type,
+            ss_type=2 if ss_type is None else ss_type,
             where=where,
             include_warmup=include_warmup,
         )
         _emit(result, format)
         return
-    if ss_type != 2:
+    if ss_type is not None:
         _fail(AnalysisError("--ss-type applies to a two-way ANOVA; give --group twice"))
     from analysis.anova import anova as run
 
@@ -176,8 +200,8 @@ def anova(
         group=groups[0] if groups else "",
         metric=metric,
         posthoc=None if posthoc is None else posthoc.value,
-        alpha=alpha,
-        seed=seed,
+        alpha=0.05 if alpha is None else alpha,
+        seed=0 if seed is None else seed,
         where=where,
         include_warmup=include_warmup,
     )

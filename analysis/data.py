@@ -49,16 +49,19 @@ class Filter:
 
     column: str
     op: str
-    value: str
+    #: as typed; None (library callers only) means ``IS NULL`` (``=``) or ``IS NOT NULL`` (``!=``)
+    value: str | None
 
     def __post_init__(self) -> None:
         if self.op not in OPS:
             raise AnalysisError(
                 f"--where operator {self.op!r} is not supported; use one of {' '.join(OPS)}"
             )
+        if self.value is None and self.op not in ("=", "!="):
+            raise AnalysisError(f"--where {self.column}{self.op}NULL: use = or != with NULL")
 
     def __str__(self) -> str:
-        return f"{self.column}{self.op}{self.value}"
+        return f"{self.column}{self.op}{'NULL' if self.value is None else self.value}"
 
 
 def parse_where(items: Sequence[str]) -> list[Filter]:
@@ -212,6 +215,9 @@ def where_clause(
         conditions.append("(warmup = false OR warmup IS NULL)")
     for f in filters:
         sql_type = check_column(columns, f.column, "--where")
+        if f.value is None:
+            conditions.append(f"{quote(f.column)} IS {'' if f.op == '=' else 'NOT '}NULL")
+            continue
         sql, value = _bind_value(f, sql_type)
         conditions.append(sql)
         params.append(value)
@@ -298,10 +304,10 @@ def group_moments(
     m, g = quote(metric), quote(group)
     where_sql = sel.where_and(f"{m} IS NOT NULL", f"{g} IS NOT NULL")
     sql = (
-        f"SELECT g, count(*), any_value(shift), avg(d), var_samp(d) FROM ("
-        f"SELECT {g} AS g, CAST({m} AS DOUBLE) - shift AS d, shift FROM ("
-        f"SELECT {g}, {m}, min(CAST({m} AS DOUBLE)) OVER (PARTITION BY {g}) AS shift "
-        f"FROM {VIEW}{where_sql})) GROUP BY g ORDER BY g"
+        f"SELECT __g, count(*), any_value(__shift), avg(__d), var_samp(__d) FROM ("
+        f"SELECT {g} AS __g, CAST({m} AS DOUBLE) - __shift AS __d, __shift FROM ("
+        f"SELECT {g}, {m}, min(CAST({m} AS DOUBLE)) OVER (PARTITION BY {g}) AS __shift "
+        f"FROM {VIEW}{where_sql})) GROUP BY __g ORDER BY __g"
     )
     rows = execute(con, sql, sel.params)
     return [

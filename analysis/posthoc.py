@@ -183,7 +183,7 @@ def _range_critical(k: int, df: float, alpha: float) -> float:
     multiplier of a pair's standard error in its simultaneous CI."""
     from scipy import stats
 
-    return float(stats.studentized_range.ppf(1 - alpha, k, df)) / math.sqrt(2)
+    return float(stats.studentized_range.isf(alpha, k, df)) / math.sqrt(2)
 
 
 def _range_pair(

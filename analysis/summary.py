@@ -203,31 +203,31 @@ def summarize(
         for i, m in enumerate(metrics):
             x = f"CAST({quote(m)} AS DOUBLE)"
             shift = f"min({x}) FILTER (WHERE {ok}) OVER ({partition})"
-            inner += [f"{x} AS x{i}", f"{x} - {shift} AS d{i}", f"{shift} AS s{i}"]
+            inner += [f"{x} AS __x{i}", f"{x} - {shift} AS __d{i}", f"{shift} AS __s{i}"]
             xo = f"CASE WHEN {ok} THEN {x} END"
             inner += [
-                f"quantile_cont({xo}, 0.25) OVER ({partition}) AS q1_{i}",
-                f"quantile_cont({xo}, 0.75) OVER ({partition}) AS q3_{i}",
+                f"quantile_cont({xo}, 0.25) OVER ({partition}) AS __q1_{i}",
+                f"quantile_cont({xo}, 0.75) OVER ({partition}) AS __q3_{i}",
             ]
-            okx = f"FILTER (WHERE {ok} AND x{i} IS NOT NULL)"
-            fence = f"{TUKEY_K!r} * (q3_{i} - q1_{i})"
+            okx = f"FILTER (WHERE {ok} AND __x{i} IS NOT NULL)"
+            fence = f"{TUKEY_K!r} * (__q3_{i} - __q1_{i})"
             outer += [
-                f"count(x{i}) {okx}",
-                f"any_value(s{i})",
-                f"avg(d{i}) {okx}",
-                f"var_samp(d{i}) {okx}",
-                f"median(x{i}) {okx}",
-                f"mad(x{i}) {okx}",
-                f"min(x{i}) {okx}",
-                f"max(x{i}) {okx}",
-                f"any_value(q1_{i}) {okx}",
-                f"any_value(q3_{i}) {okx}",
-                f"count(*) FILTER (WHERE {ok} AND (x{i} < q1_{i} - {fence} "
-                f"OR x{i} > q3_{i} + {fence}))",
+                f"count(__x{i}) {okx}",
+                f"any_value(__s{i})",
+                f"avg(__d{i}) {okx}",
+                f"var_samp(__d{i}) {okx}",
+                f"median(__x{i}) {okx}",
+                f"mad(__x{i}) {okx}",
+                f"min(__x{i}) {okx}",
+                f"max(__x{i}) {okx}",
+                f"any_value(__q1_{i}) {okx}",
+                f"any_value(__q3_{i}) {okx}",
+                f"count(*) FILTER (WHERE {ok} AND (__x{i} < __q1_{i} - {fence} "
+                f"OR __x{i} > __q3_{i} + {fence}))",
             ]
         if has_acc:
-            inner.append("CAST(accuracy AS DOUBLE) AS acc")
-            outer.append(f"avg(acc) FILTER (WHERE {ok})")
+            inner.append("CAST(accuracy AS DOUBLE) AS __acc")
+            outer.append(f"avg(__acc) FILTER (WHERE {ok})")
         else:
             outer.append("NULL")
         outer += ["count(*) FILTER (WHERE status = 'failed')"]

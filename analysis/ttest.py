@@ -58,6 +58,10 @@ MWU_EXACT_MAX_U = 10_000
 _MWU_EXACT_MAX_N = 8
 
 
+#: Bounds on ``n_boot``: fewer resamples make no percentile interval; more exhaust memory.
+MIN_BOOT, MAX_BOOT = 100, 10_000_000
+
+
 @dataclass(frozen=True)
 class TtestResult:
     """``metric`` at ``group=a`` against ``group=b``: a two-sample test and its effect sizes.
@@ -602,6 +606,11 @@ def _check_options(
     if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 0:
         raise AnalysisError(
             f"--bootstrap {n_boot!r} is not a number of resamples; give 0 (no interval) or more"
+        )
+    if 0 < n_boot < MIN_BOOT or n_boot > MAX_BOOT:
+        raise AnalysisError(
+            f"--bootstrap {n_boot} is outside {MIN_BOOT}..{MAX_BOOT:,} resamples; use 2000 (the "
+            "default), or 0 for no interval"
         )
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise AnalysisError(f"--seed {seed!r} is not a seed; give a whole number >= 0")

@@ -198,8 +198,7 @@ def _task_label(rows: Sequence[dict[str, Any]], workload: Any, dataset: Any) -> 
 
 
 def _task_filters(workload: Any, dataset: Any) -> tuple[Filter, ...]:
-    if dataset is None:
-        return (Filter("workload", "=", workload),)
+    """``workload`` on ``dataset`` (a missing dataset selects the trials without one)."""
     return (Filter("workload", "=", workload), Filter("dataset", "=", dataset))
 
 
@@ -396,7 +395,7 @@ def _context(db: Path, con: Database) -> tuple[dict[str, Any], Any]:
     if not runs or sum(int(r.n_trials) for r in runs) == 0:
         raise ReportError("no trials in DB: run `runner trials` first")
     run_ids = [str(r.run_id) for r in runs if int(r.n_trials) > 0]
-    rows = summarize(con, by=SUMMARY_BY, metrics=SUMMARY_METRICS).rows
+    rows = summarize(con, by=SUMMARY_BY, metrics=SUMMARY_METRICS, n_boot=0).rows
     if not rows:
         raise ReportError("no trials in DB: run `runner trials` first")
 

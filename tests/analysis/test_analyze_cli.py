@@ -377,6 +377,9 @@ def test_two_way_anova_from_the_cli(make_db, trials_for, rng):
         (["--group", "workers", "--ss-type", "3"], "two-way"),
         (["--group", "workers", "--posthoc", "scheffe"], "scheffe"),
         (["--group", "workers", "--alpha", "1.5"], "alpha"),
+        (["--group", "workers", "--group", "engine", "--alpha", "0.1"], "--alpha applies"),
+        (["--group", "workers", "--group", "engine", "--seed", "3"], "--seed applies"),
+        (["--group", "workers", "--ss-type", "2"], "--ss-type applies"),
     ],
 )
 def test_anova_option_errors_exit_2_one_line(db, file_hash, args, needle):
@@ -422,6 +425,7 @@ def test_ttest_mwu_effect_sizes_and_ratio_from_the_cli(db, groups):
         (["--bootstrap", "-1"], "--bootstrap"),
         (["--confidence", "1.5"], "confidence"),
         (["--test", "ks"], "'ks'"),
+        (["--bootstrap", "50"], "outside 100"),
     ],
 )
 def test_ttest_option_errors_exit_2_one_line(db, file_hash, args, needle):
@@ -450,3 +454,10 @@ def test_summary_median_bootstrap_ci_from_the_cli(db, groups):
     off = invoke("summary", "--by", "workers", "--bootstrap", "0", "--db", db, "--format", "csv")
     frame = pd.read_csv(io.StringIO(off.stdout))
     assert frame["train_s_median_ci_low"].isna().all()
+
+
+def test_anova_csv_with_posthoc_is_the_comparisons(db):
+    csv = invoke("anova", "--group", "workers", "--posthoc", "pairwise", "--db", db,
+                 "--format", "csv")  # fmt: skip
+    frame = pd.read_csv(io.StringIO(csv.stdout))
+    assert len(frame) == 3 and {"a", "b", "p_value"} <= set(frame.columns)

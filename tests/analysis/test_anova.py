@@ -590,3 +590,19 @@ def test_a_million_trials_in_duckdb(tmp_path):
     assert res.levene_statistic == pytest.approx(
         stats.levene(*free, center="median").statistic, rel=1e-6
     )
+
+
+def test_a_metric_named_shift_is_analysed(make_db, trials_for, rng):
+    groups = {1: rng.normal(3.0, 0.2, 8), 2: rng.normal(3.3, 0.2, 9)}
+    trials = trials_for(groups)
+    for t in trials:
+        t["metrics"] = {"shift": t.pop("train_s")}
+    path = make_db(trials)
+    res = anova(path, group="workers", metric="shift")
+    assert res.statistic == pytest.approx(stats.f_oneway(*groups.values()).statistic, rel=1e-9)
+
+
+def test_overflowing_spread_is_a_one_line_error(make_db, trials_for):
+    path = make_db(trials_for({1: [1e200, -1e200, 3e199], 2: [2e200, -2e200, 1e200]}))
+    with pytest.raises(AnalysisError, match="overflows a double"):
+        anova(path, group="workers")

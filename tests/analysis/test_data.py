@@ -72,3 +72,20 @@ def test_where_values_are_parameters(db):
         assert "status = 'ok'" in sql and "warmup" in sql
         sql, _ = where_clause(cols, parse_where(["warmup=true"]), include_warmup=False)
         assert "warmup = false" not in sql
+
+
+def test_a_none_filter_selects_missing_values(make_db, trials_for):
+    from analysis import ttest
+
+    trials = trials_for({1: [1.0, 2.0, 3.0], 2: [2.0, 3.0, 4.0]}, dataset="digits")
+    trials += trials_for({1: [100.0, 200.0], 2: [300.0, 400.0]}, dataset=None)
+    path = make_db(trials)
+    res = ttest(path, group="workers", a="1", b="2", where=[Filter("dataset", "=", None)],
+                n_boot=0)  # fmt: skip
+    assert (res.n_a, res.n_b, res.mean_a) == (2, 2, 150.0)
+    res = ttest(path, group="workers", a="1", b="2", where=[Filter("dataset", "!=", None)],
+                n_boot=0)  # fmt: skip
+    assert (res.n_a, res.mean_a) == (3, 2.0)
+    assert str(Filter("dataset", "=", None)) == "dataset=NULL"
+    with pytest.raises(AnalysisError, match="use = or !="):
+        Filter("dataset", "<", None)

@@ -456,3 +456,23 @@ def test_median_ci_refetches_a_group_whose_draws_leave_the_window(db, monkeypatc
     assert analysis.bootstrap.median_window(15) == (8, 9)
     got = summarize(db, by=["workers"], metrics=["train_s", "wall_s"]).rows
     assert got == want
+
+
+def test_columns_named_like_internal_aliases_do_not_collide(make_db, trials_for, rng):
+    # a metric "s0" and a factor "acc" used as --by columns, and a metric named "shift"
+    values = rng.normal(2.5, 0.3, 40)
+    trials = trials_for({1: values})
+    for i, t in enumerate(trials):
+        acc = 0.7 + 0.1 * (i % 2)
+        t["metrics"] = {"s0": float(i % 2), "acc": float(i % 3 == 0), "accuracy": acc}
+    path = make_db(trials)
+    res = summarize(path, by=["s0"], metrics=["train_s"], n_boot=0)
+    for row in res.rows:
+        mask = np.arange(40) % 2 == int(row["s0"])
+        assert row["train_s_mean"] == pytest.approx(values[mask].mean(), rel=1e-12)
+        assert row["accuracy_mean"] == pytest.approx(0.7 + 0.1 * int(row["s0"]), rel=1e-12)
+    res = summarize(path, by=["acc"], metrics=["train_s"], n_boot=0)
+    for row in res.rows:
+        mask = (np.arange(40) % 3 == 0) == bool(row["acc"])
+        acc = 0.7 + 0.1 * (np.arange(40)[mask] % 2)
+        assert row["accuracy_mean"] == pytest.approx(acc.mean(), rel=1e-12)

@@ -482,7 +482,7 @@ def test_million_trials_fast_and_small(tmp_path):
         con.execute(f"SELECT train_s FROM observations WHERE workers = {w}").fetchnumpy()["train_s"]
         for w in (1, 2)
     )
-    ttest(con, group="workers", a="1", b="2", n_boot=10)  # warm up imports
+    ttest(con, group="workers", a="1", b="2", n_boot=100)  # warm up imports
     for test in ("welch", "mwu"):
         tracemalloc.start()
         res = ttest(con, group="workers", a="1", b="2", test=test)

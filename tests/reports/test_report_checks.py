@@ -532,3 +532,27 @@ def test_each_dataset_is_analysed_on_its_own(tmp_path: Path) -> None:
     assert [title for title, _ in panels] == [
         "workload: knn on digits", "workload: knn on fashion-mnist"
     ]  # fmt: skip
+
+
+def test_trials_without_a_dataset_are_not_pooled_with_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "null-dataset.duckdb"
+    with open_store(path) as store:
+        run = store.begin_run(source="measured", argv=["runner", "trials"], env={})
+        records = []
+        for dataset, base in (("digits", 1.0), (None, 6.0)):
+            for engine in ("local", "dask"):
+                for rep in range(5):
+                    v = base + 0.01 * rep + (0.2 if engine == "dask" else 0.0)
+                    fields = {
+                        "engine": engine, "workload": "knn", "dataset": dataset, "workers": 1,
+                        "threads_per_worker": 1, "warmup": False, "repetition": rep,
+                        "train_s": v, "wall_s": v + 0.1,
+                    }  # fmt: skip
+                    records.append(TrialRecord(run_id=run, status="ok", values=fields))
+        store.append_trials(records)
+        store.finish_run(run)
+    ctx, _ = build_context(path)
+    tests = ctx["ttest"]["tests"]
+    assert len(tests) == 2
+    assert {(t["n_a"], t["n_b"]) for t in tests} == {("5", "5")}
+    assert sorted(float(t["mean_a"]) for t in tests) == pytest.approx([1.02, 6.02], rel=1e-3)
