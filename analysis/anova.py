@@ -53,6 +53,7 @@ from analysis.data import (
     group_moments,
     latex_table,
     no_trials_error,
+    p_text,
     quote,
     render_table,
     select,
@@ -291,12 +292,6 @@ class AnovaResult:
         if self.posthoc is not None:
             blocks.append(str(self.posthoc))
         return "\n\n".join(blocks)
-
-
-def p_text(p: float) -> str:
-    """``p = 0.0123``, or ``p < 1e-16``."""
-    text = fmt_p(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def _f_text(statistic: float, df_num: float, df_den: float) -> str:

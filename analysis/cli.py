@@ -44,6 +44,13 @@ WhereOpt = Annotated[
 FormatOpt = Annotated[Format, typer.Option("--format", help="Output format.")]
 WarmupOpt = Annotated[bool, typer.Option("--include-warmup", help="Also use warm-up trials.")]
 PairGroupOpt = Annotated[str, typer.Option("--group", help="Factor column holding the two levels.")]
+BootstrapOpt = Annotated[
+    int, typer.Option("--bootstrap", help="Bootstrap resamples for the intervals (0: none).")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
+ConfidenceOpt = Annotated[
+    float, typer.Option("--confidence", help="Confidence level of the intervals.")
+]
 DEFAULT_DB = Path("results.duckdb")
 
 
@@ -214,12 +221,6 @@ class TestKind(StrEnum):
     mwu = "mwu"
 
 
-BootstrapOpt = Annotated[
-    int, typer.Option("--bootstrap", help="Bootstrap resamples for the intervals (0: none).")
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
-
-
 @app.command()
 def ttest(
     group: PairGroupOpt,
@@ -233,9 +234,7 @@ def ttest(
     student: Annotated[bool, typer.Option("--student", help="Same as --test student.")] = False,
     bootstrap: BootstrapOpt = 2000,
     seed: SeedOpt = 0,
-    confidence: Annotated[
-        float, typer.Option("--confidence", help="Confidence level of the intervals.")
-    ] = 0.95,
+    confidence: ConfidenceOpt = 0.95,
     where: WhereOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
@@ -376,13 +375,9 @@ def scaling(
             "--size", help="Input-size column for Ernest's model.", show_default="data_fraction"
         ),
     ] = None,
-    bootstrap: Annotated[
-        int, typer.Option("--bootstrap", help="Resamples for the intervals (0: none).")
-    ] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
-    confidence: Annotated[
-        float, typer.Option("--confidence", help="Confidence level of the intervals.")
-    ] = 0.95,
+    bootstrap: BootstrapOpt = 1000,
+    seed: SeedOpt = 0,
+    confidence: ConfidenceOpt = 0.95,
     where: WhereOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,

@@ -372,6 +372,12 @@ def fmt_p(p: float) -> str:
     return "< 1e-16" if p < 1e-16 else f"{p:.4g}"
 
 
+def p_text(p: float) -> str:
+    """``p = 0.0123``, or ``p < 1e-16``."""
+    text = fmt_p(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Plain aligned text table: text columns left, numbers right."""
     cells = [[fmt(v) for v in row] for row in rows]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 
+
+@functools.cache
 def t_quantile(confidence_level: float, df: float) -> float:
-    """Two-sided critical value: the ``(1 + confidence_level) / 2`` quantile of t(``df``)."""
+    """Two-sided critical value: the ``(1 + confidence_level) / 2`` quantile of t(``df``)
+    (cached: a summary asks for the same few degrees of freedom again and again)."""
     from scipy import stats
 
     if not 0 < confidence_level < 1:

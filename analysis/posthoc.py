@@ -19,6 +19,7 @@ is ``p_value < alpha``; the intervals are simultaneous at ``1 - alpha``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from analysis.data import GroupMoments, fmt_p, latex_table, render_table
 from analysis.errors import AnalysisError
-from analysis.ttest import mean_difference, ttest_from_moments
+from analysis.ttest import mean_difference, ttest_from_moments, welch_df
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -256,7 +257,7 @@ def games_howell(
             pairs.append(_nan_pair(ga, gb, mean_difference(ga, gb)))
             notes.append(_zero_variance_note(ga, gb))
             continue
-        df = (va + vb) ** 2 / (va**2 / (ga.n - 1) + vb**2 / (gb.n - 1))
+        df = welch_df(ga.var, ga.n, gb.var, gb.n)
         pairs.append(_range_pair(ga, gb, se=math.sqrt(va + vb), df=df, k=k, alpha=alpha))
     return pairs, notes
 
@@ -288,18 +289,7 @@ def pairwise_welch(
         )
     adjusted = holm([p.p_value for p in raw])
     pairs = [
-        PairComparison(
-            a=p.a,
-            b=p.b,
-            mean_diff=p.mean_diff,
-            se=p.se,
-            statistic=p.statistic,
-            df=p.df,
-            p_value=adj,
-            ci_low=p.ci_low,
-            ci_high=p.ci_high,
-            reject=adj < alpha,
-        )
+        dataclasses.replace(p, p_value=adj, reject=adj < alpha)
         for p, adj in zip(raw, adjusted, strict=True)
     ]
     return pairs, notes

@@ -37,6 +37,7 @@ from analysis.data import (
     frame_to_latex,
     level_label,
     no_trials_error,
+    p_text,
     quote,
     render_table,
     select,
@@ -297,13 +298,13 @@ class RegressionResult:
             lines.append(
                 f"R^2 = {fmt(fit.r_squared, 4)}, adj R^2 = {fmt(fit.adj_r_squared, 4)}, "
                 f"r = {fmt(fit.r, 4)}, F({fmt(fit.df_model)}, {fmt(fit.df_resid)}) = "
-                f"{fmt(fit.f_statistic)}, p = {fmt_p(fit.f_p_value)}, rmse = {fmt(fit.rmse)}, "
+                f"{fmt(fit.f_statistic)}, {p_text(fit.f_p_value)}, rmse = {fmt(fit.rmse)}, "
                 f"AIC = {fmt(fit.aic)}"
             )
             lines.append(
                 f"residuals: Durbin-Watson = {fmt(fit.durbin_watson, 4)}, Jarque-Bera = "
-                f"{fmt(fit.jarque_bera, 4)} (p = {fmt_p(fit.jarque_bera_p)}), Breusch-Pagan = "
-                f"{fmt(fit.breusch_pagan, 4)} (p = {fmt_p(fit.breusch_pagan_p)})"
+                f"{fmt(fit.jarque_bera, 4)} ({p_text(fit.jarque_bera_p)}), Breusch-Pagan = "
+                f"{fmt(fit.breusch_pagan, 4)} ({p_text(fit.breusch_pagan_p)})"
             )
             lines.append(
                 render_table(

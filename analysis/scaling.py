@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+from analysis.bootstrap import percentile_interval
 from analysis.data import (
     VIEW,
     Database,
@@ -781,7 +782,6 @@ def _fit_group(
             _nnls(design, boot_dev, n, t0, model.constant)
             for model, design in zip(models, designs, strict=True)
         ]
-    lo_q, hi_q = (1 - confidence_level) / 2, (1 + confidence_level) / 2
 
     def interval(samples: np.ndarray) -> tuple[float | None, float | None]:
         if not n_boot:
@@ -789,7 +789,7 @@ def _fit_group(
         finite = samples[np.isfinite(samples)]
         if finite.size == 0:
             return None, None
-        return float(np.quantile(finite, lo_q)), float(np.quantile(finite, hi_q))
+        return percentile_interval(finite, confidence_level)
 
     fits = []
     for i, (model, sol, coef) in enumerate(zip(models, sols, coefs, strict=True)):

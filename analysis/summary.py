@@ -6,7 +6,6 @@ fliers, and for the median's bootstrap interval the few sorted values near each 
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from analysis.data import (
 )
 from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
-from analysis.intervals import t_quantile
+from analysis.intervals import t_interval
 
 if TYPE_CHECKING:
     import duckdb
@@ -66,8 +65,6 @@ STAT_SUFFIXES = (
 CONFIDENCE_LEVEL = 0.95
 #: Default number of bootstrap draws for the median's interval.
 N_BOOT = 2000
-#: scipy's t quantile costs ~0.2 ms a call; rows share few degrees of freedom.
-_t_quantile = functools.cache(t_quantile)
 #: Tukey's fences: values beyond q1 - 1.5 IQR or q3 + 1.5 IQR are counted (never dropped).
 TUKEY_K = 1.5
 
@@ -275,8 +272,8 @@ def _summary_rows(
             mean = math.nan if mean_dev is None else float(shift) + float(mean_dev)
             sd = math.sqrt(var) if var is not None else math.nan
             if count > 1 and not math.isnan(sd):
-                half = _t_quantile(CONFIDENCE_LEVEL, count - 1) * (sd / math.sqrt(count))
-                ci_low, ci_high = mean - half, mean + half  # as t_interval, quantile cached
+                se = sd / math.sqrt(count)
+                ci_low, ci_high = t_interval(mean, se, count - 1, CONFIDENCE_LEVEL)
             else:
                 ci_low, ci_high = math.nan, math.nan
             row[f"{m}_mean"] = mean

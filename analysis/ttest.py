@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from analysis.bootstrap import percentile_interval
 from analysis.data import (
     VIEW,
     Database,
@@ -29,9 +30,9 @@ from analysis.data import (
     connect,
     execute,
     fmt,
-    fmt_p,
     format_level,
     load_groups,
+    p_text,
     quote,
     render_table,
 )
@@ -184,8 +185,7 @@ class TtestResult:
                 else "normal approximation, tie and continuity corrected"
             )
             lines = [
-                f"U = {fmt(self.statistic)}, z = {fmt(self.z, 4)}, "
-                f"p = {fmt_p(self.p_value)} ({how})",
+                f"U = {fmt(self.statistic)}, z = {fmt(self.z, 4)}, {p_text(self.p_value)} ({how})",
                 f"rank_biserial = {fmt(self.rank_biserial, 4)} (> 0: {self.a} tends to be larger), "
                 f"cles = P({self.a} > {self.b}) + P(tie)/2 = {fmt(self.cles, 4)}",
                 f"{diff}, {effect}",
@@ -193,7 +193,7 @@ class TtestResult:
         else:
             lines = [
                 f"{diff}, {pct} CI [{fmt(self.ci_low)}, {fmt(self.ci_high)}]",
-                f"t({fmt(self.df)}) = {fmt(self.statistic)}, p = {fmt_p(self.p_value)}, {effect}",
+                f"t({fmt(self.df)}) = {fmt(self.statistic)}, {p_text(self.p_value)}, {effect}",
             ]
         ratio = f"ratio ({self.a} / {self.b}) = {fmt(self.ratio)}"
         if math.isnan(self.ratio):
@@ -243,7 +243,8 @@ def _standard_error(var_a: float, n_a: int, var_b: float, n_b: int, *, equal_var
     return math.sqrt(var_a / n_a + var_b / n_b)
 
 
-def _welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
+def welch_df(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
+    """Welch–Satterthwaite degrees of freedom of the difference of two means."""
     va, vb = var_a / n_a, var_b / n_b
     return (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
 
@@ -295,7 +296,7 @@ def ttest_from_moments(
         )
     mean_diff = mean_difference(ga, gb)
     se = _standard_error(ga.var, ga.n, gb.var, gb.n, equal_var=equal_var)
-    df = float(ga.n + gb.n - 2) if equal_var else _welch_df(ga.var, ga.n, gb.var, gb.n)
+    df = float(ga.n + gb.n - 2) if equal_var else welch_df(ga.var, ga.n, gb.var, gb.n)
     statistic = mean_diff / se
     p_value = float(2 * stats.t.sf(abs(statistic), df))
     ci_low, ci_high = t_interval(mean_diff, se, df, confidence_level)
@@ -542,9 +543,8 @@ def _ratio_interval(
             f"(its {metric} values straddle 0), so the ratio's interval is undefined; "
             "pass n_boot=0 (--bootstrap 0) to skip it"
         )
-    alpha = (1.0 - confidence_level) / 2.0
-    low, high = np.quantile(ratios, [alpha, 1.0 - alpha])
-    return float(low), float(high), method
+    low, high = percentile_interval(ratios, confidence_level)
+    return low, high, method
 
 
 def find_level(
