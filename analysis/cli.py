@@ -191,7 +191,7 @@ def anova(
             db,
             groups=(groups[0], groups[1]),
             metric=metric,
-            ss_type=2 if ss_type is None else ss_type,
+            **({} if ss_type is None else {"ss_type": ss_type}),
             where=where,
             include_warmup=include_warmup,
         )
@@ -207,8 +207,7 @@ def anova(
         group=groups[0] if groups else "",
         metric=metric,
         posthoc=None if posthoc is None else posthoc.value,
-        alpha=0.05 if alpha is None else alpha,
-        seed=0 if seed is None else seed,
+        **{k: v for k, v in (("alpha", alpha), ("seed", seed)) if v is not None},
         where=where,
         include_warmup=include_warmup,
     )
@@ -244,8 +243,6 @@ def ttest(
     Mann-Whitney; mean difference with CI, Cohen's d, Hedges' g, ratio of means (bootstrap CI)."""
     from analysis.ttest import ttest as run
 
-    if student and test is TestKind.mwu:
-        _fail(AnalysisError("--student and --test mwu contradict each other; give one"))
     result = _run(
         run,
         db,
@@ -253,7 +250,8 @@ def ttest(
         a=a,
         b=b,
         metric=metric,
-        test="student" if student else test.value,
+        test=test.value,
+        student=student,
         n_boot=bootstrap,
         seed=seed,
         confidence_level=confidence,

@@ -80,7 +80,6 @@ DEFAULT_SCALING_BY = ("engine", "workload")
 BOOT_EXACT_MAX = 5000
 #: How far the one-more-worker search of ``knee_model`` looks.
 KNEE_SEARCH_MAX = 100_000
-MODELS = ("amdahl", "usl", "ernest")
 LEVEL_COLUMNS = (
     "n",
     "median",
@@ -907,6 +906,8 @@ def scaling(
         )
     if not 0 < confidence_level < 1:
         raise AnalysisError(f"confidence level {confidence_level} must be between 0 and 1")
+    if seed < 0:
+        raise AnalysisError(f"--seed {seed} must be a whole number >= 0, e.g. --seed 0")
     predict = tuple(float(p) for p in predict)
     bad = [p for p in predict if not (math.isfinite(p) and p > 0)]
     if bad:

@@ -487,7 +487,8 @@ def box_stats(
                        quantile_cont(x, 0.5) AS med, quantile_cont(x, 0.75) AS q3
                 FROM b{group_by}
             ),
-            f AS (SELECT *, q1 - 1.5 * (q3 - q1) AS lo, q3 + 1.5 * (q3 - q1) AS hi FROM q)
+            f AS (SELECT *, q1 - {TUKEY_K!r} * (q3 - q1) AS lo, q3 + {TUKEY_K!r} * (q3 - q1) AS hi
+                  FROM q)
             SELECT {q_cols + ", " if by else ""}q.n, q.q1, q.med, q.q3,
                    min(b.x) FILTER (WHERE b.x >= q.lo), max(b.x) FILTER (WHERE b.x <= q.hi),
                    list(b.x ORDER BY b.x) FILTER (WHERE b.x < q.lo OR b.x > q.hi)

@@ -601,7 +601,8 @@ def _check_options(
         raise AnalysisError(f"--test {test!r} is not a test; use one of {', '.join(TESTS)}")
     if student and name == "mwu":
         raise AnalysisError(
-            "--student asks for Student's t-test but --test is mwu; give only one of them"
+            "--student asks for Student's t-test but --test is mwu: they contradict each "
+            "other; give only one of them"
         )
     if isinstance(n_boot, bool) or not isinstance(n_boot, numbers.Integral) or n_boot < 0:
         raise AnalysisError(

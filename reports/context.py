@@ -8,7 +8,6 @@ as a note instead of numbers.
 
 from __future__ import annotations
 
-import math
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -126,13 +125,9 @@ def summary_section(rows_in: Sequence[dict[str, Any]], run_ids: Sequence[str]) -
     return {"rows": rows, "long_text": long_text, **_provenance(run_ids, n)}
 
 
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def _significant(p: float) -> str:
     """``yes`` / ``no`` at the report's alpha; the missing mark when the test did not run."""
-    if _missing(p):
+    if fmt.is_missing(p):
         return fmt.MISSING
     return "yes" if p < ALPHA else "no"
 
@@ -161,7 +156,7 @@ def _checks(res: AnovaResult) -> dict[str, Any]:
         shapiro_p += f" (n = {res.shapiro_n})"
     welch_df = (
         fmt.MISSING
-        if _missing(res.welch_df_den)
+        if fmt.is_missing(res.welch_df_den)
         else f"{fmt.dof(res.welch_df_num)}, {fmt.dof(res.welch_df_den)}"
     )
     why = res.recommendation + "".join(
@@ -255,7 +250,7 @@ def anova_section(
                 "p_value": fmt.p_value(res.p_value),
                 "eta_sq": fmt.fixed(res.eta_sq, 3),
                 "omega_sq": fmt.fixed(res.omega_sq, 3),
-                "significant": "yes" if res.p_value < ALPHA else "no",
+                "significant": _significant(res.p_value),
                 "n": fmt.count(res.n),
                 **_checks(res),
             }
@@ -316,7 +311,7 @@ def ttest_section(
                 "cohens_d": fmt.fixed(res.cohens_d, 2),
                 "hedges_g": fmt.fixed(res.hedges_g, 2),
                 "ratio": _ratio_text(res),
-                "significant": "yes" if res.p_value < ALPHA else "no",
+                "significant": _significant(res.p_value),
             }
         )
     return {

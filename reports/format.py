@@ -8,7 +8,7 @@ from typing import Any
 MISSING = "–"
 
 
-def _is_missing(x: Any) -> bool:
+def is_missing(x: Any) -> bool:
     """None or a float NaN; never parses a string (a level may be named "nan")."""
     return x is None or (isinstance(x, float) and math.isnan(x))
 
@@ -16,7 +16,7 @@ def _is_missing(x: Any) -> bool:
 def sig(x: Any, digits: int = 4) -> str:
     """Fixed-point with ``digits`` significant digits (``0.5000``, ``12.35``, ``1235``); very
     small or large magnitudes in scientific notation."""
-    if _is_missing(x):
+    if is_missing(x):
         return MISSING
     x = float(x)
     if math.isinf(x):
@@ -41,7 +41,7 @@ def seconds(x: Any) -> str:
 
 def p_value(p: Any) -> str:
     """``0.0312``; below 0.001 scientific (``3.1e-07``); below double precision ``<1e-16``."""
-    if _is_missing(p):
+    if is_missing(p):
         return MISSING
     p = float(p)
     if p < 1e-16:
@@ -57,27 +57,27 @@ def statistic(x: Any) -> str:
 
 
 def fixed(x: Any, decimals: int) -> str:
-    if _is_missing(x):
+    if is_missing(x):
         return MISSING
     return f"{float(x):.{decimals}f}"
 
 
 def dof(x: Any) -> str:
     """Degrees of freedom: integers as integers, Welch's fractional df with one decimal."""
-    if _is_missing(x):
+    if is_missing(x):
         return MISSING
     x = float(x)
     return str(int(x)) if x.is_integer() else f"{x:.1f}"
 
 
 def count(x: Any) -> str:
-    if _is_missing(x):
+    if is_missing(x):
         return "0"
     return str(int(x))
 
 
 def interval(low: Any, high: Any, fmt: Any = seconds) -> str:
-    if _is_missing(low) or _is_missing(high):
+    if is_missing(low) or is_missing(high):
         return MISSING
     return f"[{fmt(low)}, {fmt(high)}]"
 
@@ -86,4 +86,4 @@ def level(x: Any) -> str:
     """A factor level as text, as the analysis package writes levels (``2`` not ``2.0``)."""
     from analysis.data import format_level
 
-    return MISSING if _is_missing(x) else format_level(x)
+    return MISSING if is_missing(x) else format_level(x)

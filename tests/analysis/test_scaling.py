@@ -530,3 +530,8 @@ def test_seeded_bootstrap_repeats_on_a_big_database(make_db) -> None:
         for col in ("estimate", "ci_low", "ci_high", "time"):
             if col in a:
                 np.testing.assert_allclose(a[col], b[col], rtol=1e-9, atol=1e-12, err_msg=col)
+
+
+def test_negative_seed_is_a_one_line_error(db):
+    with pytest.raises(AnalysisError, match="--seed -1 must be a whole number >= 0"):
+        scaling(db, seed=-1)
