@@ -116,6 +116,8 @@ class Session:
             self._load_trainers(split)
             return
         self.client.run(_preload, self.workload.name, self.config, workers=self.addresses)
+        if self.mode == "driver":  # the fit runs here: its estimator's import is load, too
+            self.workload.preload(self.config)
         if self.mode == "sharded":  # one training shard per worker (a Dask actor)
             self._train_shards = []
             pairs = zip(

@@ -188,6 +188,11 @@ class Session:
             shape, classes = split.image_shape, split.n_classes
             ray.get([a.load.remote(refs[0], refs[1], shape, classes, refs[2]) for a in self.actors])
             return
+        if self.mode == "driver":  # the estimator and Ray's joblib backend, before any trial
+            from ray.util.joblib import register_ray
+
+            register_ray()
+            self.workload.preload(self.config)
         n_shards = max(self.workers * self.threads, 1)
         per_actor: list[list[tuple[int, np.ndarray]]] = [[] for _ in self.actors]
         for i, shard in enumerate(np.array_split(split.x_test, n_shards)):
@@ -225,10 +230,7 @@ class Session:
         assert self.split is not None
         if self.mode == "sharded":
             model: Any = self._train_sharded(seed)
-        else:  # scikit-learn under Ray's joblib backend, in the driver
-            from ray.util.joblib import register_ray
-
-            register_ray()
+        else:  # scikit-learn under Ray's joblib backend (registered in load), in the driver
             model = fit_in_driver(self.workload, self.config, seed, self.split, self.threads, "ray")
         # the fitted model goes to every actor now, inside train, not in predict
         self._model = model
@@ -242,7 +244,9 @@ class Session:
         spec_refs: dict[int, Any] = {}
 
         def step(params: net.Params, spec: net.TrainSpec, epoch: int, step: int, per: int) -> Any:
-            spec_ref = spec_refs.setdefault(id(spec), ray.put(spec))  # once per trial
+            spec_ref = spec_refs.get(id(spec))
+            if spec_ref is None:  # once per trial (setdefault would put it at every step)
+                spec_ref = spec_refs[id(spec)] = ray.put(spec)
             params_ref = ray.put(params)  # once per step, read by every actor
             return ray.get(
                 [

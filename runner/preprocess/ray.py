@@ -10,6 +10,7 @@ The engine creates ours (``start_actors``) and kills them in its ``close``."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from runner.preprocess import (
@@ -28,6 +29,10 @@ class _Preprocessor:
     """Actor body: the step, in a worker process of its own."""
 
     def ping(self) -> str:
+        """Start-up: the actor's process answers (the imports wait for load's ``warm``)."""
+        return str(os.getpid())
+
+    def warm(self) -> str:
         return warm()
 
     def process(self, batch: Batch, out_root: str, pass_no: int, resize: int) -> Done:
@@ -61,7 +66,7 @@ class Session(PreprocessSession):
     def _warm(self, split: Any) -> None:
         import ray
 
-        ray.get([a.ping.remote() for a in self.actors])
+        ray.get([a.warm.remote() for a in self.actors])
 
     def _actor(self, index: int) -> Any:
         return self.actors[index % len(self.actors)]
