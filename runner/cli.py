@@ -77,8 +77,17 @@ def _parse_workers(text: str | None) -> tuple[int, ...] | None:
 def trials(
     n: Annotated[int | None, typer.Option("--n", help="Measured trials per configuration.")] = None,
     experiment: Annotated[
-        str, typer.Option("--experiment", "-e", help="Experiment name or TOML path.")
+        str,
+        typer.Option(
+            "--experiment", "-e", help="Experiment name (paper002, or just 002) or TOML path."
+        ),
     ] = "default",
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="Run the experiment's [quick] variant (fewer trials, smaller grid)."
+        ),
+    ] = False,
     warmup: Annotated[
         int | None, typer.Option(help="Warm-up trials per configuration (stored, flagged).")
     ] = None,
@@ -147,6 +156,7 @@ def trials(
                 if address
             ),
             spark_mode=spark_mode,
+            quick=quick,
         )
         result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
     except RunnerError as exc:
@@ -212,12 +222,36 @@ def list_datasets() -> None:
 
 
 @list_app.command("experiments")
-def list_experiments() -> None:
-    """Experiment specs shipped with trialkit."""
-    from runner.spec import builtin_experiments
+def list_experiments(
+    json_out: Annotated[bool, typer.Option("--json", help="Print them as JSON.")] = False,
+) -> None:
+    """Experiment specs shipped with trialkit: expected minutes (full, --quick) and what each is."""
+    from runner.spec import builtin_experiments, experiment_info
 
-    for name, path in builtin_experiments().items():
-        typer.echo(f"{name}\t{path}")
+    try:
+        infos = [experiment_info(str(path)) for path in builtin_experiments().values()]
+    except RunnerError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        typer.echo(json.dumps([i.to_dict() for i in infos], indent=2))
+        return
+
+    def minutes(value: float | None) -> str:
+        return "-" if value is None else f"{value:g} min"
+
+    rows = [("experiment", "full", "quick", "description")] + [
+        (
+            i.name,
+            minutes(i.expected_minutes.get("full")),
+            minutes(i.expected_minutes.get("quick")) if i.has_quick else "none",
+            i.summary,
+        )
+        for i in infos
+    ]
+    widths = [max(len(row[c]) for row in rows) for c in range(3)]
+    for row in rows:
+        typer.echo(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
 
 
 def main() -> None:

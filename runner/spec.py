@@ -20,6 +20,20 @@ engine = "dask"
 workload = ["knn", "mlp"]
 workers = [1, 2]
 ```
+An optional top-level ``[quick]`` table is the reduced variant ``runner trials --quick`` runs (for
+CI: a few minutes). It overrides ``n``, ``warmup`` and ``timeout``, may replace the whole grid
+with its own ``[[quick.matrix]]`` entries, and may keep only the configurations that match
+``where`` (a key -> a value or a list of allowed values; a configuration without that key is not
+filtered by it). ``expected_minutes = {full = 12, quick = 2.5}`` says how long each variant takes
+on the machine it was measured on (``runner list experiments`` shows it)::
+
+    expected_minutes = {full = 12, quick = 2.5}
+
+    [quick]
+    n = 2
+    warmup = 0
+    where = {workers = 1, data_fraction = [0.3, 0.9]}
+
 Keys that are trial columns (``FACTORS``) become columns; any other key is a workload parameter
 (kept in ``params``). A list of lists gives levels of a list-valued parameter (``hidden``).
 
@@ -36,9 +50,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +85,13 @@ _TOP_KEYS = {
     "defaults",
     "workloads",
     "matrix",
+    "quick",
+    "expected_minutes",
 }
+#: Keys of the ``[quick]`` table.
+QUICK_KEYS = ("n", "warmup", "timeout", "matrix", "where")
+#: Keys of ``expected_minutes``.
+EXPECTED_KEYS = ("full", "quick")
 #: Ways the spark engine runs: local[N], or a standalone cluster the runner starts and stops.
 SPARK_MODES = ("local", "standalone")
 BASE_DEFAULTS: dict[str, Any] = {
@@ -91,6 +112,10 @@ class Experiment:
     seed: int
     timeout: float
     configs: tuple[dict[str, Any], ...]
+    #: True when this is the spec's ``[quick]`` variant
+    quick: bool = False
+    #: minutes each variant is expected to take: {"full": .., "quick": ..} (either may be absent)
+    expected_minutes: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -101,7 +126,37 @@ class Experiment:
             "warmup": self.warmup,
             "seed": self.seed,
             "timeout": self.timeout,
+            "quick": self.quick,
+            "expected_minutes": dict(self.expected_minutes),
             "configs": [dict(c) for c in self.configs],
+        }
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """What ``runner list experiments`` shows of a spec, read without expanding it."""
+
+    name: str
+    path: Path
+    description: str
+    expected_minutes: Mapping[str, float]
+    has_quick: bool
+
+    @property
+    def summary(self) -> str:
+        """The description's first sentence, on one line."""
+        text = " ".join(self.description.split())
+        match = re.match(r"(.+?[.!?])(?=\s|$)", text)
+        return match.group(1) if match else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "description": self.description,
+            "summary": self.summary,
+            "expected_minutes": dict(self.expected_minutes),
+            "has_quick": self.has_quick,
         }
 
 
@@ -110,9 +165,12 @@ def builtin_experiments() -> dict[str, Path]:
 
 
 def resolve_experiment(name_or_path: str) -> Path:
+    """A built-in name (``paper002``), a bare paper key (``002`` -> ``paper002``) or a path."""
     builtin = builtin_experiments()
     if name_or_path in builtin:
         return builtin[name_or_path]
+    if name_or_path.isdigit() and f"paper{name_or_path}" in builtin:
+        return builtin[f"paper{name_or_path}"]
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
@@ -193,6 +251,85 @@ def _spark_mode(config: dict[str, Any], engine: str, where: str) -> None:
     config["spark_mode"] = mode
 
 
+def _read_spec(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RunnerError(f"experiment {path} is not valid TOML: {exc}") from None
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise RunnerError(
+            f"experiment {path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+            f"{', '.join(sorted(_TOP_KEYS))}"
+        )
+    return raw
+
+
+def _expected_minutes(raw: Mapping[str, Any], path: Path) -> dict[str, float]:
+    value = raw.get("expected_minutes", {})
+    where = f"experiment {path.name}: expected_minutes"
+    if not isinstance(value, dict):
+        raise RunnerError(f"{where} must be a table such as {{full = 12, quick = 2.5}}")
+    unknown = set(value) - set(EXPECTED_KEYS)
+    if unknown:
+        raise RunnerError(
+            f"{where} has unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+            f"{', '.join(EXPECTED_KEYS)}"
+        )
+    out: dict[str, float] = {}
+    for key in EXPECTED_KEYS:
+        if key not in value:
+            continue
+        minutes = value[key]
+        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0:
+            raise RunnerError(f"{where}.{key} must be a number of minutes > 0, got {minutes!r}")
+        out[key] = float(minutes)
+    return out
+
+
+def _quick_table(raw: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
+    quick = raw.get("quick")
+    if quick is None:
+        return None
+    where = f"experiment {path.name}: [quick]"
+    if not isinstance(quick, dict):
+        raise RunnerError(f"{where} must be a table with any of: {', '.join(QUICK_KEYS)}")
+    unknown = set(quick) - set(QUICK_KEYS)
+    if unknown:
+        raise RunnerError(
+            f"{where} has unknown key(s) {', '.join(sorted(unknown))}; allowed: "
+            f"{', '.join(QUICK_KEYS)}"
+        )
+    if "matrix" in quick and (not isinstance(quick["matrix"], list) or not quick["matrix"]):
+        raise RunnerError(f"{where}: matrix must be [[quick.matrix]] entries, at least one")
+    filters = quick.get("where", {})
+    if not isinstance(filters, dict):
+        raise RunnerError(f"{where}: where must be a table such as {{workers = [1, 2]}}")
+    for key, value in filters.items():
+        if isinstance(value, dict) or value == []:
+            raise RunnerError(f"{where}: where.{key} must be a value or a list of values")
+    return quick
+
+
+def _matches(config: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
+    return all(
+        key not in config or config[key] in _levels(key, value) for key, value in filters.items()
+    )
+
+
+def experiment_info(name_or_path: str) -> ExperimentInfo:
+    """Name, description and expected minutes of a spec, without expanding it."""
+    path = resolve_experiment(name_or_path)
+    raw = _read_spec(path)
+    return ExperimentInfo(
+        name=str(raw.get("name", path.stem)),
+        path=path,
+        description=str(raw.get("description", "")),
+        expected_minutes=_expected_minutes(raw, path),
+        has_quick=_quick_table(raw, path) is not None,
+    )
+
+
 def load_experiment(
     name_or_path: str,
     *,
@@ -207,30 +344,30 @@ def load_experiment(
     data_dir: str | None = None,
     addresses: Mapping[str, str] | None = None,
     spark_mode: str | None = None,
+    quick: bool = False,
 ) -> Experiment:
     """Read and expand an experiment; options override the spec (``spark_mode``: that of every
-    spark configuration). Every configuration is checked (engine, workload, dataset, support,
-    factor types) before anything runs."""
+    spark configuration). ``quick``: its ``[quick]`` variant (options still override it). Every
+    configuration is checked (engine, workload, dataset, support, factor types) before anything
+    runs."""
     from runner.datasets import check_dataset
     from runner.engines import ENGINES, check_memory, check_supported, get_engine
     from runner.workloads import get_workload
 
     path = resolve_experiment(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RunnerError(f"experiment {path} is not valid TOML: {exc}") from None
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise RunnerError(
-            f"experiment {path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-            f"{', '.join(sorted(_TOP_KEYS))}"
-        )
+    raw = _read_spec(path)
     name = str(raw.get("name", path.stem))
-    n = int(raw.get("n", 10)) if n is None else n
-    warmup = int(raw.get("warmup", 1)) if warmup is None else warmup
+    expected = _expected_minutes(raw, path)
+    quick_table = _quick_table(raw, path)
+    if quick and quick_table is None:
+        raise RunnerError(
+            f"experiment {name} has no [quick] table; run it without --quick or add one"
+        )
+    variant = {**raw, **(quick_table or {})} if quick else raw
+    n = int(variant.get("n", 10)) if n is None else n
+    warmup = int(variant.get("warmup", 1)) if warmup is None else warmup
     seed = int(raw.get("seed", 0)) if seed is None else seed
-    timeout = float(raw.get("timeout", 600)) if timeout is None else timeout
+    timeout = float(variant.get("timeout", 600)) if timeout is None else timeout
     if n < 1:
         raise RunnerError(f"--n must be at least 1, got {n}")
     if warmup < 0:
@@ -253,7 +390,7 @@ def load_experiment(
             f"{addresses['spark']} uses an existing one; choose one"
         )
 
-    matrix = raw.get("matrix")
+    matrix = variant.get("matrix")
     if not isinstance(matrix, list) or not matrix:
         raise RunnerError(f"experiment {path} has no [[matrix]] entries; add at least one")
     defaults = {**BASE_DEFAULTS, **raw.get("defaults", {})}
@@ -321,6 +458,18 @@ def load_experiment(
                 config = {"experiment": name, "seed": seed, **config}
                 if config not in configs:
                     configs.append(config)
+    filters: Mapping[str, Any] = (quick_table or {}).get("where", {}) if quick else {}
+    for key in filters if configs else ():
+        if not any(key in c for c in configs):
+            raise RunnerError(
+                f"experiment {name}: [quick] where.{key} names no key of any configuration"
+            )
+    if filters and configs:
+        configs = [c for c in configs if _matches(c, filters)]
+        if not configs:
+            raise RunnerError(
+                f"experiment {name}: [quick] where keeps no configuration; loosen its filters"
+            )
     if not configs:
         wanted = ", ".join(
             f"{label} {'/'.join(vals)}"
@@ -332,5 +481,14 @@ def load_experiment(
             "choose another experiment"
         )
     return Experiment(
-        name, path, str(raw.get("description", "")), n, warmup, seed, timeout, tuple(configs)
+        name,
+        path,
+        str(raw.get("description", "")),
+        n,
+        warmup,
+        seed,
+        timeout,
+        tuple(configs),
+        quick=quick,
+        expected_minutes=expected,
     )

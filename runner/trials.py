@@ -38,6 +38,8 @@ class TrialOptions:
     addresses: tuple[tuple[str, str], ...] = ()
     #: "local" | "standalone" for every spark configuration (None: as the experiment says)
     spark_mode: str | None = None
+    #: run the experiment's [quick] variant
+    quick: bool = False
 
 
 #: Configuration keys the run table shows as columns (or that name the run, not the config).
@@ -390,6 +392,7 @@ def run_experiment(
         data_dir=options.data_dir,
         addresses=dict(options.addresses),
         spark_mode=options.spark_mode,
+        quick=options.quick,
     )
     used = sorted({str(c["engine"]) for c in experiment.configs})
     for engine in used:

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from runner.errors import RunnerError
-from runner.spec import config_id, load_experiment
+from runner.spec import (
+    builtin_experiments,
+    config_id,
+    experiment_info,
+    load_experiment,
+    resolve_experiment,
+)
+from tests.conftest import assert_user_error, run_cli
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -317,3 +324,147 @@ def test_cnn_needs_square_images(tmp_path: Path) -> None:
     # the same files are fine for the MLP
     path = write(tmp_path, '[[matrix]]\nengine = "tensorflow"\nworkload = "mlp"\n')
     assert load_experiment(path, datasets=["mnist"], data_dir=str(folder)).configs
+
+
+QUICK_SPEC = """
+name = "q"
+description = "A small grid. With a second sentence."
+n = 10
+warmup = 1
+timeout = 600
+expected_minutes = {full = 12, quick = 2.5}
+
+[[matrix]]
+engine = "dask"
+workload = "knn"
+workers = [1, 2]
+k = [1, 3, 5]
+
+[quick]
+n = 2
+warmup = 0
+timeout = 30
+where = {workers = 1, k = [1, 5]}
+"""
+
+
+def test_quick_overrides_n_warmup_timeout_and_filters_the_grid(tmp_path: Path) -> None:
+    path = write(tmp_path, QUICK_SPEC)
+    full = load_experiment(path)
+    assert (full.n, full.warmup, full.timeout, full.quick) == (10, 1, 600, False)
+    assert len(full.configs) == 6
+    quick = load_experiment(path, quick=True)
+    assert (quick.n, quick.warmup, quick.timeout, quick.quick) == (2, 0, 30, True)
+    assert sorted((c["workers"], c["k"]) for c in quick.configs) == [(1, 1), (1, 5)]
+    # the quick configurations are the full ones (same ids), just fewer of them
+    assert {config_id(c) for c in quick.configs} <= {config_id(c) for c in full.configs}
+    # the stored spec says which variant ran, and how long each is expected to take
+    stored = quick.to_dict()
+    assert stored["quick"] is True and full.to_dict()["quick"] is False
+    assert stored["expected_minutes"] == {"full": 12.0, "quick": 2.5}
+    # options still override the quick values
+    assert load_experiment(path, quick=True, n=5).n == 5
+
+
+def test_quick_matrix_replaces_the_grid(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        QUICK_SPEC.replace(
+            "where = {workers = 1, k = [1, 5]}",
+            '[[quick.matrix]]\nengine = "local"\nworkload = "knn"\nk = 7\n',
+        ),
+    )
+    quick = load_experiment(path, quick=True)
+    assert [(c["engine"], c["k"]) for c in quick.configs] == [("local", 7)]
+
+
+def test_quick_where_skips_configurations_without_the_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[matrix]]
+engine = "local"
+workload = "knn"
+
+[[matrix]]
+engine = "local"
+workload = "mlp"
+solver = ["adam", "sgd"]
+
+[quick]
+where = {solver = "adam"}
+""",
+    )
+    quick = load_experiment(path, quick=True)
+    assert sorted((c["workload"], c.get("solver", "-")) for c in quick.configs) == [
+        ("knn", "-"),
+        ("mlp", "adam"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("quick", "message"),
+    [
+        ("[quick]\nnn = 2\n", "[quick] has unknown key(s) nn; allowed: n, warmup, timeout, matrix"),
+        ("[quick]\nwhere = {wrkers = 1}\n", "where.wrkers names no key"),
+        ("[quick]\nwhere = {workers = 5}\n", "where keeps no configuration"),
+        ("[quick]\nwhere = 3\n", "where must be a table"),
+        ("quick = 3\n", "[quick] must be a table"),
+        ("expected_minutes = {full = 3, fast = 1}\n", "unknown key(s) fast; allowed: full, quick"),
+        ("expected_minutes = {full = -1}\n", "expected_minutes.full must be a number"),
+        ("expected_minutes = 3\n", "expected_minutes must be a table"),
+    ],
+)
+def test_bad_quick_tables_are_refused(tmp_path: Path, quick: str, message: str) -> None:
+    body = '[[matrix]]\nengine = "dask"\nworkload = "knn"\nworkers = [1, 2]\n'
+    top, _, table = quick.partition("[quick]")
+    path = write(tmp_path, top + body + ("[quick]" + table if table else ""))
+    with pytest.raises(RunnerError, match=re.escape(message)):
+        load_experiment(path, quick=True)
+
+
+def test_quick_without_a_quick_table_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[matrix]]\nengine = "local"\nworkload = "knn"\n')
+    with pytest.raises(RunnerError, match=r"has no \[quick\] table"):
+        load_experiment(path, quick=True)
+
+
+def test_a_bare_paper_key_names_its_experiment() -> None:
+    assert resolve_experiment("003") == resolve_experiment("paper003")
+    assert resolve_experiment("003").name == "paper003.toml"
+    with pytest.raises(RunnerError, match="unknown experiment '999'"):
+        resolve_experiment("999")
+
+
+def test_experiment_info_reads_the_first_sentence(tmp_path: Path) -> None:
+    info = experiment_info(write(tmp_path, QUICK_SPEC))
+    assert info.name == "q" and info.has_quick
+    assert info.summary == "A small grid."
+    assert dict(info.expected_minutes) == {"full": 12.0, "quick": 2.5}
+
+
+def test_every_builtin_experiment_loads_with_its_times() -> None:
+    for name in builtin_experiments():
+        info = experiment_info(name)
+        assert info.summary, name
+
+
+def test_list_experiments_aligns_times_and_first_sentences() -> None:
+    proc = run_cli("runner", "list", "experiments")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["experiment", "full", "quick", "description"]
+    # every description starts in the header's column
+    desc_col = lines[0].index("description")
+    for name, line in zip(builtin_experiments(), lines[1:], strict=True):
+        assert line.startswith(name)
+        assert line[desc_col - 2 : desc_col] == "  " and line[desc_col] != " "
+    assert run_cli("runner", "trials", "-e", "paper003", "--quick", "--help").returncode == 0
+
+
+def test_trials_quick_without_quick_table_is_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[matrix]]\nengine = "local"\nworkload = "knn"\n')
+    db = tmp_path / "r.duckdb"
+    line = assert_user_error(run_cli("runner", "trials", "-e", path, "--quick", "--db", db))
+    assert "has no [quick] table" in line
+    assert not db.exists()
