@@ -1,0 +1,540 @@
+"""Does a claim hold? Decisions over a selection of trials, from the other analyses' results.
+
+A claim names a metric, a factor and what it says about the factor's levels: that one level is
+lower (``less``) or higher (``greater``) than another, that the metric falls or rises along the
+factor (``trend``), that the levels do not differ (``no_difference``) or do (``differs``), which
+levels are best (``best``), what value the metric has (``value``), or how much of its variance
+a numeric column explains (``r_squared``).
+
+Two readings of the same claim:
+
+* on **repeated trials** (``replicated=True``): the test that decides it — Welch's t-test with
+  Hedges' g and the ratio of means, Welch's one-way ANOVA, Spearman's rank correlation, the
+  t interval of a mean, OLS — gives ``agrees``, ``disagrees`` or ``inconclusive`` (with the power
+  to detect the claimed effect where a t-test decides);
+* on **published numbers** (``replicated=False``), usually one number per cell: no test is
+  possible, so a claim consistent with the numbers is ``one run per cell`` and one they
+  contradict ``does not follow``; a claim the numbers decide exactly (an R², a count of pairs,
+  a sign test over many pairs) ``follows``.
+
+Every decision first checks that each compared level is one configuration (the selection holds
+fixed what the claim does not compare); otherwise it says so instead of pooling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from analysis.data import Database, Filter, connect
+from analysis.errors import AnalysisError
+
+KINDS = ("less", "greater", "trend", "no_difference", "differs", "best", "value", "r_squared")
+ALPHA = 0.05
+#: Relative spread of level means below which ``no_difference`` calls levels equal.
+NO_DIFFERENCE_TOLERANCE = 0.10
+#: Effect size (relative) the power of an inconclusive t-test is reported for, when the claim
+#: gives none.
+DEFAULT_EFFECT = 0.10
+N_BOOT = 2000
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One decision: the verdict word, the test that decided it and the numbers behind it."""
+
+    verdict: str
+    test: str
+    detail: str
+    n: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Level:
+    """A level of the compared factor: its value, trial count, mean and sd of the metric."""
+
+    value: Any
+    n: int
+    mean: float
+    sd: float
+
+
+def _num(x: float, digits: int = 4) -> str:
+    """``digits`` significant digits, no exponent for ordinary magnitudes."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if x == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(x)))
+    if magnitude < -4 or magnitude >= 9:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{max(0, digits - 1 - magnitude)}f}"
+
+
+def _p(p: float) -> str:
+    if math.isnan(p):
+        return "p = -"
+    if p < 1e-16:
+        return "p < 1e-16"
+    return f"p = {p:.2e}" if p < 1e-3 else f"p = {p:.3f}"
+
+
+def _unit(metric: str) -> str:
+    return " s" if metric.endswith("_s") else ""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Level values compare as numbers when both read as numbers (2 == 2.0 == "2")."""
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def levels(
+    db: Database,
+    *,
+    metric: str,
+    factor: str,
+    where: Sequence[str | Filter],
+    only: Sequence[Any] | None = None,
+) -> tuple[Level, ...]:
+    """Per level of ``factor`` (only those in ``only``, when given): n, mean and sd of
+    ``metric`` over the ok, non-warm-up trials of the selection; levels sorted by value. Raises
+    AnalysisError when a level mixes configurations (trials of more than one ``config_id``)."""
+    from analysis.summary import summarize
+
+    res = summarize(db, by=[factor, "config_id"], metrics=[metric], where=where, n_boot=0)
+    by_level: dict[str, list[dict[str, Any]]] = {}
+    for row in res.rows:
+        if only is not None and not any(_same(row[factor], v) for v in only):
+            continue
+        if row["n"] and not math.isnan(row[f"{metric}_mean"]):
+            by_level.setdefault(_label(row[factor]), []).append(row)
+    mixed = {k: len(v) for k, v in by_level.items() if len(v) > 1}
+    if mixed:
+        shown = ", ".join(f"{factor}={k}: {n}" for k, n in sorted(mixed.items()))
+        raise AnalysisError(
+            f"the selection pools configurations ({shown} configurations); fix the other "
+            "factors with where conditions so each level is one configuration"
+        )
+    out = []
+    for rows in by_level.values():
+        row = rows[0]
+        out.append(Level(row[factor], int(row["n"]), row[f"{metric}_mean"], row[f"{metric}_sd"]))
+
+    def key(level: Level) -> tuple[int, Any]:
+        try:
+            return (0, float(level.value))
+        except (TypeError, ValueError):
+            return (1, str(level.value))
+
+    return tuple(sorted(out, key=key))
+
+
+def _pick(found: Sequence[Level], value: Any, factor: str) -> Level:
+    for level in found:
+        if _same(level.value, value):
+            return level
+    have = ", ".join(_label(lv.value) for lv in found) or "none"
+    raise AnalysisError(f"no trials at {factor}={_label(value)} (levels present: {have})")
+
+
+def _means(found: Sequence[Level], factor: str, metric: str) -> str:
+    unit = _unit(metric)
+    return "; ".join(
+        f"{factor}={_label(lv.value)}: {_num(lv.mean)}{unit}" + (f" (n={lv.n})" if lv.n > 1 else "")
+        for lv in found
+    )
+
+
+def _restrict(where: Sequence[str | Filter], factor: str, found: Sequence[Level]) -> list[Filter]:
+    """``where`` plus bounds that keep the tests to the range of the levels in ``found`` (numeric
+    factors only: the levels a claim names must be a contiguous range of those present)."""
+    from analysis.data import as_filters
+
+    filters = as_filters(where)
+    try:
+        values = [float(lv.value) for lv in found]
+    except (TypeError, ValueError):
+        return filters
+    if not values:
+        return filters
+    return [
+        *filters,
+        Filter(factor, ">=", _label(min(values))),
+        Filter(factor, "<=", _label(max(values))),
+    ]
+
+
+def _replicated(found: Sequence[Level]) -> bool:
+    return all(lv.n >= 2 for lv in found)
+
+
+def _single(consistent: bool, detail: str) -> Verdict:
+    if consistent:
+        return Verdict("one run per cell", "none (one number per cell)", detail + "; consistent")
+    return Verdict("does not follow", "none (one number per cell)", detail + "; contradicts it")
+
+
+# -- two levels ----------------------------------------------------------------------------------
+
+
+def compare_two(
+    db: Database,
+    *,
+    metric: str,
+    factor: str,
+    a: Any,
+    b: Any,
+    expect: str,
+    where: Sequence[str | Filter],
+    effect: float | None = None,
+    alpha: float = ALPHA,
+) -> Verdict:
+    """``metric`` at ``factor=a`` is ``expect`` (``less`` or ``greater``) than at ``factor=b``.
+
+    Replicated: Welch's t-test (and Mann-Whitney's U as a check). When p >= alpha, the claimed
+    size ``effect`` (relative to b: ratio 1 - effect for ``less``, 1 + effect for ``greater``)
+    outside the ratio's bootstrap interval ``disagrees`` (the claimed effect is ruled out);
+    otherwise ``inconclusive``, with the power to detect ``effect`` (10% when not given). One
+    number per level: direction only."""
+    from analysis.power import power
+    from analysis.ttest import ttest
+
+    if expect not in ("less", "greater"):
+        raise AnalysisError(f"expect must be less or greater, not {expect!r}")
+    found = levels(db, metric=metric, factor=factor, where=where)
+    la, lb = _pick(found, a, factor), _pick(found, b, factor)
+    ratio = la.mean / lb.mean if lb.mean else math.nan
+    holds = la.mean < lb.mean if expect == "less" else la.mean > lb.mean
+    if not _replicated((la, lb)):
+        detail = f"{_means((la, lb), factor, metric)}; ratio {_num(ratio, 3)}"
+        return _single(holds, detail)
+    res = ttest(
+        db,
+        group=factor,
+        a=_label(a),
+        b=_label(b),
+        metric=metric,
+        where=where,
+        n_boot=N_BOOT,
+        seed=SEED,
+    )
+    try:
+        mwu = ttest(
+            db,
+            group=factor,
+            a=_label(a),
+            b=_label(b),
+            metric=metric,
+            where=where,
+            test="mwu",
+            n_boot=0,
+        ).p_value
+    except AnalysisError:
+        mwu = math.nan
+    detail = (
+        f"{_means((la, lb), factor, metric)}; ratio {_num(res.ratio, 3)} "
+        f"[{_num(res.ratio_ci_low, 3)}, {_num(res.ratio_ci_high, 3)}]; Welch t = "
+        f"{_num(res.statistic, 3)}, {_p(res.p_value)}; Hedges' g = {_num(res.hedges_g, 3)}; "
+        f"Mann-Whitney {_p(mwu)}"
+    )
+    n = la.n + lb.n
+    test = "Welch t-test"
+    if res.p_value < alpha:
+        return Verdict("agrees" if holds else "disagrees", test, detail, n)
+    if effect is not None:
+        claimed = 1 - effect if expect == "less" else 1 + effect
+        if not res.ratio_ci_low <= claimed <= res.ratio_ci_high:
+            detail += f"; the claimed ratio {_num(claimed, 3)} lies outside the interval"
+            return Verdict("disagrees", test, detail, n)
+    size = effect if effect is not None else DEFAULT_EFFECT
+    try:
+        pw = power(
+            db,
+            group=factor,
+            a=_label(a),
+            b=_label(b),
+            effect=size,
+            metric=metric,
+            where=where,
+            alpha=alpha,
+        )
+        detail += f"; power to detect a {size:.0%} difference: {pw.achieved_power:.2f}"
+    except AnalysisError as exc:
+        detail += f"; power not computed ({exc})"
+    return Verdict("inconclusive", test, detail, n)
+
+
+def compare_pairs(
+    db: Database,
+    *,
+    metric: str,
+    factor: str,
+    a: Any,
+    b: Any,
+    expect: str,
+    pair_by: str,
+    where: Sequence[str | Filter],
+    alpha: float = ALPHA,
+) -> Verdict:
+    """``a`` is ``expect`` than ``b`` within each level of ``pair_by`` (e.g. on every machine):
+    the count of pairs that agree and an exact two-sided sign test (binomial, p = 1/2)."""
+    from scipy.stats import binomtest
+
+    from analysis.summary import summarize
+
+    res = summarize(db, by=[pair_by, factor], metrics=[metric], where=where, n_boot=0)
+    cells: dict[str, dict[str, float]] = {}
+    for row in res.rows:
+        mean = row[f"{metric}_mean"]
+        if row["n"] and not math.isnan(mean):
+            cells.setdefault(_label(row[pair_by]), {})[_label(row[factor])] = mean
+    pairs = [
+        (k, v[_label(a)], v[_label(b)])
+        for k, v in sorted(cells.items())
+        if _label(a) in v and _label(b) in v
+    ]
+    if not pairs:
+        raise AnalysisError(f"no {pair_by} has trials at both {factor}={a} and {factor}={b}")
+    wins = sum((x < y) if expect == "less" else (x > y) for _, x, y in pairs)
+    p = binomtest(wins, len(pairs), 0.5).pvalue
+    ratios = [x / y for _, x, y in pairs if y]
+    detail = (
+        f"{wins} of {len(pairs)} {pair_by} pairs have {factor}={_label(a)} {expect} than "
+        f"{_label(b)}; ratios {_num(min(ratios), 3)}..{_num(max(ratios), 3)}; sign test {_p(p)}"
+    )
+    if wins == len(pairs) and p < alpha:
+        verdict = "follows"
+    elif wins == len(pairs):
+        verdict = "one run per cell"
+    else:
+        verdict = "does not follow"
+    return Verdict(verdict, "sign test over pairs", detail, len(pairs))
+
+
+# -- several levels ------------------------------------------------------------------------------
+
+
+def trend(
+    db: Database,
+    *,
+    metric: str,
+    factor: str,
+    expect: str,
+    where: Sequence[str | Filter],
+    only: Sequence[Any] | None = None,
+    alpha: float = ALPHA,
+) -> Verdict:
+    """``metric`` falls (``decreasing``) or rises (``increasing``) along numeric ``factor``.
+
+    Replicated: Spearman's rank correlation of the trials with the factor (its sign and p) and
+    Welch's ANOVA across the levels. One number per level: the first and last levels decide;
+    the steps between are described."""
+    from analysis.anova import anova
+    from analysis.regress import regress
+
+    if expect not in ("decreasing", "increasing"):
+        raise AnalysisError(f"expect must be decreasing or increasing, not {expect!r}")
+    found = levels(db, metric=metric, factor=factor, where=where, only=only)
+    where = _restrict(where, factor, found)
+    if len(found) < 2:
+        raise AnalysisError(f"a trend needs at least two levels of {factor}; found {len(found)}")
+    first, last = found[0], found[-1]
+    holds = last.mean < first.mean if expect == "decreasing" else last.mean > first.mean
+    steps = [b.mean - a.mean for a, b in zip(found, found[1:], strict=False)]
+    monotone = all(s < 0 for s in steps) if expect == "decreasing" else all(s > 0 for s in steps)
+    change = (last.mean - first.mean) / first.mean if first.mean else math.nan
+    detail = (
+        f"{_means(found, factor, metric)}; {_label(first.value)} -> {_label(last.value)}: "
+        f"{change:+.1%}" + ("" if monotone else " (not monotone)")
+    )
+    if not _replicated(found):
+        return _single(holds, detail)
+    fit = regress(db, y=metric, x=[factor], where=where).fits[0]
+    corr = fit.correlations[0]
+    res = anova(db, group=factor, metric=metric, where=where)
+    detail += (
+        f"; Spearman rho = {_num(corr.spearman_rho, 3)}, {_p(corr.spearman_p)}; Welch ANOVA "
+        f"F = {_num(res.welch_statistic, 4)}, {_p(res.welch_p_value)}"
+    )
+    n = sum(lv.n for lv in found)
+    test = "Spearman rank correlation"
+    if corr.spearman_p < alpha:
+        right_sign = corr.spearman_rho < 0 if expect == "decreasing" else corr.spearman_rho > 0
+        return Verdict("agrees" if right_sign else "disagrees", test, detail, n)
+    return Verdict("inconclusive", test, detail, n)
+
+
+def spread(
+    db: Database,
+    *,
+    metric: str,
+    factor: str,
+    expect: str,
+    where: Sequence[str | Filter],
+    tolerance: float = NO_DIFFERENCE_TOLERANCE,
+    only: Sequence[Any] | None = None,
+    alpha: float = ALPHA,
+) -> Verdict:
+    """The levels of ``factor`` differ (``expect="differs"``) or do not (``"same"``).
+
+    Replicated: Welch's one-way ANOVA; for ``same`` the levels must also lie within
+    ``tolerance`` of each other (relative range of the means), since a non-significant test
+    alone does not show equality. One number per level: the relative range decides ``same``;
+    ``differs`` cannot be read off single numbers."""
+    from analysis.anova import anova
+
+    if expect not in ("differs", "same"):
+        raise AnalysisError(f"expect must be differs or same, not {expect!r}")
+    found = levels(db, metric=metric, factor=factor, where=where, only=only)
+    where = _restrict(where, factor, found)
+    if len(found) < 2:
+        raise AnalysisError(f"a comparison needs two levels of {factor}; found {len(found)}")
+    means = [lv.mean for lv in found]
+    rel = (max(means) - min(means)) / min(means) if min(means) > 0 else math.nan
+    detail = f"{_means(found, factor, metric)}; range {rel:.1%} of the smallest"
+    if not _replicated(found):
+        if expect == "same":
+            return _single(rel <= tolerance, detail + f" (tolerance {tolerance:.0%})")
+        return _single(rel > tolerance, detail + f" (tolerance {tolerance:.0%})")
+    res = anova(db, group=factor, metric=metric, where=where)
+    detail += (
+        f"; Welch ANOVA F = {_num(res.welch_statistic, 4)} (df {_num(res.welch_df_num, 3)}, "
+        f"{_num(res.welch_df_den, 3)}), {_p(res.welch_p_value)}; omega² = {_num(res.omega_sq, 3)}"
+    )
+    n = sum(lv.n for lv in found)
+    test = "Welch's one-way ANOVA"
+    significant = res.welch_p_value < alpha
+    if expect == "differs":
+        return Verdict("agrees" if significant else "inconclusive", test, detail, n)
+    if significant and rel > tolerance:
+        return Verdict("disagrees", test, detail, n)
+    if not significant and rel <= tolerance:
+        return Verdict("agrees", test, detail + f" (within {tolerance:.0%})", n)
+    return Verdict("inconclusive", test, detail + f" (tolerance {tolerance:.0%})", n)
+
+
+def best(
+    db: Database,
+    *,
+    metric: str,
+    factor: str,
+    expect: Sequence[Any],
+    goal: str,
+    where: Sequence[str | Filter],
+    tolerance: float = 0.0,
+) -> Verdict:
+    """The level(s) with the highest (``goal="max"``) or lowest (``"min"``) mean are among
+    ``expect``: every level within ``tolerance`` (absolute) of the best counts as best."""
+    if goal not in ("max", "min"):
+        raise AnalysisError(f"goal must be max or min, not {goal!r}")
+    found = levels(db, metric=metric, factor=factor, where=where)
+    if not found:
+        raise AnalysisError(f"no trials of {metric} for any {factor}")
+    top = max(lv.mean for lv in found) if goal == "max" else min(lv.mean for lv in found)
+    winners = [lv for lv in found if abs(lv.mean - top) <= tolerance]
+    inside = all(any(_same(w.value, e) for e in expect) for w in winners)
+    detail = (
+        f"{_means(found, factor, metric)}; best ({goal}) {factor}: "
+        f"{', '.join(_label(w.value) for w in winners)}; claimed "
+        f"{', '.join(_label(e) for e in expect)}"
+    )
+    n = sum(lv.n for lv in found)
+    if not _replicated(found):
+        return _single(inside, detail)
+    return Verdict("agrees" if inside else "disagrees", f"{goal} of the level means", detail, n)
+
+
+def value(
+    db: Database,
+    *,
+    metric: str,
+    expect: float,
+    where: Sequence[str | Filter],
+    tolerance: float,
+    compare: str = "near",
+) -> Verdict:
+    """The mean of ``metric`` is near ``expect`` (within ``tolerance``, absolute), or at least
+    (``compare="at_least"``) / at most (``"at_most"``) it."""
+    from analysis.summary import summarize
+
+    res = summarize(db, by=[], metrics=[metric], where=where, n_boot=0)
+    if not res.rows or not res.rows[0]["n"]:
+        raise AnalysisError(f"no trials with {metric}")
+    row = res.rows[0]
+    n, mean = int(row["n"]), row[f"{metric}_mean"]
+    lo, hi = row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]
+    if compare == "near":
+        holds = abs(mean - expect) <= tolerance
+        claim = f"within {_num(tolerance, 2)} of {_num(expect)}"
+    elif compare == "at_least":
+        holds = mean >= expect - tolerance
+        claim = f"at least {_num(expect)}"
+    elif compare == "at_most":
+        holds = mean <= expect + tolerance
+        claim = f"at most {_num(expect)}"
+    else:
+        raise AnalysisError(f"compare must be near, at_least or at_most, not {compare!r}")
+    detail = f"mean {metric} {_num(mean)} over {n} trial{'s' if n != 1 else ''}"
+    if n >= 2 and not math.isnan(lo):
+        detail += f", 95% CI [{_num(lo)}, {_num(hi)}]"
+    detail += f"; claimed {claim}"
+    if n < 2:
+        return _single(holds, detail)
+    return Verdict("agrees" if holds else "disagrees", "mean with t interval", detail, n)
+
+
+def r_squared(
+    db: Database,
+    *,
+    y: str,
+    x: str,
+    where: Sequence[str | Filter],
+    expect: float | None = None,
+    tolerance: float = 0.0005,
+) -> Verdict:
+    """OLS of ``y`` on ``x``: R² (reproduces ``expect`` to ``tolerance``), slope and its p.
+    With ``expect``, the verdict is whether the published R² is reproduced (``follows``);
+    without, whether the slope is significant (``agrees`` / ``inconclusive``)."""
+    from analysis.regress import regress
+
+    fit = regress(db, y=y, x=[x], where=where).fits[0]
+    slope = next(c for c in fit.coefficients if c.term != "intercept")
+    detail = (
+        f"n = {fit.n}; R² = {fit.r_squared:.3f}; slope {_num(slope.estimate, 3)} per unit of "
+        f"{x}, {_p(slope.p_value)}; Pearson r = {_num(fit.correlations[0].pearson_r, 3)}"
+    )
+    if expect is not None:
+        ok = abs(fit.r_squared - expect) <= tolerance
+        detail += f"; claimed R² = {expect:g}"
+        return Verdict("follows" if ok else "does not follow", "OLS", detail, fit.n)
+    verdict = "agrees" if slope.p_value < ALPHA else "inconclusive"
+    return Verdict(verdict, "OLS", detail, fit.n)
+
+
+def has_trials(db: Database, where: Sequence[str | Filter]) -> int:
+    """How many ok, non-warm-up trials the selection holds (0 when a column it names is absent)."""
+    from analysis.data import VIEW, as_filters, view_columns, where_clause
+
+    with connect(db) as con:
+        columns = view_columns(con)
+        filters = as_filters(where)
+        if any(f.column not in columns for f in filters):
+            return 0
+        sql, params = where_clause(columns, filters)
+        row = con.execute(f"SELECT count(*) FROM {VIEW}{sql}", params).fetchone()
+    return int(row[0]) if row else 0
