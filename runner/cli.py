@@ -204,6 +204,22 @@ def import_prices_cmd(
     typer.echo(str(result))
 
 
+@import_app.command("published")
+def import_published_cmd(
+    paper: Annotated[str, typer.Option(help="Paper key (000 ... 004) or all.")] = "all",
+    db: DbOption = Path("results.duckdb"),
+) -> None:
+    """Import the papers' published tables: one run per paper, source published:KEY."""
+    from runner.published import import_published
+
+    try:
+        result = import_published(db, paper, argv=sys.argv)
+    except RunnerError as exc:
+        _fail(exc)
+        return
+    typer.echo(str(result))
+
+
 @list_app.command("engines")
 def list_engines() -> None:
     """Engine x workload support matrix, and whether each engine is installed."""

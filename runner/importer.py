@@ -15,7 +15,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,8 +245,13 @@ def _header(raw: list[str], path: Path) -> tuple[list[str], tuple[tuple[str, str
     return names, tuple(renamed)
 
 
-def parse_csv(path: Path, *, experiment: str) -> _Parsed:
-    """Read and validate the whole file; RunnerError on the first problem, naming where it is."""
+def parse_csv(path: Path, *, experiment: str, metrics: Collection[str] | None = None) -> _Parsed:
+    """Read and validate the whole file; RunnerError on the first problem, naming where it is.
+
+    ``metrics``: when given, exactly these non-trial columns are metrics (each must be in the
+    header, its cells numbers) and every other non-trial column is a param, numbers included (a
+    factor such as ``k`` or ``vcpu`` stays a param); by default a column of numbers is a metric.
+    """
     text, sha256 = _read_text(path)
     delimiter = sniff_delimiter(text)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -290,11 +295,14 @@ def parse_csv(path: Path, *, experiment: str) -> _Parsed:
     writable = set(WRITABLE_TRIAL_COLUMNS)
     trial_cols = [n for n in names if n in writable]
     other = [(i, n) for i, n in enumerate(names) if n not in writable]
-    metric_cols = [
-        n
-        for i, n in other
-        if any(cells[i] for _, cells in rows) and all(_is_number(c[i]) for _, c in rows if c[i])
-    ]
+    if metrics is None:
+        metric_cols = [
+            n
+            for i, n in other
+            if any(cells[i] for _, cells in rows) and all(_is_number(c[i]) for _, c in rows if c[i])
+        ]
+    else:
+        metric_cols = _declared_metrics(path, names, rows, writable, metrics)
     param_cols = [n for _, n in other if n not in metric_cols]
     index = {n: i for i, n in enumerate(names)}
 
@@ -332,6 +340,35 @@ def parse_csv(path: Path, *, experiment: str) -> _Parsed:
     )
 
 
+def _declared_metrics(
+    path: Path,
+    names: list[str],
+    rows: list[tuple[int, list[str]]],
+    writable: set[str],
+    metrics: Collection[str],
+) -> list[str]:
+    """The declared metric columns in header order, after checking each is a non-trial column
+    of the header whose cells are numbers."""
+    for name in metrics:
+        if name not in names:
+            raise RunnerError(
+                f"{path.name}: declared metric {name!r} is not a column (header: "
+                f"{', '.join(names)}); add the column or drop it from the metrics"
+            )
+        if name in writable:
+            raise RunnerError(
+                f"{path.name}: {name!r} is a trial column, not a metric; drop it from the metrics"
+            )
+        i = names.index(name)
+        for line, cells in rows:
+            if cells[i] and not _is_number(cells[i]):
+                raise RunnerError(
+                    f"{path.name}, line {line}, metric {name}: {_short(cells[i])} is not a "
+                    "number; fix the value or leave the cell empty"
+                )
+    return [n for n in names if n in set(metrics)]
+
+
 def _write(db_path: Path, write: Callable[[Store], T]) -> T:
     """Open (or create) the database, ``write(store)`` in it, close it; when writing fails (its
     transaction rolled back) a database file this call created is removed too."""
@@ -347,6 +384,53 @@ def _write(db_path: Path, write: Callable[[Store], T]) -> T:
         raise
     store.close()
     return result
+
+
+def check_column_kinds(store: Store, tables: Sequence[_Parsed], *, where: str) -> None:
+    """RunnerError when a metric of ``tables`` is a param in ``store`` (or in another of the
+    tables) or the other way round: the store would refuse it halfway through a write."""
+    kinds = {name: kind for name, (kind, _) in store.observation_columns().items()}
+    for parsed in tables:
+        for kind, columns in (("metric", parsed.metric_columns), ("param", parsed.param_columns)):
+            for name in columns:
+                old = kinds.setdefault(name, kind)
+                if old != kind:
+                    raise RunnerError(
+                        f"{where}: {name!r} would be a {kind} but is already a {old} in this "
+                        "database; import into another --db, or rename the column"
+                    )
+
+
+def append_import_run(
+    store: Store,
+    *,
+    source: str,
+    spec: Mapping[str, Any],
+    env: Mapping[str, Any],
+    tables: Sequence[_Parsed],
+    argv: Sequence[str] = (),
+    prices: Sequence[tuple[str, int | None, float | None, float]] = (),
+) -> str:
+    """Append one run holding every row of ``tables`` (parsed CSVs) as trials, and ``prices``
+    rows (name, vcpu, memory_gb, usd_per_hour) with the run's ``source``, in one transaction:
+    all of it or nothing. Returns the run id."""
+
+    def trials(run_id: str) -> Iterator[TrialRecord]:
+        if prices:  # inside append_run's transaction, so the prices share its fate
+            store.con.executemany(
+                "INSERT INTO prices VALUES (?, ?, ?, ?, ?)",
+                [(name, vcpu, mem, usd, source) for name, vcpu, mem, usd in prices],
+            )
+        for parsed in tables:
+            for values, m in zip(parsed.records, parsed.metrics, strict=True):
+                yield TrialRecord(
+                    run_id=run_id,
+                    status=values["status"],
+                    values={k: v for k, v in values.items() if k != "status"},
+                    metrics=m,
+                )
+
+    return store.append_run(source=source, argv=argv, spec=spec, env=env, trials=trials)
 
 
 def import_csv(
@@ -369,8 +453,9 @@ def import_csv(
     parsed = parse_csv(path, experiment=experiment)
     env = collect_env()
 
-    def write(store: Any) -> str:
-        return store.append_run(
+    def write(store: Store) -> str:
+        return append_import_run(
+            store,
             source=f"import:{path.name}",
             argv=argv,
             spec={
@@ -382,15 +467,7 @@ def import_csv(
                 "renamed": [list(pair) for pair in parsed.renamed],
             },
             env=env,
-            trials=lambda run_id: (
-                TrialRecord(
-                    run_id=run_id,
-                    status=values["status"],
-                    values={k: v for k, v in values.items() if k != "status"},
-                    metrics=m,
-                )
-                for values, m in zip(parsed.records, parsed.metrics, strict=True)
-            ),
+            tables=[parsed],
         )
 
     run_id = _write(Path(db), write)  # only now: a bad CSV must not create the database
