@@ -255,6 +255,10 @@ def compare_two(
     n = la.n + lb.n
     test = "Welch t-test"
     if res.p_value < alpha:
+        if holds and effect is not None:
+            claimed = 1 - effect if expect == "less" else 1 + effect
+            if not res.ratio_ci_low <= claimed <= res.ratio_ci_high:
+                detail += f"; the direction holds, the claimed ratio {_num(claimed, 3)} does not"
         return Verdict("agrees" if holds else "disagrees", test, detail, n)
     if effect is not None:
         claimed = 1 - effect if expect == "less" else 1 + effect

@@ -71,9 +71,11 @@ _CLAIM_KEYS = {
     "published",
     "measured",
 }
+#: Keys of a claim a side may override (the same statistic, other column names or levels).
+_OVERRIDABLE = {"metric", "factor", "a", "b", "effect", "levels", "best", "goal", "value", "x"}
 _SIDE_KEYS = {
-    "published": {"table", "where", "pair_by", "none", "metric", "verdict", "detail"},
-    "measured": {"where", "untestable", "metric"},
+    "published": {"table", "where", "pair_by", "none", "verdict", "detail", *_OVERRIDABLE},
+    "measured": {"where", "untestable", *_OVERRIDABLE},
 }
 
 
@@ -144,6 +146,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _merged(claim: Mapping[str, Any], side: Mapping[str, Any]) -> dict[str, Any]:
+    """The claim with the side's overrides of its statistic's parameters."""
+    return {**claim, **{k: v for k, v in side.items() if k in _OVERRIDABLE}}
+
+
 def _decide(
     db: Any,
     claim: Mapping[str, Any],
@@ -151,10 +158,9 @@ def _decide(
     *,
     pair_by: str | None = None,
     r2: float | None = None,
-    metric: str | None = None,
 ) -> decide.Verdict:
     kind = claim["kind"]
-    metric = metric or claim.get("metric", "train_s")
+    metric = claim.get("metric", "train_s")
     factor = claim.get("factor", "")
     only = claim.get("levels")
     if kind in ("less", "greater") and pair_by:
@@ -225,7 +231,7 @@ def _paper_side(db: Any, claim: Mapping[str, Any], key: str, imported: bool) -> 
     if "verdict" in side:  # decided by reading, as the detail explains (in-text numbers)
         if side["verdict"] not in PAPER_VERDICTS:
             raise ReportError(f"claim {claim['id']}: published.verdict {side['verdict']!r}")
-        return side["verdict"], "read from the text", side.get("detail", "")
+        return side["verdict"], "read from the paper", side.get("detail", "")
     if "none" in side:
         return "no numbers published", "-", side["none"]
     if claim["kind"] == "text":
@@ -239,14 +245,8 @@ def _paper_side(db: Any, claim: Mapping[str, Any], key: str, imported: bool) -> 
         side.get("where", {}),
     )
     try:
-        v = _decide(
-            db,
-            claim,
-            where,
-            pair_by=side.get("pair_by"),
-            r2=claim.get("r2"),
-            metric=side.get("metric"),
-        )
+        merged = _merged(claim, side)
+        v = _decide(db, merged, where, pair_by=side.get("pair_by"), r2=claim.get("r2"))
     except AnalysisError as exc:
         return "does not follow", "-", f"cannot be computed from the table: {exc}"
     verdict = v.verdict
@@ -272,7 +272,7 @@ def _our_side(db: Any, claim: Mapping[str, Any], key: str) -> Side:
     if not decide.has_trials(db, where):
         return "no trials", "-", f"run `runner trials --experiment {key}` first"
     try:
-        v = _decide(db, claim, where, metric=side.get("metric"))
+        v = _decide(db, _merged(claim, side), where)
     except AnalysisError as exc:
         return "inconclusive", "-", str(exc)
     verdict = v.verdict
