@@ -1,42 +1,122 @@
-"""The boxplot: drawn from precomputed statistics, deterministic, safe with hostile labels."""
+"""Report figures: drawn from plain precomputed data, deterministic, scalable SVG and vector PDF,
+the right number of marks, safe with hostile labels, empty input refused."""
 
 from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from analysis import BoxStats
-from reports.figures import boxplot
+from reports.figures import (
+    FigureDataError,
+    RenderedFigure,
+    Trials,
+    boxplot,
+    curves_plot,
+    distribution,
+    line_plot,
+    resource_plot,
+)
+from reports.figures_base import pyplot
+from reports.figures_dist import _build_distribution, jitter
+from reports.figures_lines import (
+    Point,
+    ResourceSeries,
+    Series,
+    _build_curves_plot,
+    _build_line_plot,
+    _build_resource_plot,
+)
 
 from .conftest import HOSTILE
 
+NAN, INF = float("nan"), float("inf")
+#: Labels that must come out literally: markup, mathtext, LaTeX, every special character.
+HOSTILE_LABELS = ["<script>alert(1)</script>", "$x$", r"\input{x}", "_%&#{}~^", HOSTILE]
 
-def _boxes(labels: list[str]) -> list[BoxStats]:
+
+def _boxes(labels: list[str], n: int = 10) -> list[BoxStats]:
     return [
-        BoxStats(label, 10, 1.0 + i, 1.5 + i, 2.0 + i, 0.5 + i, 2.5 + i, (3.5 + i,))
+        BoxStats(label, n, 1.0 + i, 1.5 + i, 2.0 + i, 0.5 + i, 2.5 + i, (3.5 + i,))
         for i, label in enumerate(labels)
     ]
 
 
-def test_output_is_deterministic() -> None:
-    boxes = _boxes([f"dask / knn / workers={w}" for w in range(1, 9)])
-    first, second = (
-        boxplot([("knn", boxes)], metric="train_s"),
-        boxplot([("knn", boxes)], metric="train_s"),
-    )
+def _check_svg(fig: RenderedFigure) -> ET.Element:
+    """The SVG parses, scales to its container (viewBox, no absolute size); the PDF is a PDF
+    with no creation date."""
+    assert fig.svg.startswith("<svg")
+    root = ET.fromstring(fig.svg)
+    assert len(root.get("viewBox", "").split()) == 4
+    assert "width" not in root.attrib and "height" not in root.attrib
+    assert fig.pdf.startswith(b"%PDF")
+    assert b"CreationDate" not in fig.pdf and b"ModDate" not in fig.pdf
+    return root
+
+
+def _deterministic(make: Callable[[], RenderedFigure]) -> RenderedFigure:
+    first, second = make(), make()
     assert first.svg == second.svg
     assert first.pdf == second.pdf
-    assert first.svg.startswith("<svg")
-    assert first.pdf.startswith(b"%PDF")
+    _check_svg(first)
+    return first
+
+
+def _texts(fig: Any) -> list[Any]:
+    from matplotlib.text import Text
+
+    return [t for t in fig.findobj(Text) if t.get_text()]
+
+
+def _assert_literal(fig: Any, labels: list[str]) -> None:
+    """Every hostile label is drawn as plain text (never mathtext), showing what it says."""
+    shown = []
+    for t in _texts(fig):
+        text, is_math = t._preprocess_math(t.get_text())
+        assert not is_math, t.get_text()
+        shown.append(" ".join(text.split()))
+    joined = " ".join(shown)
+    for label in labels:
+        # long labels lose their middle: their first 10 characters stay literal
+        assert " ".join(label.split())[:10] in joined, label
+
+
+def _assert_safe_svg(svg: str) -> None:
+    assert "<script" not in svg
+    body = svg.replace("<!--", "").replace("-->", "")
+    assert "--" not in body.replace("stroke-dasharray", "")
+    ET.fromstring(svg)
+
+
+def _lines_by_gid(fig: Any, prefix: str) -> list[Any]:
+    """The data lines (not legend handles) whose gid starts with ``prefix``."""
+    return [
+        ln for ax in fig.axes for ln in ax.get_lines() if (ln.get_gid() or "").startswith(prefix)
+    ]
+
+
+def _close(fig: Any) -> None:
+    pyplot().close(fig)
+
+
+# ---------------------------------------------------------------- boxplot / distribution
+
+
+def test_boxplot_output_is_deterministic() -> None:
+    boxes = _boxes([f"dask / knn / workers={w}" for w in range(1, 9)])
+    _deterministic(lambda: boxplot([("knn", boxes)], metric="train_s"))
 
 
 def test_hostile_labels_stay_escaped_in_svg() -> None:
     labels = [HOSTILE, "a --> <b>", "$\\input{x}$", "$$", "unbalanced $ dollar \\$"]
     fig = boxplot([(HOSTILE, _boxes(labels))], metric="train_s")
-    assert "<script" not in fig.svg
+    _assert_safe_svg(fig.svg)
     assert "<b>" not in fig.svg
-    # No label text closes matplotlib's comments early.
-    body = fig.svg.replace("<!--", "").replace("-->", "")
-    assert "--" not in body.replace("stroke-dasharray", "")
     assert fig.pdf.startswith(b"%PDF")
 
 
@@ -46,6 +126,262 @@ def test_two_panels_of_six_long_configurations_render() -> None:
     assert fig.svg.count('<g id="patch_') >= 12
 
 
-def test_no_boxes_is_a_bug() -> None:
-    with pytest.raises(ValueError):
+def test_boxplot_draws_every_group_as_a_box_whatever_its_n() -> None:
+    fig = boxplot([("knn", _boxes(["a", "b"], n=3))], metric="train_s")
+    _check_svg(fig)
+
+
+def test_no_boxes_is_an_error() -> None:
+    with pytest.raises(FigureDataError):
         boxplot([("knn", [])], metric="train_s")
+    with pytest.raises(ValueError):
+        distribution([], metric="train_s")
+
+
+def test_distribution_dots_below_ten_trials_box_from_ten() -> None:
+    groups = [
+        Trials("nine", [float(v) for v in range(9)]),
+        Trials("ten", [float(v) for v in range(10)]),
+        BoxStats("stats", 12, 1.0, 2.0, 3.0, 0.0, 4.0, ()),
+        Trials("two", [1.0, 2.0]),
+    ]
+    fig, dropped = _build_distribution([("p", groups)], metric="train_s")
+    try:
+        assert dropped == 0
+        (ax,) = fig.axes
+        dots = _lines_by_gid(fig, "trials_")
+        assert sorted(len(d.get_xdata()) for d in dots) == [2, 9]
+        assert len(_lines_by_gid(fig, "median_")) == 2
+        assert len(ax.patches) == 2  # boxes: "ten" and "stats"
+        labels = [t.get_text() for t in ax.get_yticklabels()]
+        assert labels == ["two (n=2)", "stats (n=12)", "ten (n=10)", "nine (n=9)"]
+    finally:
+        _close(fig)
+
+
+def test_distribution_medians_and_jitter_are_exact_and_deterministic() -> None:
+    fig, _ = _build_distribution([("p", [Trials("g", [3.0, 1.0, 2.0, 10.0])])], metric="m")
+    try:
+        (med,) = _lines_by_gid(fig, "median_")
+        assert list(med.get_xdata()) == [2.5, 2.5]
+        (dots,) = _lines_by_gid(fig, "trials_")
+        assert sorted(dots.get_xdata()) == [1.0, 2.0, 3.0, 10.0]
+        assert [y - 1 for y in dots.get_ydata()] == pytest.approx(jitter(4))
+    finally:
+        _close(fig)
+    assert all(-0.25 <= o < 0.25 for o in jitter(100))
+
+
+def test_distribution_needs_values_below_ten() -> None:
+    with pytest.raises(ValueError, match="Trials"):
+        distribution([("p", _boxes(["few"], n=5))], metric="train_s")
+
+
+def test_distribution_drops_and_counts_nonfinite() -> None:
+    groups = [Trials("a", [1.0, NAN, 2.0, INF]), Trials("b", [NAN]), Trials("c", [3.0] * 12)]
+    fig = _deterministic(lambda: distribution([("p", groups)], metric="train_s"))
+    assert fig.dropped == 3
+    with pytest.raises(FigureDataError):
+        distribution([("p", [Trials("a", [NAN, INF])])], metric="train_s")
+
+
+def test_distribution_hostile_labels() -> None:
+    groups = [Trials(lb, [1.0, 2.0]) for lb in HOSTILE_LABELS]
+    fig, _ = _build_distribution([(HOSTILE, groups)], metric="m", xlabel="$x$ (s)")
+    try:
+        _assert_literal(fig, HOSTILE_LABELS)
+    finally:
+        _close(fig)
+    _assert_safe_svg(distribution([(HOSTILE, groups)], metric="m").svg)
+
+
+# ---------------------------------------------------------------- line plot
+
+FRACTIONS = [0.3, 0.5, 0.7, 0.9]
+
+
+def _series(k: int = 3) -> list[Series]:
+    return [
+        Series(
+            f"engine {i}", [Point(f, 10 * f + i, 10 * f + i - 1, 10 * f + i + 1) for f in FRACTIONS]
+        )
+        for i in range(k)
+    ]
+
+
+def test_line_plot_deterministic_and_counts() -> None:
+    acc = [Series(s.label, [(p.x, 0.9) for p in s.points]) for s in _series()]
+    _deterministic(
+        lambda: line_plot(_series(), x_label="training fraction", y_label="s", lower=acc)
+    )
+    fig, dropped = _build_line_plot(
+        _series(), x_label="fraction", y_label="s", lower=acc, lower_y_label="acc"
+    )
+    try:
+        assert dropped == 0
+        top, bottom = fig.axes[:2]
+        data = _lines_by_gid(fig, "series_")
+        assert len(data) == 6 and all(len(d.get_xdata()) == 4 for d in data)
+        # the same label keeps its colour in both panels; one legend entry per label
+        assert data[0].get_color() == data[3].get_color()
+        (legend,) = fig.legends
+        assert [t.get_text() for t in legend.get_texts()] == ["engine 0", "engine 1", "engine 2"]
+        assert [t.get_text() for t in bottom.get_xticklabels()] == ["0.3", "0.5", "0.7", "0.9"]
+    finally:
+        _close(fig)
+
+
+def test_line_plot_error_bars_follow_the_intervals() -> None:
+    fig, _ = _build_line_plot(
+        [Series("a", [Point(1, 5.0, 4.0, 7.0), Point(2, 6.0)])], x_label="x", y_label="y"
+    )
+    try:
+        from matplotlib.collections import LineCollection
+
+        (bars,) = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+        segs = [s.tolist() for s in bars.get_segments()]
+        assert [[1.0, 4.0], [1.0, 7.0]] in segs
+        assert [[2.0, 6.0], [2.0, 6.0]] in segs  # no interval: a zero-length bar
+    finally:
+        _close(fig)
+
+
+def test_line_plot_log_axes_and_nonfinite() -> None:
+    series = [
+        Series("s", [(32, 100.0), (64, 210.0), (128, NAN), (INF, 1.0), (256, 800.0, NAN, 900.0)])
+    ]
+    fig = _deterministic(
+        lambda: line_plot(series, x_label="batch size", y_label="ips", log_x=True, log_y=True)
+    )
+    assert fig.dropped == 3
+    built, _ = _build_line_plot(series, x_label="b", y_label="y", log_x=True, log_y=True)
+    try:
+        ax = built.axes[0]
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "256"]
+    finally:
+        _close(built)
+    with pytest.raises(FigureDataError):
+        line_plot([Series("s", [(NAN, 1.0)])], x_label="x", y_label="y")
+    with pytest.raises(FigureDataError):
+        line_plot([], x_label="x", y_label="y")
+
+
+def test_line_plot_hostile_labels() -> None:
+    series = [Series(lb, [(1, 1.0), (2, 2.0)]) for lb in HOSTILE_LABELS]
+    fig, _ = _build_line_plot(series, x_label="$x$", y_label=HOSTILE, title_text=HOSTILE)
+    try:
+        _assert_literal(fig, [*HOSTILE_LABELS, "$x$"])
+    finally:
+        _close(fig)
+    _assert_safe_svg(line_plot(series, x_label="$x$", y_label=HOSTILE, title=HOSTILE).svg)
+
+
+# ---------------------------------------------------------------- training curves
+
+
+def _curve_rows(trials: int = 3, epochs: int = 10) -> list[tuple[int, int, str, int, float]]:
+    rows = []
+    for t in range(trials):
+        for e in range(1, epochs + 1):
+            rows += [
+                (t, 0, "loss", e, 1 / e + t / 100),
+                (t, 0, "val_loss", e, 1.2 / e),
+                (t, 0, "accuracy", e, 1 - 0.5 / e),
+                (t, 0, "val_accuracy", e, 0.95 - 0.5 / e - t / 100),
+            ]
+    return rows
+
+
+def test_curves_plot_panels_lines_means_and_bands() -> None:
+    _deterministic(lambda: curves_plot(_curve_rows()))
+    fig, dropped = _build_curves_plot(_curve_rows())
+    try:
+        assert dropped == 0
+        loss_ax, acc_ax = fig.axes[:2]
+        assert loss_ax.get_ylabel() == "loss" and acc_ax.get_ylabel() == "accuracy"
+        lines = _lines_by_gid(fig, "curve_")
+        assert len(lines) == 4 and all(len(ln.get_xdata()) == 10 for ln in lines)
+        (train_loss,) = _lines_by_gid(fig, "curve_loss_0_0")
+        assert train_loss.get_ydata()[0] == pytest.approx(1.01)  # mean of 1.00, 1.01, 1.02
+        # bands only where trials differ: train loss and validation accuracy
+        assert len(loss_ax.collections) == 1 and len(acc_ax.collections) == 1
+        (legend,) = fig.legends
+        assert [t.get_text() for t in legend.get_texts()] == ["train", "validation"]
+    finally:
+        _close(fig)
+
+
+def test_curves_plot_one_trial_no_band_several_parts() -> None:
+    rows = [(1, p, n, e, 0.5) for p in (0, 1) for n in ("loss", "val_loss") for e in (1, 2, 3)]
+    fig, _ = _build_curves_plot(rows, part_labels={0: "worker <0>", 1: "$w1$"})
+    try:
+        assert len(fig.axes) == 1  # no accuracy rows: one panel
+        assert len(_lines_by_gid(fig, "curve_")) == 4
+        assert not fig.axes[0].collections
+        texts = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert "worker <0>: train" in texts and r"\$w1\$: validation" in texts
+        _assert_literal(fig, ["$w1$: validation"])
+    finally:
+        _close(fig)
+
+
+def test_curves_plot_nonfinite_and_empty() -> None:
+    rows = [*_curve_rows(1, 3), (0, 0, "loss", 4, NAN), (0, 0, "loss", 5, None)]
+    assert curves_plot(rows).dropped == 2
+    with pytest.raises(FigureDataError):
+        curves_plot([(0, 0, "loss", 1, NAN)])
+    with pytest.raises(FigureDataError):
+        curves_plot([])
+
+
+# ---------------------------------------------------------------- resource use
+
+
+def _resources() -> list[ResourceSeries]:
+    ts = [0.5 * i for i in range(20)]
+    return [
+        ResourceSeries(
+            f"dask / workers={w}",
+            ts,
+            [min(100.0 * w, 40.0 * t) for t in ts],
+            [200.0 + 10 * w * t for t in ts],
+        )
+        for w in (1, 2, 4)
+    ]
+
+
+def test_resource_plot_lines_and_determinism() -> None:
+    _deterministic(lambda: resource_plot(_resources()))
+    fig, dropped = _build_resource_plot(_resources())
+    try:
+        assert dropped == 0
+        cpu, rss = _lines_by_gid(fig, "cpu_"), _lines_by_gid(fig, "rss_")
+        assert len(cpu) == len(rss) == 3
+        assert all(len(ln.get_xdata()) == 20 for ln in cpu + rss)
+        assert fig.axes[0].get_ylabel() == "CPU (%)" and fig.axes[1].get_ylabel() == "RSS (MB)"
+        assert len(fig.legends[0].get_texts()) == 3
+    finally:
+        _close(fig)
+
+
+def test_resource_plot_nonfinite_mismatch_and_empty() -> None:
+    s = ResourceSeries("t <script>", [0.0, 1.0, 2.0], [10.0, NAN, None], [100.0, 110.0, INF])
+    fig = resource_plot([s])
+    assert fig.dropped == 3
+    _assert_safe_svg(fig.svg)
+    with pytest.raises(ValueError, match="length"):
+        resource_plot([ResourceSeries("x", [0.0], [1.0, 2.0], [1.0])])
+    with pytest.raises(FigureDataError):
+        resource_plot([ResourceSeries("x", [0.0], [NAN], [NAN])])
+    with pytest.raises(FigureDataError):
+        resource_plot([])
+
+
+def test_svg_sizes_are_relative_only() -> None:
+    fig = line_plot(_series(1), x_label="x", y_label="y")
+    root = _check_svg(fig)
+    w, h = (float(v) for v in root.get("viewBox", "").split()[2:])
+    assert w == pytest.approx(6.5 * 72)
+    assert h > 0 and math.isfinite(h)
+    assert not re.search(r'<svg[^>]*\s(width|height)="', fig.svg)
