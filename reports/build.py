@@ -5,22 +5,19 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from markupsafe import Markup
-
-from reports.context import build_context
+from reports.context import ReportContext, build_context
 from reports.errors import ReportError
-from reports.figures import boxplot
 from reports.html import html_environment
-from reports.latex import Trusted, check_tex, compile_pdf, latex_environment
+from reports.latex import check_tex, compile_pdf, latex_environment
 
 Format = Literal["html", "tex", "pdf"]
 FORMATS: tuple[str, ...] = ("html", "tex", "pdf")
-FIGURE_NAME = "boxplot.pdf"
-Panels = list[tuple[str, tuple[Any, ...]]]
+PAPER_KEYS: tuple[str, ...] = ("000", "001", "002", "003", "004")
 
 
 @dataclass(frozen=True)
@@ -66,40 +63,75 @@ def _check_out(out: Path) -> None:
         raise ReportError(f"--out {out}: folder {out.parent} does not exist; create it first")
 
 
-def render_html(context: dict, panels: Panels) -> str:
-    figure = None
-    if panels:
-        # Trusted markup only because we generated it: matplotlib escapes label text in SVG.
-        figure = Markup(boxplot(panels, metric=context["boxplot"]["metric"]).svg)
-    template = html_environment().get_template("report.html.j2")
-    return template.render(**context, figure_svg=figure)
+def render_html(context: ReportContext) -> str:
+    """The self-contained HTML page: CSS and SVG figures inline."""
+    from markupsafe import Markup
+
+    sections = context.as_template_vars()
+    # Figures' SVG is trusted markup only because matplotlib wrote it (it escapes label text).
+    for fig in context.figures():
+        object.__setattr__(fig, "svg", Markup(fig.svg))
+    return html_environment().get_template("report.html.j2").render(**sections)
 
 
-def render_tex(
-    context: dict, panels: Panels, *, figure_name: str = FIGURE_NAME
-) -> tuple[str, dict[str, bytes]]:
-    """The LaTeX source and the files it includes (the boxplot PDF as ``figure_name``)."""
+def render_tex(context: ReportContext, *, stem: str = "report") -> tuple[str, dict[str, bytes]]:
+    """The LaTeX source and the figure PDFs it includes (``<stem>-fig<N>.pdf``)."""
     files: dict[str, bytes] = {}
-    figure = None
-    if panels:
-        files[figure_name] = boxplot(panels, metric=context["boxplot"]["metric"]).pdf
-        figure = Trusted(figure_name)  # a name we built from [A-Za-z0-9-] only
-    template = latex_environment().get_template("report.tex.j2")
-    return template.render(**context, figure_pdf=figure), files
+    for i, fig in enumerate(context.figures(), 1):
+        name = f"{stem}-fig{i}.pdf"  # built from [A-Za-z0-9-] only
+        object.__setattr__(fig, "file", name)
+        files[name] = fig.pdf
+    source = latex_environment().get_template("report.tex.j2").render(**context.as_template_vars())
+    return source, files
+
+
+def _papers(paper: str | Sequence[str] | None) -> tuple[str, ...]:
+    if paper is None:
+        return ()
+    items = [paper] if isinstance(paper, str) else list(paper)
+    keys: list[str] = []
+    for item in items:
+        for key in str(item).split(","):
+            key = key.strip()
+            if key == "all":
+                keys.extend(PAPER_KEYS)
+            elif key.removeprefix("paper") in PAPER_KEYS:
+                keys.append(key.removeprefix("paper"))
+            else:
+                raise ReportError(
+                    f"--paper {key!r} is not a paper; give one of {', '.join(PAPER_KEYS)} or all"
+                )
+    return tuple(dict.fromkeys(keys))
 
 
 def build_report(
-    db: Path | str = "results.duckdb", *, fmt: Format = "pdf", out: Path | None = None
+    db: Path | str = "results.duckdb",
+    *,
+    fmt: Format = "pdf",
+    out: Path | None = None,
+    paper: str | Sequence[str] | None = None,
+    compare: Sequence[str] = (),
+    papers_dir: Path | None = None,
 ) -> ReportResult:
     """Build the report from the trials in ``db`` and write it to ``out``
     (default ``report.<fmt>`` in the current directory).
 
-    For ``tex`` the figure is written beside the ``.tex`` file as ``<stem>-boxplot.pdf``
+    Without ``paper``: the general report (summary, the comparisons the data support or those
+    ``compare`` names as ``FACTOR=A,B``, distributions, provenance). With ``paper`` (a key such
+    as ``"000"``, several, or ``"all"``): one section per paper, from
+    ``reports/papers/paperKEY.toml`` (or ``papers_dir``) and the database.
+    For ``tex`` the figures are written beside the ``.tex`` file as ``<stem>-fig<N>.pdf``
     (the stem reduced to letters, digits and ``-``).
     Raises :class:`ReportError` for problems the user can fix; nothing is written then.
     """
+    from reports.compare import parse_compare
+
     if fmt not in FORMATS:
         raise ReportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    papers = _papers(paper)
+    compare_items = parse_compare([compare] if isinstance(compare, str) else compare)
+    if papers and compare_items:
+        raise ReportError("--compare applies to the general report; drop it or drop --paper")
     db = Path(db)
     out = Path(out) if out is not None else Path.cwd() / f"report.{fmt}"
     _check_out(out)
@@ -107,26 +139,28 @@ def build_report(
         raise ReportError(
             f"no database at {db}: run `runner trials` first, or point --db at a results file"
         )
+    if db.is_dir():
+        raise ReportError(f"--db {db} is a directory; give a results file")
     if fmt == "pdf":
         check_tex()  # fail before any work when TeX is missing
 
-    context, panels = build_context(db)
+    context = build_context(db, compare_items=compare_items, papers=papers, papers_dir=papers_dir)
 
     if fmt == "html":
-        _write_atomic(out, render_html(context, panels).encode("utf-8"))
+        _write_atomic(out, render_html(context).encode("utf-8"))
     elif fmt == "pdf":
-        source, files = render_tex(context, panels)
+        source, files = render_tex(context)
         _write_atomic(out, compile_pdf(source, files=files))
     else:
         stem = re.sub(r"[^A-Za-z0-9-]+", "-", out.stem).strip("-") or "report"
-        source, files = render_tex(context, panels, figure_name=f"{stem}-{FIGURE_NAME}")
+        source, files = render_tex(context, stem=stem)
         for name, data in files.items():
             _write_atomic(out.with_name(name), data)
         _write_atomic(out, source.encode("utf-8"))
     return ReportResult(
         path=out,
         format=fmt,
-        run_ids=tuple(context["run_ids"]),
-        n_trials=int(context["n_trials"]),
-        warnings=tuple(context["warnings"]),
+        run_ids=tuple(context.run_ids),
+        n_trials=int(context.n_trials),
+        warnings=tuple(context.warnings),
     )

@@ -1,128 +1,76 @@
-"""Build the one context dict every report template renders.
+"""The general report: what any results database supports, built as sections of blocks.
 
-All statistics come from the analysis package's public functions; every number is formatted here
-(one precision per column, see :mod:`reports.format`), so templates only loop and place strings.
-A section whose test cannot be run (one level, too few trials) carries the analysis error's reason
-as a note instead of numbers.
+Sections: the summary per configuration, the comparisons the data support
+(:mod:`reports.compare`: every factor that varies, its levels compared with the other factors
+held fixed, or those ``--compare`` names), the distribution of each task's times (box plots, dot
+plots below 10 trials), and the appendix of runs and what differs between their environments.
+All statistics come from the analysis package's public functions; every number is formatted
+here (:mod:`reports.format`), so templates only loop and place strings.
 """
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis import (
-    AnalysisError,
-    AnovaResult,
-    Filter,
-    TtestResult,
-    anova,
-    box_stats,
-    connect,
-    list_runs,
-    summarize,
-    ttest,
-)
-from analysis.anova import SHAPIRO_MAX_N, SMALL_LEVEL_N
-from analysis.data import Database
+from analysis import AnalysisError, AnovaResult, Filter, TtestResult, connect, list_runs, summarize
 from reports import format as fmt
+from reports.blocks import Column, HeaderGroup, Section, SectionBuilder, Table, slug
+from reports.compare import (
+    ALPHA,
+    METRIC,
+    N_BOOT,
+    SEED,
+    TASK_KEYS,
+    CompareResult,
+    Comparison,
+    compare,
+    factor_columns,
+)
+from reports.environment import environment_section
 from reports.errors import ReportError
+from reports.plots import draw, groups_for
 
-METRIC = "train_s"
-ALPHA = 0.05
-SUMMARY_BY = ("engine", "workload", "dataset", "workers", "threads_per_worker")
-SUMMARY_METRICS = ("train_s", "wall_s")  # the columns summary_section reads
-BOX_BY = ("engine", "workers")  # one panel per workload
-TTEST_ENGINES = ("local", "dask")
-TTEST_WORKERS = 1
-TTEST_BOOTSTRAP = 2000  # resamples for the ratio of means' percentile interval
-TTEST_SEED = 0
-LONG_TEXT = 16  # characters in a factor level beyond which tables wrap the column
 #: How the report names the test :func:`analysis.anova` recommends.
 TEST_NAMES = {"anova": "F test", "welch": "Welch's ANOVA", "kruskal": "Kruskal–Wallis"}
+#: Figure panels (tasks) per distribution figure at most.
+MAX_PANELS = 6
 
 
-def _timestamp(value: Any) -> str:
-    if value is None:
-        return fmt.MISSING
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds") + (" UTC" if value.tzinfo else "")
-    return str(value)
+@dataclass
+class ReportContext:
+    """Everything a template needs: sections (in order) and the report's provenance."""
 
+    title: str
+    database: str
+    run_ids: list[str]
+    n_trials: int
+    sections: list[Section]
+    intro: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
-def _flatten(env: Mapping[str, Any], prefix: str = "") -> list[dict[str, str]]:
-    """``{"packages": {"numpy": "2.1"}}`` -> ``[{"key": "packages.numpy", "value": "2.1"}]``."""
-    items: list[dict[str, str]] = []
-    for key, value in env.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            items.extend(_flatten(value, prefix=f"{name}."))
-        elif isinstance(value, list | tuple):
-            items.append({"key": name, "value": ", ".join(str(v) for v in value)})
-        else:
-            items.append({"key": name, "value": fmt.MISSING if value is None else str(value)})
-    return items
+    def figures(self) -> list[Any]:
+        return [f for s in self.sections for f in s.figures()]
 
+    def toc(self) -> list[tuple[int, str, str]]:
+        out: list[tuple[int, str, str]] = []
+        for s in self.sections:
+            out.append((1, s.id, s.title))
+            out += [(2, sub.id, sub.title) for sub in s.subsections]
+        return out
 
-def _join(values: Iterable[Any]) -> str:
-    return ", ".join(str(v) for v in values)
-
-
-def _provenance(run_ids: Sequence[str], n: int) -> dict[str, str]:
-    return {"run_ids": _join(run_ids) or fmt.MISSING, "n": str(n)}
-
-
-def _long(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> bool:
-    """True when some factor level is long: renderers then wrap those columns."""
-    return any(len(row[k]) > LONG_TEXT for row in rows for k in keys)
-
-
-def runs_section(runs: Sequence[Any]) -> dict[str, Any]:
-    items = [
-        {
-            "run_id": str(r.run_id),
-            "source": str(r.source),
-            "started_at": _timestamp(r.started_at),
-            "finished_at": _timestamp(r.finished_at),
-            "argv": shlex.join(str(a) for a in r.argv) if r.argv else fmt.MISSING,
-            "n_trials": fmt.count(r.n_trials),
-            "experiments": _join(r.experiments) or fmt.MISSING,
-            "env": _flatten(r.env or {}),
+    def as_template_vars(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "database": self.database,
+            "run_ids": ", ".join(self.run_ids) or fmt.MISSING,
+            "n_trials": str(self.n_trials),
+            "intro": self.intro,
+            "sections": self.sections,
+            "toc": self.toc(),
         }
-        for r in runs
-    ]
-    return {"entries": items, "n_runs": str(len(items))}
-
-
-def summary_section(rows_in: Sequence[dict[str, Any]], run_ids: Sequence[str]) -> dict[str, Any]:
-    rows = []
-    for rec in rows_in:
-        rows.append(
-            {
-                "engine": fmt.level(rec["engine"]),
-                "workload": fmt.level(rec["workload"]),
-                "dataset": fmt.level(rec["dataset"]),
-                "workers": fmt.level(rec["workers"]),
-                "threads": fmt.level(rec["threads_per_worker"]),
-                "n": fmt.count(rec["n"]),
-                **{
-                    f"{m}_{stat}": fmt.seconds(rec[f"{m}_{stat}"])
-                    for m in SUMMARY_METRICS
-                    for stat in ("mean", "sd", "median")
-                },
-                "train_s_ci": fmt.interval(rec["train_s_ci_low"], rec["train_s_ci_high"]),
-                "wall_s_ci": fmt.interval(rec["wall_s_ci_low"], rec["wall_s_ci_high"]),
-                "accuracy": fmt.fixed(rec.get("accuracy_mean"), 4),
-                "failed": fmt.count(rec.get("failed")),
-                "timeout": fmt.count(rec.get("timeout")),
-            }
-        )
-    n = sum(int(r["n"]) for r in rows_in)
-    long_text = _long(rows, ("engine", "workload", "dataset"))
-    return {"rows": rows, "long_text": long_text, **_provenance(run_ids, n)}
 
 
 def _significant(p: float) -> str:
@@ -132,19 +80,15 @@ def _significant(p: float) -> str:
     return "yes" if p < ALPHA else "no"
 
 
-def _ratio(x: Any) -> str:
-    """A ratio of means: 3 significant digits (``1.23``, ``0.0187``)."""
-    return fmt.sig(x, 3)
-
-
 def _ratio_text(res: TtestResult) -> str:
     """``mean_a / mean_b`` with its bootstrap interval: ``1.23 [1.10, 1.37]``."""
+    ratio = fmt.sig(res.ratio, 3)
     if res.ratio_ci_method == "none":
-        return _ratio(res.ratio)
-    return f"{_ratio(res.ratio)} {fmt.interval(res.ratio_ci_low, res.ratio_ci_high, _ratio)}"
+        return ratio
+    return f"{ratio} {fmt.interval(res.ratio_ci_low, res.ratio_ci_high, lambda x: fmt.sig(x, 3))}"
 
 
-def _checks(res: AnovaResult) -> dict[str, Any]:
+def checks(res: AnovaResult) -> dict[str, str]:
     """The assumption checks, the two alternatives and the recommended test of one ANOVA."""
     recommended_p = {
         "anova": res.p_value,
@@ -165,7 +109,6 @@ def _checks(res: AnovaResult) -> dict[str, Any]:
     return {
         "levene_p": fmt.p_value(res.levene_p_value),
         "shapiro_p": shapiro_p,
-        "shapiro_sampled": res.shapiro_sampled,
         "welch_statistic": fmt.statistic(res.welch_statistic),
         "welch_df": welch_df,
         "welch_p": fmt.p_value(res.welch_p_value),
@@ -179,238 +122,413 @@ def _checks(res: AnovaResult) -> dict[str, Any]:
     }
 
 
-def _tasks(rows: Sequence[dict[str, Any]]) -> list[tuple[Any, Any]]:
-    """The (workload, dataset) pairs measured: each is analysed on its own, since timings of one
-    workload on different datasets are different populations."""
-    return list(dict.fromkeys((r["workload"], r["dataset"]) for r in rows))
+CHECK_KEYS = (
+    "levene_p",
+    "shapiro_p",
+    "welch_statistic",
+    "welch_df",
+    "welch_p",
+    "kruskal_statistic",
+    "kruskal_df",
+    "kruskal_p",
+    "recommended",
+    "recommended_p",
+    "recommended_significant",
+)
 
 
-def _task_label(rows: Sequence[dict[str, Any]], workload: Any, dataset: Any) -> str:
-    """``knn``, or ``knn on digits`` when the report holds more than one dataset."""
-    if len({r["dataset"] for r in rows}) > 1:
-        return f"{fmt.level(workload)} on {fmt.level(dataset)}"
-    return fmt.level(workload)
+# -- tasks --------------------------------------------------------------------------------------
+def task_label(task: Sequence[Any], several_sources: bool) -> str:
+    source, workload = task
+    text = fmt.level(workload)
+    return f"{text} ({fmt.level(source)})" if several_sources else text
 
 
-def _task_filters(workload: Any, dataset: Any) -> tuple[Filter, ...]:
-    """``workload`` on ``dataset`` (a missing dataset selects the trials without one)."""
-    return (Filter("workload", "=", workload), Filter("dataset", "=", dataset))
+def _fixed_text(comp: Comparison) -> str:
+    text = comp.stratum.fixed_label
+    if comp.stratum.along:
+        text += f"; changing with it: {', '.join(comp.stratum.along)}"
+    if comp.left_out:
+        text += f" ({comp.left_out})"
+    return text
 
 
-def anova_section(
-    db: Database, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
-) -> dict[str, Any]:
-    tests: list[dict[str, Any]] = []
-    notes: list[dict[str, str]] = []
-    total = 0
-    combos = dict.fromkeys((r["engine"], r["workload"], r["dataset"]) for r in rows)
-    for engine, workload_, dataset in combos:
-        workload = _task_label(rows, workload_, dataset)
-        levels = sorted(
-            {
-                int(r["workers"])
-                for r in rows
-                if (r["engine"], r["workload"], r["dataset"]) == (engine, workload_, dataset)
-                and r["workers"] is not None
-            }
+# -- summary ------------------------------------------------------------------------------------
+def summary_section(con: Any, run_ids: Sequence[str], varying: Sequence[str]) -> Section:
+    by = (*TASK_KEYS, *varying)
+    rows_in = summarize(con, by=by, metrics=(METRIC,), n_boot=0).rows
+    sources = {r["source"] for r in rows_in}
+    show_source = len(sources) > 1
+    has_acc = any(not fmt.is_missing(r.get("accuracy_mean")) for r in rows_in)
+    cols: list[Column] = []
+    if show_source:
+        cols.append(Column("Source", wrap=True))
+    cols += [Column("Workload", wrap=True)]
+    cols += [Column(v, num=False, wrap=True) for v in varying]
+    cols += [Column("n", num=True)]
+    cols += [Column(h, num=True) for h in ("mean", "sd", "median", "95% CI")]
+    if has_acc:
+        cols.append(Column("accuracy", num=True))
+    cols += [Column("failed", num=True), Column("timeout", num=True)]
+    rows = []
+    for rec in rows_in:
+        row = [fmt.level(rec["source"])] if show_source else []
+        row += [fmt.level(rec["workload"]), *(fmt.level(rec[v]) for v in varying)]
+        row += [
+            fmt.count(rec["n"]),
+            fmt.seconds(rec[f"{METRIC}_mean"]),
+            fmt.seconds(rec[f"{METRIC}_sd"]),
+            fmt.seconds(rec[f"{METRIC}_median"]),
+            fmt.interval(rec[f"{METRIC}_ci_low"], rec[f"{METRIC}_ci_high"]),
+        ]
+        if has_acc:
+            row.append(fmt.fixed(rec.get("accuracy_mean"), 4))
+        row += [fmt.count(rec.get("failed")), fmt.count(rec.get("timeout"))]
+        rows.append(tuple(row))
+    n = sum(int(r["n"]) for r in rows_in)
+    sec = SectionBuilder("summary", "Summary per configuration")
+    sec.para(
+        f"Trials used: ok, non-warm-up trials from run(s) {', '.join(run_ids)}; n = {n}.",
+        "provenance",
+    )
+    sec.para(
+        f"{METRIC} in seconds: mean, standard deviation, median and the 95% confidence interval "
+        "of the mean per configuration (columns: the factors that vary in this database)."
+    )
+    sec.add(
+        Table(
+            id="summary",
+            caption=f"Summary of {METRIC} per configuration",
+            columns=tuple(cols),
+            rows=tuple(rows),
         )
-        if len(levels) < 2:
-            notes.append(
-                {
-                    "engine": fmt.level(engine),
-                    "workload": workload,
-                    "reason": "measured at one worker count only "
-                    f"({', '.join(map(str, levels)) or 'none'}); nothing to compare",
-                }
+    )
+    return sec.build()
+
+
+# -- comparisons --------------------------------------------------------------------------------
+def _ttest_table(task: str, factor: str, comps: Sequence[Comparison]) -> Table:
+    rows = []
+    for c in comps:
+        r = c.ttest
+        assert r is not None
+        rows.append(
+            (
+                _fixed_text(c),
+                fmt.level(r.a),
+                fmt.level(r.b),
+                fmt.count(r.n_a),
+                fmt.count(r.n_b),
+                fmt.seconds(r.mean_a),
+                fmt.seconds(r.mean_b),
+                fmt.seconds(r.mean_diff),
+                fmt.interval(r.ci_low, r.ci_high),
+                _ratio_text(r),
+                fmt.statistic(r.statistic),
+                fmt.dof(r.df),
+                fmt.p_value(r.p_value),
+                fmt.fixed(r.cohens_d, 2),
+                fmt.fixed(r.hedges_g, 2),
+                _significant(r.p_value),
             )
-            continue
-        where = (Filter("engine", "=", engine), *_task_filters(workload_, dataset))
-        try:
-            res = anova(db, group="workers", metric=METRIC, where=where, alpha=ALPHA)
-        except AnalysisError as exc:
-            notes.append({"engine": fmt.level(engine), "workload": workload, "reason": str(exc)})
-            continue
-        total += int(res.n)
-        tests.append(
-            {
-                "engine": fmt.level(engine),
-                "workload": workload,
-                "levels": _join(fmt.level(g.level) for g in res.groups),
-                "groups": [
-                    {
-                        "level": fmt.level(g.level),
-                        "n": fmt.count(g.n),
-                        "mean": fmt.seconds(g.mean),
-                        "sd": fmt.seconds(g.sd),
-                    }
-                    for g in res.groups
-                ],
-                "statistic": fmt.statistic(res.statistic),
-                "df": f"{fmt.dof(res.df_num)}, {fmt.dof(res.df_den)}",
-                "p_value": fmt.p_value(res.p_value),
-                "eta_sq": fmt.fixed(res.eta_sq, 3),
-                "omega_sq": fmt.fixed(res.omega_sq, 3),
-                "significant": _significant(res.p_value),
-                "n": fmt.count(res.n),
-                **_checks(res),
-            }
         )
-    return {
-        "tests": tests,
-        "notes": notes,
-        "long_text": _long(tests, ("engine", "workload")),
-        "metric": METRIC,
-        "alpha": str(ALPHA),
-        "shapiro_sampled": any(t["shapiro_sampled"] for t in tests),
-        "shapiro_max_n": str(SHAPIRO_MAX_N),
-        "small_level_n": str(SMALL_LEVEL_N),
-        **_provenance(run_ids, total),
-    }
+    return Table(
+        id=slug(f"ttest-{task}-{factor}"),
+        caption=f"{task}: {factor}, Welch's t-test of {METRIC} (a minus b)",
+        columns=(
+            Column("Held fixed", wrap=True),
+            Column("a", wrap=True),
+            Column("b", wrap=True),
+            Column("n a", num=True),
+            Column("n b", num=True),
+            Column("mean a", num=True),
+            Column("mean b", num=True),
+            Column("difference", num=True),
+            Column("95% CI", num=True),
+            Column("ratio a/b [95% CI]", num=True),
+            Column("t", num=True, tex="$t$"),
+            Column("df", num=True),
+            Column("p", num=True, tex="$p$"),
+            Column("d", num=True, tex="$d$"),
+            Column("g", num=True, tex="$g$"),
+            Column("significant"),
+        ),
+        rows=tuple(rows),
+    )
 
 
-def ttest_section(
-    db: Database, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
-) -> dict[str, Any]:
-    a, b = TTEST_ENGINES
-    tests: list[dict[str, Any]] = []
-    notes: list[dict[str, str]] = []
-    total = 0
-    normal_limit: list[str] = []  # workloads whose ratio interval is the bootstrap's normal limit
-    for workload_, dataset in _tasks(rows):
-        workload = _task_label(rows, workload_, dataset)
-        where = (*_task_filters(workload_, dataset), Filter("workers", "=", str(TTEST_WORKERS)))
-        try:
-            res = ttest(
-                db,
-                group="engine",
-                a=a,
-                b=b,
-                metric=METRIC,
-                where=where,
-                n_boot=TTEST_BOOTSTRAP,
-                seed=TTEST_SEED,
+def _anova_tables(task: str, factor: str, comps: Sequence[Comparison]) -> tuple[Table, Table]:
+    rows: list[tuple[str, ...]] = []
+    breaks: list[int] = []
+    check_rows = []
+    for c in comps:
+        r = c.anova
+        assert r is not None
+        if rows:
+            breaks.append(len(rows))
+        ck = checks(r)
+        for i, g in enumerate(r.groups):
+            head = i == 0
+            rows.append(
+                (
+                    _fixed_text(c) if head else "",
+                    fmt.level(g.level),
+                    fmt.count(g.n),
+                    fmt.seconds(g.mean),
+                    fmt.seconds(g.sd),
+                    fmt.statistic(r.statistic) if head else "",
+                    f"{fmt.dof(r.df_num)}, {fmt.dof(r.df_den)}" if head else "",
+                    fmt.p_value(r.p_value) if head else "",
+                    fmt.fixed(r.eta_sq, 3) if head else "",
+                    fmt.fixed(r.omega_sq, 3) if head else "",
+                    _significant(r.p_value) if head else "",
+                )
             )
-        except AnalysisError as exc:
-            notes.append({"workload": fmt.level(workload), "reason": str(exc)})
-            continue
-        total += int(res.n_a) + int(res.n_b)
-        if res.ratio_ci_method == "bootstrap-normal":
-            normal_limit.append(fmt.level(workload))
-        tests.append(
-            {
-                "workload": fmt.level(workload),
-                "n_a": fmt.count(res.n_a),
-                "n_b": fmt.count(res.n_b),
-                "mean_a": fmt.seconds(res.mean_a),
-                "mean_b": fmt.seconds(res.mean_b),
-                "mean_diff": fmt.seconds(res.mean_diff),
-                "ci": fmt.interval(res.ci_low, res.ci_high),
-                "statistic": fmt.statistic(res.statistic),
-                "df": fmt.dof(res.df),
-                "p_value": fmt.p_value(res.p_value),
-                "cohens_d": fmt.fixed(res.cohens_d, 2),
-                "hedges_g": fmt.fixed(res.hedges_g, 2),
-                "ratio": _ratio_text(res),
-                "significant": _significant(res.p_value),
-            }
+        check_rows.append((_fixed_text(c), *(ck[k] for k in CHECK_KEYS)))
+    main = Table(
+        id=slug(f"anova-{task}-{factor}"),
+        caption=f"{task}: {factor}, one-way ANOVA of {METRIC}",
+        columns=(
+            Column("Held fixed", wrap=True),
+            Column(factor, wrap=True),
+            Column("n", num=True),
+            Column("mean (s)", num=True),
+            Column("sd (s)", num=True),
+            Column("F", num=True, tex="$F$"),
+            Column("df", num=True),
+            Column("p", num=True, tex="$p$"),
+            Column("η²", num=True, tex=r"$\eta^2$"),
+            Column("ω²", num=True, tex=r"$\omega^2$"),
+            Column("significant"),
+        ),
+        rows=tuple(rows),
+        breaks=tuple(breaks),
+    )
+    check = Table(
+        id=slug(f"checks-{task}-{factor}"),
+        caption=f"{task}: {factor}, assumption checks and alternatives",
+        columns=(
+            Column("Held fixed", wrap=True),
+            Column("p", num=True, tex="$p$"),
+            Column("p", num=True, tex="$p$"),
+            Column("F", num=True, tex="$F$"),
+            Column("df", num=True),
+            Column("p", num=True, tex="$p$"),
+            Column("H", num=True, tex="$H$"),
+            Column("df", num=True),
+            Column("p", num=True, tex="$p$"),
+            Column("test"),
+            Column("p", num=True, tex="$p$"),
+            Column("significant"),
+        ),
+        groups=(
+            HeaderGroup("", 1),
+            HeaderGroup("Brown–Forsythe", 1),
+            HeaderGroup("Shapiro–Wilk", 1),
+            HeaderGroup("Welch's ANOVA", 3),
+            HeaderGroup("Kruskal–Wallis", 3),
+            HeaderGroup("Recommended", 3),
+        ),
+        rows=tuple(check_rows),
+    )
+    return main, check
+
+
+def comparisons_section(result: CompareResult, several_sources: bool) -> Section:
+    sec = SectionBuilder("comparisons", "Comparisons")
+    if result.requested:
+        names = "; ".join(
+            f"{name} ({', '.join(levels) if levels else 'all levels'})"
+            for name, levels in result.requested
         )
-    return {
-        "tests": tests,
-        "notes": notes,
-        "long_text": _long(tests, ("workload",)),
-        "a": a,
-        "b": b,
-        "workers": str(TTEST_WORKERS),
-        "metric": METRIC,
-        "test_name": "Welch's t-test",
-        "n_boot": str(TTEST_BOOTSTRAP),
-        "seed": str(TTEST_SEED),
-        "ratio_normal": _join(normal_limit),
-        "alpha": str(ALPHA),
-        **_provenance(run_ids, total),
-    }
-
-
-def boxplot_section(
-    db: Database, rows: Sequence[dict[str, Any]], run_ids: Sequence[str]
-) -> tuple[dict[str, Any], list[tuple[str, tuple[Any, ...]]]]:
-    """The boxplot's context and its panels: one ``(workload, boxes)`` per workload, boxes per
-    engine and worker count (each workload on its own time scale)."""
-    panels: list[tuple[str, tuple[Any, ...]]] = []
-    notes: list[dict[str, str]] = []
-    boxes: list[dict[str, str]] = []
-    n = 0
-    for workload_, dataset in _tasks(rows):
-        workload = _task_label(rows, workload_, dataset)
-        try:
-            res = box_stats(db, by=BOX_BY, metric=METRIC, where=_task_filters(workload_, dataset))
-        except AnalysisError as exc:
-            notes.append({"workload": workload, "reason": str(exc)})
-            continue
-        panels.append((f"workload: {workload}", tuple(res.boxes)))
-        for b in res.boxes:
-            n += int(b.n)
-            boxes.append(
-                {
-                    "workload": fmt.level(workload),
-                    "label": str(b.label),
-                    "n": fmt.count(b.n),
-                    "median": fmt.seconds(b.median),
-                    "iqr": fmt.interval(b.q1, b.q3),
-                }
+        sec.para(f"Compared as asked (--compare): {names}.")
+    else:
+        sec.para(
+            "Every factor that varies is compared with every other factor held fixed: one "
+            'comparison per combination of the others ("Held fixed"). Factors that change '
+            "together with the compared one are named instead of held fixed. Two levels: "
+            "Welch's t-test (difference a minus b with its 95% CI, Cohen's d, Hedges' g, the "
+            f"ratio of means with its percentile bootstrap interval, {N_BOOT} resamples, seed "
+            f"{SEED}); more levels: one-way ANOVA with eta² and omega², its assumption checks "
+            "(Brown–Forsythe, Shapiro–Wilk), Welch's ANOVA, Kruskal–Wallis and the test they "
+            "support. Different sources and workloads are never pooled."
+        )
+    sec.para(f"Significant at alpha = {ALPHA}.")
+    notes: list[str] = []
+    by_task: dict[tuple[Any, ...], list[Any]] = {}
+    for fc in result.factors:
+        by_task.setdefault(fc.task, []).append(fc)
+    for task, factors in by_task.items():
+        label = task_label(task, several_sources)
+        sub = SectionBuilder(slug(f"cmp-{label}"), f"Comparisons: {label}")
+        for fc in factors:
+            name = fc.factor + (f" (= {', '.join(fc.aliases)})" if fc.aliases else "")
+            if fc.note:
+                notes.append(f"{label}: {fc.note}.")
+                continue
+            tt = [c for c in fc.comparisons if c.ttest is not None]
+            an = [c for c in fc.comparisons if c.anova is not None]
+            if tt:
+                sub.add(_ttest_table(label, name, tt))
+            if an:
+                main, check = _anova_tables(label, name, an)
+                sub.add(main)
+                sub.add(check)
+                sub.notes(
+                    "Recommended test",
+                    [
+                        f"{_fixed_text(c)}: {checks(c.anova)['recommendation']}"
+                        for c in an
+                        if c.anova is not None
+                    ],
+                )
+            sub.notes(
+                f"{name}: not tested",
+                [f"{_fixed_text(c)}: {c.reason}" for c in fc.comparisons if c.reason],
             )
-    section = {
-        "notes": notes,
-        "boxes": boxes,
-        "metric": METRIC,
-        "by": " / ".join(BOX_BY),
-        **_provenance(run_ids, n),
-    }
-    return section, panels
+        if sub.blocks:
+            sec.subsections.append(sub.build())
+    if result.skipped:
+        notes.append(
+            f"{result.skipped} further comparison(s) not run (at most "
+            f"{len(result.ttests) + len(result.anovas)} per report); choose one factor with "
+            "--compare FACTOR=A,B"
+        )
+    if not result.factors:
+        notes.append(
+            "Nothing varies within any workload: one configuration per workload, nothing to "
+            "compare."
+        )
+    sec.notes("Not compared", notes)
+    return sec.build()
 
 
-def build_context(db: Path) -> tuple[dict[str, Any], Any]:
-    """Gather every analysis result for the report; return the context and the boxplot's panels
-    (the figure is drawn by the caller, in the format it needs).
+# -- distributions ------------------------------------------------------------------------------
+def distribution_section(
+    con: Any, tasks: Sequence[tuple[Any, ...]], varying: Sequence[str], several_sources: bool
+) -> tuple[Section, list[str]]:
+    from reports.figures import distribution
 
-    Raises :class:`ReportError` when the database holds no usable trials. The database is
-    opened once; every analysis reads through that connection.
-    """
-    try:
-        with connect(db) as con:
-            return _context(db, con)
-    except AnalysisError as exc:
-        raise ReportError(str(exc)) from None
+    sec = SectionBuilder("distributions", f"Distribution of {METRIC} per configuration")
+    notes: list[str] = []
+    by = tuple(v for v in varying) or ()
+    panels: list[tuple[str, list[Any]]] = []
+    for task in tasks:
+        label = task_label(task, several_sources)
+        where = [
+            Filter(k, "=", None if v is None else fmt.level(v))
+            for k, v in zip(TASK_KEYS, task, strict=True)
+        ]
+        try:
+            groups = groups_for(con, by=by, metric=METRIC, where=where)
+        except AnalysisError as exc:
+            notes.append(f"{label}: not drawn ({exc})")
+            continue
+        if not groups:
+            notes.append(f"{label}: no ok trials with {METRIC}")
+            continue
+        panels.append((f"workload: {label}", groups))
+    sec.para(
+        "One dot per trial where a configuration has fewer than 10 trials (the red bar is the "
+        "median); from 10 trials a box: quartiles, the median in red, whiskers to the most "
+        "extreme trial within 1.5 IQR, circles beyond. One panel per workload, each on its own "
+        "scale."
+    )
+    for i in range(0, len(panels), MAX_PANELS):
+        chunk = panels[i : i + MAX_PANELS]
+        fig = draw(
+            f"distribution-{i // MAX_PANELS + 1}",
+            f"{METRIC} (s) per configuration",
+            lambda chunk=chunk: distribution(chunk, metric=METRIC),
+            notes,
+            "distribution",
+        )
+        sec.add(fig)
+    sec.notes("Not drawn", notes)
+    return sec.build(), notes
 
 
-def _context(db: Path, con: Database) -> tuple[dict[str, Any], Any]:
-    """:func:`build_context` on an open connection (the sections catch their own analysis
-    errors and turn them into notes; any other :class:`AnalysisError` fails the report)."""
+# -- the general report -------------------------------------------------------------------------
+def _varying(con: Any) -> list[str]:
+    """Factor columns with more than one value among ok, non-warm-up trials (any task)."""
+    from analysis.data import quote
+
+    out = []
+    for col in factor_columns(con):
+        n = con.execute(
+            f"SELECT count(DISTINCT coalesce(CAST({quote(col)} AS VARCHAR), '\x00')) "
+            "FROM observations WHERE status = 'ok' AND NOT coalesce(warmup, false)"
+        ).fetchone()[0]
+        if n > 1:
+            out.append(col)
+    return out
+
+
+def general_context(
+    con: Any, db: Path, *, compare_items: Sequence[tuple[str, Sequence[str]]] = ()
+) -> ReportContext:
     runs = list_runs(con)
     if not runs or sum(int(r.n_trials) for r in runs) == 0:
         raise ReportError("no trials in DB: run `runner trials` first")
     run_ids = [str(r.run_id) for r in runs if int(r.n_trials) > 0]
-    rows = summarize(con, by=SUMMARY_BY, metrics=SUMMARY_METRICS, n_boot=0).rows
-    if not rows:
-        raise ReportError("no trials in DB: run `runner trials` first")
+    varying = _varying(con)
+    result = compare(con, requested=compare_items)
+    summary = summary_section(con, run_ids, varying)
+    n = sum(
+        int(row[0])
+        for row in con.execute(
+            f"SELECT count(*) FROM observations WHERE status = 'ok' "
+            f"AND NOT coalesce(warmup, false) AND {METRIC} IS NOT NULL"
+        ).fetchall()
+    )
+    tasks = [
+        tuple(r)
+        for r in con.execute(
+            "SELECT DISTINCT source, workload FROM observations WHERE status = 'ok' "
+            "AND NOT coalesce(warmup, false) ORDER BY ALL"
+        ).fetchall()
+    ]
+    several = len({t[0] for t in tasks}) > 1
+    sections = [summary, comparisons_section(result, several)]
+    dist, dist_notes = distribution_section(con, tasks, varying, several)
+    sections.append(dist)
+    sections.append(environment_section(runs))
+    warnings = [f"figure {n}" for n in dist_notes]
+    for fc in result.factors:
+        warnings += [
+            f"{fc.factor} ({_fixed_text(c)}): {c.reason}" for c in fc.comparisons if c.reason
+        ]
+    return ReportContext(
+        title="trialkit report",
+        database=str(db),
+        run_ids=run_ids,
+        n_trials=n,
+        sections=sections,
+        intro=[
+            f"Database: {db}. Runs: {len(runs)}. Trials analysed: {n} (ok, non-warm-up, with "
+            f"{METRIC}). Every number below is computed from the trials in this database; run "
+            "ids identify them."
+        ],
+        warnings=warnings,
+    )
 
-    summary = summary_section(rows, run_ids)
-    anova_ctx = anova_section(con, rows, run_ids)
-    ttest_ctx = ttest_section(con, rows, run_ids)
-    box_ctx, box_panels = boxplot_section(con, rows, run_ids)
-    warnings = [f"ANOVA {n['engine']}/{n['workload']}: {n['reason']}" for n in anova_ctx["notes"]]
-    warnings += [f"t-test {n['workload']}: {n['reason']}" for n in ttest_ctx["notes"]]
-    warnings += [f"boxplot {n['workload']}: {n['reason']}" for n in box_ctx["notes"]]
-    context = {
-        "title": "trialkit report",
-        "database": str(db),
-        "run_ids": run_ids,
-        "n_trials": summary["n"],
-        "runs": runs_section(runs),
-        "summary": summary,
-        "anova": anova_ctx,
-        "ttest": ttest_ctx,
-        "boxplot": box_ctx,
-        "warnings": warnings,
-    }
-    return context, box_panels
+
+def build_context(
+    db: Path,
+    *,
+    compare_items: Sequence[tuple[str, Sequence[str]]] = (),
+    papers: Sequence[str] = (),
+    papers_dir: Path | None = None,
+) -> ReportContext:
+    """Open ``db`` once and build the general report, or the paper sections of ``papers``.
+
+    Raises :class:`ReportError` when the database holds no usable trials."""
+    try:
+        with connect(db) as con:
+            if papers:
+                from reports.paper import papers_context
+
+                return papers_context(con, db, papers, papers_dir=papers_dir)
+            return general_context(con, db, compare_items=compare_items)
+    except AnalysisError as exc:
+        raise ReportError(str(exc)) from None

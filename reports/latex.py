@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,15 @@ import jinja2
 from analysis.latex import LATEX_ESCAPES, latex_escape
 from reports.errors import ReportError
 
-__all__ = ["LATEX_ESCAPES", "Trusted", "compile_pdf", "escape_latex", "latex_environment"]
+__all__ = [
+    "LATEX_ESCAPES",
+    "TableLayout",
+    "Trusted",
+    "compile_pdf",
+    "escape_latex",
+    "latex_environment",
+    "table_layout",
+]
 
 TEX_INSTALL_HINT = (
     "install TeX Live, e.g. `apt-get install latexmk texlive-latex-recommended "
@@ -46,7 +55,7 @@ def escape_latex(value: Any) -> str:
 
 def latex_environment() -> jinja2.Environment:
     """Jinja environment for ``*.tex.j2``: ``\\BLOCK{}``, ``\\VAR{}``, ``\\#{}``; escapes values."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("templates", ""),
         block_start_string=r"\BLOCK{",
         block_end_string="}",
@@ -63,6 +72,76 @@ def latex_environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         finalize=escape_latex,
     )
+    # Only for LaTeX the report's code wrote (column specs, math headers, file names).
+    env.filters["trusted"] = Trusted
+    env.filters["layout"] = table_layout
+    env.filters["cmidrules"] = cmidrules
+    return env
+
+
+#: Text width of the report's page (A4 landscape, 1.6 cm margins), in cm.
+TEXT_WIDTH_CM = 26.4
+#: Average glyph width (cm) of Latin Modern at each size, and the column padding (cm).
+_CHAR_CM = {"small": 0.17, "footnotesize": 0.155, "scriptsize": 0.13}
+_PAD_CM = 0.3
+_MIN_WRAP_CM = 1.9
+_MAX_WRAP_CM = 7.0
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How a table is set: its longtable column spec and font size (both trusted LaTeX)."""
+
+    spec: Trusted
+    size: Trusted
+
+
+def table_layout(table: Any) -> TableLayout:
+    """A longtable spec that fits the text width: numbers right-aligned, short text ``l``,
+    long text in ``p{}`` columns sharing the width the others leave; a smaller font for wide
+    tables."""
+    cols = table.columns
+    longest = [
+        max([len(c.label), *(len(row[i]) for row in table.rows)]) for i, c in enumerate(cols)
+    ]
+    sizes = ("small", "footnotesize", "scriptsize")
+    start = 0 if len(cols) <= 9 else 1
+    for size in sizes[start:]:
+        char = _CHAR_CM[size]
+        wrap = [i for i, c in enumerate(cols) if c.wrap and longest[i] > 14]
+        fixed = sum(longest[i] * char + _PAD_CM for i in range(len(cols)) if i not in wrap)
+        room = TEXT_WIDTH_CM - fixed - _PAD_CM * len(wrap)
+        if not wrap:
+            if fixed <= TEXT_WIDTH_CM or size == sizes[-1]:
+                break
+            continue
+        share = room / len(wrap)
+        if share >= _MIN_WRAP_CM or size == sizes[-1]:
+            break
+    widths = (
+        {i: max(_MIN_WRAP_CM, min(_MAX_WRAP_CM, share, longest[i] * char + 0.1)) for i in wrap}
+        if wrap
+        else {}
+    )
+    parts = []
+    for i, c in enumerate(cols):
+        if i in widths:
+            parts.append(rf">{{\raggedright\arraybackslash}}p{{{widths[i]:.2f}cm}}")
+        else:
+            parts.append("r" if c.num else "l")
+    return TableLayout(Trusted("@{}" + "".join(parts) + "@{}"), Trusted(size))
+
+
+def cmidrules(table: Any) -> Trusted:
+    """``\\cmidrule`` under each header group wider than one column or with a label."""
+    rules = []
+    start = 1
+    for g in table.groups:
+        end = start + g.span - 1
+        if g.label:
+            rules.append(rf"\cmidrule(lr){{{start}-{end}}}")
+        start = end + 1
+    return Trusted("".join(rules))
 
 
 def _tex_tools() -> tuple[str, str]:
@@ -115,7 +194,7 @@ def compile_pdf(source: str, *, files: dict[str, bytes] | None = None) -> bytes:
         "-pdflatex=pdflatex -no-shell-escape -interaction=nonstopmode -halt-on-error %O %S",
         "report.tex",
     ]
-    env = dict(os.environ, openout_any="p", shell_escape="f")
+    env = dict(os.environ, openin_any="p", openout_any="p", shell_escape="f")
     try:
         proc = subprocess.run(
             cmd,
