@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from analysis import AnalysisError
-from reports.build import build_report
 from reports.errors import ReportError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -39,11 +37,32 @@ def build(
         Path | None, typer.Option("--out", "-o", help="Output file [default: report.<format>].")
     ] = None,
     db: Annotated[Path, typer.Option("--db", help="Results database.")] = Path("results.duckdb"),
+    paper: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--paper",
+            help="Paper sections instead of the general report: 000..004 or all (repeatable).",
+        ),
+    ] = None,
+    compare: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compare",
+            help="Compare only this factor's levels, e.g. engine=spark,ray (repeatable).",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing on success.")] = False,
 ) -> None:
-    """Build the report: run metadata, summary table, ANOVA, t-tests and a boxplot."""
+    """Build the report: summary, the comparisons the data support, distributions and
+    provenance; or, with --paper, each paper's tables published beside ours, its claims'
+    verdicts and its figures."""
+    from analysis import AnalysisError
+    from reports.build import build_report
+
     try:
-        result = build_report(db, fmt=fmt.value, out=out)
+        result = build_report(
+            db, fmt=fmt.value, out=out, paper=paper or None, compare=tuple(compare or ())
+        )
     except (ReportError, AnalysisError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
