@@ -1,5 +1,5 @@
 """`analysis.regress` pinned against statsmodels OLS and scipy on the raw rows, on ill-conditioned
-data, and on 004's published single-node table imported through `runner import csv`."""
+data, and on 004's published single-node table imported through `runner import published`."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from analysis.errors import AnalysisError
 from analysis.regress import COEFFICIENT_COLUMNS, FIT_COLUMNS, RegressionFit, regress
 from tests.conftest import run_cli
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 RTOL = 1e-9
 
 
@@ -282,7 +281,7 @@ def test_nan_rows_excluded_by_where_then_fit(make_db) -> None:
 @pytest.fixture(scope="module")
 def paper004_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("p004") / "p004.duckdb"
-    proc = run_cli("runner", "import", "csv", FIXTURES / "paper004_single_node.csv", "--db", db)
+    proc = run_cli("runner", "import", "published", "--paper", "004", "--db", db)
     assert proc.returncode == 0, proc.stderr
     return db
 
@@ -290,7 +289,7 @@ def paper004_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_paper004_r_squared_of_train_time_on_vcpu_and_memory(paper004_db: Path) -> None:
     """004, section "Results": "We found an R^2 value of 0.853 for CPUs and train time while for
     memory and train time the R^2 value was 0.431" (Spark, large dataset; Figures 2 and 3)."""
-    where = ["engine=spark", "dataset=emnist"]
+    where = ["table=A", "engine=spark", "dataset=emnist"]
     cpu = regress(paper004_db, y="train_s", x="vcpu", where=where).fits[0]
     mem = regress(paper004_db, y="train_s", x="mem_gib", where=where).fits[0]
     # c3.xlarge ran out of memory (imported as a failed trial): 10 instances remain
@@ -307,7 +306,7 @@ def test_paper004_regression_against_scipy_on_transcribed_values(paper004_db: Pa
              347.021]  # fmt: skip
     lin = stats.linregress(vcpu, train)
     fit = regress(
-        paper004_db, y="train_s", x="vcpu", where=["engine=spark", "dataset=emnist"]
+        paper004_db, y="train_s", x="vcpu", where=["table=A", "engine=spark", "dataset=emnist"]
     ).fits[0]
     assert fit.coefficients[1].estimate == pytest.approx(lin.slope, rel=1e-9)
     assert fit.coefficients[0].estimate == pytest.approx(lin.intercept, rel=1e-9)
@@ -315,7 +314,9 @@ def test_paper004_regression_against_scipy_on_transcribed_values(paper004_db: Pa
 
 
 def test_paper004_by_engine_and_dataset(paper004_db: Path) -> None:
-    result = regress(paper004_db, y="train_s", x=["vcpu", "mem_gib"], by=["engine", "dataset"])
+    result = regress(
+        paper004_db, y="train_s", x=["vcpu", "mem_gib"], by=["engine", "dataset"], where=["table=A"]
+    )
     levels = [fit.level for fit in result.fits]
     assert levels == [
         ("spark", "emnist"),
@@ -326,7 +327,7 @@ def test_paper004_by_engine_and_dataset(paper004_db: Path) -> None:
     rows = _raw(
         paper004_db,
         "SELECT engine, dataset, train_s, vcpu, mem_gib FROM observations WHERE status = 'ok' "
-        "ORDER BY trial_id",
+        "AND \"table\" = 'A' ORDER BY trial_id",
     )
     for fit in result.fits:
         sub = np.array([r[2:] for r in rows if tuple(r[:2]) == fit.level], dtype=float)

@@ -20,7 +20,6 @@ from analysis.errors import AnalysisError
 from analysis.scaling import LEVEL_COLUMNS, scaling
 from tests.conftest import run_cli
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 LEVELS = (1, 2, 4, 8, 16)
 
 
@@ -234,22 +233,23 @@ def test_percent_change_sign_as_002_reports_it(make_db) -> None:
 
 
 # -- published tables ----------------------------------------------------------------------------
-def _import(tmp_path: Path, name: str) -> Path:
+def _import(tmp_path: Path, paper: str) -> Path:
     db = tmp_path / "p.duckdb"
-    proc = run_cli("runner", "import", "csv", FIXTURES / name, "--db", db)
+    proc = run_cli("runner", "import", "published", "--paper", paper, "--db", db)
     assert proc.returncode == 0, proc.stderr
     return db
 
 
 def test_paper000_table3_speedups(tmp_path: Path) -> None:
-    db = _import(tmp_path, "paper000_table3.csv")
-    result = scaling(db, n_boot=0)
+    db = _import(tmp_path, "000")
+    result = scaling(db, n_boot=0, where=["table=T3"])
     groups = {g.level: g for g in result.groups}
+    # Table 3's "ResNet18" row is the paper's CNN: workload cnn
     assert set(groups) == {
         ("dask", "knn"),
-        ("dask", "resnet18"),
+        ("dask", "cnn"),
         ("ray", "knn"),
-        ("ray", "resnet18"),
+        ("ray", "cnn"),
     }
     knn = groups[("dask", "knn")]
     # "decreased from 3.78 seconds with 2 workers to 2.69 seconds with 6 workers"
@@ -270,8 +270,8 @@ def test_paper000_table3_speedups(tmp_path: Path) -> None:
 def test_paper004_clusters_no_speedup_past_five_nodes(tmp_path: Path) -> None:
     """004: "a speed up on the large dataset from one to three and from three to five nodes.
     There is no further speedup by going to 17 nodes"; none at all on the small dataset."""
-    db = _import(tmp_path, "paper004_clusters.csv")
-    result = scaling(db, x="nodes", by="dataset", n_boot=0)
+    db = _import(tmp_path, "004")
+    result = scaling(db, x="nodes", by="dataset", n_boot=0, where=["table=B"])
     groups = {g.level[0]: g for g in result.groups}
     large, small = groups["emnist"], groups["mnist"]
     assert [lv.x for lv in large.levels] == [1, 3, 5, 17]
