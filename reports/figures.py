@@ -21,6 +21,17 @@ from __future__ import annotations
 
 from reports.figures_base import FigureDataError, RenderedFigure, _plain_label
 from reports.figures_dist import DOT_BELOW, Trials, boxplot, distribution
+from reports.figures_fit import (
+    BandPoint,
+    CostPoint,
+    FitPoint,
+    LineFit,
+    ScalingSeries,
+    linear_fit,
+    pareto_plot,
+    scaling_plot,
+    scatter_fit,
+)
 from reports.figures_lines import (
     CurveRow,
     Point,
@@ -33,7 +44,16 @@ from reports.figures_lines import (
 
 __all__ = [
     "DOT_BELOW",
+    "BandPoint",
+    "CostPoint",
     "CurveRow",
+    "FitPoint",
+    "LineFit",
+    "ScalingSeries",
+    "linear_fit",
+    "pareto_plot",
+    "scaling_plot",
+    "scatter_fit",
     "FigureDataError",
     "Point",
     "RenderedFigure",

@@ -20,10 +20,23 @@ from reports.figures import (
     curves_plot,
     distribution,
     line_plot,
+    pareto_plot,
     resource_plot,
+    scaling_plot,
+    scatter_fit,
 )
 from reports.figures_base import pyplot
 from reports.figures_dist import _build_distribution, jitter
+from reports.figures_fit import (
+    CostPoint,
+    FitPoint,
+    LineFit,
+    ScalingSeries,
+    _build_pareto_plot,
+    _build_scaling_plot,
+    _build_scatter_fit,
+    linear_fit,
+)
 from reports.figures_lines import (
     Point,
     ResourceSeries,
@@ -385,3 +398,207 @@ def test_svg_sizes_are_relative_only() -> None:
     assert w == pytest.approx(6.5 * 72)
     assert h > 0 and math.isfinite(h)
     assert not re.search(r'<svg[^>]*\s(width|height)="', fig.svg)
+
+
+# ---------------------------------------------------------------- regression scatter
+
+SCATTER = [(2.0, 210.0), (4.0, 140.0), (8.0, 95.0), (16.0, 60.0), (4.0, 150.0), (8.0, 80.0)]
+
+
+def test_linear_fit_matches_statsmodels() -> None:
+    import numpy as np
+    import statsmodels.api as sm
+
+    fit = linear_fit(SCATTER, confidence_level=0.9, steps=7)
+    x = np.array([p[0] for p in SCATTER])
+    y = np.array([p[1] for p in SCATTER])
+    res = sm.OLS(y, sm.add_constant(x)).fit()
+    assert (fit.intercept, fit.slope) == pytest.approx(tuple(res.params))
+    assert fit.r_squared == pytest.approx(res.rsquared)
+    grid = np.array([b.x for b in fit.band])
+    assert grid[0] == 2.0 and grid[-1] == 16.0 and len(grid) == 7
+    frame = res.get_prediction(sm.add_constant(grid)).summary_frame(alpha=0.1)
+    assert [b.conf_low for b in fit.band] == pytest.approx(list(frame["mean_ci_lower"]))
+    assert [b.conf_high for b in fit.band] == pytest.approx(list(frame["mean_ci_upper"]))
+    assert [b.pred_low for b in fit.band] == pytest.approx(list(frame["obs_ci_lower"]))
+    assert [b.pred_high for b in fit.band] == pytest.approx(list(frame["obs_ci_upper"]))
+
+
+def test_linear_fit_refuses_what_is_no_line() -> None:
+    with pytest.raises(FigureDataError):
+        linear_fit([(1.0, 2.0)])
+    with pytest.raises(FigureDataError):
+        linear_fit([(1.0, 2.0), (1.0, 3.0), (1.0, 4.0)])
+    two = linear_fit([(1.0, 2.0), (2.0, 4.0)])
+    assert two.slope == pytest.approx(2.0) and two.band[0].conf_low is None
+
+
+def test_scatter_fit_points_line_bands_and_r2() -> None:
+    points = [*SCATTER, (NAN, 1.0), (3.0, INF)]
+    fig = _deterministic(lambda: scatter_fit(points, x_label="vCPU", y_label="train_s (s)"))
+    assert fig.dropped == 2
+    built, _ = _build_scatter_fit(points, x_label="vCPU", y_label="s")
+    try:
+        (dots,) = _lines_by_gid(built, "points")
+        assert len(dots.get_xdata()) == len(SCATTER)
+        assert len(_lines_by_gid(built, "fit")) == 1
+        assert len(built.axes[0].collections) == 2  # confidence and prediction bands
+        texts = [t.get_text() for t in built.legends[0].get_texts()]
+        r2 = linear_fit(SCATTER).r_squared
+        assert f"least-squares line, R² = {r2:.3f}" in texts
+        assert "trials (n = 6)" in texts
+    finally:
+        _close(built)
+
+
+def test_scatter_fit_given_fit_without_band_and_hostile_labels() -> None:
+    fit = LineFit(intercept=1.0, slope=2.0, r_squared=0.431)
+    built, _ = _build_scatter_fit(SCATTER, fit, x_label="$x$", y_label=HOSTILE, title_text=HOSTILE)
+    try:
+        assert not built.axes[0].collections
+        (line,) = _lines_by_gid(built, "fit")
+        assert list(line.get_ydata()) == [5.0, 33.0]
+        _assert_literal(built, ["$x$", HOSTILE])
+    finally:
+        _close(built)
+    _assert_safe_svg(scatter_fit(SCATTER, fit, x_label="$x$", y_label=HOSTILE, title=HOSTILE).svg)
+    with pytest.raises(FigureDataError):
+        scatter_fit([(NAN, NAN)], x_label="x", y_label="y")
+    with pytest.raises(FigureDataError):
+        scatter_fit([], x_label="x", y_label="y")
+
+
+# ---------------------------------------------------------------- scaling law
+
+
+def _law(x: float) -> float:
+    return 100 * (0.2 + 0.8 / x)
+
+
+def _scaling(label: str = "dask / knn") -> ScalingSeries:
+    grid = [1 + 0.25 * i for i in range(61)]  # 1 .. 16
+    return ScalingSeries(
+        label,
+        [FitPoint(w, _law(w) * 1.01, _law(w) * 0.95, _law(w) * 1.05) for w in (1, 2, 4)],
+        [FitPoint(x, _law(x), _law(x) * 0.9, _law(x) * 1.1) for x in grid],
+        [FitPoint(x, _law(x), _law(x) * 0.8, _law(x) * 1.2) for x in (8, 16)],
+        "amdahl, R² = 0.981",
+    )
+
+
+def test_scaling_plot_marks_measured_curve_and_predictions() -> None:
+    groups = [_scaling(), _scaling("ray / knn")]
+    _deterministic(lambda: scaling_plot(groups))
+    fig, dropped = _build_scaling_plot(groups)
+    try:
+        assert dropped == 0
+        assert [len(ln.get_xdata()) for ln in _lines_by_gid(fig, "measured_")] == [3, 3]
+        assert [len(ln.get_xdata()) for ln in _lines_by_gid(fig, "predicted_")] == [2, 2]
+        (law,) = _lines_by_gid(fig, "law_0")
+        (beyond,) = _lines_by_gid(fig, "extrapolated_0")
+        assert max(law.get_xdata()) == 4 and min(beyond.get_xdata()) == 4
+        assert len(law.get_xdata()) + len(beyond.get_xdata()) == 61 + 1  # x = 4 in both
+        assert len(fig.axes[0].collections) >= 2  # one band per group (plus error bars)
+        ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+        assert ticks == ["1", "2", "4", "8", "16"]
+        texts = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert "dask / knn: amdahl, R² = 0.981" in texts
+    finally:
+        _close(fig)
+
+
+def test_scaling_series_from_an_analysis_group() -> None:
+    from analysis.scaling import ModelFit, Prediction, ScalingGroup, ScalingLevel
+
+    levels = tuple(
+        ScalingLevel(w, 5, _law(w), _law(w), 1.0, 1.0, 1.0, None, None) for w in (1, 2, 4)
+    )
+    preds = tuple(
+        Prediction(m, x, _law(x), _law(x) - 1, _law(x) + 1, x in (1, 2, 4))
+        for m in ("amdahl", "usl")
+        for x in (1.0, 2.0, 3.0, 4.0, 8.0, 16.0)
+    )
+    fits = (
+        ModelFit("amdahl", (), 0.97, 1.0, 1.0, 3, 15),
+        ModelFit("usl", (), 0.5, 9.0, 1.0, 3, 15),
+    )
+    group = ScalingGroup(("dask",), levels, fits, (), preds, "amdahl", None, None)
+    s = ScalingSeries.from_group(group, "dask", measured_ci=[(1.0, 2.0)] * 3, marks=(4.0, 16.0))
+    assert [p.x for p in s.measured] == [1, 2, 4] and s.measured[0].low == 1.0
+    assert [p.x for p in s.curve] == [1.0, 2.0, 3.0, 4.0, 8.0, 16.0]
+    assert [p.x for p in s.predicted] == [16.0]  # 4 was measured
+    assert s.model == "amdahl, R² = 0.970"
+    _check_svg(scaling_plot([s]))
+
+
+def test_scaling_plot_nonfinite_empty_and_hostile() -> None:
+    bad = ScalingSeries(HOSTILE, [FitPoint(1, 10.0), FitPoint(2, NAN), FitPoint(4, 5.0, NAN, 6.0)])
+    fig = scaling_plot([bad], x_label="$x$", title=HOSTILE)
+    assert fig.dropped == 2
+    _assert_safe_svg(fig.svg)
+    built, _ = _build_scaling_plot([bad], x_label="$x$", title_text=HOSTILE)
+    try:
+        _assert_literal(built, ["$x$", HOSTILE])
+    finally:
+        _close(built)
+    with pytest.raises(FigureDataError):
+        scaling_plot([ScalingSeries("a", [FitPoint(NAN, 1.0)])])
+    with pytest.raises(FigureDataError):
+        scaling_plot([])
+
+
+# ---------------------------------------------------------------- cost and time
+
+COSTS = [
+    CostPoint("m4.xlarge / spark / nodes=1", 300.0, 0.02),
+    CostPoint("m4.2xlarge / spark / nodes=2", 180.0, 0.03),
+    CostPoint("m4.2xlarge / tensorflow", 250.0, 0.035),  # dominated by the one above
+    CostPoint("m4.4xlarge / spark / nodes=4", 120.0, 0.05),
+    CostPoint("m4.10xlarge / spark / nodes=8", 200.0, 0.2),  # dominated
+]
+
+
+def test_pareto_plot_front_highlighted_and_numbered() -> None:
+    _deterministic(lambda: pareto_plot(COSTS))
+    fig, dropped = _build_pareto_plot(COSTS)
+    try:
+        assert dropped == 0
+        (front,) = _lines_by_gid(fig, "front")
+        (rest,) = _lines_by_gid(fig, "dominated")
+        assert list(front.get_xdata()) == [120.0, 180.0, 300.0]  # from the fastest
+        assert len(rest.get_xdata()) == 2
+        numbers = [t.get_text() for t in fig.axes[0].texts]
+        assert numbers == ["1", "2", "3"]
+        texts = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert "1  m4.4xlarge / spark / nodes=4" in texts
+        assert "3  m4.xlarge / spark / nodes=1" in texts
+    finally:
+        _close(fig)
+
+
+def test_pareto_plot_given_flags_nonfinite_and_empty() -> None:
+    flags = [True, False, False, False, False]
+    points = [*COSTS, CostPoint("nan", NAN, 1.0)]
+    fig, dropped = _build_pareto_plot(points, [*flags, True])
+    try:
+        assert dropped == 1
+        (front,) = _lines_by_gid(fig, "front")
+        assert list(front.get_xdata()) == [300.0]
+    finally:
+        _close(fig)
+    with pytest.raises(ValueError, match="flags"):
+        pareto_plot(COSTS, [True])
+    with pytest.raises(FigureDataError):
+        pareto_plot([CostPoint("x", INF, 1.0)])
+    with pytest.raises(FigureDataError):
+        pareto_plot([])
+
+
+def test_pareto_plot_hostile_labels() -> None:
+    points = [CostPoint(lb, 10.0 + i, 5.0 - i) for i, lb in enumerate(HOSTILE_LABELS)]
+    fig, _ = _build_pareto_plot(points, title_text=HOSTILE, log_x=True, log_y=True)
+    try:
+        _assert_literal(fig, HOSTILE_LABELS)
+    finally:
+        _close(fig)
+    _assert_safe_svg(pareto_plot(points, title=HOSTILE).svg)
