@@ -249,7 +249,7 @@ def compare_two(
     detail = (
         f"{_means((la, lb), factor, metric)}; ratio {_num(res.ratio, 3)} "
         f"[{_num(res.ratio_ci_low, 3)}, {_num(res.ratio_ci_high, 3)}]; Welch t = "
-        f"{_num(res.statistic, 3)}, {_p(res.p_value)}; Hedges' g = {_num(res.hedges_g, 3)}; "
+        f"{_num(res.statistic)}, {_p(res.p_value)}; Hedges' g = {_num(res.hedges_g, 3)}; "
         f"Mann-Whitney {_p(mwu)}"
     )
     n = la.n + lb.n
@@ -450,7 +450,8 @@ def best(
     if not found:
         raise AnalysisError(f"no trials of {metric} for any {factor}")
     top = max(lv.mean for lv in found) if goal == "max" else min(lv.mean for lv in found)
-    winners = [lv for lv in found if abs(lv.mean - top) <= tolerance]
+    slack = tolerance + 1e-9 * abs(top)  # printed decimals: 0.99 - 0.985 is 0.005000000000000004
+    winners = [lv for lv in found if abs(lv.mean - top) <= slack]
     inside = all(any(_same(w.value, e) for e in expect) for w in winners)
     detail = (
         f"{_means(found, factor, metric)}; best ({goal}) {factor}: "
