@@ -342,17 +342,16 @@ def comparisons_section(result: CompareResult, several_sources: bool) -> Section
             for name, levels in result.requested
         )
         sec.para(f"Compared as asked (--compare): {names}.")
-    else:
-        sec.para(
-            "Every factor that varies is compared with every other factor held fixed: one "
-            'comparison per combination of the others ("Held fixed"). Factors that change '
-            "together with the compared one are named instead of held fixed. Two levels: "
-            "Welch's t-test (difference a minus b with its 95% CI, Cohen's d, Hedges' g, the "
-            f"ratio of means with its percentile bootstrap interval, {N_BOOT} resamples, seed "
-            f"{SEED}); more levels: one-way ANOVA with eta² and omega², its assumption checks "
-            "(Brown–Forsythe, Shapiro–Wilk), Welch's ANOVA, Kruskal–Wallis and the test they "
-            "support. Different sources and workloads are never pooled."
-        )
+    sec.para(
+        "Every factor that varies is compared with every other factor held fixed: one "
+        'comparison per combination of the others ("Held fixed"). Factors that change '
+        "together with the compared one are named instead of held fixed. Two levels: "
+        "Welch's t-test (difference a minus b with its 95% CI, Cohen's d, Hedges' g, the "
+        f"ratio of means with its percentile bootstrap interval, {N_BOOT} resamples, seed "
+        f"{SEED}); more levels: one-way ANOVA with eta² and omega², its assumption checks "
+        "(Brown–Forsythe, Shapiro–Wilk), Welch's ANOVA, Kruskal–Wallis and the test they "
+        "support. Different sources and workloads are never pooled."
+    )
     sec.para(f"Significant at alpha = {ALPHA}.")
     notes: list[str] = []
     by_task: dict[tuple[Any, ...], list[Any]] = {}

@@ -1,5 +1,9 @@
 """The ANOVA's assumption checks and alternatives, and the t-test's effect sizes, in the report.
 
+The report compares every factor with the others held fixed: here workers within each engine
+(an ANOVA over three worker counts) and, with ``--compare engine=local,dask``, local against dask
+at one worker (a t-test).
+
 Every expected number is recomputed with scipy/numpy on the trials read from the DuckDB file
 with plain SQL, and formatted here by independent code; the report must show the same strings.
 """
@@ -22,7 +26,10 @@ from scipy.special import gammaln
 
 from analysis import AnovaResult
 from reports import build_report
-from reports.context import ALPHA, _checks, build_context
+from reports.blocks import slug
+from reports.compare import compare
+from reports.context import ALPHA
+from reports.context import checks as _checks
 from reports.latex import escape_latex
 from runner.store import TrialRecord, open_store
 
@@ -42,10 +49,13 @@ SPEC: list[tuple[str, str, int, int, Draw]] = [
     ("local", "fit", 1, 12, lambda rng, n: rng.normal(1.00, 0.05, n)),
     ("dask", "fit", 1, 12, lambda rng, n: rng.normal(1.40, 0.05, n)),
     ("dask", "fit", 2, 12, lambda rng, n: rng.normal(1.33, 0.05, n)),
+    ("dask", "fit", 3, 12, lambda rng, n: rng.normal(1.30, 0.05, n)),
     ("ray", "fit", 1, 30, lambda rng, n: rng.normal(1.20, 0.02, n)),
     ("ray", "fit", 2, 30, lambda rng, n: rng.normal(1.15, 0.30, n)),
+    ("ray", "fit", 3, 30, lambda rng, n: rng.normal(1.10, 0.30, n)),
     ("spark", "fit", 1, 8, lambda rng, n: 1.0 + 0.5 * rng.lognormal(0.0, 1.2, n)),
     ("spark", "fit", 2, 8, lambda rng, n: 0.9 + 0.5 * rng.lognormal(0.0, 1.2, n)),
+    ("spark", "fit", 3, 8, lambda rng, n: 0.8 + 0.5 * rng.lognormal(0.0, 1.2, n)),
 ]
 EXPECTED_RECOMMENDED = {"dask": "F test", "ray": "Welch's ANOVA", "spark": "Kruskal–Wallis"}
 
@@ -206,11 +216,17 @@ class _Tables(HTMLParser):
             self._cell.append(data)
 
 
-def html_table(html: str, header_cell: str) -> list[list[str]]:
+def html_table(html: str, table_id: str) -> list[list[str]]:
+    """The table inside the wrapper ``id="<table_id>"``."""
+    part = html.split(f'id="{table_id}"', 1)[1]
     parser = _Tables()
-    parser.feed(html)
-    (table,) = [t for t in parser.tables if any(header_cell in row for row in t)]
+    parser.feed(part[part.index("<table") : part.index("</table>") + 8])
+    (table,) = parser.tables
     return table
+
+
+def checks_id(workload: str = "fit", factor: str = "workers") -> str:
+    return slug(f"checks-{workload}-{factor}")
 
 
 def html_rows(table: list[list[str]], header_cell: str) -> tuple[list[str], list[list[str]]]:
@@ -249,7 +265,11 @@ def tex_longtables(tex: str) -> list[tuple[str, list[str]]]:
     """Every longtable as ``(column spec, row lines)``."""
     out = []
     for m in re.finditer(r"\\begin\{longtable\}\{([^\n]*)\}\n(.*?)\\end\{longtable\}", tex, re.S):
-        rows = [ln for ln in m.group(2).splitlines() if ln.rstrip().endswith(r"\\")]
+        rows = [
+            ln
+            for ln in m.group(2).splitlines()
+            if ln.rstrip().endswith(r"\\") and not ln.startswith(r"\caption{")
+        ]
         out.append((m.group(1), rows))
     return out
 
@@ -268,11 +288,15 @@ def row_columns(line: str) -> int:
     )
 
 
-def tex_checks_rows(tex: str) -> list[list[str]]:
-    section = tex.split(r"\subsection*{Assumption checks and alternatives}", 1)[1]
-    (spec, rows), *_ = tex_longtables(section)
+def tex_table_rows(tex: str, caption_start: str) -> list[list[str]]:
+    """The body rows of the longtable whose caption starts with ``caption_start``."""
+    section = tex.split(r"\caption{" + caption_start, 1)[1]
     body = section.split(r"\endfoot", 1)[1].split(r"\end{longtable}", 1)[0]
     return [_tex_cells(ln) for ln in body.splitlines() if ln.rstrip().endswith(r"\\")]
+
+
+def tex_checks_rows(tex: str, workload: str = "fit") -> list[list[str]]:
+    return tex_table_rows(tex, f"{workload}: workers, assumption checks")
 
 
 # -- tests -----------------------------------------------------------------------------------------
@@ -292,47 +316,49 @@ def hostile_checks_db(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 
 def _check_html(path: Path, html: str, names: dict[str, str]) -> None:
-    header, rows = html_rows(html_table(html, "Kruskal–Wallis"), "Engine")
-    assert header[:2] == ["Engine", "Workload"] and len(header) == 2 + len(CHECK_KEYS)
     workload = names.get("fit", "fit")
-    raw = {names.get(e, e): e for e in EXPECTED_RECOMMENDED}
-    assert [row[0] for row in rows] == list(raw)
+    header, rows = html_rows(html_table(html, checks_id(workload)), "Held fixed")
+    assert header[0] == "Held fixed" and len(header) == 1 + len(CHECK_KEYS)
+    raw = {f"engine={names.get(e, e)}": e for e in EXPECTED_RECOMMENDED}
+    assert sorted(row[0] for row in rows) == sorted(raw)
     for row in rows:
-        assert row[1] == workload
-        expected = expected_checks(_levels(path, row[0], workload))
-        assert row[2:] == [expected[k] for k in CHECK_KEYS], row[0]
+        engine = row[0].removeprefix("engine=")
+        expected = expected_checks(_levels(path, engine, workload))
+        assert row[1:] == [expected[k] for k in CHECK_KEYS], row[0]
         # the data were made so that each test is recommended once
-        assert row[2 + CHECK_KEYS.index("recommended")] == EXPECTED_RECOMMENDED[raw[row[0]]]
+        assert row[1 + CHECK_KEYS.index("recommended")] == EXPECTED_RECOMMENDED[raw[row[0]]]
 
 
 def test_html_checks_equal_scipy_on_the_rows(checks_db: Path, tmp_path: Path) -> None:
     out = build_report(checks_db, fmt="html", out=tmp_path / "r.html").path
     html = out.read_text(encoding="utf-8")
     _check_html(checks_db, html, {})
-    assert "<h3>Assumption checks and alternatives</h3>" in html
+    assert "fit: workers, assumption checks and alternatives" in html
 
 
 def test_html_omega_squared_equals_numpy(checks_db: Path, tmp_path: Path) -> None:
     html = build_report(checks_db, fmt="html", out=tmp_path / "r.html").path.read_text("utf-8")
-    rows = html_records(html_table(html, "ω²"), "ω²")
-    firsts = [r for r in rows if r["Engine"]]
-    assert [r["Engine"] for r in firsts] == ["dask", "ray", "spark"]
+    rows = html_records(html_table(html, slug("anova-fit-workers")), "ω²")
+    firsts = [r for r in rows if r["Held fixed"]]
+    assert [r["Held fixed"] for r in firsts] == ["engine=dask", "engine=ray", "engine=spark"]
     for row in firsts:
-        groups = _levels(checks_db, row["Engine"], "fit")
+        groups = _levels(checks_db, row["Held fixed"].removeprefix("engine="), "fit")
         assert row["ω²"] == expected_omega_sq(groups)
         assert row["η²"]  # kept beside it
 
 
 def test_html_ttest_hedges_g_and_ratio(checks_db: Path, tmp_path: Path) -> None:
-    html = build_report(checks_db, fmt="html", out=tmp_path / "r.html").path.read_text("utf-8")
-    (row,) = html_records(html_table(html, "g"), "g")
+    out = tmp_path / "r.html"
+    html = build_report(
+        checks_db, fmt="html", out=out, compare=["engine=local,dask"]
+    ).path.read_text("utf-8")
+    (row,) = html_records(html_table(html, slug("ttest-fit-engine")), "g")
+    assert (row["a"], row["b"], row["Held fixed"]) == ("local", "dask", "workers=1")
     a, b = _ttest_levels(checks_db, "fit")
     assert row["g"] == expected_hedges_g(a, b)
     assert row["d"] != row["g"]  # the small-sample correction shows at 22 df
-    ratio, low, high = (
-        float(x) for x in re.findall(r"[-0-9.e]+", row["ratio local/dask [95% CI]"])
-    )
-    assert row["ratio local/dask [95% CI]"].startswith(_sig(a.mean() / b.mean(), 3) + " [")
+    ratio, low, high = (float(x) for x in re.findall(r"[-0-9.e]+", row["ratio a/b [95% CI]"]))
+    assert row["ratio a/b [95% CI]"].startswith(_sig(a.mean() / b.mean(), 3) + " [")
     assert low < ratio < high
     ref = stats.bootstrap(
         (a, b),
@@ -351,18 +377,19 @@ def test_html_ttest_hedges_g_and_ratio(checks_db: Path, tmp_path: Path) -> None:
 def test_tex_checks_equal_scipy_on_the_rows(checks_db: Path, tmp_path: Path) -> None:
     tex = build_report(checks_db, fmt="tex", out=tmp_path / "r.tex").path.read_text("utf-8")
     rows = tex_checks_rows(tex)
-    assert [r[0] for r in rows] == ["dask", "ray", "spark"]
+    assert [r[0] for r in rows] == ["engine=dask", "engine=ray", "engine=spark"]
     for row in rows:
-        expected = expected_checks(_levels(checks_db, row[0], "fit"))
-        assert row[2:] == [escape_latex(expected[k]) for k in CHECK_KEYS]
+        expected = expected_checks(_levels(checks_db, row[0].removeprefix("engine="), "fit"))
+        assert row[1:] == [escape_latex(expected[k]) for k in CHECK_KEYS]
     a, b = _ttest_levels(checks_db, "fit")
-    (ttest_row,) = [
-        _tex_cells(ln)
-        for ln in tex.split(r"\section{local vs dask")[1].splitlines()
-        if ln.startswith("fit &")
-    ]
-    assert ttest_row[12] == escape_latex(expected_hedges_g(a, b))
-    assert ttest_row[7].startswith(escape_latex(_sig(a.mean() / b.mean(), 3) + " ["))
+    out = tmp_path / "c.tex"
+    tex = build_report(checks_db, fmt="tex", out=out, compare=["engine=local,dask"]).path.read_text(
+        "utf-8"
+    )
+    (ttest_row,) = tex_table_rows(tex, "fit: engine, Welch")
+    assert ttest_row[:3] == ["workers=1", "local", "dask"]
+    assert ttest_row[14] == escape_latex(expected_hedges_g(a, b))
+    assert ttest_row[9].startswith(escape_latex(_sig(a.mean() / b.mean(), 3) + " ["))
 
 
 def test_tex_rows_match_the_longtable_specs(checks_db: Path, tmp_path: Path) -> None:
@@ -373,7 +400,7 @@ def test_tex_rows_match_the_longtable_specs(checks_db: Path, tmp_path: Path) -> 
             "utf-8"
         )
         tables = tex_longtables(tex)
-        assert len(tables) >= 4  # summary, ANOVA, checks, t-test
+        assert len(tables) >= 5  # summary, ANOVA and checks of engine and of workers, runs
         for spec, rows in tables:
             assert rows
             for line in rows:
@@ -387,8 +414,8 @@ def test_hostile_names_in_checks_html(
     html = build_report(path, fmt="html", out=tmp_path / "h.html").path.read_text("utf-8")
     assert "<script" not in html
     _check_html(path, html, names)  # cells decoded back to the raw names, values unchanged
-    why = html.split("<h3>Assumption checks and alternatives</h3>", 1)[1].split("<ul", 1)[1]
-    assert "ray_ % &amp; $ # { } ~ ^ \\ \\input{/etc/passwd} &lt;script&gt;" in why
+    why = html.split(checks_id(names["fit"]), 1)[1].split("Recommended test", 1)[1]
+    assert "engine=ray_ % &amp; $ # { } ~ ^ \\ \\input{/etc/passwd} &lt;script&gt;" in why
 
 
 def test_hostile_names_in_checks_tex(
@@ -397,14 +424,13 @@ def test_hostile_names_in_checks_tex(
     path, names = hostile_checks_db
     tex = build_report(path, fmt="tex", out=tmp_path / "h.tex").path.read_text("utf-8")
     assert r"\input{/etc/passwd}" not in tex and "<script>" not in tex
-    raw = {escape_latex(names.get(e, e)): names.get(e, e) for e in EXPECTED_RECOMMENDED}
-    rows = tex_checks_rows(tex)
-    assert [r[0] for r in rows] == list(raw)
+    raw = {escape_latex("engine=" + names.get(e, e)): names.get(e, e) for e in EXPECTED_RECOMMENDED}
+    rows = tex_checks_rows(tex, escape_latex(names["fit"]))
+    assert sorted(r[0] for r in rows) == sorted(raw)
     for row in rows:
-        assert row[1] == escape_latex(names["fit"])
         expected = expected_checks(_levels(path, raw[row[0]], names["fit"]))
-        assert row[2:] == [escape_latex(expected[k]) for k in CHECK_KEYS]
-    assert r"\item spark\_ \% \& \$ \# \{ \} \textasciitilde{} \textasciicircum{}" in tex
+        assert row[1:] == [escape_latex(expected[k]) for k in CHECK_KEYS]
+    assert r"\item engine=spark\_ \% \& \$ \# \{ \} \textasciitilde{} \textasciicircum{}" in tex
 
 
 def _latex_log(tex_path: Path, cwd: Path) -> str:
@@ -492,67 +518,70 @@ def test_recommended_test_that_did_not_run_is_not_called_significant() -> None:
     assert (f_test["recommended"], f_test["recommended_significant"]) == ("F test", "no")
 
 
-def test_context_says_whether_shapiro_was_sampled(checks_db: Path) -> None:
-    context, _ = build_context(checks_db)
-    assert context["anova"]["shapiro_sampled"] is False  # 24 to 60 trials: every residual
-    assert not any("n =" in t["shapiro_p"] for t in context["anova"]["tests"])
+def test_comparisons_say_whether_shapiro_was_sampled(checks_db: Path) -> None:
+    with duckdb.connect(str(checks_db), read_only=True) as con:
+        result = compare(con)
+    assert result.anovas  # 24 to 90 trials: every residual is tested
+    assert not any(c.anova.shapiro_sampled for c in result.anovas)
 
 
-def test_each_dataset_is_analysed_on_its_own(tmp_path: Path) -> None:
+def _write(path: Path, rows: list[dict]) -> None:
+    with open_store(path) as store:
+        run = store.begin_run(source="measured", argv=["runner", "trials"], env={})
+        store.append_trials([TrialRecord(run_id=run, status="ok", values=r) for r in rows])
+        store.finish_run(run)
+
+
+def test_each_dataset_is_held_fixed(tmp_path: Path) -> None:
     # knn on two datasets with very different times: pooling them would compare mixtures
     rng = np.random.default_rng(11)
     path = tmp_path / "two-datasets.duckdb"
     draws = {}
-    with open_store(path) as store:
-        run = store.begin_run(source="measured", argv=["runner", "trials"], env={})
-        records = []
-        for dataset, base in (("digits", 0.2), ("fashion-mnist", 5.0)):
-            for engine in ("local", "dask"):
-                for workers in (1, 2):
-                    values = rng.normal(base * (1.1 if engine == "dask" else 1.0), 0.01, 6)
-                    draws[dataset, engine, workers] = values
-                    for rep, v in enumerate(values):
-                        fields = {
-                            "engine": engine, "workload": "knn", "dataset": dataset,
-                            "workers": workers, "threads_per_worker": 1, "warmup": False,
-                            "repetition": rep, "train_s": float(v), "wall_s": float(v) + 0.1,
-                        }  # fmt: skip
-                        records.append(TrialRecord(run_id=run, status="ok", values=fields))
-        store.append_trials(records)
-        store.finish_run(run)
-    ctx, panels = build_context(path)
-    anova_tests = {(t["engine"], t["workload"]): t for t in ctx["anova"]["tests"]}
-    assert set(anova_tests) == {
-        (e, f"knn on {d}") for e in ("local", "dask") for d in ("digits", "fashion-mnist")
+    rows = []
+    for dataset, base in (("digits", 0.2), ("fashion-mnist", 5.0)):
+        for engine in ("local", "dask"):
+            for workers in (1, 2, 3):
+                values = rng.normal(base * (1.1 if engine == "dask" else 1.0), 0.01, 6)
+                draws[dataset, engine, workers] = values
+                for rep, v in enumerate(values):
+                    rows.append({
+                        "engine": engine, "workload": "knn", "dataset": dataset,
+                        "workers": workers, "threads_per_worker": 1, "warmup": False,
+                        "repetition": rep, "train_s": float(v), "wall_s": float(v) + 0.1,
+                    })  # fmt: skip
+    _write(path, rows)
+    with duckdb.connect(str(path), read_only=True) as con:
+        result = compare(con)
+    anovas = {(c.factor, c.stratum.fixed_label): c.anova for c in result.anovas}
+    assert set(anovas) == {
+        ("workers", f"engine={e}, dataset={d}")
+        for e in ("local", "dask")
+        for d in ("digits", "fashion-mnist")
     }
-    ref = stats.f_oneway(draws["fashion-mnist", "dask", 1], draws["fashion-mnist", "dask", 2])
-    assert anova_tests["dask", "knn on fashion-mnist"]["statistic"] == _sig(ref.statistic)
-    ttests = {t["workload"]: t for t in ctx["ttest"]["tests"]}
-    assert set(ttests) == {"knn on digits", "knn on fashion-mnist"}
-    assert [title for title, _ in panels] == [
-        "workload: knn on digits", "workload: knn on fashion-mnist"
-    ]  # fmt: skip
+    ref = stats.f_oneway(*(draws["fashion-mnist", "dask", w] for w in (1, 2, 3)))
+    res = anovas["workers", "engine=dask, dataset=fashion-mnist"]
+    assert res.statistic == pytest.approx(ref.statistic, rel=1e-9)
+    labels = {(c.factor, c.stratum.fixed_label) for c in result.ttests}
+    assert ("engine", "dataset=digits, workers=1") in labels
+    assert ("dataset", "engine=dask, workers=2") in labels
 
 
 def test_trials_without_a_dataset_are_not_pooled_with_the_others(tmp_path: Path) -> None:
     path = tmp_path / "null-dataset.duckdb"
-    with open_store(path) as store:
-        run = store.begin_run(source="measured", argv=["runner", "trials"], env={})
-        records = []
-        for dataset, base in (("digits", 1.0), (None, 6.0)):
-            for engine in ("local", "dask"):
-                for rep in range(5):
-                    v = base + 0.01 * rep + (0.2 if engine == "dask" else 0.0)
-                    fields = {
-                        "engine": engine, "workload": "knn", "dataset": dataset, "workers": 1,
-                        "threads_per_worker": 1, "warmup": False, "repetition": rep,
-                        "train_s": v, "wall_s": v + 0.1,
-                    }  # fmt: skip
-                    records.append(TrialRecord(run_id=run, status="ok", values=fields))
-        store.append_trials(records)
-        store.finish_run(run)
-    ctx, _ = build_context(path)
-    tests = ctx["ttest"]["tests"]
+    rows = []
+    for dataset, base in (("digits", 1.0), (None, 6.0)):
+        for engine in ("local", "dask"):
+            for rep in range(5):
+                v = base + 0.01 * rep + (0.2 if engine == "dask" else 0.0)
+                rows.append({
+                    "engine": engine, "workload": "knn", "dataset": dataset, "workers": 1,
+                    "threads_per_worker": 1, "warmup": False, "repetition": rep,
+                    "train_s": v, "wall_s": v + 0.1,
+                })  # fmt: skip
+    _write(path, rows)
+    with duckdb.connect(str(path), read_only=True) as con:
+        result = compare(con, requested=[("engine", ())])
+    tests = [c.ttest for c in result.ttests]
     assert len(tests) == 2
-    assert {(t["n_a"], t["n_b"]) for t in tests} == {("5", "5")}
-    assert sorted(float(t["mean_a"]) for t in tests) == pytest.approx([1.02, 6.02], rel=1e-3)
+    assert {(t.n_a, t.n_b) for t in tests} == {(5, 5)}
+    assert sorted(t.mean_b for t in tests) == pytest.approx([1.02, 6.02], rel=1e-3)
