@@ -201,6 +201,17 @@ def plain_log_ticks(axis: Any) -> None:
 
 
 _ROOT_SIZE = re.compile(r'\s(?:width|height)="[^"]*"')
+_ID = re.compile(r'(\sid="|href="#|url\(#)([^")]+)')
+
+
+def _scope_ids(svg: str) -> str:
+    """Prefix every id (and every reference to one) with a digest of the figure, so several
+    figures inlined in one HTML page never resolve each other's glyphs, markers or clip paths
+    (a figure in a collapsed section would otherwise break the ones that borrow from it)."""
+    import hashlib
+
+    prefix = "f" + hashlib.sha1(svg.encode()).hexdigest()[:10] + "-"
+    return _ID.sub(lambda m: m.group(1) + prefix + m.group(2), svg)
 
 
 def render(fig: Figure, *, dropped: int = 0) -> RenderedFigure:
@@ -218,7 +229,7 @@ def render(fig: Figure, *, dropped: int = 0) -> RenderedFigure:
     svg = svg[svg.find("<svg") :]
     end = svg.find(">")
     root = _ROOT_SIZE.sub("", svg[:end])
-    return RenderedFigure(svg=root + svg[end:], pdf=pdf_buf.getvalue(), dropped=dropped)
+    return RenderedFigure(svg=_scope_ids(root + svg[end:]), pdf=pdf_buf.getvalue(), dropped=dropped)
 
 
 def count_nonfinite(values: Iterable[float | None]) -> int:

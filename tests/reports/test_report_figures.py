@@ -69,6 +69,11 @@ def _check_svg(fig: RenderedFigure) -> ET.Element:
     assert "width" not in root.attrib and "height" not in root.attrib
     assert fig.pdf.startswith(b"%PDF")
     assert b"CreationDate" not in fig.pdf and b"ModDate" not in fig.pdf
+    ids = re.findall(r'\sid="([^"]+)"', fig.svg)
+    refs = set(re.findall(r'(?:href="#|url\(#)([^")]+)', fig.svg))
+    assert len(ids) == len(set(ids))
+    assert refs <= set(ids)
+    assert len({i.split("-", 1)[0] for i in ids}) == 1  # one prefix per figure
     return root
 
 
@@ -136,7 +141,7 @@ def test_hostile_labels_stay_escaped_in_svg() -> None:
 def test_two_panels_of_six_long_configurations_render() -> None:
     labels = [f"tensorflow / mlp-784-100-50-10 / workers={w}" for w in range(1, 7)]
     fig = boxplot([("mlp", _boxes(labels)), ("knn", _boxes(labels))], metric="train_s")
-    assert fig.svg.count('<g id="patch_') >= 12
+    assert len(re.findall(r'<g id="f[0-9a-f]+-patch_', fig.svg)) >= 12
 
 
 def test_boxplot_draws_every_group_as_a_box_whatever_its_n() -> None:
@@ -602,3 +607,50 @@ def test_pareto_plot_hostile_labels() -> None:
     finally:
         _close(fig)
     _assert_safe_svg(pareto_plot(points, title=HOSTILE).svg)
+
+
+# ---------------------------------------------------------------- every figure
+
+BUILDERS: dict[str, Callable[[], tuple[Any, int]]] = {
+    "distribution": lambda: _build_distribution(
+        [("p", [Trials("a", [1.0, 2.0]), Trials("b", [float(v) for v in range(12)])])], metric="m"
+    ),
+    "line_plot": lambda: _build_line_plot(
+        _series(), x_label="x", y_label="y", lower=_series(), lower_y_label="z"
+    ),
+    "curves_plot": lambda: _build_curves_plot(_curve_rows()),
+    "resource_plot": lambda: _build_resource_plot(_resources()),
+    "scatter_fit": lambda: _build_scatter_fit(SCATTER, x_label="x", y_label="y"),
+    "scaling_plot": lambda: _build_scaling_plot([_scaling()]),
+    "pareto_plot": lambda: _build_pareto_plot(COSTS),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_text_is_at_least_9pt_at_6_5_inches(name: str) -> None:
+    fig, _ = BUILDERS[name]()
+    try:
+        assert fig.get_figwidth() == pytest.approx(6.5)
+        sizes = [t.get_fontsize() for t in _texts(fig)]
+        assert sizes and min(sizes) >= 9
+    finally:
+        _close(fig)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_rendered_pdf_is_vector(name: str) -> None:
+    from reports.figures_base import render
+
+    fig, _ = BUILDERS[name]()
+    pdf = render(fig).pdf
+    assert b"/Subtype /Image" not in pdf
+    assert b"/Type /Font" in pdf  # text as embedded font glyphs, not pixels
+
+
+def test_two_figures_share_no_ids() -> None:
+    def ids(svg: str) -> set[str]:
+        return set(re.findall(r'\sid="([^"]+)"', svg))
+
+    a = line_plot(_series(1), x_label="x", y_label="y").svg
+    b = line_plot(_series(2), x_label="x", y_label="y").svg
+    assert ids(a) and ids(b) and not ids(a) & ids(b)
