@@ -20,15 +20,14 @@ the figure. Labels from the database are shortened, wrapped and kept out of math
 from __future__ import annotations
 
 from reports.figures_base import FigureDataError, RenderedFigure, _plain_label
+from reports.figures_cost import CostPoint, pareto_plot
 from reports.figures_dist import DOT_BELOW, Trials, boxplot, distribution
 from reports.figures_fit import (
     BandPoint,
-    CostPoint,
     FitPoint,
     LineFit,
     ScalingSeries,
     linear_fit,
-    pareto_plot,
     scaling_plot,
     scatter_fit,
 )

@@ -70,14 +70,28 @@ def _plain_ticks(ax: Axes, xs: Sequence[float], *, log: bool) -> None:
 
 
 def _draw_series(
-    ax: Axes, series: Sequence[Series], colors: dict[str, int], legend: dict[str, Any]
+    ax: Axes,
+    series: Sequence[Series],
+    colors: dict[str, int],
+    legend: dict[str, Any],
+    *,
+    log_x: bool = False,
+    log_y: bool = False,
 ) -> tuple[int, list[float]]:
     """Draw each series with markers and error bars (a label's colour kept in ``colors``, its
-    first handle in ``legend``); return (dropped, xs drawn)."""
+    first handle in ``legend``); return (dropped, xs drawn). On a log axis a value <= 0 cannot
+    be drawn: it is dropped and counted like a NaN."""
     dropped, all_x = 0, []
     for s in series:
         pts = [_point(p) for p in s.points]
-        ok = sorted((p for p in pts if finite(p.x, p.y)), key=lambda p: p.x)
+        ok = sorted(
+            (
+                p
+                for p in pts
+                if finite(p.x, p.y) and (p.x > 0 or not log_x) and (p.y > 0 or not log_y)
+            ),
+            key=lambda p: p.x,
+        )
         dropped += len(pts) - len(ok)
         if not ok:
             continue
@@ -126,7 +140,7 @@ def _build_line_plot(
         legend: dict[str, Any] = {}
         dropped, xs, drawn = 0, [], 0
         for ax, (ss, label, logy) in zip(axes, panels, strict=True):
-            lost, got = _draw_series(ax, ss, colors, legend)
+            lost, got = _draw_series(ax, ss, colors, legend, log_x=log_x, log_y=logy)
             dropped, xs, drawn = dropped + lost, xs + got, drawn + len(got)
             ax.set_ylabel(_plain_label(label, wrap=_YWRAP))
             if logy:
@@ -169,7 +183,8 @@ def line_plot(
     label keeps its colour in both panels and appears once in the legend (below the panels).
     ``log_x`` uses base 2 when every x is a power of two (batch sizes), else 10. Up to 10
     distinct x values are ticked at the values. Points with a non-finite x or y, and non-finite
-    interval ends, are dropped and counted; :class:`FigureDataError` when no point is left.
+    interval ends, are dropped and counted (so are values <= 0 on a log axis);
+    :class:`FigureDataError` when no point is left.
     """
     fig, dropped = _build_line_plot(
         series,

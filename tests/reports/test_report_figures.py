@@ -26,13 +26,12 @@ from reports.figures import (
     scatter_fit,
 )
 from reports.figures_base import pyplot
+from reports.figures_cost import CostPoint, _build_pareto_plot
 from reports.figures_dist import _build_distribution, jitter
 from reports.figures_fit import (
-    CostPoint,
     FitPoint,
     LineFit,
     ScalingSeries,
-    _build_pareto_plot,
     _build_scaling_plot,
     _build_scatter_fit,
     linear_fit,
@@ -279,6 +278,16 @@ def test_line_plot_log_axes_and_nonfinite() -> None:
         assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "256"]
     finally:
         _close(built)
+    zeros = line_plot([Series("s", [(0, 1.0), (1, 0.0), (2, 3.0)])], x_label="x", y_label="y")
+    assert zeros.dropped == 0
+    on_log = line_plot(
+        [Series("s", [(0, 1.0), (1, 0.0), (2, 3.0)])],
+        x_label="x",
+        y_label="y",
+        log_x=True,
+        log_y=True,
+    )
+    assert on_log.dropped == 2
     with pytest.raises(FigureDataError):
         line_plot([Series("s", [(NAN, 1.0)])], x_label="x", y_label="y")
     with pytest.raises(FigureDataError):
