@@ -82,7 +82,7 @@ def test_pdf_shows_the_summary_means(db: tuple[Path, list[dict]], tmp_path: Path
     for mean in _expected_means(rows).values():
         assert mean in text
     assert result.run_ids[0] in text
-    assert "One-way ANOVA" in text and "Welch" in text
+    assert "Comparisons" in text and "Welch" in text and "Contents" in text
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.pdf")]
 
 
@@ -127,11 +127,11 @@ def test_hostile_strings_are_escaped_in_tex(
     tex = out.read_text(encoding="utf-8")
     assert r"\input{/etc/passwd}" not in tex
     assert r"\textbackslash{}input\{/etc/passwd\}" in tex
-    assert (tmp_path / "my-report-boxplot.pdf").read_bytes().startswith(b"%PDF")
-    assert "keepaspectratio]{my-report-boxplot.pdf}" in tex
+    assert (tmp_path / "my-report-fig1.pdf").read_bytes().startswith(b"%PDF")
+    assert "keepaspectratio]{my-report-fig1.pdf}" in tex
     if shutil.which("latexmk") and shutil.which("pdflatex"):
-        figure = (tmp_path / "my-report-boxplot.pdf").read_bytes()
-        assert compile_pdf(tex, files={"my-report-boxplot.pdf": figure}).startswith(b"%PDF")
+        figure = (tmp_path / "my-report-fig1.pdf").read_bytes()
+        assert compile_pdf(tex, files={"my-report-fig1.pdf": figure}).startswith(b"%PDF")
 
 
 @needs_tex

@@ -94,7 +94,7 @@ def test_environment_is_strict() -> None:
 
 def test_package_templates_load() -> None:
     env = latex_environment()
-    for name in ("report.tex.j2", "partials/summary.tex.j2", "partials/anova.tex.j2"):
+    for name in ("report.tex.j2", "partials/blocks.tex.j2"):
         env.get_template(name)
 
 
