@@ -266,16 +266,21 @@ def table_blocks(con: Any, spec: PaperSpec, table: TableSpec) -> tuple[Table, li
     rows: list[tuple[str, ...]] = []
     for rk in row_keys:
         key_dict = dict(zip(table.rows, rk, strict=True))
-        pub_rows = [r for k, rs in pub_by.items() if k[:n_rows] == rk for r in rs]
-        reason = _not_reproducible(table, key_dict, pub_rows)
-        cells_pub, cells_ours = [], []
+        cells_pub, cells_ours, reasons = [], [], []
         for value, ck, _ in heads:
             full = (*rk, *ck)
             p = pub_by.get(full)
             cells_pub.append(_published_cell(p[0], value) if p else MISSING)
-            cells_ours.append(MISSING if reason else _measured_cell(ours.get(full), value))
-        note = f"{NOT_REPRODUCIBLE}: {reason}" if reason else ""
-        nr_any = nr_any or bool(reason)
+            cell_key = {**key_dict, **dict(zip(table.cols, ck, strict=True))}
+            reason = _not_reproducible(table, cell_key, p or [])
+            if reason:
+                reasons.append(reason)
+                cells_ours.append("not reproducible" if table.cols else MISSING)
+            else:
+                cells_ours.append(_measured_cell(ours.get(full), value))
+        reasons = list(dict.fromkeys(reasons))
+        note = f"{NOT_REPRODUCIBLE}: {'; '.join(reasons)}" if reasons else ""
+        nr_any = nr_any or bool(reasons)
         rows.append((*rk, *cells_pub, *cells_ours, note))
     columns = [Column(r, wrap=True) for r in table.rows]
     columns += [Column(lab, num=True) for _, _, lab in heads] * 2

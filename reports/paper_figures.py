@@ -240,36 +240,39 @@ def scaling_figure(con: Any, spec: Any, notes: list[str]) -> Figure | None:
     grid = sorted({float(w) for w in workers} | {float(max(workers)) * 2})
     top = float(max(workers)) * 2
     grid = sorted(set(grid) | {1 + (top - 1) * i / 24 for i in range(25)})
-    try:
-        res = scaling(
-            con,
-            x="workers",
-            by=("engine", "workload"),
-            where=_measured_filters(spec),
-            predict=grid,
-            n_boot=SCALING_BOOT,
-        )
-    except AnalysisError as exc:
-        notes.append(f"scaling: not drawn ({exc})")
-        return None
+    groups = con.execute(
+        "SELECT engine, workload FROM observations WHERE experiment = ? AND source = 'measured' "
+        f"AND {_ok_sql()} AND train_s IS NOT NULL GROUP BY ALL "
+        "HAVING count(DISTINCT workers) >= 2 ORDER BY ALL",
+        [spec.experiment],
+    ).fetchall()
     series = []
-    for g in res.groups:
-        if len(g.levels) < 2:
-            continue
-        best = g.best_model
-        curve = [
-            FitPoint(p.x, p.time, p.ci_low, p.ci_high) for p in g.predictions if p.model == best
+    for engine, workload in groups[:MAX_SERIES]:
+        where = [
+            *_measured_filters(spec),
+            Filter("engine", "=", engine),
+            Filter("workload", "=", workload),
         ]
-        measured_x = {lv.x for lv in g.levels}
-        series.append(
-            ScalingSeries(
-                label=" / ".join(fmt.level(v) for v in g.level),
-                measured=[FitPoint(lv.x, lv.median) for lv in g.levels],
-                curve=curve,
-                predicted=[c for c in curve if c.x > max(measured_x) and c.x == top],
-                model=best or "",
+        try:
+            res = scaling(con, x="workers", by=(), where=where, predict=grid, n_boot=SCALING_BOOT)
+        except AnalysisError as exc:
+            notes.append(f"scaling of {workload} on {engine}: not drawn ({exc})")
+            continue
+        for g in res.groups:
+            best = g.best_model
+            curve = [
+                FitPoint(p.x, p.time, p.ci_low, p.ci_high) for p in g.predictions if p.model == best
+            ]
+            measured_x = {lv.x for lv in g.levels}
+            series.append(
+                ScalingSeries(
+                    label=f"{fmt.level(workload)} on {fmt.level(engine)}",
+                    measured=[FitPoint(lv.x, lv.median) for lv in g.levels],
+                    curve=curve,
+                    predicted=[c for c in curve if c.x > max(measured_x) and c.x == top],
+                    model=best or "",
+                )
             )
-        )
     if not series:
         notes.append("scaling: no engine and workload measured at two or more worker counts")
         return None

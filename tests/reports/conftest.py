@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,70 @@ def hostile_db(tmp_path: Path) -> tuple[Path, list[dict]]:
         env={"python": "3.11", "hostname": HOSTILE, HOSTILE.replace(" ", ""): "key"},
     )
     return path, rows
+
+
+PAPERS_DIR = Path(__file__).parent / "data" / "papers"
+
+
+def make_paper_db(path: Path, *, published: bool = True, seed: int = 5) -> list[dict]:
+    """Paper 000's published tables (``runner import published``) plus measured trials of
+    experiment paper000: KNN for k = 1..3 on local, KNN and the CNN on Dask and Ray at 2 and 4
+    workers (4 trials each, with resource samples, the CNN with per-epoch curves). Returns the
+    measured rows."""
+    from runner.published import import_published
+
+    if published:
+        import_published(path, "000")
+    rng = np.random.default_rng(seed)
+    rows: list[dict] = []
+    with open_store(path) as store:
+        run = store.begin_run(
+            source="measured",
+            argv=["runner", "trials", "-e", "000"],
+            env={"python": "3.11", "hostname": "box", "packages": {"numpy": "2.1"}},
+        )
+        records = []
+        configs = [("local", "knn", 1, {"k": k}) for k in (1, 2, 3)]
+        configs += [(e, w, n, {}) for e in ("dask", "ray") for w in ("knn", "cnn") for n in (2, 4)]
+        for engine, workload, workers, params in configs:
+            base = {"knn": 2.5, "cnn": 12.0}[workload] * (1.0 if workers == 2 else 0.8)
+            for rep in range(5):
+                train = float(base * (1.1 if engine == "ray" else 1.0) + rng.normal(0, 0.05))
+                values = {
+                    "experiment": "paper000", "engine": engine, "workload": workload,
+                    "dataset": "digits", "workers": workers, "threads_per_worker": 1,
+                    "warmup": rep == 0, "repetition": rep, "train_s": train,
+                    "wall_s": train + 0.2, "params": params,
+                }  # fmt: skip
+                metrics = {
+                    "accuracy": float(0.97 + rng.uniform(0, 0.02)),
+                    "train_accuracy": 1.0,
+                    "f1": float(0.97 + rng.uniform(0, 0.02)),
+                }
+                curves = []
+                if workload == "cnn":
+                    for epoch in range(1, 11):
+                        curves += [
+                            (0, "loss", epoch, 2.0 / epoch),
+                            (0, "val_loss", epoch, 2.2 / epoch),
+                            (0, "accuracy", epoch, 1 - 0.5 / epoch),
+                            (0, "val_accuracy", epoch, 1 - 0.6 / epoch),
+                        ]
+                samples = [
+                    (t / 10, 90.0 + 5 * math.sin(t), 300.0 + t, 0, 0, 0, 0) for t in range(20)
+                ]
+                records.append(
+                    TrialRecord(
+                        run_id=run,
+                        status="ok",
+                        values=values,
+                        metrics=metrics,
+                        samples=samples,
+                        curves=curves,
+                    )  # fmt: skip
+                )
+                if rep > 0:
+                    rows.append({**values, **metrics})
+        store.append_trials(records)
+        store.finish_run(run)
+    return rows
