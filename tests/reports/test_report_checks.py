@@ -268,7 +268,7 @@ def tex_longtables(tex: str) -> list[tuple[str, list[str]]]:
         rows = [
             ln
             for ln in m.group(2).splitlines()
-            if ln.rstrip().endswith(r"\\") and not ln.startswith(r"\caption{")
+            if ln.rstrip().endswith(r"\\") and not ln.startswith(r"\caption*{")
         ]
         out.append((m.group(1), rows))
     return out
@@ -290,7 +290,7 @@ def row_columns(line: str) -> int:
 
 def tex_table_rows(tex: str, caption_start: str) -> list[list[str]]:
     """The body rows of the longtable whose caption starts with ``caption_start``."""
-    section = tex.split(r"\caption{" + caption_start, 1)[1]
+    section = tex.split(r"\caption*{" + caption_start, 1)[1]
     body = section.split(r"\endfoot", 1)[1].split(r"\end{longtable}", 1)[0]
     return [_tex_cells(ln) for ln in body.splitlines() if ln.rstrip().endswith(r"\\")]
 
