@@ -39,6 +39,7 @@ class PageReport:
     figure_sizes: list[tuple[str, float, float]] = field(default_factory=list)
     overflow_px: float = 0.0  # how far the page is wider than the viewport
     screenshots: dict[int, Path] = field(default_factory=dict)
+    figure_shots: dict[int, Path] = field(default_factory=dict)
 
 
 _MEASURE = """
@@ -132,6 +133,19 @@ async def _inspect(ws_url: str, url: str, shots: dict[int, Path]) -> PageReport:
             shot = await s.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
             path.write_bytes(base64.b64decode(shot["data"]))
             report.screenshots[width] = path
+            # and the first figure, scrolled into view
+            found = await s.call(
+                "Runtime.evaluate",
+                expression="(() => { const f = document.querySelector('figure'); "
+                "if (!f) return false; f.scrollIntoView(); return true; })()",
+                returnByValue=True,
+            )
+            if found["result"].get("value"):
+                await s.drain(0.5)
+                shot = await s.call("Page.captureScreenshot", format="png")
+                fig_path = path.with_name(f"{path.stem}-figure.png")
+                fig_path.write_bytes(base64.b64decode(shot["data"]))
+                report.figure_shots[width] = fig_path
         for ev in s.events:
             method, params = ev.get("method"), ev.get("params", {})
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
