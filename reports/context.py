@@ -35,6 +35,8 @@ from reports.plots import draw, groups_for
 
 #: How the report names the test :func:`analysis.anova` recommends.
 TEST_NAMES = {"anova": "F test", "welch": "Welch's ANOVA", "kruskal": "Kruskal–Wallis"}
+#: Notes printed by the CLI at most (the report lists them all).
+MAX_WARNINGS = 8
 #: Figure panels (tasks) per distribution figure at most.
 MAX_PANELS = 6
 
@@ -497,6 +499,9 @@ def general_context(
         warnings += [
             f"{fc.factor} ({_fixed_text(c)}): {c.reason}" for c in fc.comparisons if c.reason
         ]
+    if len(warnings) > MAX_WARNINGS:
+        more = len(warnings) - MAX_WARNINGS
+        warnings = [*warnings[:MAX_WARNINGS], f"and {more} more (listed in the report)"]
     return ReportContext(
         title="trialkit report",
         database=str(db),

@@ -7,6 +7,7 @@ scroll inside their wrapper); screenshots at 1280 px and 390 px (kept in
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,9 @@ def _shots(tmp_path: Path, name: str) -> dict[int, Path]:
 
 
 def _check(html: Path, tmp_path: Path, name: str, min_figures: int) -> None:
+    text = html.read_text("utf-8")
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text)  # self-contained
+    assert "<link" not in text and "@import" not in text
     report = inspect_page(html, _shots(tmp_path, name))
     assert report.console_errors == []
     assert report.exceptions == []

@@ -81,8 +81,8 @@ def test_spark_and_ray_only(tmp_path: Path) -> None:
     # engine (= impl: they change together) compared at each worker count, workers per engine
     assert "mlp: engine (= impl), Welch&#39;s t-test" in html
     assert "mlp: workers, Welch&#39;s t-test" in html
-    assert html.count("<td class=\"wrap\">workers=") == 2
-    assert html.count("<td class=\"wrap\">engine=") == 2
+    assert html.count('<td class="wrap">workers=') == 2
+    assert html.count('<td class="wrap">engine=') == 2
 
 
 def test_compare_restricts_to_the_named_levels(tmp_path: Path) -> None:
