@@ -51,6 +51,16 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
 ConfidenceOpt = Annotated[
     float, typer.Option("--confidence", help="Confidence level of the intervals.")
 ]
+PoolOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pool",
+        help=(
+            "Pool these varying factors on purpose instead of holding them fixed (comma-"
+            "separated; hostname, cpu_model, packages, 'env' or 'all' too)."
+        ),
+    ),
+]
 DEFAULT_DB = Path("results.duckdb")
 
 
@@ -160,6 +170,7 @@ def anova(
         ),
     ] = None,
     where: WhereOpt = None,
+    pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
@@ -168,7 +179,8 @@ def anova(
 
     One --group: the F test with eta² and omega², Welch's ANOVA and Kruskal-Wallis, Brown-Forsythe
     and Shapiro-Wilk on the residuals with the test they support, and --posthoc comparisons. Two:
-    a two-way ANOVA with interaction (--ss-type 1, 2 or 3).
+    a two-way ANOVA with interaction (--ss-type 1, 2 or 3). One result per combination of the
+    other factors that vary (--pool to pool them).
     """
     groups = [c for item in group for c in _columns(item)]
     if len(groups) > 2:
@@ -184,11 +196,12 @@ def anova(
         for option, value in (("--alpha", alpha), ("--seed", seed)):
             if value is not None:
                 _fail(AnalysisError(f"{option} applies to a one-way ANOVA; give --group once"))
-        from analysis.twoway import twoway_anova
+        from analysis.held import twoway
 
         result = _run(
-            twoway_anova,
+            twoway,
             db,
+            pool=pool,
             groups=(groups[0], groups[1]),
             metric=metric,
             **({} if ss_type is None else {"ss_type": ss_type}),
@@ -199,11 +212,12 @@ def anova(
         return
     if ss_type is not None:
         _fail(AnalysisError("--ss-type applies to a two-way ANOVA; give --group twice"))
-    from analysis.anova import anova as run
+    from analysis.held import anova as run
 
     result = _run(
         run,
         db,
+        pool=pool,
         group=groups[0] if groups else "",
         metric=metric,
         posthoc=None if posthoc is None else posthoc.value,
@@ -235,17 +249,20 @@ def ttest(
     seed: SeedOpt = 0,
     confidence: ConfidenceOpt = 0.95,
     where: WhereOpt = None,
+    pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
     """Compare --metric between --group=A and --group=B: Welch (default), Student or
-    Mann-Whitney; mean difference with CI, Cohen's d, Hedges' g, ratio of means (bootstrap CI)."""
-    from analysis.ttest import ttest as run
+    Mann-Whitney; mean difference with CI, Cohen's d, Hedges' g, ratio of means (bootstrap CI).
+    One result per combination of the other factors that vary (--pool to pool them)."""
+    from analysis.held import ttest as run
 
     result = _run(
         run,
         db,
+        pool=pool,
         group=group,
         a=a,
         b=b,
@@ -314,16 +331,20 @@ def regress(
         float, typer.Option("--confidence", help="Confidence level of the coefficient CIs.")
     ] = 0.95,
     where: WhereOpt = None,
+    pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
-    """OLS of --y on --x (SEs, CIs, p, R^2, residual checks) with Pearson/Spearman r per --by."""
-    from analysis.regress import regress as run
+    """OLS of --y on --x (SEs, CIs, p, R^2, residual checks) with Pearson/Spearman r per --by.
+    A factor that varies outside the model is refused unless given to --x, --by, --where or
+    --pool."""
+    from analysis.held import regress as run
 
     result = _run(
         run,
         db,
+        pool=pool,
         y=y,
         x=[c for item in x for c in _columns(item)],
         by=_columns(by),
@@ -377,16 +398,19 @@ def scaling(
     seed: SeedOpt = 0,
     confidence: ConfidenceOpt = 0.95,
     where: WhereOpt = None,
+    pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
-    """Speed-up, efficiency, Karp-Flatt per --x level; Amdahl/USL/Ernest fits and predictions."""
-    from analysis.scaling import scaling as run
+    """Speed-up, efficiency, Karp-Flatt per --x level; Amdahl/USL/Ernest fits and predictions.
+    Other factors that vary join --by (--pool to pool them)."""
+    from analysis.held import scaling as run
 
     result = _run(
         run,
         db,
+        pool=pool,
         x=x,
         metric=metric,
         by=_columns(by),
@@ -414,16 +438,19 @@ def power(
     alpha: Annotated[float, typer.Option("--alpha", help="Two-sided significance level.")] = 0.05,
     metric: MetricOpt = "train_s",
     where: WhereOpt = None,
+    pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
-    """Trials per group needed to detect --effect between --a and --b; the effect detectable now."""
-    from analysis.power import power as run
+    """Trials per group needed to detect --effect between --a and --b; the effect detectable now.
+    One result per combination of the other factors that vary (--pool to pool them)."""
+    from analysis.held import power as run
 
     result = _run(
         run,
         db,
+        pool=pool,
         group=group,
         a=a,
         b=b,
@@ -477,19 +504,22 @@ def cost(
     ] = False,
     metric: MetricOpt = "train_s",
     where: WhereOpt = None,
+    pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
-    """Median cost per configuration, the cost/time Pareto front, the cheapest under --deadline."""
+    """Median cost per configuration, the cost/time Pareto front, the cheapest under --deadline,
+    per task (workload, dataset, data_fraction, epochs and source held fixed)."""
     if cost_metric:
-        cost_metric_cmd(metric, where, db, format, include_warmup)
+        cost_metric_cmd(metric, where, pool, db, format, include_warmup)
         return
-    from analysis.cost import cost as run
+    from analysis.held import cost as run
 
     result = _run(
         run,
         db,
+        pool=pool,
         metric=metric,
         by=_columns(by) or None,
         machine=machine,
@@ -507,14 +537,17 @@ def cost(
 def cost_metric_cmd(
     metric: MetricOpt = "train_s",
     where: WhereOpt = None,
+    pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
     format: FormatOpt = Format.table,
     include_warmup: WarmupOpt = False,
 ) -> None:
-    """McSherry's COST: the fewest cores of each engine that beat the best single core."""
-    from analysis.cost import cost_metric as run
+    """McSherry's COST: the fewest cores of each engine that beat the best single core, per
+    task."""
+    from analysis.held import cost_metric as run
 
-    _emit(_run(run, db, metric=metric, where=where, include_warmup=include_warmup), format)
+    result = _run(run, db, metric=metric, where=where, pool=pool, include_warmup=include_warmup)
+    _emit(result, format)
 
 
 def main() -> None:

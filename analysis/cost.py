@@ -112,10 +112,19 @@ class CostResult:
     rows: tuple[CostRow, ...]
     cheapest: CostRow | None  # the cheapest row meeting the deadline (or overall)
     where: tuple[str, ...] = field(default_factory=tuple)
+    #: factors held fixed (the task): the Pareto front and the cheapest are per combination
+    split: tuple[str, ...] = ()
+    #: per combination of ``split`` (in order): its cheapest row, None when none qualifies
+    cheapest_per_stratum: tuple[tuple[str, CostRow | None], ...] = ()
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["cheapest"] = None if self.cheapest is None else self.cheapest.label
+        out["cheapest_per_stratum"] = [
+            {"stratum": label, "cheapest": None if row is None else row.label}
+            for label, row in self.cheapest_per_stratum
+        ]
         return out
 
     def to_frame(self) -> pd.DataFrame:
@@ -148,7 +157,22 @@ class CostResult:
                 row.append("yes" if r.meets_deadline else "no")
             table.append(row)
         lines = [f"cost of {self.metric} ({self.basis})", render_table(headers, table)]
-        if self.cheapest is not None:
+        what = "meeting the deadline" if self.deadline_s is not None else "overall"
+        if self.split:
+            lines.append(f"held fixed: {', '.join(self.split)} (Pareto front and cheapest per "
+                         "combination)")  # fmt: skip
+        for label, best in self.cheapest_per_stratum:
+            if best is None:
+                lines.append(f"{label}: no configuration meets the deadline of "
+                             f"{self.deadline_s:g} s")  # fmt: skip
+            else:
+                lines.append(
+                    f"{label}: cheapest {what}: {best.label} (median "
+                    f"${best.median_cost_usd:.6g} per trial, {best.median_s:.6g} s)"
+                )
+        if self.cheapest_per_stratum:
+            pass  # said per stratum above
+        elif self.cheapest is not None:
             what = "meeting the deadline" if self.deadline_s is not None else "overall"
             best = self.cheapest
             lines.append(
@@ -159,16 +183,33 @@ class CostResult:
             lines.append(f"no configuration meets the deadline of {self.deadline_s:g} s")
         if self.where:
             lines.append("where " + " AND ".join(self.where))
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
 def _group_medians(
-    con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, by: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    *,
+    metric: str,
+    by: Sequence[str],
+    required: Sequence[str] = (),
 ) -> list[tuple[tuple[Any, ...], int, float]]:
+    """Count and median of ``metric`` per combination of ``by`` (NULL is a level: imported
+    trials may lack a dataset or a config_id); trials without a value in a ``required`` column
+    are refused, naming the column."""
     cols = ", ".join(quote(c) for c in by)
     m = quote(metric)
-    required = [c for c in by if c != "config_id"]  # imported trials may lack one
-    where = sel.where_and(f"{m} IS NOT NULL", *(f"{quote(c)} IS NOT NULL" for c in required))
+    for c in required:
+        where = sel.where_and(f"{m} IS NOT NULL", f"{quote(c)} IS NULL")
+        missing = execute(con, f"SELECT count(*) FROM {VIEW}{where}", sel.params)[0][0]
+        if missing:
+            raise AnalysisError(
+                f"{c} is missing in {missing} selected trials with {metric}, so they cannot be "
+                f"priced; give them a {c}, or keep only trials that have one with a --where on "
+                f"{c} (a trial without one matches no condition)"
+            )
+    where = sel.where_and(f"{m} IS NOT NULL")
     rows = execute(
         con,
         f"SELECT {cols}, count(*), median(CAST({m} AS DOUBLE)), "
@@ -244,11 +285,13 @@ def cost(
         )
         if nodes:
             check_column(sel.columns, nodes, "--nodes", numeric=True)
-        groups = _group_medians(con, sel, metric=metric, by=keys)
+        required = [c for c in price_cols if c != "threads_per_worker"]
+        groups = _group_medians(con, sel, metric=metric, by=keys, required=required)
         table = price_table(con, prices) if machine else {}
     if not groups:
         raise no_trials_error(sel, metric)
     rows = []
+    one_thread = 0
     for values, n, median in groups:
         level = dict(zip(keys, (format_level(v) for v in values), strict=True))
         raw = dict(zip(keys, values, strict=True))
@@ -262,7 +305,11 @@ def cost(
             count = float(raw[nodes]) if nodes else 1.0
             hourly = table[name].usd_per_hour * count
         else:
-            cores = int(raw["workers"]) * int(raw["threads_per_worker"])
+            threads = raw["threads_per_worker"]
+            if threads is None:  # imported trials without the column: one core per worker
+                one_thread += n
+                threads = 1
+            cores = int(raw["workers"]) * int(threads)
             hourly = cores * float(usd_per_core_hour or 0)
         rows.append((level, n, median, hourly, median * hourly / 3600))
     front = pareto_front([(r[2], r[4]) for r in rows])
@@ -285,7 +332,14 @@ def cost(
         if machine
         else f"workers x threads_per_worker x ${usd_per_core_hour:g} per core-hour"
     )
-    return CostResult(metric, tuple(keys), basis, deadline_s, out, cheapest, sel.where_text)
+    notes = (
+        (f"threads_per_worker is missing in {one_thread} trials: priced at 1 core per worker",)
+        if one_thread
+        else ()
+    )
+    return CostResult(
+        metric, tuple(keys), basis, deadline_s, out, cheapest, sel.where_text, notes=notes
+    )
 
 
 # -- COST -------------------------------------------------------------------------------------
@@ -300,6 +354,7 @@ class CostMetricRow:
     median_s: float | None  # the median of the configuration that beats the baseline
     max_cores: int  # largest configuration of this engine measured
     is_baseline: bool
+    stratum: str = ""  # the other task factors held fixed (data_fraction=0.5, ...), if any
 
     @property
     def verdict(self) -> str:
@@ -315,6 +370,7 @@ class CostMetricResult:
     metric: str
     rows: tuple[CostMetricRow, ...]
     where: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -328,12 +384,16 @@ class CostMetricResult:
         return pd.DataFrame([{**asdict(r), "verdict": r.verdict} for r in self.rows])
 
     def __str__(self) -> str:
+        strata = any(r.stratum for r in self.rows)
         headers = ["workload", "dataset", "engine", "COST (cores)", f"median {self.metric}"]
         headers.append("single-core best")
+        if strata:
+            headers.insert(2, "held fixed")
         table = [
             [
                 r.workload,
                 r.dataset,
+                *([r.stratum] if strata else []),
                 r.engine,
                 r.verdict,
                 "-" if r.median_s is None else fmt(r.median_s),
@@ -348,6 +408,7 @@ class CostMetricResult:
         ]
         if self.where:
             lines.append("where " + " AND ".join(self.where))
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -370,13 +431,14 @@ def cost_metric(
             where=where,
             include_warmup=include_warmup,
         )
-        groups = _group_medians(con, sel, metric=metric, by=keys)
+        groups = _group_medians(con, sel, metric=metric, by=keys, required=["workers"])
     if not groups:
         raise no_trials_error(sel, metric)
     by_task: dict[tuple[str, str], list[tuple[str, int, float]]] = {}
     for (workload, dataset, engine, _cid, workers, threads), _n, median in groups:
-        cores = int(workers) * int(threads)
-        by_task.setdefault((str(workload), str(dataset)), []).append((str(engine), cores, median))
+        cores = int(workers) * (1 if threads is None else int(threads))
+        task = (format_level(workload), format_level(dataset))
+        by_task.setdefault(task, []).append((format_level(engine), cores, median))
     rows = []
     for (workload, dataset), configs in sorted(by_task.items()):
         single = [c for c in configs if c[1] == 1]

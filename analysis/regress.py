@@ -163,6 +163,8 @@ class RegressionResult:
     confidence_level: float
     fits: tuple[RegressionFit, ...]
     where: tuple[str, ...]
+    #: what was held fixed or pooled on purpose, one sentence each
+    notes: tuple[str, ...] = ()
 
     def term_label(self, term: str) -> str:
         if term == "intercept" or not self.log_x:
@@ -182,6 +184,7 @@ class RegressionResult:
             "log_y": self.log_y,
             "confidence_level": self.confidence_level,
             "where": list(self.where),
+            "notes": list(self.notes),
             "fits": [
                 {
                     "level": dict(zip(self.by, fit.level, strict=True)),
@@ -322,6 +325,7 @@ class RegressionResult:
                 )
             )
             blocks.append("\n".join(lines))
+        blocks += [f"note: {n}" for n in self.notes]
         return "\n".join(blocks)
 
 

@@ -194,6 +194,8 @@ class ScalingResult:
     confidence_level: float
     groups: tuple[ScalingGroup, ...]
     where: tuple[str, ...] = field(default_factory=tuple)
+    #: what was held fixed, pooled or left out (groups with one level of x), one sentence each
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         def level(g: ScalingGroup) -> dict[str, Any]:
@@ -209,6 +211,7 @@ class ScalingResult:
             "seed": self.seed,
             "confidence_level": self.confidence_level,
             "where": list(self.where),
+            "notes": list(self.notes),
             "groups": [
                 {
                     "level": level(g),
@@ -360,6 +363,7 @@ class ScalingResult:
                     f"{format_level(g.knee_model)}"
                 )
             blocks.append("\n".join(line for line in lines if line))
+        blocks += [f"note: {n}" for n in self.notes]
         return "\n".join(blocks)
 
 
@@ -887,11 +891,13 @@ def scaling(
     confidence_level: float = 0.95,
     where: Sequence[str | Filter] = (),
     include_warmup: bool = False,
+    skip_single_level: bool = False,
 ) -> ScalingResult:
     """Scaling of ``metric`` (a time) over ``x`` per level of ``by``: the per-level table, the
     Amdahl / USL / Ernest fits, ``predict``ions with bootstrap intervals (``n_boot`` resamples
     with ``seed``; 0 for point estimates only) and the points past which a step buys less than
-    ``min_gain`` (a fraction: 0.05 for 5%)."""
+    ``min_gain`` (a fraction: 0.05 for 5%). ``skip_single_level``: a ``by`` group measured at
+    one level of ``x`` is left out with a note (otherwise it is an error)."""
     by = check_distinct(by, "--by")
     if x in by:
         raise AnalysisError(f"--x {x} is also a --by column; drop it from --by")
@@ -922,6 +928,19 @@ def scaling(
         include_warmup=include_warmup,
         fetch_values=n_boot > 0,
     )
+    notes = []
+    if skip_single_level and len(groups) > 1:
+        single = [g for g in groups if len(g.levels) < 2]
+        groups = [g for g in groups if len(g.levels) >= 2]
+        notes += [
+            f"left out {_group_text(by, g.level)}: only {x}={format_level(g.levels[0][0])} measured"
+            for g in single
+        ]
+        if not groups:
+            raise AnalysisError(
+                f"--x {x} has only one level in every group of {', '.join(by) or 'the trials'}; "
+                "scaling needs at least two: loosen --where, or pick a factor that varies"
+            )
     if n_boot > 0:
         for grp in groups:
             single = [c for c in grp.cells if c.n < 2]
@@ -962,4 +981,5 @@ def scaling(
         confidence_level=confidence_level,
         groups=tuple(out),
         where=sel.where_text,
+        notes=tuple(notes),
     )

@@ -32,10 +32,16 @@ def invoke(*args: object):
     return result
 
 
+def only(data: dict) -> dict:
+    """The one stratum's result of a stratified JSON answer (nothing else varies)."""
+    assert data["split"] == [] and len(data["strata"]) == 1, data
+    return data["strata"][0]["result"]
+
+
 def test_anova_json(db, groups):
     result = invoke("anova", "--group", "workers", "--db", db, "--format", "json")
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = only(json.loads(result.stdout))
     assert set(data) >= {
         "metric",
         "group",
@@ -75,7 +81,7 @@ def test_ttest_json_and_where(db, groups):
         "--db", db, "--format", "json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = only(json.loads(result.stdout))
     for key in ("statistic", "p_value", "df", "mean_diff", "ci_low", "ci_high", "cohens_d"):
         assert key in data
     assert data["equal_var"] is True and data["where"] == ["engine=dask", "workers<=2"]
@@ -275,7 +281,7 @@ def test_power_cost_and_cost_metric_commands(db, groups, tmp_path):
     out = invoke("power", "--group", "workers", "--a", "2", "--b", "1", "--effect", "5%",
                  "--db", db, "--format", "json")  # fmt: skip
     assert out.exit_code == 0, out.output
-    data = json.loads(out.stdout)
+    data = only(json.loads(out.stdout))
     assert data["effect"] == pytest.approx(0.05) and data["n_per_group"] >= 2
     x, y = groups[2], groups[1]
     assert data["mean_a"] == pytest.approx(x.mean()) and data["mean_b"] == pytest.approx(y.mean())
@@ -320,7 +326,7 @@ def test_anova_posthoc_and_checks_from_the_cli(db, groups):
     result = invoke("anova", "--group", "workers", "--posthoc", "tukey", "--db", db,
                     "--format", "json")  # fmt: skip
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = only(json.loads(result.stdout))
     assert data["kruskal_statistic"] == pytest.approx(
         stats.kruskal(*groups.values()).statistic, rel=1e-9
     )
@@ -360,7 +366,7 @@ def test_two_way_anova_from_the_cli(make_db, trials_for, rng):
         result = invoke("anova", "--group", "workers", "--group", "engine", "--ss-type",
                         ss_type, "--db", path, "--format", "json")  # fmt: skip
         assert result.exit_code == 0, result.output
-        terms = {t["term"]: t for t in json.loads(result.stdout)["terms"]}
+        terms = {t["term"]: t for t in only(json.loads(result.stdout))["terms"]}
         for ours, theirs in (("workers", "C(w)"), ("engine", "C(e)"),
                              ("workers:engine", "C(w):C(e)")):  # fmt: skip
             assert terms[ours]["sum_sq"] == pytest.approx(ref.loc[theirs, "sum_sq"], rel=1e-9)
@@ -397,7 +403,7 @@ def test_ttest_mwu_effect_sizes_and_ratio_from_the_cli(db, groups):
         "--bootstrap", "4000", "--seed", "3", "--db", db, "--format", "json",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    data = only(json.loads(result.stdout))
     x, y = groups[1], groups[4]
     ref = stats.mannwhitneyu(x, y)
     assert data["test"] == "mwu" and data["statistic"] == pytest.approx(ref.statistic)
@@ -412,7 +418,7 @@ def test_ttest_mwu_effect_sizes_and_ratio_from_the_cli(db, groups):
     assert data["ratio_ci_high"] == pytest.approx(boot.confidence_interval.high, abs=0.05 * width)
     none = invoke("ttest", "--group", "workers", "--a", "1", "--b", "4", "--bootstrap", "0",
                   "--confidence", "0.99", "--db", db, "--format", "json")  # fmt: skip
-    data = json.loads(none.stdout)
+    data = only(json.loads(none.stdout))
     assert data["ratio_ci_low"] is None and data["ratio_ci_method"] == "none"
     ci99 = stats.ttest_ind(x, y, equal_var=False).confidence_interval(0.99)
     assert (data["ci_low"], data["ci_high"]) == pytest.approx((ci99.low, ci99.high), rel=1e-9)
