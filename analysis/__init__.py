@@ -6,6 +6,7 @@ per-group aggregation into DuckDB and returns a frozen dataclass with ``to_dict(
 """
 
 from analysis.anova import AnovaResult, GroupStats, anova
+from analysis.compare import CompareResult, CompareRow, compare
 from analysis.cost import CostMetricResult, CostResult, cost, cost_metric
 from analysis.data import Filter, connect, parse_where
 from analysis.errors import AnalysisError
@@ -13,6 +14,7 @@ from analysis.posthoc import PairComparison, PosthocResult
 from analysis.power import PowerResult, power
 from analysis.regress import RegressionResult, regress
 from analysis.scaling import ScalingResult, scaling
+from analysis.strata import StratifiedResult, StratumResult
 from analysis.summary import (
     DEFAULT_BY,
     DEFAULT_METRICS,
@@ -28,6 +30,11 @@ from analysis.ttest import TtestResult, ttest
 from analysis.twoway import TwoWayAnovaResult, TwoWayTerm, twoway_anova
 
 __all__ = [
+    "CompareResult",
+    "CompareRow",
+    "StratifiedResult",
+    "StratumResult",
+    "compare",
     "PairComparison",
     "PosthocResult",
     "TwoWayAnovaResult",

@@ -550,6 +550,110 @@ def cost_metric_cmd(
     _emit(result, format)
 
 
+class CompareFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    latex = "latex"
+    markdown = "markdown"
+
+
+@app.command()
+def compare(
+    base_run: Annotated[
+        str | None, typer.Argument(metavar="[BASE]", help="Run id of the base trials.")
+    ] = None,
+    new_run: Annotated[
+        str | None, typer.Argument(metavar="[NEW]", help="Run id of the new trials.")
+    ] = None,
+    base: Annotated[
+        list[str] | None,
+        typer.Option("--base", help="Select the base trials: COLUMN OP VALUE; repeatable."),
+    ] = None,
+    new: Annotated[
+        list[str] | None,
+        typer.Option("--new", help="Select the new trials: COLUMN OP VALUE; repeatable."),
+    ] = None,
+    metric: MetricOpt = "train_s",
+    test: Annotated[
+        str, typer.Option("--test", help="mwu (Mann-Whitney U) or welch (t on log values).")
+    ] = "mwu",
+    threshold: Annotated[
+        str, typer.Option("--threshold", help="Significant changes smaller than this are noise.")
+    ] = "0%",
+    fail_on_regression: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on-regression",
+            help="Exit 1 when a configuration got significantly worse by at least this, e.g. 5%.",
+        ),
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
+    confidence: ConfidenceOpt = 0.95,
+    better: Annotated[
+        str | None,
+        typer.Option(
+            "--better", help="lower or higher (default: higher for throughput and accuracy)."
+        ),
+    ] = None,
+    match: Annotated[
+        str, typer.Option("--match", help="Match configurations by factors or config_id.")
+    ] = "factors",
+    where: WhereOpt = None,
+    pool: PoolOpt = None,
+    db: DbOpt = DEFAULT_DB,
+    format: Annotated[
+        CompareFormat, typer.Option("--format", help="Output format.")
+    ] = CompareFormat.table,
+    include_warmup: WarmupOpt = False,
+) -> None:
+    """Did NEW make it faster than BASE? Per configuration: medians, ratio new/base with its CI,
+    p, verdict; a geometric-mean row; configurations of one side listed."""
+    from analysis.compare import compare as run
+
+    sides = []
+    for name, run_id, items in (("base", base_run, base), ("new", new_run, new)):
+        if (run_id is None) == (not items):
+            _fail(
+                AnalysisError(
+                    f"give the {name} trials once: a run id ({name.upper()}) or --{name} "
+                    "COLUMN=VALUE"
+                )
+            )
+        sides.append(run_id if run_id is not None else list(items or []))
+    limit = None if fail_on_regression is None else _fraction(fail_on_regression, "--fail-on")
+    result = _run(
+        run,
+        db,
+        base=sides[0],
+        new=sides[1],
+        metric=metric,
+        test=test,
+        threshold=_fraction(threshold, "--threshold"),
+        alpha=alpha,
+        confidence_level=confidence,
+        better=better,
+        match=match,
+        pool=pool,
+        where=where,
+        include_warmup=include_warmup,
+    )
+    if format is CompareFormat.markdown:
+        typer.echo(result.to_markdown())
+    else:
+        _emit(result, Format(format.value))
+    if limit is not None:
+        worse = result.regressions(limit)
+        if worse:
+            labels = "; ".join(r.label for r in worse)
+            typer.echo(
+                f"regression of {100 * limit:g}% or more in {len(worse)} configuration(s): "
+                f"{labels}",
+                err=True,
+            )
+            raise typer.Exit(1)
+
+
 def main() -> None:
     """Console-script entry point (``analyze``)."""
     from runner.climain import run_app

@@ -1,0 +1,172 @@
+"""analysis.compare / `analyze compare`: benchstat's question, pinned against scipy and numpy on
+the raw values of each configuration."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from typer.testing import CliRunner
+
+from analysis.cli import app
+from analysis.compare import compare, hodges_lehmann, u_null_cdf
+from analysis.errors import AnalysisError
+from runner.store import TrialRecord, open_store
+
+runner = CliRunner()
+ENV = {"hostname": "a", "cpu_model": "Xeon", "packages": {"numpy": "2.4.6"}}
+
+
+def add_run(path: Path, trials: list[dict[str, Any]], env: dict[str, Any] | None = None) -> str:
+    store = open_store(path)
+    try:
+        run = store.begin_run(source="measured", argv=["test"], env=env or ENV)
+        store.append_trials([TrialRecord(run_id=run, status="ok", values=dict(t)) for t in trials])
+        store.finish_run(run)
+    finally:
+        store.close()
+    return run
+
+
+def configs(seed: int, scale: dict[tuple[str, int], float], n: int = 8) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for (workload, workers), factor in scale.items():
+        base = 0.002 if workload == "knn" else 2.0
+        params = {"k": 5} if workload == "knn" else {"hidden": "[100]"}
+        for i in range(n):
+            out.append({"engine": "dask", "workload": workload, "dataset": "digits",
+                        "workers": workers, "threads_per_worker": 1, "warmup": False,
+                        "repetition": i, "params": params,
+                        "train_s": float(base * factor * rng.lognormal(0, 0.05))})  # fmt: skip
+    return out
+
+
+def values(trials: list[dict[str, Any]], **fixed: Any) -> np.ndarray:
+    return np.array([t["train_s"] for t in trials if all(t[k] == v for k, v in fixed.items())])
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> tuple[Path, str, str, list, list]:
+    path = tmp_path / "c.duckdb"
+    base = configs(1, {("knn", 1): 1.0, ("knn", 2): 1.0, ("mlp", 1): 1.0, ("mlp", 2): 1.0})
+    # new: mlp at 2 workers 20% slower, knn at 1 worker 30% faster, mlp 1 unchanged; knn at 2
+    # workers not measured, mlp at 4 workers only new
+    new = configs(2, {("knn", 1): 0.7, ("mlp", 1): 1.0, ("mlp", 2): 1.2, ("mlp", 4): 1.0})
+    return path, add_run(path, base), add_run(path, new), base, new
+
+
+def test_compare_two_runs_per_configuration(two_runs):
+    path, r1, r2, base, new = two_runs
+    res = compare(path, base=r1, new=r2)
+    rows = {(r.config["workload"], r.config["workers"]): r for r in res.rows}
+    assert set(rows) == {("knn", "1"), ("mlp", "1"), ("mlp", "2")}
+    assert res.only_base == ("workload=knn, workers=2",)
+    assert res.only_new == ("workload=mlp, workers=4",)
+    for (workload, workers), row in rows.items():
+        xb = values(base, workload=workload, workers=int(workers))
+        xn = values(new, workload=workload, workers=int(workers))
+        assert row.median_base == pytest.approx(np.median(xb), rel=1e-12)
+        assert row.median_new == pytest.approx(np.median(xn), rel=1e-12)
+        assert row.p_value == pytest.approx(stats.mannwhitneyu(xn, xb).pvalue, rel=1e-9)
+        diffs = np.subtract.outer(np.log(xn), np.log(xb)).ravel()
+        assert row.ratio == pytest.approx(math.exp(np.median(diffs)), rel=1e-12)
+        assert row.ratio_ci_low <= row.ratio <= row.ratio_ci_high
+    assert rows[("knn", "1")].verdict == "faster" and rows[("mlp", "2")].verdict == "slower"
+    assert rows[("mlp", "1")].verdict in ("~", "within noise")
+    ratios = [r.ratio for r in res.rows]
+    assert res.geomean_ratio == pytest.approx(math.exp(np.mean(np.log(ratios))), rel=1e-12)
+    assert "same in every configuration: source=measured, dataset=digits" in str(res)
+
+
+def test_welch_on_log_values_against_scipy(two_runs):
+    path, r1, r2, base, new = two_runs
+    res = compare(path, base=r1, new=r2, test="welch", confidence_level=0.9)
+    row = next(r for r in res.rows if r.config == {"workload": "mlp", "workers": "2"})
+    lb, ln = (
+        np.log(values(base, workload="mlp", workers=2)),
+        np.log(values(new, workload="mlp", workers=2)),
+    )
+    ref = stats.ttest_ind(ln, lb, equal_var=False)
+    assert row.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    ci = ref.confidence_interval(0.9)
+    assert (row.ratio_ci_low, row.ratio_ci_high) == pytest.approx(
+        (math.exp(ci.low), math.exp(ci.high)), rel=1e-9
+    )
+    assert row.ratio == pytest.approx(math.exp(ln.mean() - lb.mean()), rel=1e-12)
+
+
+def test_u_null_distribution_matches_scipys_exact_test():
+    rng = np.random.default_rng(0)
+    for m, n in ((3, 5), (8, 8), (4, 30)):
+        cdf = u_null_cdf(m, n)
+        x, y = rng.normal(size=m), rng.normal(0.5, size=n)
+        u = stats.mannwhitneyu(x, y, method="exact")
+        k = int(u.statistic)
+        p = min(1.0, 2 * min(cdf[k], 1 - (cdf[k - 1] if k else 0.0)))
+        assert p == pytest.approx(u.pvalue, rel=1e-12)
+
+
+def test_hodges_lehmann_interval_agrees_with_the_exact_test():
+    """The interval excludes a shift of 0 exactly when the exact U test rejects at 5%."""
+    rng = np.random.default_rng(4)
+    agree = 0
+    for _ in range(200):
+        x, y = rng.normal(size=6), rng.normal(rng.uniform(0, 2), size=7)
+        _, low, high = hodges_lehmann(x, y, exact=True, confidence_level=0.95)
+        rejects = stats.mannwhitneyu(y, x, method="exact").pvalue < 0.05
+        agree += rejects == (not low <= 0 <= high)
+    assert agree == 200
+
+
+def test_cli_formats_and_fail_on_regression(two_runs):
+    path, r1, r2, _, _ = two_runs
+    out = runner.invoke(app, ["compare", r1, r2, "--db", str(path)])
+    assert out.exit_code == 0 and "geomean" in out.stdout and "only in new" in out.stdout
+    failing = runner.invoke(app, ["compare", r1, r2, "--fail-on-regression", "5%", "--db",
+                                  str(path)])  # fmt: skip
+    assert failing.exit_code == 1 and "workload=mlp, workers=2" in failing.output
+    lenient = runner.invoke(app, ["compare", r1, r2, "--fail-on-regression", "50%", "--db",
+                                  str(path)])  # fmt: skip
+    assert lenient.exit_code == 0
+    data = json.loads(
+        runner.invoke(app, ["compare", r1, r2, "--db", str(path), "--format", "json"]).stdout
+    )
+    assert data["geomean"]["ratio"] == pytest.approx(data["geomean_ratio"])
+    csv = runner.invoke(app, ["compare", r1, r2, "--db", str(path), "--format", "csv"]).stdout
+    frame = pd.read_csv(io.StringIO(csv))
+    assert list(frame["config"])[-1] == "geomean" and "p_value" in frame.columns
+    md = runner.invoke(app, ["compare", r1, r2, "--db", str(path), "--format", "markdown"])
+    assert "| configuration | base | new |" in md.stdout
+    tex = runner.invoke(app, ["compare", r1, r2, "--db", str(path), "--format", "latex"])
+    assert tex.stdout.startswith(r"\begin{tabular}")
+
+
+def test_compare_by_where_and_threshold(two_runs):
+    path, r1, r2, base, new = two_runs
+    res = compare(path, base=["workers=1"], new=["workers=2"], where=[f"run_id={r1}"],
+                  threshold=0.5)  # fmt: skip
+    assert {r.config["workload"] for r in res.rows} == {"knn", "mlp"}
+    assert all(r.verdict in ("~", "within noise") for r in res.rows)
+
+
+def test_user_errors(two_runs, tmp_path):
+    path, r1, r2, _, _ = two_runs
+    with pytest.raises(AnalysisError, match="both base and new"):
+        compare(path, base=["workers=1"], new=["workload=knn"])
+    proc = runner.invoke(app, ["compare", r1, "--db", str(path)])
+    assert proc.exit_code == 2 and "give the new trials once" in proc.output
+    with pytest.raises(AnalysisError, match="--test"):
+        compare(path, base=r1, new=r2, test="ks")
+    other = add_run(path, configs(5, {("knn", 1): 1.0}), env={**ENV, "hostname": "b"})
+    with pytest.raises(AnalysisError, match=r"new trials come from different environments"):
+        compare(path, base=r1, new=["workload=knn", "workers=1", f"run_id!={r1}"])
+    res = compare(path, base=r1, new=other)
+    assert any("base and new differ in hostname (a, b)" in n for n in res.notes)
