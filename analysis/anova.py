@@ -18,16 +18,20 @@ Each value is taken relative to its level's minimum (a data value) before any su
 
 Recommendation rule (:func:`recommend`), at ``alpha`` (0.05 by default):
 
-1. residuals not normal (Shapiro–Wilk p < alpha) *and* the smallest level has fewer than
-   :data:`SMALL_LEVEL_N` (30) trials -> ``kruskal``;
-2. otherwise variances unequal (Brown–Forsythe p < alpha) -> ``welch`` (``kruskal`` when
-   Welch's ANOVA is undefined, i.e. a level has zero variance);
-3. otherwise -> ``anova``.
+1. a test asked for (``test="anova"``, ``"welch"`` or ``"kruskal"``) -> that test;
+2. some level is clearly heavy-tailed — it has :data:`HEAVY_MIN_COUNT` or more values beyond
+   Tukey's far-out fences (3 IQR from its quartiles; checked per level, in levels of at least
+   :data:`TAIL_MIN_N` trials) ->
+   ``kruskal`` (means are at the mercy of such values; ranks are not);
+3. otherwise -> ``welch`` (the default: it does not assume equal variances and loses almost
+   nothing when they are equal, while the classic F test's type-I error goes far off when the
+   smallest level has the largest spread); ``kruskal`` when Welch's ANOVA is undefined (a
+   zero-variance level).
 
-Why the n rule: with many trials Shapiro–Wilk rejects normality for trivial departures, while
-the F tests compare means, whose sampling distribution is close to normal by the central limit
-theorem; non-normality only matters when levels are small. A check that could not run (NaN, e.g.
-fewer than 3 residuals) counts as not rejecting, and the recommendation says it could not run.
+Brown–Forsythe and Shapiro–Wilk on the pooled residuals are reported, but decide nothing:
+Shapiro–Wilk on pooled residuals rejects whenever the variances differ, and neither check has the
+power to detect a violation with few trials per level (the recommendation says so below
+:data:`CHECK_MIN_N`). A check that could not run is reported as "not checked", never as passed.
 """
 
 from __future__ import annotations
@@ -71,9 +75,18 @@ if TYPE_CHECKING:
 ALPHA = 0.05
 #: Shapiro–Wilk uses every residual up to this many trials, a seeded sample of this size above.
 SHAPIRO_MAX_N = 5000
-#: Below this many trials in the smallest level, non-normal residuals send the recommendation
-#: to Kruskal–Wallis (at or above it the F tests are robust by the central limit theorem).
+#: Kept for callers of the former rule (pooled residuals against 30 trials); unused.
 SMALL_LEVEL_N = 30
+#: A level is checked for heavy tails (values beyond Tukey's far-out fences) from this many
+#: trials, and counts as clearly heavy-tailed with at least ``HEAVY_MIN_COUNT`` such values (one
+#: far-out value turns up in 2-5% of normal samples of 10-20, two in under 1%).
+TAIL_MIN_N = 10
+HEAVY_MIN_COUNT = 2
+#: Tukey's far-out fences: q1 - 3 IQR and q3 + 3 IQR.
+FAR_OUT_K = 3.0
+#: Below this many trials in the smallest level the checks have little power: said.
+CHECK_MIN_N = 10
+TEST_CHOICES = ("auto", "anova", "welch", "kruskal")
 DEFAULT_SEED = 0
 RECOMMENDED = ("anova", "welch", "kruskal")
 #: Columns of :meth:`AnovaResult.tests_frame`.
@@ -136,6 +149,20 @@ class AnovaResult:
     recommendation: str = ""
     notes: tuple[str, ...] = ()
     posthoc: PosthocResult | None = None
+    #: per level (in ``groups`` order): values beyond the far-out fences; None = not checked
+    far_out: tuple[int | None, ...] = ()
+
+    def _tails_text(self) -> str:
+        if not self.far_out:
+            return "not checked"
+        found = [
+            f"{g.level}: {k} of {g.n}" for g, k in zip(self.groups, self.far_out, strict=True) if k
+        ]
+        unchecked = [g.level for g, k in zip(self.groups, self.far_out, strict=True) if k is None]
+        text = ", ".join(found) if found else "none"
+        if unchecked:
+            text += f"; not checked (< {TAIL_MIN_N} trials): {', '.join(unchecked)}"
+        return text
 
     @property
     def shapiro_sampled(self) -> bool:
@@ -179,6 +206,7 @@ class AnovaResult:
             out[name] = getattr(self, name)
         out["notes"] = list(self.notes)
         out["posthoc"] = None if self.posthoc is None else self.posthoc.to_dict()
+        out["far_out"] = list(self.far_out)
         return out
 
     def to_frame(self) -> pd.DataFrame:
@@ -250,16 +278,17 @@ class AnovaResult:
                     "equal variances",
                     "Brown-Forsythe (Levene, median)",
                     _f_text(self.levene_statistic, self.levene_df_num, self.levene_df_den),
-                    fmt_p(self.levene_p_value),
+                    _checked_p(self.levene_p_value),
                 ),
                 (
-                    "normal residuals",
+                    "normal residuals (pooled)",
                     sw,
-                    "-"
+                    "not checked"
                     if math.isnan(self.shapiro_statistic)
                     else f"W = {fmt(self.shapiro_statistic)}",
-                    fmt_p(self.shapiro_p_value),
+                    _checked_p(self.shapiro_p_value),
                 ),
+                ("no heavy tails (per level)", "far-out values (3 IQR)", self._tails_text(), ""),
             ],
         )
         alternatives = render_table(
@@ -294,9 +323,13 @@ class AnovaResult:
         return "\n\n".join(blocks)
 
 
+def _checked_p(p: float) -> str:
+    return "not checked" if math.isnan(p) else fmt_p(p)
+
+
 def _f_text(statistic: float, df_num: float, df_den: float) -> str:
     if math.isnan(statistic):
-        return "-"
+        return "not checked"
     return f"F({fmt(df_num)}, {fmt(df_den, 4)}) = {fmt(statistic)}"
 
 
@@ -444,56 +477,73 @@ def shapiro_wilk(residuals: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
+def far_out_count(values: np.ndarray) -> int:
+    """Values beyond Tukey's far-out fences ``q1 - 3 IQR``, ``q3 + 3 IQR`` (quartiles by linear
+    interpolation, as NumPy's default and DuckDB's ``quantile_cont``)."""
+    import numpy as np
+
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    iqr = q3 - q1
+    return int(np.count_nonzero((values < q1 - FAR_OUT_K * iqr) | (values > q3 + FAR_OUT_K * iqr)))
+
+
 def recommend(
     *,
-    shapiro_p: float,
-    levene_p: float,
     welch_p: float,
     kruskal_p: float,
-    min_n: int,
+    levene_p: float,
+    far_out: Sequence[int | None],
+    levels: Sequence[str],
+    sizes: Sequence[int],
     alpha: float = ALPHA,
-    shapiro_reason: str = "",
+    test: str = "auto",
     levene_reason: str = "",
 ) -> tuple[str, str]:
     """``(recommended, one sentence why)`` by the rule in the module docstring."""
-    sw = f"Shapiro-Wilk {p_text(shapiro_p)}"
-    bf = f"Brown-Forsythe {p_text(levene_p)}"
-    non_normal = shapiro_p < alpha
-    unequal = levene_p < alpha
-    could_not = [r for r in (levene_reason, shapiro_reason) if r]
-    caveat = "".join(f"; {r}" for r in could_not)
-    if non_normal and min_n < SMALL_LEVEL_N and not math.isnan(kruskal_p):
-        return "kruskal", (
-            "Kruskal-Wallis is recommended: the residuals do not look normal "
-            f"({sw} < {alpha:g}) and the smallest level has only {min_n} trials "
-            f"(< {SMALL_LEVEL_N}), too few for the F tests to rely on the central limit "
-            f"theorem{caveat}."
+    if test not in TEST_CHOICES:
+        raise AnalysisError(f"--test {test!r}: give one of {', '.join(TEST_CHOICES)}")
+    names = {"anova": "The classic F test", "welch": "Welch's ANOVA", "kruskal": "Kruskal-Wallis"}
+    min_n = min(sizes)
+    caveats = []
+    if min_n < CHECK_MIN_N:
+        caveats.append(
+            f"with {min_n} trials in the smallest level the checks have little power, so a "
+            "violation may go undetected"
         )
-    robust = (
-        f"; the residuals are not normal ({sw}) but every level has at least "
-        f"{SMALL_LEVEL_N} trials, so the F tests are robust"
-        if non_normal
-        else ""
-    )
-    if unequal and not math.isnan(welch_p):
+    unchecked = [lv for lv, k in zip(levels, far_out, strict=True) if k is None]
+    if unchecked:
+        caveats.append(
+            f"heavy tails not checked in {', '.join(unchecked)} (fewer than {TAIL_MIN_N} trials)"
+        )
+    if levene_reason:
+        caveats.append(levene_reason)
+    elif not math.isnan(levene_p):
+        differ = "differ" if levene_p < alpha else "do not differ detectably"
+        caveats.append(f"the variances {differ} (Brown-Forsythe {p_text(levene_p)})")
+    tail = "".join(f"; {c}" for c in caveats)
+    if test != "auto":
+        return test, f"{names[test]} is reported as asked{tail}."
+    heavy = [
+        f"{lv} has {k} of {n} values beyond 3 IQR of its quartiles"
+        for lv, k, n in zip(levels, far_out, sizes, strict=True)
+        if k is not None and k >= HEAVY_MIN_COUNT
+    ]
+    if heavy and not math.isnan(kruskal_p):
+        return "kruskal", (
+            f"Kruskal-Wallis is recommended: {'; '.join(heavy)} (clearly heavy-tailed), and "
+            f"means are at the mercy of such values while ranks are not{tail}."
+        )
+    if not math.isnan(welch_p):
         return "welch", (
-            "Welch's ANOVA is recommended: the level variances differ "
-            f"({bf} < {alpha:g}), which the classic F test assumes away{robust}{caveat}."
+            "Welch's ANOVA is recommended: it does not assume equal variances and costs "
+            f"almost nothing when they are equal{tail}."
         )
-    if unequal:
+    if not math.isnan(kruskal_p):
         return "kruskal", (
-            "Kruskal-Wallis is recommended: the level variances differ "
-            f"({bf} < {alpha:g}) and Welch's ANOVA is undefined with a zero-variance "
-            f"level{robust}{caveat}."
+            "Kruskal-Wallis is recommended: Welch's ANOVA is undefined with a zero-variance "
+            f"level{tail}."
         )
-    evidence = [] if math.isnan(levene_p) else [bf]
-    if not (non_normal or math.isnan(shapiro_p)):
-        evidence.append(sw)
-    shown = f" ({', '.join(evidence)})" if evidence else ""
-    return "anova", (
-        "The classic ANOVA is recommended: no assumption check rejects it at "
-        f"{alpha:g}{shown}{robust}{caveat}."
-    )
+    return "anova", f"The classic F test is the only one defined here{tail}."
 
 
 # -- DuckDB queries ---------------------------------------------------------------------------
@@ -565,6 +615,23 @@ def residual_sample(
     return np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
 
 
+def far_out_counts(
+    con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, group: str
+) -> list[int | None]:
+    """Per level (sorted by value): :func:`far_out_count` computed in DuckDB (on the shifted
+    values), None for levels of fewer than :data:`TAIL_MIN_N` trials."""
+    inner = _shifted(sel, metric=metric, group=group)
+    k = FAR_OUT_K
+    sql = (
+        "SELECT g, count(*), count(*) FILTER (WHERE d < q1 - ? * (q3 - q1) OR d > q3 + ? * "
+        "(q3 - q1)) FROM (SELECT g, d, quantile_cont(d, 0.25) OVER (PARTITION BY g) AS q1, "
+        f"quantile_cont(d, 0.75) OVER (PARTITION BY g) AS q3 FROM ({inner})) "
+        "GROUP BY g ORDER BY g"
+    )
+    rows = execute(con, sql, [k, k, *sel.params])
+    return [None if int(n) < TAIL_MIN_N else int(bad) for _, n, bad in rows]
+
+
 # -- the analysis -----------------------------------------------------------------------------
 def _check_seed(seed: int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -582,12 +649,18 @@ def anova(
     posthoc: str | None = None,
     alpha: float = ALPHA,
     seed: int = DEFAULT_SEED,
+    test: str = "auto",
 ) -> AnovaResult:
     """One-way ANOVA of ``metric`` across the levels of ``group`` (ok, non-warm-up trials),
     with Welch's ANOVA, Kruskal–Wallis, Brown–Forsythe and Shapiro–Wilk, a recommendation,
     and, when ``posthoc`` is one of ``tukey``, ``games-howell``, ``pairwise``, every pair of
     levels compared (see :mod:`analysis.posthoc`). ``alpha`` is the level of the checks and the
-    post-hoc decisions; ``seed`` picks the Shapiro–Wilk sample above 5000 trials."""
+    post-hoc decisions; ``seed`` picks the Shapiro–Wilk sample above 5000 trials. ``test``:
+    ``auto`` (the rule in the module docstring: Welch's ANOVA unless a level is clearly
+    heavy-tailed) or the test to recommend (``anova`` for the classic F, ``welch``,
+    ``kruskal``)."""
+    if test not in TEST_CHOICES:
+        raise AnalysisError(f"--test {test!r}: give one of {', '.join(TEST_CHOICES)}")
     if posthoc is not None:
         check_method(posthoc)
     alpha = check_alpha(alpha)
@@ -610,26 +683,28 @@ def anova(
         residuals = residual_sample(
             con, sel, metric=metric, group=group, n_total=result.n, seed=seed
         )
+        far_out = far_out_counts(con, sel, metric=metric, group=group)
     assert ranks.n == tuple(g.n for g in groups), "rank sums and moments disagree on levels"
     kruskal_h, kruskal_df, kruskal_p = kruskal_from_ranks(ranks)
     levene = levene_from_moments(abs_dev)
     shapiro_w, shapiro_p = shapiro_wilk(residuals)
 
     notes = []
-    levene_reason = shapiro_reason = ""
+    levene_reason = ""
     if math.isnan(levene[0]):
         levene_reason = (
-            "Brown-Forsythe could not run, as the absolute deviations from the level medians "
-            "do not vary within any level (as with 2 trials per level)"
+            "equal variances not checked: Brown-Forsythe could not run, as the absolute "
+            "deviations from the level medians do not vary within any level (as with 2 trials "
+            "per level)"
         )
         notes.append(levene_reason)
     if math.isnan(shapiro_w):
-        shapiro_reason = (
-            f"Shapiro-Wilk could not run, as there are only {len(residuals)} residuals"
+        notes.append(
+            f"normality not checked: Shapiro-Wilk could not run, as there are only "
+            f"{len(residuals)} residuals"
             if len(residuals) < 3
-            else "Shapiro-Wilk could not run, as every residual is equal"
+            else "normality not checked: Shapiro-Wilk could not run, as every residual is equal"
         )
-        notes.append(shapiro_reason)
     if math.isnan(result.welch_statistic):
         zero = [g.level for g in groups if g.var == 0]
         noun = "level" if len(zero) == 1 else "levels"
@@ -638,14 +713,16 @@ def anova(
         )
     if math.isnan(kruskal_h):
         notes.append("Kruskal-Wallis is undefined: every value is tied")
+    assert len(far_out) == len(groups), "far-out counts and moments disagree on levels"
     recommended, recommendation = recommend(
-        shapiro_p=shapiro_p,
-        levene_p=levene[3],
         welch_p=result.welch_p_value,
         kruskal_p=kruskal_p,
-        min_n=min(g.n for g in groups),
+        levene_p=levene[3],
+        far_out=far_out,
+        levels=[g.level for g in groups],
+        sizes=[g.n for g in groups],
         alpha=alpha,
-        shapiro_reason=shapiro_reason,
+        test=test,
         levene_reason=levene_reason,
     )
     return replace(
@@ -665,6 +742,7 @@ def anova(
         recommended=recommended,
         recommendation=recommendation,
         notes=tuple(notes),
+        far_out=tuple(far_out),
         posthoc=None
         if posthoc is None
         else posthoc_from_moments(groups, method=posthoc, metric=metric, group=group, alpha=alpha),

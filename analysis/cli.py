@@ -169,6 +169,15 @@ def anova(
             show_default="0",
         ),
     ] = None,
+    test: Annotated[
+        str | None,
+        typer.Option(
+            "--test",
+            help="One-way: the test to recommend: auto (Welch unless a level is clearly "
+            "heavy-tailed), anova (classic F), welch or kruskal.",
+            show_default="auto",
+        ),
+    ] = None,
     where: WhereOpt = None,
     pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
@@ -193,7 +202,7 @@ def anova(
                     "of one factor within a level of the other, e.g. --where"
                 )
             )
-        for option, value in (("--alpha", alpha), ("--seed", seed)):
+        for option, value in (("--alpha", alpha), ("--seed", seed), ("--test", test)):
             if value is not None:
                 _fail(AnalysisError(f"{option} applies to a one-way ANOVA; give --group once"))
         from analysis.held import twoway
@@ -221,7 +230,7 @@ def anova(
         group=groups[0] if groups else "",
         metric=metric,
         posthoc=None if posthoc is None else posthoc.value,
-        **{k: v for k, v in (("alpha", alpha), ("seed", seed)) if v is not None},
+        **{k: v for k, v in (("alpha", alpha), ("seed", seed), ("test", test)) if v is not None},
         where=where,
         include_warmup=include_warmup,
     )

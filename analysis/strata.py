@@ -578,6 +578,7 @@ def run_strata(
     levels; a stratum with fewer, or whose analysis raises :class:`AnalysisError`, keeps the
     reason. When no stratum gives a result the (first) reason is raised."""
     out: list[StratumResult[R]] = []
+    failed: list[str] = []
     if plan.compared and len({lv for s in plan.strata for lv in s.levels}) < min_levels:
         # too few levels even pooled: the analysis itself says what is wrong
         only = analyse(())
@@ -592,11 +593,12 @@ def run_strata(
         try:
             out.append(StratumResult(fixed, s.n, analyse(s.filters())))
         except AnalysisError as exc:
+            failed.append(str(exc))
             out.append(StratumResult(fixed, s.n, None, str(exc)))
     if not any(s.result is not None for s in out):
-        reasons = list(dict.fromkeys(s.reason for s in out))
-        if len(reasons) == 1 and (len(out) == 1 or "level" not in reasons[0]):
-            raise AnalysisError(reasons[0])
+        errors = list(dict.fromkeys(failed))
+        if len(errors) == 1 and (len(out) == 1 or len(failed) > 1 or len(out) == len(failed)):
+            raise AnalysisError(errors[0])  # the same complaint everywhere: a bad option
         shown = "; ".join(f"{s.label}: {s.reason}" for s in out[:3])
         more = f" (and {len(out) - 3} more)" if len(out) > 3 else ""
         raise AnalysisError(
