@@ -313,6 +313,10 @@ def make_plan(
                 pooled.append((f, _levels_text(values)))  # (k goes with workload: not named)
                 pooled_idx.append(fi)
         elif detect_along and ci and _function_of(rows, ci, fi):
+            if any(
+                c in TASK_FACTORS and _function_of(rows, [cells.index(c)], fi) for c in compared
+            ):
+                continue  # a workload's own params (k goes with workload): nothing to say
             pairs = sorted({(tuple(r[0][i] for i in ci), r[0][fi]) for r in rows},
                            key=lambda p: tuple(_sort_key(v) for v in p[0]))  # fmt: skip
             how = "; ".join(
