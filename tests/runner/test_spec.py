@@ -429,6 +429,33 @@ def test_quick_without_a_quick_table_is_refused(tmp_path: Path) -> None:
         load_experiment(path, quick=True)
 
 
+def test_paper_002_and_003_quick_variants_are_subsets() -> None:
+    for key in ("002", "003"):
+        full, quick = load_experiment(key), load_experiment(key, quick=True)
+        assert quick.quick and quick.n < full.n and len(quick.configs) < len(full.configs)
+        assert {config_id(c) for c in quick.configs} <= {config_id(c) for c in full.configs}
+    full = load_experiment("002")
+    impls = {(c["engine"], c["impl"], c.get("solver")) for c in full.configs}
+    assert impls == {
+        ("local", "scratch", None),
+        ("local", "sklearn", None),
+        ("tensorflow", "keras", None),
+        ("spark", "keras", None),
+        ("spark", "mllib", "l-bfgs"),
+        ("spark", "mllib", "gd"),
+    }
+    fractions = {c["data_fraction"] for c in full.configs if c.get("solver") == "l-bfgs"}
+    assert fractions == {0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0}
+    table3 = {
+        (c["strategy"], c["batch_size"])
+        for c in load_experiment("003").configs
+        if c["workload"] == "cnn"
+    }
+    assert table3 == {
+        (s, b) for s in ("none", "mirrored", "multiworker") for b in (32, 64, 128, 256, 512)
+    }
+
+
 def test_a_bare_paper_key_names_its_experiment() -> None:
     assert resolve_experiment("003") == resolve_experiment("paper003")
     assert resolve_experiment("003").name == "paper003.toml"
@@ -447,6 +474,10 @@ def test_every_builtin_experiment_loads_with_its_times() -> None:
     for name in builtin_experiments():
         info = experiment_info(name)
         assert info.summary, name
+        if name.startswith("paper"):  # every paper's spec has a CI variant and its run times
+            assert info.has_quick, f"{name} has no [quick] table"
+            assert set(info.expected_minutes) == {"full", "quick"}, name
+            load_experiment(name, quick=True)
 
 
 def test_list_experiments_aligns_times_and_first_sentences() -> None:
