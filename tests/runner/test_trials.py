@@ -131,8 +131,15 @@ def test_anova_and_report_on_a_fresh_run(default_run: tuple[Path, str], tmp_path
     proc = run_cli("analyze", "anova", "--group", "workers", "--db", db, "--format", "json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert {g["level"] for g in result["groups"]} == {"1", "2"}
-    assert sum(g["n"] for g in result["groups"]) == 12
+    # one ANOVA per engine x workload (held fixed); local ran one worker count only
+    compared = [s for s in result["strata"] if s["result"] is not None]
+    assert len(result["strata"]) == 4 and len(compared) == 2
+    for stratum in compared:
+        assert stratum["stratum"]["engine"] == "dask"
+        assert {g["level"] for g in stratum["result"]["groups"]} == {"1", "2"}
+        assert sum(g["n"] for g in stratum["result"]["groups"]) == 4
+    skipped = [s for s in result["strata"] if s["result"] is None]
+    assert all(s["stratum"]["engine"] == "local" and s["reason"] for s in skipped)
 
 
 def _experiment(tmp_path: Path, body: str) -> Path:
