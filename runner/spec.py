@@ -311,6 +311,28 @@ def _quick_table(raw: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
     return quick
 
 
+def _spec_number(
+    raw: Mapping[str, Any],
+    quick: Mapping[str, Any] | None,
+    key: str,
+    default: float,
+    minimum: float,
+    path: Path,
+) -> Any:
+    """``n``, ``warmup`` or ``timeout`` from ``[quick]`` (when running it) or the top level,
+    checked: an integer >= minimum (n, warmup) or a number > 0 (timeout)."""
+    table, where = raw, f"experiment {path.name}: {key}"
+    if quick is not None and key in quick:
+        table, where = quick, f"experiment {path.name}: [quick] {key}"
+    value = table.get(key, default)
+    if key == "timeout":
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
+            raise RunnerError(f"{where} must be a number of seconds > 0, got {value!r}")
+    elif isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RunnerError(f"{where} must be an integer >= {minimum:g}, got {value!r}")
+    return value
+
+
 def _matches(config: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
     return all(
         key not in config or config[key] in _levels(key, value) for key, value in filters.items()
@@ -364,10 +386,12 @@ def load_experiment(
             f"experiment {name} has no [quick] table; run it without --quick or add one"
         )
     variant = {**raw, **(quick_table or {})} if quick else raw
-    n = int(variant.get("n", 10)) if n is None else n
-    warmup = int(variant.get("warmup", 1)) if warmup is None else warmup
+    n = _spec_number(raw, quick_table if quick else None, "n", 10, 1, path) if n is None else n
+    if warmup is None:
+        warmup = _spec_number(raw, quick_table if quick else None, "warmup", 1, 0, path)
     seed = int(raw.get("seed", 0)) if seed is None else seed
-    timeout = float(variant.get("timeout", 600)) if timeout is None else timeout
+    if timeout is None:
+        timeout = float(_spec_number(raw, quick_table if quick else None, "timeout", 600, 0, path))
     if n < 1:
         raise RunnerError(f"--n must be at least 1, got {n}")
     if warmup < 0:

@@ -413,6 +413,10 @@ where = {solver = "adam"}
         ("expected_minutes = {full = 3, fast = 1}\n", "unknown key(s) fast; allowed: full, quick"),
         ("expected_minutes = {full = -1}\n", "expected_minutes.full must be a number"),
         ("expected_minutes = 3\n", "expected_minutes must be a table"),
+        ("[quick]\nn = 0\n", "[quick] n must be an integer >= 1, got 0"),
+        ('[quick]\nwarmup = "1"\n', "[quick] warmup must be an integer >= 0"),
+        ("[quick]\ntimeout = 0\n", "[quick] timeout must be a number of seconds > 0"),
+        ("n = 2.5\n[quick]\nwarmup = 0\n", "exp.toml: n must be an integer >= 1, got 2.5"),
     ],
 )
 def test_bad_quick_tables_are_refused(tmp_path: Path, quick: str, message: str) -> None:
