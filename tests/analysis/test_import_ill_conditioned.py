@@ -39,6 +39,12 @@ def _exact_f(groups: dict[str, list[float]]) -> float:
     return float((ss_between / df_num) / (ss_within / df_den))
 
 
+def _only_stratum(out: dict) -> dict:
+    """The one result of a comparison where nothing else varies (``analyze`` JSON envelope)."""
+    assert out["split"] == [] and len(out["strata"]) == 1
+    return out["strata"][0]["result"]
+
+
 def test_imported_ill_conditioned_anova_and_ttest(tmp_path: Path) -> None:
     csv = tmp_path / "times.csv"
     groups = _write_csv(csv)
@@ -59,7 +65,7 @@ def test_imported_ill_conditioned_anova_and_ttest(tmp_path: Path) -> None:
         "json",
     )
     assert proc.returncode == 0, proc.stderr
-    anova = json.loads(proc.stdout)
+    anova = _only_stratum(json.loads(proc.stdout))
     assert np.isclose(anova["statistic"], _exact_f(groups), rtol=1e-6)
     # scipy on the same rows with the (exactly representable) offset removed
     centred = [np.array(v) - OFFSET for v in groups.values()]
@@ -85,7 +91,7 @@ def test_imported_ill_conditioned_anova_and_ttest(tmp_path: Path) -> None:
         "json",
     )
     assert proc.returncode == 0, proc.stderr
-    ttest = json.loads(proc.stdout)
+    ttest = _only_stratum(json.loads(proc.stdout))
     ref_t = scipy.stats.ttest_ind(centred[0], centred[2], equal_var=False)
     ci = ref_t.confidence_interval(0.95)
     assert np.isclose(ttest["statistic"], ref_t.statistic, rtol=1e-6)
