@@ -477,6 +477,13 @@ def value(
     (``compare="at_least"``) / at most (``"at_most"``) it."""
     from analysis.summary import summarize
 
+    configs = summarize(db, by=["config_id"], metrics=[metric], where=where, n_boot=0).rows
+    configs = [r for r in configs if r["n"] and not math.isnan(r[f"{metric}_mean"])]
+    if len(configs) > 1:
+        raise AnalysisError(
+            f"the selection pools {len(configs)} configurations; fix the other factors with "
+            "where conditions so it is one configuration"
+        )
     res = summarize(db, by=[], metrics=[metric], where=where, n_boot=0)
     if not res.rows or not res.rows[0]["n"]:
         raise AnalysisError(f"no trials with {metric}")

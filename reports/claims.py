@@ -72,7 +72,19 @@ _CLAIM_KEYS = {
     "measured",
 }
 #: Keys of a claim a side may override (the same statistic, other column names or levels).
-_OVERRIDABLE = {"metric", "factor", "a", "b", "effect", "levels", "best", "goal", "value", "x"}
+_OVERRIDABLE = {
+    "metric",
+    "factor",
+    "a",
+    "b",
+    "effect",
+    "levels",
+    "best",
+    "goal",
+    "value",
+    "x",
+    "tolerance",
+}
 _SIDE_KEYS = {
     "published": {"table", "where", "pair_by", "none", "verdict", "detail", *_OVERRIDABLE},
     "measured": {"where", "untestable", *_OVERRIDABLE},
