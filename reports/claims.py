@@ -282,7 +282,14 @@ def _our_side(db: Any, claim: Mapping[str, Any], key: str) -> Side:
         side.get("where", {}),
     )
     if not decide.has_trials(db, where):
-        return "no trials", "-", f"run `runner trials --experiment {key}` first"
+        return (
+            "no trials",
+            "-",
+            (
+                f"no measured trials of experiment paper{key} match; `runner trials --experiment "
+                f"{key}` (without --quick) runs every configuration the claims need"
+            ),
+        )
     try:
         v = _decide(db, _merged(claim, side), where)
     except AnalysisError as exc:
