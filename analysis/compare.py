@@ -38,6 +38,7 @@ from analysis.data import (
     check_column,
     connect,
     execute,
+    finite_check,
     fmt,
     fmt_p,
     format_level,
@@ -398,6 +399,8 @@ def compare(
         sel_n = select(con, metric=metric, where=[*common, *new_f], include_warmup=include_warmup)
         both = select(con, metric=metric, where=[*common, *base_f, *new_f],
                       include_warmup=include_warmup)  # fmt: skip
+        finite_check(con, sel_b, [metric])
+        finite_check(con, sel_n, [metric])
         overlap = execute(con, f"SELECT count(*) FROM {VIEW}{both.where_sql}", both.params)[0][0]
         if overlap:
             raise AnalysisError(
@@ -457,8 +460,7 @@ def compare(
         b, n = pair[0], pair[1]
         nb, med_b, min_b, mlb, vlb, _, tie, bad_b, _, vals_b = b[2 + g :]
         nn, med_n, min_n, mln, vln, rank_n, _, bad_n, _, vals_n = n[2 + g :]
-        if bad_b or bad_n:
-            raise AnalysisError(f"{metric} is NaN or infinite in {label}; exclude those trials")
+        assert not (bad_b or bad_n), "finite_check let a non-finite value through"
         if min(min_b, min_n) <= 0:
             raise AnalysisError(
                 f"{metric} is zero or negative in {label}, so a ratio on the log scale is "

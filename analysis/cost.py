@@ -34,6 +34,7 @@ from analysis.data import (
     check_column,
     connect,
     execute,
+    finite_check,
     fmt,
     format_level,
     no_trials_error,
@@ -209,6 +210,7 @@ def _group_medians(
                 f"priced; give them a {c}, or keep only trials that have one with a --where on "
                 f"{c} (a trial without one matches no condition)"
             )
+    finite_check(con, sel, [metric])
     where = sel.where_and(f"{m} IS NOT NULL")
     rows = execute(
         con,
@@ -220,11 +222,7 @@ def _group_medians(
     out = []
     for row in rows:
         *keys, n, median, finite = row
-        if not finite:
-            raise AnalysisError(
-                f"{metric} has non-finite values (inf or NaN) in {', '.join(map(str, keys))}; "
-                "select trials with finite values (--where)"
-            )
+        assert finite, "finite_check let a non-finite value through"
         out.append((tuple(keys), int(n), float(median)))
     return out
 

@@ -294,10 +294,33 @@ def select(
     return Selection(columns, sql, params, tuple(filters))
 
 
+#: Values whose magnitude passes this have their squares near overflow: :func:`moment_scale`
+#: then gives a power of two to divide them by before any sum of squares.
+SCALE_ABOVE = 2.0**400
+
+
+def moment_scale(con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str) -> float:
+    """1, or for values beyond :data:`SCALE_ABOVE` in magnitude (1e120 and more, whose sums of
+    squares overflow) the power of two at or below their largest magnitude: dividing by it is
+    exact, and statistics of the scaled values are finite up to 1.8e308."""
+    x = f"CAST({quote(metric)} AS DOUBLE)"
+    where_sql = sel.where_and(f"{quote(metric)} IS NOT NULL")
+    (big,) = execute(con, f"SELECT max(abs({x})) FROM {VIEW}{where_sql}", sel.params)[0]
+    if big is None or not math.isfinite(big) or big <= SCALE_ABOVE:
+        return 1.0
+    return math.ldexp(1.0, math.frexp(big)[1] - 1)
+
+
 def group_moments(
-    con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, group: str
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    *,
+    metric: str,
+    group: str,
+    scale: float = 1.0,
 ) -> list[GroupMoments]:
-    """Per-level count, mean and sample variance of ``metric``, computed in DuckDB.
+    """Per-level count, mean and sample variance of ``metric`` / ``scale`` (a power of two from
+    :func:`moment_scale`: 1 unless the values are huge), computed in DuckDB.
 
     Rows with a NULL metric or a NULL group value are left out. Levels are sorted by value.
     """
@@ -305,11 +328,11 @@ def group_moments(
     where_sql = sel.where_and(f"{m} IS NOT NULL", f"{g} IS NOT NULL")
     sql = (
         f"SELECT __g, count(*), any_value(__shift), avg(__d), var_samp(__d) FROM ("
-        f"SELECT {g} AS __g, CAST({m} AS DOUBLE) - __shift AS __d, __shift FROM ("
-        f"SELECT {g}, {m}, min(CAST({m} AS DOUBLE)) OVER (PARTITION BY {g}) AS __shift "
+        f"SELECT {g} AS __g, CAST({m} AS DOUBLE) / ? - __shift AS __d, __shift FROM ("
+        f"SELECT {g}, {m}, min(CAST({m} AS DOUBLE) / ?) OVER (PARTITION BY {g}) AS __shift "
         f"FROM {VIEW}{where_sql})) GROUP BY __g ORDER BY __g"
     )
-    rows = execute(con, sql, sel.params)
+    rows = execute(con, sql, [scale, scale, *sel.params])
     return [
         GroupMoments(
             level=format_level(level),
@@ -344,6 +367,7 @@ def load_groups(
     """
     with connect(db) as con:
         sel = select(con, metric=metric, group=[group], where=where, include_warmup=include_warmup)
+        finite_check(con, sel, [metric])
         groups = group_moments(con, sel, metric=metric, group=group)
     if not groups:
         raise no_trials_error(sel, metric)
@@ -416,38 +440,66 @@ def check_distinct(names: Sequence[str] | str, option: str) -> tuple[str, ...]:
 def finite_check(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
-    columns: Sequence[tuple[str, str]],
+    columns: Sequence[tuple[str, str] | str],
     *,
     positive: Sequence[str] = (),
+    extra: Sequence[str] = (),
 ) -> int:
-    """Count the selected rows with a value in every column; refuse NaN/inf values, and values
-    <= 0 in the ``positive`` columns (those about to be logged).
+    """The one rule for non-finite values, used by every analysis: a selected trial whose value
+    in one of ``columns`` is NaN or infinite is refused with one line naming the column, how
+    many of the selected trials have such values (NaN, +inf, -inf counted apart) and the
+    ``--where`` that excludes them; so is a value <= 0 in a ``positive`` column (one about to
+    be logged). Nothing is dropped silently.
 
-    ``columns`` pairs a column with the option that named it (for the message). Returns the
-    number of usable rows.
+    ``columns`` are column names (or ``(column, option)`` pairs, the option being ignored: the
+    message names the column); ``extra`` are SQL conditions ANDed to the selection (e.g.
+    ``status = 'ok'``). Returns the number of selected rows with a value in every column.
     """
-    not_null = [f"{quote(c)} IS NOT NULL" for c, _ in columns]
+    names = [c if isinstance(c, str) else c[0] for c in columns]
+    names = list(dict.fromkeys(names))
+    not_null = [f"{quote(c)} IS NOT NULL" for c in names]
     aggs = ["count(*)"]
-    for c, _ in columns:
-        aggs.append(f"count(*) FILTER (WHERE NOT isfinite(CAST({quote(c)} AS DOUBLE)))")
+    for c in names:
+        x = f"CAST({quote(c)} AS DOUBLE)"
+        aggs += [
+            f"count(*) FILTER (WHERE isnan({x}))",
+            f"count(*) FILTER (WHERE {x} = 'inf'::DOUBLE)",
+            f"count(*) FILTER (WHERE {x} = '-inf'::DOUBLE)",
+        ]
     for c in positive:
         aggs.append(f"count(*) FILTER (WHERE CAST({quote(c)} AS DOUBLE) <= 0)")
-    sql = f"SELECT {', '.join(aggs)} FROM {VIEW}{sel.where_and(*not_null)}"
+    sql = f"SELECT {', '.join(aggs)} FROM {VIEW}{sel.where_and(*extra, *not_null)}"
     counts = execute(con, sql, sel.params)[0]
     n = int(counts[0])
-    for (c, option), bad in zip(columns, counts[1 : 1 + len(columns)], strict=True):
-        if bad:
-            raise AnalysisError(
-                f"{option} {c} is NaN or infinite in {bad} of the {n} selected trials; "
-                f"exclude them, e.g. --where '{c}<1e300' (NaN and inf compare above every number)"
-            )
-    for c, bad in zip(positive, counts[1 + len(columns) :], strict=True):
+    for i, c in enumerate(names):
+        nan, pos, neg = (int(v) for v in counts[1 + 3 * i : 4 + 3 * i])
+        if nan or pos or neg:
+            raise AnalysisError(nonfinite_message(c, n, nan=nan, pos_inf=pos, neg_inf=neg))
+    for c, bad in zip(positive, counts[1 + 3 * len(names) :], strict=True):
         if bad:
             raise AnalysisError(
                 f"{c} is zero or negative in {bad} of the {n} selected trials, so its log is "
                 f"undefined; drop the log option, or exclude them with --where '{c}>0'"
             )
     return n
+
+
+def nonfinite_message(column: str, n: int, *, nan: int, pos_inf: int, neg_inf: int) -> str:
+    """The one-line refusal of NaN/inf values in ``column`` (``n`` selected trials)."""
+    kinds = ", ".join(
+        f"{k} {name}" for k, name in ((nan, "NaN"), (pos_inf, "+inf"), (neg_inf, "-inf")) if k
+    )
+    bad = nan + pos_inf + neg_inf
+    hints = []
+    if nan or pos_inf:  # NaN sorts above every number in DuckDB, +inf too
+        hints.append(f"--where '{column}<1e308'")
+    if neg_inf:
+        hints.append(f"--where '{column}>-1e308'")
+    return (
+        f"{column} is NaN or infinite in {bad} of the {n} selected trials ({kinds}); "
+        f"no statistic is computed from them: fix the data, or exclude them with "
+        f"{' '.join(hints)}"
+    )
 
 
 def latex_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -27,7 +27,16 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from analysis.data import Database, Filter, Selection, connect, describe_where, select
+from analysis.data import (
+    Database,
+    Filter,
+    Selection,
+    connect,
+    describe_where,
+    finite_check,
+    is_numeric_type,
+    select,
+)
 from analysis.errors import AnalysisError
 from analysis.strata import (
     TASK_FACTORS,
@@ -71,6 +80,8 @@ def plan(
     by_groups: bool = True,
 ) -> Plan:
     """The strata of a selection: :func:`analysis.strata.make_plan` over the view's factors."""
+    numeric = [c for c in required if c in sel.columns and is_numeric_type(sel.columns[c])]
+    finite_check(con, sel, numeric)  # the whole command refuses, not one stratum
     factors = factor_columns(con, sel.columns)
     pooled = parse_pool(pool)
     check_pool(pooled, factors)

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from analysis.data import Database, Filter, fmt, render_table
+from analysis.data import Database, Filter, connect, fmt, render_table
 from analysis.errors import AnalysisError
-from analysis.ttest import mean_difference, pooled_var, two_levels
+from analysis.ttest import mean_difference, pooled_var, scaled_pair, two_levels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -203,20 +203,24 @@ def power(
 ) -> PowerResult:
     """Trials per group needed to detect a relative difference ``effect`` of ``metric`` between
     ``group=a`` and ``group=b`` (baseline b) at ``target_power``, with the observed variance."""
-    sel, ga, gb = two_levels(
-        db, group=group, a=a, b=b, metric=metric, where=where, include_warmup=include_warmup
-    )
+    with connect(db) as con:
+        sel, ga, gb = two_levels(
+            con, group=group, a=a, b=b, metric=metric, where=where, include_warmup=include_warmup
+        )
+        sa, sb, scale = scaled_pair(con, sel, ga, gb, metric=metric, group=group)
     out = power_from_moments(
-        ga.n,
-        ga.mean,
-        ga.var,
-        gb.n,
-        gb.mean,
-        gb.var,
+        sa.n,
+        sa.mean,
+        sa.var,
+        sb.n,
+        sb.mean,
+        sb.var,
         effect=effect,
         alpha=alpha,
         power=target_power,
     )
+    out["sd_pooled"] *= scale
+    out["mde"] *= scale
     return PowerResult(
         metric=metric,
         group=group,

@@ -29,6 +29,7 @@ from analysis.data import (
     check_distinct,
     connect,
     execute,
+    finite_check,
     fmt,
     format_level,
     is_numeric_type,
@@ -192,11 +193,13 @@ def summarize(
         )
         for m in metrics:
             check_column(sel.columns, m, "--metric", numeric=True)
+        finite_check(con, sel, metrics, extra=["status = 'ok'"] if "status" in sel.columns else [])
         has_acc = "accuracy" in sel.columns and is_numeric_type(sel.columns["accuracy"])
         prefix, partition, group_by, order_by = _group_sql(by)
         ok = "status = 'ok'"
         inner = [quote(b) for b in by] + ([] if "status" in by else ["status"])
         outer = [f"count(*) FILTER (WHERE {ok})"]
+        scales = []
         for i, m in enumerate(metrics):
             x = f"CAST({quote(m)} AS DOUBLE)"
             shift = f"min({x}) FILTER (WHERE {ok}) OVER ({partition})"
@@ -208,13 +211,21 @@ def summarize(
             ]
             okx = f"FILTER (WHERE {ok} AND __x{i} IS NOT NULL)"
             fence = f"{TUKEY_K!r} * (__q3_{i} - __q1_{i})"
+            # scale before squaring: the deviations over a power of two near their largest
+            # (exact), so values up to 1e308 have a finite variance of the scaled values
+            big = f"max(abs(__d{i})) FILTER (WHERE {ok}) OVER ({partition})"
+            scales.append(
+                f"CASE WHEN coalesce({big}, 0) = 0 THEN 1.0 "
+                f"ELSE pow(2.0, floor(log2({big}))) END AS __k{i}"
+            )
             outer += [
                 f"count(__x{i}) {okx}",
                 f"any_value(__s{i})",
-                f"avg(__d{i}) {okx}",
-                f"var_samp(__d{i}) {okx}",
+                f"any_value(__k{i})",
+                f"avg(__d{i} / __k{i}) {okx}",
+                f"var_samp(__d{i} / __k{i}) {okx}",
                 f"median(__x{i}) {okx}",
-                f"mad(__x{i}) {okx}",
+                f"mad(__d{i}) {okx}",
                 f"min(__x{i}) {okx}",
                 f"max(__x{i}) {okx}",
                 f"any_value(__q1_{i}) {okx}",
@@ -231,7 +242,8 @@ def summarize(
         outer += ["count(*) FILTER (WHERE status = 'timeout')"]
         sql = (
             f"SELECT {prefix}{', '.join(outer)} FROM "
-            f"(SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql}){group_by}{order_by}"
+            f"(SELECT *, {', '.join(scales)} FROM "
+            f"(SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql})){group_by}{order_by}"
         )
         raw = execute(con, sql, sel.params)
         rows, counts = _summary_rows(raw, by, metrics)
@@ -266,11 +278,12 @@ def _summary_rows(
         rest = list(rec[len(by) :])
         row["n"] = int(rest.pop(0))
         for m in metrics:
-            count, shift, mean_dev, var, median = (rest.pop(0) for _ in range(5))
+            count, shift, scale, mean_dev, var, median = (rest.pop(0) for _ in range(6))
             mad, low, high, q1, q3, outliers = (rest.pop(0) for _ in range(6))
             counts[m].append(int(count))
-            mean = math.nan if mean_dev is None else float(shift) + float(mean_dev)
-            sd = math.sqrt(var) if var is not None else math.nan
+            k = 1.0 if scale is None else float(scale)
+            mean = math.nan if mean_dev is None else float(shift) + float(mean_dev) * k
+            sd = math.sqrt(var) * k if var is not None else math.nan
             if count > 1 and not math.isnan(sd):
                 se = sd / math.sqrt(count)
                 ci_low, ci_high = t_interval(mean, se, count - 1, CONFIDENCE_LEVEL)
@@ -473,6 +486,7 @@ def box_stats(
             where=where,
             include_warmup=include_warmup,
         )
+        finite_check(con, sel, [metric])
         cols = [quote(b) for b in by]
         m = quote(metric)
         base_where = sel.where_and(f"{m} IS NOT NULL")

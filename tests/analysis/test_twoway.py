@@ -340,7 +340,7 @@ def test_zero_residual_variance(make_db) -> None:
 def test_nan_metric_is_named(rng: np.random.Generator, make_db) -> None:
     sample = draw(rng, UNBALANCED)
     sample[(1, "dask")][0] = np.nan
-    with pytest.raises(AnalysisError, match=r"--metric train_s is NaN or infinite in 1 of"):
+    with pytest.raises(AnalysisError, match=r"^train_s is NaN or infinite in 1 of"):
         twoway_anova(make_db(trials(sample)), groups=GROUPS)
 
 
