@@ -215,6 +215,30 @@ class AnovaResult:
 
         return pd.DataFrame([asdict(g) for g in self.groups], columns=["level", "n", "mean", "sd"])
 
+    def table_frame(self) -> pd.DataFrame:
+        """What ``--format csv`` prints: :meth:`to_frame`'s level rows, each also carrying the
+        tests (``f``, ``f_df_num``, ``f_df_den``, ``f_p_value``, ``welch_f``, ``welch_df_num``,
+        ``welch_df_den``, ``welch_p_value``, ``kruskal_h``, ``kruskal_df``, ``kruskal_p_value``)
+        and the ``recommended`` test, so the file holds every statistic the text shows."""
+        frame = self.to_frame()
+        extra = {
+            "f": self.statistic,
+            "f_df_num": self.df_num,
+            "f_df_den": self.df_den,
+            "f_p_value": self.p_value,
+            "welch_f": self.welch_statistic,
+            "welch_df_num": self.welch_df_num,
+            "welch_df_den": self.welch_df_den,
+            "welch_p_value": self.welch_p_value,
+            "kruskal_h": self.kruskal_statistic,
+            "kruskal_df": self.kruskal_df,
+            "kruskal_p_value": self.kruskal_p_value,
+            "recommended": self.recommended,
+        }
+        for name, value in extra.items():
+            frame[name] = value
+        return frame
+
     def tests_frame(self) -> pd.DataFrame:
         """One row per test (columns :data:`TEST_COLUMNS`): the F test, Welch, Kruskal–Wallis,
         Brown–Forsythe and Shapiro–Wilk (NaN where a test has no such degree of freedom)."""

@@ -85,7 +85,12 @@ def _emit(result: Any, fmt: Format) -> None:
         typer.echo(text)
     elif fmt is Format.csv:
         # with --posthoc the comparisons are the table one wants as CSV
-        frame = result.posthoc.to_frame() if getattr(result, "posthoc", None) else result.to_frame()
+        if getattr(result, "posthoc", None):
+            frame = result.posthoc.to_frame()
+        elif hasattr(result, "table_frame"):
+            frame = result.table_frame()
+        else:
+            frame = result.to_frame()
         typer.echo(frame.to_csv(index=False), nl=False)
     elif fmt is Format.latex:
         if hasattr(result, "to_latex"):

@@ -117,11 +117,12 @@ class Correlation:
 class RegressionFit:
     """The OLS fit of one ``--by`` level (``level`` holds its values, in ``by`` order).
 
-    ``r`` is the multiple correlation sqrt(R^2). Residual checks: ``durbin_watson`` (residuals
-    in trial order: about 2 when successive trials are uncorrelated), ``jarque_bera`` (normality,
-    from the residuals' skew and kurtosis; chi^2 with 2 df) and ``breusch_pagan`` (Koenker's
-    studentized form: n R^2 of e^2 on the x's; chi^2 with p df; small p means the spread of the
-    residuals changes with x).
+    ``r`` is the multiple correlation sqrt(R^2) (>= 0); the text shows, for one x, Pearson's
+    r (signed) instead, and for several ``multiple R``. Residual checks: ``durbin_watson``
+    (residuals in trial order: about 2 when successive trials are uncorrelated),
+    ``jarque_bera`` (normality, from the residuals' skew and kurtosis; chi^2 with 2 df) and
+    ``breusch_pagan`` (Koenker's studentized form: n R^2 of e^2 on the x's; chi^2 with p df;
+    small p means the spread of the residuals changes with x).
     """
 
     level: tuple[Any, ...]
@@ -300,7 +301,7 @@ class RegressionResult:
             )
             lines.append(
                 f"R^2 = {fmt(fit.r_squared, 4)}, adj R^2 = {fmt(fit.adj_r_squared, 4)}, "
-                f"r = {fmt(fit.r, 4)}, F({fmt(fit.df_model)}, {fmt(fit.df_resid)}) = "
+                f"{_r_text(fit)}, F({fmt(fit.df_model)}, {fmt(fit.df_resid)}) = "
                 f"{fmt(fit.f_statistic)}, {p_text(fit.f_p_value)}, rmse = {fmt(fit.rmse)}, "
                 f"AIC = {fmt(fit.aic)}"
             )
@@ -471,6 +472,14 @@ def _solve(
     beta = xtx_inv @ s[1:, 0]
     ranks = np.concatenate([r0, rjj])
     return level, _Solved(n, shifts + mean_devs, s, ranks, xtx_inv, beta)
+
+
+def _r_text(fit: RegressionFit) -> str:
+    """``r = <Pearson's r>`` (signed, as beside it) for one x; ``multiple R = sqrt(R^2)``
+    for several (unsigned: no one x gives it a sign)."""
+    if len(fit.correlations) == 1:
+        return f"r = {fmt(fit.correlations[0].pearson_r, 4)}"
+    return f"multiple R = {fmt(fit.r, 4)}"
 
 
 def _t_p(statistic: float, df: float) -> float:

@@ -566,7 +566,9 @@ class StratifiedResult(Generic[R]):
 
 def _frame_of(result: Any) -> pd.DataFrame:
     posthoc = getattr(result, "posthoc", None)
-    return posthoc.to_frame() if posthoc is not None else result.to_frame()
+    if posthoc is not None:
+        return posthoc.to_frame()
+    return result.table_frame() if hasattr(result, "table_frame") else result.to_frame()
 
 
 def run_strata(

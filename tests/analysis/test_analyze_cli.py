@@ -70,7 +70,22 @@ def test_anova_table_and_csv(db):
     assert table.exit_code == 0 and "F(2, 33)" in table.stdout
     csv = invoke("anova", "--group", "workers", "--db", db, "--format", "csv")
     frame = pd.read_csv(io.StringIO(csv.stdout))
-    assert list(frame.columns) == ["level", "n", "mean", "sd"]
+    assert list(frame.columns[:4]) == ["level", "n", "mean", "sd"]
+
+
+def test_anova_csv_carries_f_and_p(db, groups):
+    csv = invoke("anova", "--group", "workers", "--db", db, "--format", "csv")
+    frame = pd.read_csv(io.StringIO(csv.stdout))
+    ref = stats.f_oneway(*groups.values())
+    assert frame["f"].tolist() == pytest.approx([ref.statistic] * 3, rel=1e-9)
+    assert frame["f_p_value"].tolist() == pytest.approx([ref.pvalue] * 3, rel=1e-9)
+    welch = stats.f_oneway(*groups.values(), equal_var=False)
+    assert frame["welch_f"][0] == pytest.approx(welch.statistic, rel=1e-9)
+    assert frame["welch_p_value"][0] == pytest.approx(welch.pvalue, rel=1e-9)
+    kw = stats.kruskal(*groups.values())
+    assert frame["kruskal_h"][0] == pytest.approx(kw.statistic, rel=1e-9)
+    assert frame["kruskal_p_value"][0] == pytest.approx(kw.pvalue, rel=1e-9)
+    assert set(frame["recommended"]) == {"welch"}
 
 
 def test_ttest_json_and_where(db, groups):

@@ -332,3 +332,18 @@ def test_paper004_by_engine_and_dataset(paper004_db: Path) -> None:
     for fit in result.fits:
         sub = np.array([r[2:] for r in rows if tuple(r[:2]) == fit.level], dtype=float)
         _check_against_statsmodels(fit, sub[:, 0], [sub[:, 1], sub[:, 2]], rtol=1e-8)
+
+
+def test_r_has_pearsons_sign_for_one_x(make_db, trials_for):
+    rng = np.random.default_rng(3)
+    xs = np.repeat([1, 2, 4, 8], 5)
+    ys = 10.0 - 0.4 * xs + rng.normal(0, 1.5, xs.size)
+    trials = [{**t, "workers": int(x), "train_s": float(y)}
+              for t, x, y in zip(trials_for({1: ys}), xs, ys, strict=True)]  # fmt: skip
+    res = regress(make_db(trials), y="train_s", x=["workers"])
+    fit = res.fits[0]
+    ref = stats.pearsonr(xs, ys).statistic
+    assert ref < 0
+    assert fit.r == pytest.approx(abs(ref), rel=1e-12)  # the field: sqrt(R^2)
+    assert fit.correlations[0].pearson_r == pytest.approx(ref, rel=1e-12)
+    assert f"r = {ref:.4g}" in str(res)
