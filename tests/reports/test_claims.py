@@ -145,15 +145,15 @@ def test_our_side_uses_only_this_papers_measured_trials(tmp_path: Path) -> None:
                     "workers": workers,
                     "repetition": i,
                     "config_id": f"dask-knn-{workers}",
-                    "wall_s": float(value),
+                    "train_s": float(value),
                 }
             )
     write_db(db, rows, source="measured")
     # the same factors under another experiment must not be pooled in
-    write_db(db, [{**r, "experiment": "default", "wall_s": 9.0} for r in rows], source="measured")
+    write_db(db, [{**r, "experiment": "default", "train_s": 9.0} for r in rows], source="measured")
     by_id = {c.id: c for c in evaluate_claims(db, "000")}
-    x = [r["wall_s"] for r in rows if r["workers"] == 6]
-    z = [r["wall_s"] for r in rows if r["workers"] == 2]
+    x = [r["train_s"] for r in rows if r["workers"] == 6]
+    z = [r["train_s"] for r in rows if r["workers"] == 2]
     ref = stats.ttest_ind(x, z, equal_var=False)
     assert ref.pvalue < 0.05
     c = by_id["000-3"]
