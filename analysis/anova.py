@@ -66,6 +66,7 @@ from analysis.errors import AnalysisError
 from analysis.latex import latex_escape
 from analysis.posthoc import PosthocResult, check_alpha, check_method, posthoc_from_moments
 from analysis.ranks import RankSums, rank_sums
+from analysis.smallsample import small_sample_note
 
 if TYPE_CHECKING:
     import duckdb
@@ -219,7 +220,8 @@ class AnovaResult:
         """What ``--format csv`` prints: :meth:`to_frame`'s level rows, each also carrying the
         tests (``f``, ``f_df_num``, ``f_df_den``, ``f_p_value``, ``welch_f``, ``welch_df_num``,
         ``welch_df_den``, ``welch_p_value``, ``kruskal_h``, ``kruskal_df``, ``kruskal_p_value``)
-        and the ``recommended`` test, so the file holds every statistic the text shows."""
+        and the ``recommended`` test, so the file holds every statistic the text shows, and the
+        ``notes`` joined with ``; ``."""
         frame = self.to_frame()
         extra = {
             "f": self.statistic,
@@ -234,6 +236,7 @@ class AnovaResult:
             "kruskal_df": self.kruskal_df,
             "kruskal_p_value": self.kruskal_p_value,
             "recommended": self.recommended,
+            "notes": "; ".join(self.notes),
         }
         for name, value in extra.items():
             frame[name] = value
@@ -275,6 +278,7 @@ class AnovaResult:
         ]
         if self.recommendation:
             parts.append(latex_escape(self.recommendation))
+        parts += [latex_escape(n) for n in self.notes if n not in self.recommendation]
         if self.posthoc is not None:
             parts.append(self.posthoc.to_latex())
         return "\n\n".join(parts)
@@ -737,6 +741,9 @@ def anova(
         )
     if math.isnan(kruskal_h):
         notes.append("Kruskal-Wallis is undefined: every value is tied")
+    few = small_sample_note([(g.level, g.n) for g in groups], what=f"{group}=")
+    if few:
+        notes.insert(0, few)
     assert len(far_out) == len(groups), "far-out counts and moments disagree on levels"
     recommended, recommendation = recommend(
         welch_p=result.welch_p_value,

@@ -48,6 +48,7 @@ from analysis.data import (
     select,
 )
 from analysis.errors import AnalysisError
+from analysis.smallsample import MIN_TRIALS, small_sample_note
 from analysis.strata import ENV_FIELDS, _env_text, _pooled, factor_columns, parse_pool
 
 if TYPE_CHECKING:
@@ -451,6 +452,7 @@ def compare(
 
     notes = _env_notes(rows, env, pooled)
     out, only_base, only_new = [], [], []
+    small: list[tuple[str, int]] = []
     for k in sorted(sides, key=lambda k: tuple(str(v) for v in values_of[k])):
         pair = sides[k]
         label = ", ".join(f"{a}={b}" for a, b in config(k).items()) or "all"
@@ -495,6 +497,10 @@ def compare(
             method, ci_method = "t", "log-welch"
             if nb < 2 or nn < 2:
                 note = "needs 2 trials per side"
+        if min(nb, nn) < MIN_TRIALS:
+            few = f"few trials: base {int(nb)}, new {int(nn)} (< {MIN_TRIALS} per side)"
+            note = f"{note}; {few}" if note else few
+            small += [(f"{label} base", int(nb)), (f"{label} new", int(nn))]
         ratio = math.exp(shift)
         out.append(
             CompareRow(
@@ -520,6 +526,9 @@ def compare(
             "no configuration is measured on both sides; only in base: "
             f"{'; '.join(only_base) or '-'}; only in new: {'; '.join(only_new) or '-'}"
         )
+    few_note = small_sample_note(small)
+    if few_note:
+        notes.append(few_note)
     gb = math.exp(math.fsum(math.log(r.median_base) for r in out) / len(out))
     gn = math.exp(math.fsum(math.log(r.median_new) for r in out) / len(out))
     gr = math.exp(math.fsum(math.log(r.ratio) for r in out) / len(out))

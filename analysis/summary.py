@@ -32,6 +32,7 @@ from analysis.data import (
     finite_check,
     fmt,
     format_level,
+    frame_to_latex,
     is_numeric_type,
     quote,
     render_table,
@@ -40,6 +41,8 @@ from analysis.data import (
 from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
 from analysis.intervals import t_interval
+from analysis.latex import latex_escape
+from analysis.smallsample import MIN_TRIALS, small_sample_note
 
 if TYPE_CHECKING:
     import duckdb
@@ -94,6 +97,7 @@ class SummaryResult:
     where: tuple[str, ...]
     n_boot: int = N_BOOT
     seed: int = 0
+    notes: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
@@ -117,12 +121,25 @@ class SummaryResult:
             "n_boot": self.n_boot,
             "seed": self.seed,
             "rows": [dict(r) for r in self.rows],
+            "notes": list(self.notes),
         }
 
     def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame([dict(r) for r in self.rows], columns=self.columns)
+
+    def table_frame(self) -> pd.DataFrame:
+        """What ``--format csv`` prints: :meth:`to_frame`, then ``sample_note`` (the
+        small-sample warning of a row with fewer than ``MIN_TRIALS`` ok trials, else empty)."""
+        frame = self.to_frame()
+        frame["sample_note"] = [_few_text(r["n"]) for r in self.rows]
+        return frame
+
+    def to_latex(self) -> str:
+        """:meth:`table_frame` as a tabular, then the notes."""
+        body = frame_to_latex(self.table_frame())
+        return "\n\n".join([body, *(latex_escape(n) for n in self.notes)])
 
     def __str__(self) -> str:
         where = f" (where {' '.join(self.where)})" if self.where else ""
@@ -149,7 +166,12 @@ class SummaryResult:
             f"Summary by {', '.join(self.by) or '(all trials)'}{where}\n"
             + render_table(headers, body)
             + f"\nmean CI: t; {boot}"
+            + "".join(f"\nnote: {n}" for n in self.notes)
         )
+
+
+def _few_text(n: int) -> str:
+    return f"few trials ({n} < {MIN_TRIALS})" if n < MIN_TRIALS else ""
 
 
 def _interval(low: float, high: float) -> str:
@@ -249,8 +271,16 @@ def summarize(
         rows, counts = _summary_rows(raw, by, metrics)
         if n_boot > 0:
             _median_intervals(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
+    labels = [", ".join(f"{b}={format_level(r[b])}" for b in by) or "all trials" for r in rows]
+    few = small_sample_note([(label, r["n"]) for label, r in zip(labels, rows, strict=True)])
     return SummaryResult(
-        by=by, metrics=metrics, rows=tuple(rows), where=sel.where_text, n_boot=n_boot, seed=seed
+        by=by,
+        metrics=metrics,
+        rows=tuple(rows),
+        where=sel.where_text,
+        n_boot=n_boot,
+        seed=seed,
+        notes=(few,) if few else (),
     )
 
 

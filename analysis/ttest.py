@@ -40,6 +40,7 @@ from analysis.data import (
 )
 from analysis.errors import AnalysisError
 from analysis.intervals import t_interval
+from analysis.smallsample import small_sample_note
 
 if TYPE_CHECKING:
     import duckdb
@@ -135,6 +136,7 @@ class TtestResult:
     n_boot: int = 0
     seed: int = 0
     confidence_level: float = 0.95
+    notes: tuple[str, ...] = ()
 
     @property
     def standard_error(self) -> float:
@@ -154,14 +156,17 @@ class TtestResult:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["where"] = list(self.where)
+        out["notes"] = list(self.notes)
         return out
 
     def to_frame(self) -> pd.DataFrame:
-        """One row: every field of the result (``where`` joined with spaces)."""
+        """One row: every field of the result (``where`` joined with spaces, ``notes`` with
+        ``; ``)."""
         import pandas as pd
 
         row = self.to_dict()
         row["where"] = " ".join(self.where)
+        row["notes"] = "; ".join(self.notes)
         return pd.DataFrame([row])
 
     def __str__(self) -> str:
@@ -208,7 +213,7 @@ class TtestResult:
                 f", {pct} CI [{fmt(self.ratio_ci_low)}, {fmt(self.ratio_ci_high)}] "
                 f"(percentile bootstrap, {self.n_boot} resamples, seed {self.seed}{source})"
             )
-        return "\n".join([head, table, *lines, ratio])
+        return "\n".join([head, table, *lines, ratio, *(f"note: {n}" for n in self.notes)])
 
 
 def pooled_var(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
@@ -729,8 +734,10 @@ def ttest(
                 seed=seed,
                 confidence_level=confidence_level,
             )
+    note = small_sample_note([(ga.level, ga.n), (gb.level, gb.n)], what=f"{group}=")
     return replace(
         result,
+        notes=(*result.notes, *([note] if note else [])),
         median_a=median_a,
         median_b=median_b,
         ratio=ratio,
