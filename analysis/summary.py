@@ -65,6 +65,8 @@ STAT_SUFFIXES = (
     "q3",
     "outliers",
 )
+#: The geometric mean and its interval (rows hold them; ``table_frame`` adds them).
+GEOMETRIC_SUFFIXES = ("gmean", "gmean_ci_low", "gmean_ci_high")
 #: Confidence level of the summary's intervals (t for the mean, bootstrap for the median).
 CONFIDENCE_LEVEL = 0.95
 #: Default number of bootstrap draws for the median's interval.
@@ -130,9 +132,15 @@ class SummaryResult:
         return pd.DataFrame([dict(r) for r in self.rows], columns=self.columns)
 
     def table_frame(self) -> pd.DataFrame:
-        """What ``--format csv`` prints: :meth:`to_frame`, then ``sample_note`` (the
+        """What ``--format csv`` prints: :meth:`to_frame`, then per metric ``<metric>_gmean``,
+        ``<metric>_gmean_ci_low`` and ``<metric>_gmean_ci_high`` (geometric mean and the t
+        interval of ``ln x`` taken back by ``exp``; NaN unless every value is > 0), then
+        ``sample_note`` (the
         small-sample warning of a row with fewer than ``MIN_TRIALS`` ok trials, else empty)."""
         frame = self.to_frame()
+        for m in self.metrics:
+            for suffix in GEOMETRIC_SUFFIXES:
+                frame[f"{m}_{suffix}"] = [r.get(f"{m}_{suffix}", math.nan) for r in self.rows]
         frame["sample_note"] = [_few_text(r["n"]) for r in self.rows]
         return frame
 
@@ -141,17 +149,30 @@ class SummaryResult:
         body = frame_to_latex(self.table_frame())
         return "\n\n".join([body, *(latex_escape(n) for n in self.notes)])
 
+    def positive(self, metric: str) -> bool:
+        """True when every value of ``metric`` is > 0 (a time, a throughput): its interval is
+        then the geometric one, which cannot reach below 0."""
+        has = [r for r in self.rows if not math.isnan(r[f"{metric}_mean"])]
+        return bool(has) and all(not math.isnan(r.get(f"{metric}_gmean", math.nan)) for r in has)
+
     def __str__(self) -> str:
         where = f" (where {' '.join(self.where)})" if self.where else ""
         headers = [*self.by, "n"]
+        positive = {m: self.positive(m) for m in self.metrics}
         for m in self.metrics:
-            headers += [f"{m} mean", "95% CI", "sd", "median", "95% CI", "cv", "outliers"]
+            headers += [f"{m} mean", *(["geomean"] if positive[m] else []), "95% CI"]
+            headers += ["sd", "median", "95% CI", "cv", "outliers"]
         headers += ["accuracy", "failed", "timeout"]
         body = []
         for r in self.rows:
             row: list[Any] = [format_level(r[b]) for b in self.by] + [r["n"]]
             for m in self.metrics:
-                row += [r[f"{m}_mean"], _interval(r[f"{m}_ci_low"], r[f"{m}_ci_high"])]
+                row.append(r[f"{m}_mean"])
+                if positive[m]:
+                    row += [r[f"{m}_gmean"], _interval(r[f"{m}_gmean_ci_low"],
+                                                       r[f"{m}_gmean_ci_high"])]  # fmt: skip
+                else:
+                    row.append(_interval(r[f"{m}_ci_low"], r[f"{m}_ci_high"]))
                 row += [r[f"{m}_sd"], r[f"{m}_median"]]
                 row += [_interval(r[f"{m}_median_ci_low"], r[f"{m}_median_ci_high"])]
                 row += [r[f"{m}_cv"], r[f"{m}_outliers"]]
@@ -162,10 +183,20 @@ class SummaryResult:
             if self.n_boot
             else "median CI: none (n_boot 0)"
         )
+        logs = [m for m in self.metrics if positive[m]]
+        plain = [m for m in self.metrics if not positive[m]]
+        mean_ci = []
+        if logs:
+            mean_ci.append(
+                f"CI of the geometric mean of {', '.join(logs)}: t on ln x, taken back by exp "
+                "(all values > 0; never below 0; the mean's t interval is in --format csv/json)"
+            )
+        if plain:
+            mean_ci.append(f"mean CI of {', '.join(plain)}: t")
         return (
             f"Summary by {', '.join(self.by) or '(all trials)'}{where}\n"
             + render_table(headers, body)
-            + f"\nmean CI: t; {boot}"
+            + f"\n{'; '.join(mean_ci)}; {boot}"
             + "".join(f"\nnote: {n}" for n in self.notes)
         )
 
@@ -254,6 +285,10 @@ def summarize(
                 f"any_value(__q3_{i}) {okx}",
                 f"count(*) FILTER (WHERE {ok} AND (__x{i} < __q1_{i} - {fence} "
                 f"OR __x{i} > __q3_{i} + {fence}))",
+                # log scale, as ln(x / min): no digits lost to the offset of ln(min)
+                f"count(*) FILTER (WHERE {ok} AND __x{i} <= 0)",
+                f"avg(CASE WHEN __s{i} > 0 THEN ln(__x{i} / __s{i}) END) {okx}",
+                f"var_samp(CASE WHEN __s{i} > 0 THEN ln(__x{i} / __s{i}) END) {okx}",
             ]
         if has_acc:
             inner.append("CAST(accuracy AS DOUBLE) AS __acc")
@@ -332,6 +367,8 @@ def _summary_rows(
             row[f"{m}_q1"] = _nan(q1)
             row[f"{m}_q3"] = _nan(q3)
             row[f"{m}_outliers"] = int(outliers)
+            nonpositive, log_mean, log_var = (rest.pop(0) for _ in range(3))
+            row.update(_geometric(m, count, shift, nonpositive, log_mean, log_var))
         row["accuracy_mean"] = _nan(rest.pop(0))
         row["failed"] = int(rest.pop(0))
         row["timeout"] = int(rest.pop(0))
@@ -339,6 +376,24 @@ def _summary_rows(
         row["failure_rate"] = (row["failed"] + row["timeout"]) / total if total else math.nan
         rows.append(row)
     return rows, counts
+
+
+def _geometric(
+    m: str, count: int, shift: Any, nonpositive: int, log_mean: Any, log_var: Any
+) -> dict[str, float]:
+    """``<m>_gmean`` and its interval ``<m>_gmean_ci_low/high``: the t interval of the mean of
+    ``ln x`` taken back by ``exp`` (never below 0), from ``ln(x / min)``'s mean and variance;
+    NaN unless every value is > 0 (and, for the interval, there are 2 or more)."""
+    out = dict.fromkeys((f"{m}_gmean", f"{m}_gmean_ci_low", f"{m}_gmean_ci_high"), math.nan)
+    if nonpositive or not count or log_mean is None or not shift > 0:
+        return out
+    out[f"{m}_gmean"] = float(shift) * math.exp(float(log_mean))
+    if count > 1 and log_var is not None:
+        se = math.sqrt(max(float(log_var), 0.0) / count)
+        low, high = t_interval(float(log_mean), se, count - 1, CONFIDENCE_LEVEL)
+        out[f"{m}_gmean_ci_low"] = float(shift) * math.exp(low)
+        out[f"{m}_gmean_ci_high"] = float(shift) * math.exp(high)
+    return out
 
 
 def _median_intervals(

@@ -476,3 +476,41 @@ def test_columns_named_like_internal_aliases_do_not_collide(make_db, trials_for,
         mask = (np.arange(40) % 3 == 0) == bool(row["acc"])
         acc = 0.7 + 0.1 * (np.arange(40)[mask] % 2)
         assert row["accuracy_mean"] == pytest.approx(acc.mean(), rel=1e-12)
+
+
+def test_positive_metric_interval_is_geometric_and_stays_above_zero(make_db, trials_for):
+    """Few, spread times: the mean's t interval reaches below 0; the geometric one (t on ln x,
+    pinned against scipy on the raw values) cannot, and the text shows it."""
+    values = np.array([0.5, 1.0, 4.0])
+    res = summarize(make_db(trials_for({1: values})), by=["workers"], metrics=["train_s"])
+    row = res.rows[0]
+    old = stats.t.interval(0.95, 2, loc=values.mean(), scale=stats.sem(values))
+    assert (row["train_s_ci_low"], row["train_s_ci_high"]) == pytest.approx(old, rel=1e-12)
+    assert row["train_s_ci_low"] < 0  # the arithmetic interval, kept as it was
+    logs = np.log(values)
+    low, high = np.exp(stats.t.interval(0.95, 2, loc=logs.mean(), scale=stats.sem(logs)))
+    assert row["train_s_gmean"] == pytest.approx(stats.gmean(values), rel=1e-13)
+    assert (row["train_s_gmean_ci_low"], row["train_s_gmean_ci_high"]) == pytest.approx(
+        (low, high), rel=1e-12
+    )
+    assert row["train_s_gmean_ci_low"] > 0
+    text = str(res)
+    assert "geomean" in text and "t on ln x" in text and "[0.09079, 17.48]" in text
+    frame = res.table_frame()
+    assert frame["train_s_gmean_ci_low"].iloc[0] == pytest.approx(low, rel=1e-12)
+
+
+def test_geometric_interval_keeps_digits_at_an_offset_and_skips_nonpositive(make_db, trials_for):
+    rng = np.random.default_rng(3)
+    big = 1e9 + rng.normal(0, 1e-3, 12)
+    signed = np.array([-1.0, 2.0, 3.0, 5.0])
+    res = summarize(make_db(trials_for({1: big, 2: signed})), by=["workers"], metrics=["train_s"])
+    row1, row2 = res.rows
+    logs = np.log(big / big.min())  # the reference on the raw rows, in float64
+    low, high = stats.t.interval(0.95, 11, loc=logs.mean(), scale=stats.sem(logs))
+    assert row1["train_s_gmean_ci_high"] - row1["train_s_gmean_ci_low"] == pytest.approx(
+        big.min() * (np.exp(high) - np.exp(low)), rel=1e-6
+    )
+    assert math.isnan(row2["train_s_gmean"]) and math.isnan(row2["train_s_gmean_ci_low"])
+    assert not res.positive("train_s")
+    assert "mean CI of train_s: t" in str(res)
