@@ -100,6 +100,15 @@ class TtestResult:
     ``N(mean, var_mle / n)``, the limit of its bootstrap distribution, used when resampling
     would draw more than ``BOOT_MAX_DRAWS`` values) or ``none`` (``n_boot = 0``: no interval;
     the ratio itself is NaN only when ``mean_b`` is 0).
+
+    ``[ratio_fieller_low, ratio_fieller_high]`` is Fieller's interval of ``mean_a / mean_b``:
+    the ratios r whose ``mean_a - r mean_b`` a t-test does not reject, with the variances and
+    degrees of freedom of the test beside it (Welch's, or Student's pooled variance), so it
+    excludes 1 exactly when that test's ``p_value < 1 - confidence_level``. For ``mwu`` it
+    comes from Welch's t on the same data and may disagree with the U test (a note says so).
+    NaN when ``mean_b`` is not clearly away from 0 (the set of ratios is then unbounded). The
+    bootstrap interval ignores the t distribution's extra width and is too narrow with few
+    trials; a note says when it and the test disagree.
     """
 
     metric: str
@@ -137,6 +146,8 @@ class TtestResult:
     seed: int = 0
     confidence_level: float = 0.95
     notes: tuple[str, ...] = ()
+    ratio_fieller_low: float = math.nan
+    ratio_fieller_high: float = math.nan
 
     @property
     def standard_error(self) -> float:
@@ -205,15 +216,50 @@ class TtestResult:
         ratio = f"ratio ({self.a} / {self.b}) = {fmt(self.ratio)}"
         if math.isnan(self.ratio):
             ratio = f"ratio ({self.a} / {self.b}) undefined (mean of {self.b} is 0)"
-        elif self.ratio_ci_method == "none":
-            ratio += " (no bootstrap interval)"
         else:
-            source = "" if self.ratio_ci_method == "bootstrap" else ", normal limit of the means"
-            ratio += (
-                f", {pct} CI [{fmt(self.ratio_ci_low)}, {fmt(self.ratio_ci_high)}] "
-                f"(percentile bootstrap, {self.n_boot} resamples, seed {self.seed}{source})"
-            )
+            which = "Welch's t" if self.test != "student" else "Student's t"
+            if math.isnan(self.ratio_fieller_low):
+                ratio += f", {pct} CI unbounded (Fieller: the mean of {self.b} is not clearly "
+                ratio += "away from 0)"
+            else:
+                ratio += (
+                    f", {pct} CI [{fmt(self.ratio_fieller_low)}, {fmt(self.ratio_fieller_high)}]"
+                    f" (Fieller, from {which}"
+                    + (
+                        ": excludes 1 exactly when that test rejects)"
+                        if self.test != "mwu"
+                        else " on the same data, not from the U test)"
+                    )  # fmt: skip
+                )
+            if self.ratio_ci_method == "none":
+                ratio += " (no bootstrap interval)"
+            else:
+                source = (
+                    "" if self.ratio_ci_method == "bootstrap" else ", normal limit of the means"
+                )
+                ratio += (
+                    f"\n  bootstrap {pct} CI [{fmt(self.ratio_ci_low)}, "
+                    f"{fmt(self.ratio_ci_high)}] (percentile bootstrap, {self.n_boot} "
+                    f"resamples, seed {self.seed}{source})"
+                )
         return "\n".join([head, table, *lines, ratio, *(f"note: {n}" for n in self.notes)])
+
+
+def fieller_interval(
+    mean_a: float, se2_a: float, mean_b: float, se2_b: float, df: float, confidence_level: float
+) -> tuple[float, float]:
+    """Fieller's interval of ``mean_a / mean_b`` for independent means with squared standard
+    errors ``se2_a``, ``se2_b``: the r with ``(mean_a - r mean_b)^2 <= q^2 (se2_a + r^2 se2_b)``,
+    q the t quantile at ``df``. ``(nan, nan)`` when ``mean_b^2 <= q^2 se2_b`` (unbounded)."""
+    from analysis.intervals import t_quantile
+
+    q2 = t_quantile(confidence_level, df) ** 2
+    lead = mean_b * mean_b - q2 * se2_b
+    if not lead > 0:
+        return math.nan, math.nan
+    half = math.sqrt(q2 * (se2_a * lead + se2_b * mean_a * mean_a))
+    centre = mean_a * mean_b
+    return (centre - half) / lead, (centre + half) / lead
 
 
 def pooled_var(var_a: float, n_a: int, var_b: float, n_b: int) -> float:
@@ -551,6 +597,45 @@ def _ratio_interval(
     return low, high, method
 
 
+def _fieller(
+    ga: GroupMoments, gb: GroupMoments, *, equal_var: bool, confidence_level: float
+) -> tuple[float, float]:
+    """Fieller's interval of ``mean_a / mean_b`` with the t-test's variances and df (moments
+    possibly scaled: the ratio does not change)."""
+    if ga.var == 0 and gb.var == 0:
+        return math.nan, math.nan
+    if equal_var:
+        pooled = pooled_var(ga.var, ga.n, gb.var, gb.n)
+        se2_a, se2_b, df = pooled / ga.n, pooled / gb.n, float(ga.n + gb.n - 2)
+    else:
+        se2_a, se2_b = ga.var / ga.n, gb.var / gb.n
+        df = welch_df(ga.var, ga.n, gb.var, gb.n)
+    return fieller_interval(ga.mean, se2_a, gb.mean, se2_b, df, confidence_level)
+
+
+def _disagreement(result: TtestResult, boot: tuple[float, float]) -> str:
+    """A sentence when the bootstrap interval and the test beside it disagree about 1."""
+    if math.isnan(boot[0]) or math.isnan(result.p_value):
+        return ""
+    alpha = 1 - result.confidence_level
+    boot_excludes = not boot[0] <= 1 <= boot[1]
+    rejects = result.p_value < alpha
+    if boot_excludes == rejects:
+        return ""
+    test = _TITLES[result.test]
+    return (
+        f"the bootstrap interval of the ratio {'excludes' if boot_excludes else 'includes'} 1 "
+        f"while the {test} {'does not reject' if not rejects else 'rejects'} at "
+        f"{fmt(alpha)}: the percentile bootstrap ignores the t distribution's extra width and "
+        "is too narrow with few trials"
+        + (
+            "; Fieller's interval is the one consistent with the test"
+            if result.test != "mwu"
+            else "; the U test compares the whole distributions, not the means"
+        )
+    )
+
+
 def find_level(
     by_level: dict[str, GroupMoments], level: str, *, option: str, group: str
 ) -> GroupMoments:
@@ -734,10 +819,21 @@ def ttest(
                 seed=seed,
                 confidence_level=confidence_level,
             )
+    notes = list(result.notes)
+    fieller = (math.nan, math.nan)
+    if gb.mean != 0:
+        fieller = _fieller(sa, sb, equal_var=name == "student", confidence_level=confidence_level)
+        disagree = _disagreement(result, (ci_low, ci_high))
+        if disagree:
+            notes.append(disagree)
     note = small_sample_note([(ga.level, ga.n), (gb.level, gb.n)], what=f"{group}=")
+    if note:
+        notes.append(note)
     return replace(
         result,
-        notes=(*result.notes, *([note] if note else [])),
+        notes=tuple(notes),
+        ratio_fieller_low=fieller[0],
+        ratio_fieller_high=fieller[1],
         median_a=median_a,
         median_b=median_b,
         ratio=ratio,

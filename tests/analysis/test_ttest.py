@@ -574,3 +574,61 @@ def test_module_import_stays_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == "[]"
+
+
+def _fieller_by_root(a: np.ndarray, b: np.ndarray, *, equal_var: bool) -> tuple[float, float]:
+    """Fieller's limits found independently: the ratios r where the t statistic of
+    ``mean(a) - r mean(b)`` (computed by numpy on the raw rows) reaches the t quantile."""
+    from scipy.optimize import brentq
+
+    na, nb = len(a), len(b)
+    va, vb = a.var(ddof=1), b.var(ddof=1)
+    if equal_var:
+        sp = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2)
+        se2a, se2b, df = sp / na, sp / nb, na + nb - 2
+    else:
+        se2a, se2b = va / na, vb / nb
+        df = stats.ttest_ind(a, b, equal_var=False).df
+    q = stats.t.ppf(0.975, df)
+    ratio = a.mean() / b.mean()
+
+    def excess(r: float) -> float:
+        return abs(a.mean() - r * b.mean()) / np.sqrt(se2a + r * r * se2b) - q
+
+    return brentq(excess, -1e3, ratio), brentq(excess, ratio, 1e3)
+
+
+def test_ratio_interval_is_fieller_and_agrees_with_the_test(make_db, trials_for):
+    """Few, spread trials (the default experiment's mlp local vs dask): Welch p = 0.25 while the
+    bootstrap interval of the ratio excludes 1; Fieller's interval, pinned by root-finding on the
+    raw rows, includes 1 as the test says, and a note explains the bootstrap's disagreement."""
+    a, b = np.array([2.0, 2.4, 5.6]), np.array([1.45, 1.5, 1.6])
+    path = make_db(trials_for({"dask": a, "local": b}, column="engine"))
+    res = ttest(path, group="engine", a="dask", b="local")
+    low, high = _fieller_by_root(a, b, equal_var=False)
+    assert (res.ratio_fieller_low, res.ratio_fieller_high) == pytest.approx((low, high), rel=1e-9)
+    p = stats.ttest_ind(a, b, equal_var=False).pvalue
+    assert res.p_value == pytest.approx(p, rel=1e-12) and p > 0.05
+    assert res.ratio_fieller_low < 1 < res.ratio_fieller_high  # consistent with the test
+    assert res.ratio_ci_low > 1  # the bootstrap's (kept) disagrees
+    assert any("bootstrap interval of the ratio excludes 1" in n for n in res.notes)
+    assert "(Fieller, from" in str(res)
+
+
+@pytest.mark.parametrize("test", ["welch", "student"])
+def test_fieller_excludes_one_exactly_when_the_test_rejects(make_db, trials_for, test):
+    rng = np.random.default_rng(11)
+    for _ in range(6):
+        a, b = rng.lognormal(0.3, 0.4, 6), rng.lognormal(0.0, 0.3, 7)
+        path = make_db(trials_for({1: a, 2: b}))
+        res = ttest(path, group="workers", a="1", b="2", n_boot=0, test=test)
+        low, high = _fieller_by_root(a, b, equal_var=test == "student")
+        assert (res.ratio_fieller_low, res.ratio_fieller_high) == pytest.approx((low, high))
+        rejects = stats.ttest_ind(a, b, equal_var=test == "student").pvalue < 0.05
+        assert rejects == (not low <= 1 <= high)
+
+
+def test_fieller_unbounded_when_the_denominator_is_not_away_from_zero(make_db, trials_for):
+    path = make_db(trials_for({1: np.array([1.0, 2.0, 3.0]), 2: np.array([-5.0, 0.5, 6.0])}))
+    res = ttest(path, group="workers", a="1", b="2", n_boot=0)
+    assert np.isnan(res.ratio_fieller_low) and "CI unbounded (Fieller" in str(res)
