@@ -183,6 +183,8 @@ class TtestResult:
     def __str__(self) -> str:
         where = f"; where {' '.join(self.where)}" if self.where else ""
         head = f"{_TITLES[self.test]} of {self.metric}: {self.group}={self.a} vs {self.b}{where}"
+        if self.test == "mwu" and self.method == "asymptotic":
+            head += "\np from the normal approximation, not the exact distribution (see note)"
         table = render_table(
             [self.group, "n", f"mean {self.metric}", "sd", "median"],
             [
@@ -398,6 +400,23 @@ def _mwu_uses_exact(n_a: int, n_b: int, u_a: float, tie_term: float) -> bool:
     return small and tie_term == 0 and min(u_a, n_a * n_b - u_a) <= MWU_EXACT_MAX_U
 
 
+def _approximation_note(n_a: int, n_b: int, u_a: float, tie_term: float) -> str:
+    """Why Mann-Whitney's p comes from the normal approximation, not the exact distribution."""
+    if min(n_a, n_b) > _MWU_EXACT_MAX_N:
+        why = f"both levels have more than {_MWU_EXACT_MAX_N} trials ({n_a} and {n_b})"
+    elif tie_term:
+        why = "values are tied (the exact distribution assumes no ties)"
+    else:
+        why = (
+            f"U is too large for the exact distribution to be computed cheaply "
+            f"(min(U, n_a n_b - U) = {min(u_a, n_a * n_b - u_a):g} > {MWU_EXACT_MAX_U})"
+        )
+    return (
+        f"p from the normal approximation (tie and continuity corrected), not the exact U "
+        f"distribution: {why}"
+    )
+
+
 def _mann_whitney(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
@@ -426,6 +445,7 @@ def _mann_whitney(
         method = "exact"
     cles = u_a / (n_a * n_b)
     return {
+        "notes": () if method == "exact" else (_approximation_note(n_a, n_b, u_a, ranks.tie_term),),
         "statistic": float(u_a),
         "p_value": p_value,
         "method": method,

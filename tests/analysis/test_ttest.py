@@ -632,3 +632,25 @@ def test_fieller_unbounded_when_the_denominator_is_not_away_from_zero(make_db, t
     path = make_db(trials_for({1: np.array([1.0, 2.0, 3.0]), 2: np.array([-5.0, 0.5, 6.0])}))
     res = ttest(path, group="workers", a="1", b="2", n_boot=0)
     assert np.isnan(res.ratio_fieller_low) and "CI unbounded (Fieller" in str(res)
+
+
+def test_mwu_says_up_front_when_p_is_the_normal_approximation(make_db, trials_for):
+    """8 vs 4,000 trials: scipy's rule would be exact, but U is too large, so p is the normal
+    approximation (pinned against scipy's asymptotic p) and the text and notes say so first."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(1.0, 0.1, 8), rng.normal(1.0, 0.1, 4000)
+    res = ttest(make_db(trials_for({1: a, 2: b})), group="workers", a="1", b="2", test="mwu",
+                n_boot=0)  # fmt: skip
+    assert res.method == "asymptotic"
+    p = stats.mannwhitneyu(a, b, method="asymptotic").pvalue
+    assert res.p_value == pytest.approx(p, rel=1e-9)
+    assert any("normal approximation" in n and "U is too large" in n for n in res.notes)
+    head = str(res).splitlines()[:2]
+    assert "normal approximation, not the exact distribution" in head[1]
+    assert "normal approximation" in res.to_frame()["notes"].iloc[0]
+    tied = ttest(make_db(trials_for({1: [1.0, 2.0, 2.0], 2: [2.0, 3.0, 4.0]})), group="workers",
+                 a="1", b="2", test="mwu", n_boot=0)  # fmt: skip
+    assert tied.method == "asymptotic" and any("values are tied" in n for n in tied.notes)
+    exact = ttest(make_db(trials_for({1: [1.0, 2.0, 3.5], 2: [2.5, 3.0, 4.0]})), group="workers",
+                  a="1", b="2", test="mwu", n_boot=0)  # fmt: skip
+    assert exact.method == "exact" and not any("approximation" in n for n in exact.notes)
