@@ -208,7 +208,8 @@ def compare_two(
 
     Replicated: Welch's t-test (and Mann-Whitney's U as a check). When p >= alpha, the claimed
     size ``effect`` (relative to b: ratio 1 - effect for ``less``, 1 + effect for ``greater``)
-    outside the ratio's bootstrap interval ``disagrees`` (the claimed effect is ruled out);
+    outside the ratio's Fieller interval (consistent with Welch's t) ``disagrees`` (the claimed
+    effect is ruled out);
     otherwise ``inconclusive``, with the power to detect ``effect`` (10% when not given). One
     number per level: direction only."""
     from analysis.power import power
@@ -246,9 +247,16 @@ def compare_two(
         ).p_value
     except AnalysisError:
         mwu = math.nan
+    # Fieller's interval of the ratio: from the same variances and df as Welch's t, so it
+    # excludes 1 exactly when the test rejects (unbounded, NaN, when mean_b is near 0)
+    lo, hi = res.ratio_fieller_low, res.ratio_fieller_high
+    if math.isnan(lo) or math.isnan(hi):
+        lo, hi, shown = -math.inf, math.inf, "unbounded"
+    else:
+        shown = f"[{_num(lo, 3)}, {_num(hi, 3)}]"
     detail = (
-        f"{_means((la, lb), factor, metric)}; ratio {_num(res.ratio, 3)} "
-        f"[{_num(res.ratio_ci_low, 3)}, {_num(res.ratio_ci_high, 3)}]; Welch t = "
+        f"{_means((la, lb), factor, metric)}; ratio {_num(res.ratio, 3)}, Fieller 95% CI "
+        f"{shown}; Welch t = "
         f"{_num(res.statistic)}, {_p(res.p_value)}; Hedges' g = {_num(res.hedges_g, 3)}; "
         f"Mann-Whitney {_p(mwu)}"
     )
@@ -257,12 +265,12 @@ def compare_two(
     if res.p_value < alpha:
         if holds and effect is not None:
             claimed = 1 - effect if expect == "less" else 1 + effect
-            if not res.ratio_ci_low <= claimed <= res.ratio_ci_high:
+            if not lo <= claimed <= hi:
                 detail += f"; the direction holds, the claimed ratio {_num(claimed, 3)} does not"
         return Verdict("agrees" if holds else "disagrees", test, detail, n)
     if effect is not None:
         claimed = 1 - effect if expect == "less" else 1 + effect
-        if not res.ratio_ci_low <= claimed <= res.ratio_ci_high:
+        if not lo <= claimed <= hi:
             detail += f"; the claimed ratio {_num(claimed, 3)} lies outside the interval"
             return Verdict("disagrees", test, detail, n)
     size = effect if effect is not None else DEFAULT_EFFECT
