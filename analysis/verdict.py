@@ -98,6 +98,8 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _label(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
