@@ -126,11 +126,23 @@ def validation_rows(n: int, validation_split: float, batch_size: int, replicas: 
     With several replicas (MirroredStrategy) no replica may get an empty batch: TensorFlow's
     oneDNN max-pooling gradient aborts the process on one, and evaluating fewer rows than
     replicas fails. So the validation rows are at least ``replicas``, and a last training batch
-    of fewer than ``replicas`` rows moves to the validation rows (at most replicas - 1 rows)."""
+    of fewer than ``replicas`` rows moves to the validation rows (at most replicas - 1 rows).
+    The validation rows are also a multiple of ``replicas`` where the data allow: a first
+    validation batch that splits unevenly over the replicas (143 rows over 2 when the batch
+    holds all of them) fails to trace in Keras 3 (``AddN ... [72,8,8,1] != [71,8,8,1]``)."""
     n_val = 0
     if validation_split > 0 and n >= 2:
         n_val = min(max(math.floor(n * validation_split), replicas), n - 1)
-    short = (n - n_val) % batch_size
-    if 0 < short < replicas and n - n_val > short:
-        n_val += short
+
+    def short(v: int) -> bool:  # a last training batch of fewer rows than replicas
+        rest = (n - v) % batch_size
+        return 0 < rest < replicas and n - v > rest
+
+    if n_val and replicas > 1:
+        # the fewest extra rows that make both hold (a few at most); else the old rule only
+        for v in range(n_val, min(n_val + 4 * replicas, n - replicas) + 1):
+            if v % replicas == 0 and not short(v):
+                return v
+    if short(n_val):
+        n_val += (n - n_val) % batch_size
     return n_val

@@ -394,3 +394,19 @@ def test_cnn_on_images_that_are_not_square(tmp_path: Path) -> None:
     line = _refused(tmp_path, body, "--dataset", "mnist", "--data-dir", folder)
     assert "cnn: dataset mnist has 7x9 images (63 features)" in line
     assert "square images" in line
+
+
+@pytest.mark.engine
+def test_mirrored_batch_larger_than_the_validation_rows(tmp_path: Path) -> None:
+    """A batch that holds all validation rows (256 > 144 of digits' 1437) splits them evenly
+    over the two replicas; with 143 rows Keras failed to trace (paper 003's Table 3 grid)."""
+    spec = tmp_path / "big-batch.toml"
+    spec.write_text(
+        'name = "big-batch"\nn = 1\nwarmup = 0\nseed = 0\ntimeout = 300\n\n[[matrix]]\n'
+        'engine = "tensorflow"\nworkload = "cnn"\nstrategy = "mirrored"\nworkers = 2\n'
+        "epochs = 1\nbatch_size = 256\n"
+    )
+    db = tmp_path / "r.duckdb"
+    proc = run_cli("runner", "trials", "-e", spec, "--db", db, "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 ok trials, 0 failed" in proc.stdout, proc.stdout
