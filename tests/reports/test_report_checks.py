@@ -133,6 +133,7 @@ def expected_checks(groups: list[np.ndarray]) -> dict[str, str]:
     w = np.array([len(g) / g.var(ddof=1) for g in groups])
     tmp = sum((1 - wi / w.sum()) ** 2 / (len(g) - 1) for wi, g in zip(w, groups, strict=True))
     welch_df_den = (k**2 - 1) / (3 * tmp)
+
     # the documented rule of analysis.anova.recommend: Kruskal-Wallis when some level of at
     # least 10 trials has 2 or more values beyond Tukey's far-out fences (numpy's quartiles),
     # else Welch's ANOVA
