@@ -226,27 +226,16 @@ def compare_two(
     if not _replicated((la, lb)):
         detail = f"{_means((la, lb), factor, metric)}; ratio {_num(ratio, 3)}"
         return _single(holds, detail)
-    res = ttest(
-        db,
-        group=factor,
-        a=_label(a),
-        b=_label(b),
-        metric=metric,
-        where=where,
-        n_boot=N_BOOT,
-        seed=SEED,
-    )
+    pair: dict[str, Any] = {
+        "group": factor,
+        "a": _label(a),
+        "b": _label(b),
+        "metric": metric,
+        "where": where,
+    }
+    res = ttest(db, **pair, n_boot=N_BOOT, seed=SEED)
     try:
-        mwu = ttest(
-            db,
-            group=factor,
-            a=_label(a),
-            b=_label(b),
-            metric=metric,
-            where=where,
-            test="mwu",
-            n_boot=0,
-        ).p_value
+        mwu = ttest(db, **pair, test="mwu", n_boot=0).p_value
     except AnalysisError:
         mwu = math.nan
     # Fieller's interval of the ratio: from the same variances and df as Welch's t, so it
@@ -264,29 +253,17 @@ def compare_two(
     )
     n = la.n + lb.n
     test = "Welch t-test"
+    claimed = None if effect is None else (1 - effect if expect == "less" else 1 + effect)
     if res.p_value < alpha:
-        if holds and effect is not None:
-            claimed = 1 - effect if expect == "less" else 1 + effect
-            if not lo <= claimed <= hi:
-                detail += f"; the direction holds, the claimed ratio {_num(claimed, 3)} does not"
+        if holds and claimed is not None and not lo <= claimed <= hi:
+            detail += f"; the direction holds, the claimed ratio {_num(claimed, 3)} does not"
         return Verdict("agrees" if holds else "disagrees", test, detail, n)
-    if effect is not None:
-        claimed = 1 - effect if expect == "less" else 1 + effect
-        if not lo <= claimed <= hi:
-            detail += f"; the claimed ratio {_num(claimed, 3)} lies outside the interval"
-            return Verdict("disagrees", test, detail, n)
+    if claimed is not None and not lo <= claimed <= hi:
+        detail += f"; the claimed ratio {_num(claimed, 3)} lies outside the interval"
+        return Verdict("disagrees", test, detail, n)
     size = effect if effect is not None else DEFAULT_EFFECT
     try:
-        pw = power(
-            db,
-            group=factor,
-            a=_label(a),
-            b=_label(b),
-            effect=size,
-            metric=metric,
-            where=where,
-            alpha=alpha,
-        )
+        pw = power(db, **pair, effect=size, alpha=alpha)
         detail += f"; power to detect a {size:.0%} difference: {pw.achieved_power:.2f}"
     except AnalysisError as exc:
         detail += f"; power not computed ({exc})"

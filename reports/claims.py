@@ -27,7 +27,7 @@ per claim.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -332,7 +332,3 @@ def evaluate_claims(db: Any, key: str) -> tuple[ClaimVerdict, ...]:
                 )
             )
     return tuple(out)
-
-
-def claim_ids(claims: Sequence[ClaimVerdict]) -> list[str]:
-    return [c.id for c in claims]
