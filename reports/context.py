@@ -420,8 +420,10 @@ def distribution_section(
             Filter(k, "=", None if v is None else fmt.level(v))
             for k, v in zip(TASK_KEYS, task, strict=True)
         ]
+        # label a panel's groups by what varies within its task, not in the whole database
+        task_by = tuple(_varying(con, where, by)) if by else by
         try:
-            groups = groups_for(con, by=by, metric=METRIC, where=where)
+            groups = groups_for(con, by=task_by, metric=METRIC, where=where)
         except AnalysisError as exc:
             notes.append(f"{label}: not drawn ({exc})")
             continue
@@ -450,15 +452,20 @@ def distribution_section(
 
 
 # -- the general report -------------------------------------------------------------------------
-def _varying(con: Any) -> list[str]:
-    """Factor columns with more than one value among ok, non-warm-up trials (any task)."""
-    from analysis.data import quote
+def _varying(
+    con: Any, where: Sequence[Filter] = (), columns: Sequence[str] | None = None
+) -> list[str]:
+    """Factor columns (or ``columns``) with more than one value among ok, non-warm-up trials
+    (of the selection ``where``; any task without)."""
+    from analysis.data import quote, view_columns, where_clause
 
+    sql, params = where_clause(view_columns(con), where)
     out = []
-    for col in factor_columns(con):
+    for col in factor_columns(con) if columns is None else columns:
         n = con.execute(
             f"SELECT count(DISTINCT coalesce(CAST({quote(col)} AS VARCHAR), '\x00')) "
-            "FROM observations WHERE status = 'ok' AND NOT coalesce(warmup, false)"
+            f"FROM observations{sql}",
+            params,
         ).fetchone()[0]
         if n > 1:
             out.append(col)
