@@ -15,8 +15,9 @@ from scipy import special, stats
 
 from analysis import AnalysisError, TtestResult, ttest
 
-# ``analysis.ttest`` as an attribute of the package is the function; the module for monkeypatching
-ttest_module = importlib.import_module("analysis.ttest")
+# the modules whose bounds the tests lower (``analysis.ttest`` re-exports their values)
+mwu_module = importlib.import_module("analysis.mwu")
+ratio_module = importlib.import_module("analysis.ratio")
 ROOT = Path(__file__).resolve().parents[2]
 
 RTOL = 1e-9
@@ -263,7 +264,7 @@ def test_mwu_small_samples_without_ties_are_exact(make_db, trials_for, rng, n_a,
 
 def test_mwu_exact_cap_falls_back_to_asymptotic(make_db, trials_for, rng, monkeypatch):
     x, y = rng.normal(0.5, 1.0, 6), rng.normal(0.0, 1.0, 9)
-    monkeypatch.setattr(ttest_module, "MWU_EXACT_MAX_U", 0)
+    monkeypatch.setattr(mwu_module, "MWU_EXACT_MAX_U", 0)
     res = ttest(mwu_db(make_db, trials_for, x, y), group="workers", a="1", b="2", test="mwu")
     ref = stats.mannwhitneyu(x, y, method="asymptotic")
     assert res.method == "asymptotic"
@@ -386,7 +387,7 @@ def test_ratio_ci_other_confidence_level(db, groups):
 def test_ratio_ci_normal_limit_for_large_samples(rng, monkeypatch):
     x = rng.gamma(4.0, 1.0, 300)
     y = rng.gamma(3.0, 1.0, 250)
-    monkeypatch.setattr(ttest_module, "BOOT_MAX_DRAWS", 1000)
+    monkeypatch.setattr(ratio_module, "BOOT_MAX_DRAWS", 1000)
     res = ttest(table_db({1: x, 2: y}), group="workers", a="1", b="2", n_boot=20_000)
     assert res.ratio_ci_method == "bootstrap-normal"
     ref = scipy_ratio_ci(x, y, n_resamples=40_000)
@@ -400,7 +401,7 @@ def test_ratio_bootstrap_is_seeded_and_chunking_does_not_change_it(db, monkeypat
     assert first == ttest(db, group="workers", a="1", b="2", n_boot=500, seed=7)
     other = ttest(db, group="workers", a="1", b="2", n_boot=500, seed=8)
     assert other.ratio_ci_low != first.ratio_ci_low
-    monkeypatch.setattr(ttest_module, "BOOT_CHUNK", 5)  # one resample per chunk
+    monkeypatch.setattr(ratio_module, "BOOT_CHUNK", 5)  # one resample per chunk
     assert first == ttest(db, group="workers", a="1", b="2", n_boot=500, seed=7)
 
 
@@ -439,7 +440,7 @@ def test_ratio_at_large_offset(make_db, rng, trials_for, monkeypatch, normal_lim
     y = offset + 0.5 + rng.normal(0.0, 1.0, 40)
     path = make_db(trials_for({1: x, 2: y}))
     if normal_limit:
-        monkeypatch.setattr(ttest_module, "BOOT_MAX_DRAWS", 10)
+        monkeypatch.setattr(ratio_module, "BOOT_MAX_DRAWS", 10)
     res = ttest(path, group="workers", a="1", b="2", n_boot=20_000)
     assert res.ratio_ci_method == ("bootstrap-normal" if normal_limit else "bootstrap")
     exact = exact_ratio(x, y)
