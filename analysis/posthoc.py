@@ -25,8 +25,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from analysis.anova_text import wrap
 from analysis.data import GroupMoments, fmt_p, latex_table, render_table
 from analysis.errors import AnalysisError
+from analysis.options import check_alpha
+from analysis.tables import Table
 from analysis.ttest import mean_difference, ttest_from_moments, welch_df
 
 if TYPE_CHECKING:
@@ -102,6 +105,36 @@ class PosthocResult:
 
         return pd.DataFrame([asdict(p) for p in self.pairs], columns=list(PAIR_COLUMNS))
 
+    def tables(self) -> list[Table]:
+        """``pairs`` (every pair, with the method and alpha that judged it), and ``notes``
+        when there are any: every statistic the text shows."""
+        import pandas as pd
+
+        pairs = self.to_frame()
+        pairs["method"] = self.method
+        pairs["alpha"] = self.alpha
+        out = [Table("pairs", pairs, f"{self.title} of {self.metric} by {self.group}")]
+        if self.notes:
+            out.append(Table("posthoc_notes", pd.DataFrame({"note": list(self.notes)})))
+        return out
+
+    def rescaled(self, scale: float) -> PosthocResult:
+        """The same comparisons of data that were divided by ``scale`` before the moments
+        (differences, standard errors and intervals multiplied back; t, df and p unchanged)."""
+        if scale == 1.0:
+            return self
+        pairs = tuple(
+            dataclasses.replace(
+                p,
+                mean_diff=p.mean_diff * scale,
+                se=p.se * scale,
+                ci_low=p.ci_low * scale,
+                ci_high=p.ci_high * scale,
+            )
+            for p in self.pairs
+        )
+        return dataclasses.replace(self, pairs=pairs)
+
     def _rows(self, *, p_text: bool) -> list[tuple]:
         return [
             (
@@ -138,7 +171,7 @@ class PosthocResult:
             headers = headers[:7] + headers[9:]
             rows = [r[:7] + r[9:] for r in rows]
         lines = [head, render_table(headers, rows)]
-        lines += [f"note: {n}" for n in self.notes]
+        lines += [wrap(n, prefix="note: ") for n in self.notes]
         return "\n".join(lines)
 
 
@@ -150,12 +183,6 @@ def check_method(method: str) -> str:
             f"{', '.join(POSTHOC_METHODS)}"
         )
     return method
-
-
-def check_alpha(alpha: float) -> float:
-    if not (isinstance(alpha, int | float) and 0 < alpha < 1):
-        raise AnalysisError(f"--alpha {alpha!r} must be a number between 0 and 1, e.g. 0.05")
-    return float(alpha)
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

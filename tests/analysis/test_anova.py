@@ -574,8 +574,8 @@ def test_non_finite_metric_is_one_line_error(make_db, trials_for):
     ("kwargs", "match"),
     [
         ({"posthoc": "scheffe"}, r"--posthoc 'scheffe' is not .*tukey, games-howell, pairwise"),
-        ({"alpha": 1.5}, r"--alpha 1.5 must be a number between 0 and 1"),
-        ({"seed": -1}, r"--seed -1 must be a whole number"),
+        ({"alpha": 1.5}, r"--alpha 1.5 is not between 0 and 1"),
+        ({"seed": -1}, r"--seed -1 is not a seed; give a whole number >= 0"),
     ],
 )
 def test_bad_options_are_one_line_errors(db, kwargs, match):
@@ -654,7 +654,47 @@ def test_a_metric_named_shift_is_analysed(make_db, trials_for, rng):
     assert res.statistic == pytest.approx(stats.f_oneway(*groups.values()).statistic, rel=1e-9)
 
 
-def test_overflowing_spread_is_a_one_line_error(make_db, trials_for):
-    path = make_db(trials_for({1: [1e200, -1e200, 3e199], 2: [2e200, -2e200, 1e200]}))
-    with pytest.raises(AnalysisError, match="overflows a double"):
-        anova(path, group="workers")
+@pytest.mark.parametrize(
+    ("scale", "offset"), [(1e300, 0.0), (-1e300, 0.0), (1e-300, 0.0), (1e200, 0.0), (1.0, 1e9)]
+)
+def test_extreme_magnitudes_give_the_statistics_of_the_unit_data(
+    make_db, trials_for, scale, offset
+):
+    """Issue 12: values up to 1e300 (squares overflow), down to 1e-300 (squares underflow) or at
+    a 1e9 offset give the F, Welch, Kruskal-Wallis, Brown-Forsythe, Shapiro-Wilk and post-hoc
+    results scipy gives on the same data at unit scale (``x / scale - offset``)."""
+    rng = np.random.default_rng(20261206)
+    unit = {1: rng.normal(3.0, 0.5, 7), 2: rng.normal(3.6, 0.3, 9), 4: rng.normal(3.2, 0.8, 12)}
+    raw = {k: (offset + v) * scale for k, v in unit.items()}
+    path = make_db(trials_for(raw))
+    ref_data = [v / scale - offset for v in raw.values()]  # what scipy sees: unit scale
+    for method in ("tukey", "games-howell"):
+        res = anova(path, group="workers", posthoc=method)
+        f = stats.f_oneway(*ref_data)
+        assert res.statistic == pytest.approx(f.statistic, rel=1e-6)
+        assert res.p_value == pytest.approx(f.pvalue, rel=1e-6)
+        welch = stats.f_oneway(*ref_data, equal_var=False)
+        assert res.welch_statistic == pytest.approx(welch.statistic, rel=1e-6)
+        assert res.welch_p_value == pytest.approx(welch.pvalue, rel=1e-6)
+        kw = stats.kruskal(*ref_data)
+        assert res.kruskal_statistic == pytest.approx(kw.statistic, rel=1e-9)
+        assert res.kruskal_p_value == pytest.approx(kw.pvalue, rel=1e-9)
+        bf = stats.levene(*ref_data, center="median")
+        assert res.levene_statistic == pytest.approx(bf.statistic, rel=1e-6)
+        assert res.levene_p_value == pytest.approx(bf.pvalue, rel=1e-6)
+        sw = stats.shapiro(np.concatenate([v - v.mean() for v in ref_data]))
+        assert res.shapiro_statistic == pytest.approx(sw.statistic, rel=1e-6)
+        assert res.shapiro_p_value == pytest.approx(sw.pvalue, rel=1e-5)
+        assert res.eta_sq == pytest.approx(eta_sq_by_hand(ref_data), rel=1e-6)
+        for g, v in zip(res.groups, raw.values(), strict=True):
+            assert math.isfinite(g.mean) and math.isfinite(g.sd)
+            assert g.mean == pytest.approx(v.mean(), rel=1e-12)
+            assert g.sd == pytest.approx(abs(scale) * np.std(v / scale - offset, ddof=1), rel=1e-6)
+        hsd = stats.tukey_hsd(*ref_data, equal_var=method == "tukey")
+        ci = hsd.confidence_interval(0.95)
+        for pair, (i, j) in zip(res.posthoc.pairs, [(0, 1), (0, 2), (1, 2)], strict=True):
+            assert pair.mean_diff == pytest.approx(hsd.statistic[i, j] * scale, rel=1e-6)
+            assert pair.p_value == pytest.approx(hsd.pvalue[i, j], rel=1e-5, abs=1e-12)
+            low, high = sorted((ci.low[i, j] * scale, ci.high[i, j] * scale))
+            assert pair.ci_low == pytest.approx(low, rel=1e-6)
+            assert pair.ci_high == pytest.approx(high, rel=1e-6)
