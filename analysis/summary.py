@@ -1,16 +1,15 @@
-"""Descriptive statistics per configuration, box-plot statistics and the list of runs.
+"""Descriptive statistics per configuration (the box-plot statistics and the list of runs, once
+here, live in :mod:`analysis.boxstats` and :mod:`analysis.runs` and are importable from here).
 
-All aggregation happens in DuckDB; Python only receives one row per group (plus box-plot
-fliers, and for the median's bootstrap interval the few sorted values near each median).
+All aggregation happens in DuckDB; Python only receives one row per group (and for the median's
+bootstrap interval the few sorted values near each median). The result object, its text and its
+tables are in :mod:`analysis.summary_result`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from analysis.bootstrap import (
@@ -20,6 +19,7 @@ from analysis.bootstrap import (
     medians_from_ranks,
     percentile_interval,
 )
+from analysis.boxstats import TUKEY_K, BoxStats, BoxStatsResult, box_stats
 from analysis.data import (
     VIEW,
     Database,
@@ -30,49 +30,42 @@ from analysis.data import (
     connect,
     execute,
     finite_check,
-    fmt,
     format_level,
-    frame_to_latex,
     is_numeric_type,
     quote,
-    render_table,
     select,
 )
 from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
 from analysis.intervals import t_interval
-from analysis.latex import latex_escape
-from analysis.smallsample import MIN_TRIALS, small_sample_note
+from analysis.options import CONFIDENCE, DEFAULT_SEED, N_BOOT, check_bootstrap, check_seed
+from analysis.runs import RunInfo, list_runs
+from analysis.smallsample import small_sample_note
+from analysis.summary_result import (
+    GEOMETRIC_SUFFIXES,
+    STAT_SUFFIXES,
+    SummaryResult,
+    below_zero_note,
+)
 
 if TYPE_CHECKING:
     import duckdb
     import numpy as np
-    import pandas as pd
 
-STAT_SUFFIXES = (
-    "mean",
-    "sd",
-    "median",
-    "ci_low",
-    "ci_high",
-    "median_ci_low",
-    "median_ci_high",
-    "mad",
-    "min",
-    "max",
-    "cv",
-    "q1",
-    "q3",
-    "outliers",
-)
-#: The geometric mean and its interval (rows hold them; ``table_frame`` adds them).
-GEOMETRIC_SUFFIXES = ("gmean", "gmean_ci_low", "gmean_ci_high")
-#: Confidence level of the summary's intervals (t for the mean, bootstrap for the median).
-CONFIDENCE_LEVEL = 0.95
-#: Default number of bootstrap draws for the median's interval.
-N_BOOT = 2000
-#: Tukey's fences: values beyond q1 - 1.5 IQR or q3 + 1.5 IQR are counted (never dropped).
-TUKEY_K = 1.5
+__all__ = [
+    "DEFAULT_BY",
+    "DEFAULT_METRICS",
+    "GEOMETRIC_SUFFIXES",
+    "STAT_SUFFIXES",
+    "TUKEY_K",
+    "BoxStats",
+    "BoxStatsResult",
+    "RunInfo",
+    "SummaryResult",
+    "box_stats",
+    "list_runs",
+    "summarize",
+]
 
 
 def _group_sql(by: Sequence[str]) -> tuple[str, str, str, str]:
@@ -88,127 +81,6 @@ def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-# -- summary ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SummaryResult:
-    """One row per configuration (combination of ``by`` values); see :meth:`columns`."""
-
-    by: tuple[str, ...]
-    metrics: tuple[str, ...]
-    rows: tuple[dict, ...]
-    where: tuple[str, ...]
-    n_boot: int = N_BOOT
-    seed: int = 0
-    notes: tuple[str, ...] = ()
-
-    @property
-    def columns(self) -> list[str]:
-        """The by columns, ``n``, per metric ``<metric>_`` mean, sd, median, ci_low, ci_high
-        (95% t interval of the mean), median_ci_low, median_ci_high (95% percentile-bootstrap
-        interval of the median: ``n_boot`` draws, ``seed``; NaN for fewer than 2 trials or
-        ``n_boot == 0``), mad (median absolute deviation, unscaled), min, max, cv (sd / mean),
-        q1, q3 (linear interpolation) and outliers (count beyond Tukey's fences), then
-        ``accuracy_mean``, ``failed``, ``timeout`` and ``failure_rate`` ((failed + timeout) /
-        all trials)."""
-        cols = [*self.by, "n"]
-        for m in self.metrics:
-            cols += [f"{m}_{s}" for s in STAT_SUFFIXES]
-        return [*cols, "accuracy_mean", "failed", "timeout", "failure_rate"]
-
-    def to_dict(self) -> dict:
-        return {
-            "by": list(self.by),
-            "metrics": list(self.metrics),
-            "where": list(self.where),
-            "n_boot": self.n_boot,
-            "seed": self.seed,
-            "rows": [dict(r) for r in self.rows],
-            "notes": list(self.notes),
-        }
-
-    def to_frame(self) -> pd.DataFrame:
-        import pandas as pd
-
-        return pd.DataFrame([dict(r) for r in self.rows], columns=self.columns)
-
-    def table_frame(self) -> pd.DataFrame:
-        """What ``--format csv`` prints: :meth:`to_frame`, then per metric ``<metric>_gmean``,
-        ``<metric>_gmean_ci_low`` and ``<metric>_gmean_ci_high`` (geometric mean and the t
-        interval of ``ln x`` taken back by ``exp``; NaN unless every value is > 0), then
-        ``sample_note`` (the
-        small-sample warning of a row with fewer than ``MIN_TRIALS`` ok trials, else empty)."""
-        frame = self.to_frame()
-        for m in self.metrics:
-            for suffix in GEOMETRIC_SUFFIXES:
-                frame[f"{m}_{suffix}"] = [r.get(f"{m}_{suffix}", math.nan) for r in self.rows]
-        frame["sample_note"] = [_few_text(r["n"]) for r in self.rows]
-        return frame
-
-    def to_latex(self) -> str:
-        """:meth:`table_frame` as a tabular, then the notes."""
-        body = frame_to_latex(self.table_frame())
-        return "\n\n".join([body, *(latex_escape(n) for n in self.notes)])
-
-    def positive(self, metric: str) -> bool:
-        """True when every value of ``metric`` is > 0 (a time, a throughput): its interval is
-        then the geometric one, which cannot reach below 0."""
-        has = [r for r in self.rows if not math.isnan(r[f"{metric}_mean"])]
-        return bool(has) and all(not math.isnan(r.get(f"{metric}_gmean", math.nan)) for r in has)
-
-    def __str__(self) -> str:
-        where = f" (where {' '.join(self.where)})" if self.where else ""
-        headers = [*self.by, "n"]
-        positive = {m: self.positive(m) for m in self.metrics}
-        for m in self.metrics:
-            headers += [f"{m} mean", *(["geomean"] if positive[m] else []), "95% CI"]
-            headers += ["sd", "median", "95% CI", "cv", "outliers"]
-        headers += ["accuracy", "failed", "timeout"]
-        body = []
-        for r in self.rows:
-            row: list[Any] = [format_level(r[b]) for b in self.by] + [r["n"]]
-            for m in self.metrics:
-                row.append(r[f"{m}_mean"])
-                if positive[m]:
-                    row += [r[f"{m}_gmean"], _interval(r[f"{m}_gmean_ci_low"],
-                                                       r[f"{m}_gmean_ci_high"])]  # fmt: skip
-                else:
-                    row.append(_interval(r[f"{m}_ci_low"], r[f"{m}_ci_high"]))
-                row += [r[f"{m}_sd"], r[f"{m}_median"]]
-                row += [_interval(r[f"{m}_median_ci_low"], r[f"{m}_median_ci_high"])]
-                row += [r[f"{m}_cv"], r[f"{m}_outliers"]]
-            row += [r["accuracy_mean"], r["failed"], r["timeout"]]
-            body.append(row)
-        boot = (
-            f"median CI: percentile bootstrap, {self.n_boot} draws, seed {self.seed}"
-            if self.n_boot
-            else "median CI: none (n_boot 0)"
-        )
-        logs = [m for m in self.metrics if positive[m]]
-        plain = [m for m in self.metrics if not positive[m]]
-        mean_ci = []
-        if logs:
-            mean_ci.append(
-                f"CI of the geometric mean of {', '.join(logs)}: t on ln x, taken back by exp "
-                "(all values > 0; never below 0; the mean's t interval is in --format csv/json)"
-            )
-        if plain:
-            mean_ci.append(f"mean CI of {', '.join(plain)}: t")
-        return (
-            f"Summary by {', '.join(self.by) or '(all trials)'}{where}\n"
-            + render_table(headers, body)
-            + f"\n{'; '.join(mean_ci)}; {boot}"
-            + "".join(f"\nnote: {n}" for n in self.notes)
-        )
-
-
-def _few_text(n: int) -> str:
-    return f"few trials ({n} < {MIN_TRIALS})" if n < MIN_TRIALS else ""
-
-
-def _interval(low: float, high: float) -> str:
-    return "-" if math.isnan(low) or math.isnan(high) else f"[{fmt(low, 4)}, {fmt(high, 4)}]"
-
-
 def summarize(
     db: Database,
     *,
@@ -217,7 +89,7 @@ def summarize(
     where: Sequence[str | Filter] = (),
     include_warmup: bool = False,
     n_boot: int = N_BOOT,
-    seed: int = 0,
+    seed: int = DEFAULT_SEED,
 ) -> SummaryResult:
     """Per-configuration n, mean, sd, median, 95% t CI of the mean and 95% percentile-bootstrap
     CI of the median of each metric over ok trials, mean accuracy, and counts of failed and
@@ -233,7 +105,7 @@ def summarize(
     metrics = check_distinct(metrics, "--metric")
     if not metrics:
         raise AnalysisError("no --metric given; name at least one, e.g. --metric train_s")
-    _check_bootstrap(n_boot, seed)
+    n_boot, seed = check_bootstrap(n_boot), check_seed(seed)
     with connect(db) as con:
         sel = select(
             con,
@@ -308,6 +180,7 @@ def summarize(
             _median_intervals(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
     labels = [", ".join(f"{b}={format_level(r[b])}" for b in by) or "all trials" for r in rows]
     few = small_sample_note([(label, r["n"]) for label, r in zip(labels, rows, strict=True)])
+    below = below_zero_note(rows, metrics, labels)
     return SummaryResult(
         by=by,
         metrics=metrics,
@@ -315,20 +188,8 @@ def summarize(
         where=sel.where_text,
         n_boot=n_boot,
         seed=seed,
-        notes=(few,) if few else (),
+        notes=tuple(n for n in (below, few) if n),
     )
-
-
-def _check_bootstrap(n_boot: int, seed: int) -> None:
-    if n_boot < 0:
-        raise AnalysisError(f"--bootstrap {n_boot} must be 0 (no median intervals) or more")
-    if 0 < n_boot < 100:
-        raise AnalysisError(
-            f"--bootstrap {n_boot} is too few draws for a percentile interval; use {N_BOOT} "
-            "(the default), or 0 for no median intervals"
-        )
-    if seed < 0:
-        raise AnalysisError(f"--seed {seed} must be 0 or more")
 
 
 def _summary_rows(
@@ -351,7 +212,7 @@ def _summary_rows(
             sd = math.sqrt(var) * k if var is not None else math.nan
             if count > 1 and not math.isnan(sd):
                 se = sd / math.sqrt(count)
-                ci_low, ci_high = t_interval(mean, se, count - 1, CONFIDENCE_LEVEL)
+                ci_low, ci_high = t_interval(mean, se, count - 1, CONFIDENCE)
             else:
                 ci_low, ci_high = math.nan, math.nan
             row[f"{m}_mean"] = mean
@@ -390,7 +251,7 @@ def _geometric(
     out[f"{m}_gmean"] = float(shift) * math.exp(float(log_mean))
     if count > 1 and log_var is not None:
         se = math.sqrt(max(float(log_var), 0.0) / count)
-        low, high = t_interval(float(log_mean), se, count - 1, CONFIDENCE_LEVEL)
+        low, high = t_interval(float(log_mean), se, count - 1, CONFIDENCE)
         out[f"{m}_gmean_ci_low"] = float(shift) * math.exp(low)
         out[f"{m}_gmean_ci_high"] = float(shift) * math.exp(high)
     return out
@@ -431,7 +292,7 @@ def _median_intervals(
                 missed[i, j] = (1, counts[m][i])
                 continue
             medians = medians_from_ranks(fetched[i, j], first, lo, hi)
-            low, high = percentile_interval(medians, CONFIDENCE_LEVEL)
+            low, high = percentile_interval(medians, CONFIDENCE)
             row[f"{m}_median_ci_low"], row[f"{m}_median_ci_high"] = low, high
         wanted = missed
 
@@ -490,182 +351,3 @@ def _order_statistics(
             raise RuntimeError(f"ranks {lo}..{hi} of {metrics[j]} are not all in row {i}")
         out[i, j] = values
     return out
-
-
-# -- box plots --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class BoxStats:
-    """Tukey box: quartiles (linear interpolation), whiskers at the most extreme data within
-    1.5 IQR of the quartiles, and the points beyond them."""
-
-    label: str
-    n: int
-    q1: float
-    median: float
-    q3: float
-    whislo: float
-    whishi: float
-    fliers: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class BoxStatsResult:
-    metric: str
-    by: tuple[str, ...]
-    boxes: tuple[BoxStats, ...]
-
-    def to_dict(self) -> dict:
-        return {
-            "metric": self.metric,
-            "by": list(self.by),
-            "boxes": [{**asdict(b), "fliers": list(b.fliers)} for b in self.boxes],
-        }
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per box; ``fliers`` holds a list."""
-        import pandas as pd
-
-        return pd.DataFrame(
-            [{**asdict(b), "fliers": list(b.fliers)} for b in self.boxes],
-            columns=["label", "n", "q1", "median", "q3", "whislo", "whishi", "fliers"],
-        )
-
-    def __str__(self) -> str:
-        return f"Box statistics of {self.metric}\n" + render_table(
-            ["box", "n", "whislo", "q1", "median", "q3", "whishi", "fliers"],
-            [
-                (b.label, b.n, b.whislo, b.q1, b.median, b.q3, b.whishi, len(b.fliers))
-                for b in self.boxes
-            ],
-        )
-
-
-def _label(by: Sequence[str], values: Sequence[Any], columns: dict[str, str]) -> str:
-    if not by:
-        return "all trials"
-    parts = []
-    for name, value in zip(by, values, strict=True):
-        text = format_level(value)
-        plain = columns[name].upper() == "VARCHAR" and value is not None
-        parts.append(text if plain else f"{name}={text}")
-    return " / ".join(parts)
-
-
-def box_stats(
-    db: Database,
-    *,
-    by: Sequence[str] = ("engine", "workload", "workers"),
-    metric: str = "train_s",
-    where: Sequence[str | Filter] = (),
-    include_warmup: bool = False,
-) -> BoxStatsResult:
-    """Tukey box-plot statistics of ``metric`` per combination of ``by`` (as matplotlib's
-    ``cbook.boxplot_stats`` with ``whis=1.5``), computed in DuckDB."""
-    by = check_distinct(by, "--by")
-    with connect(db) as con:
-        sel = select(
-            con,
-            metric=metric,
-            group=by,
-            group_option="--by",
-            where=where,
-            include_warmup=include_warmup,
-        )
-        finite_check(con, sel, [metric])
-        cols = [quote(b) for b in by]
-        m = quote(metric)
-        base_where = sel.where_and(f"{m} IS NOT NULL")
-        prefix, _, group_by, _ = _group_sql(by)
-        q_cols = ", ".join(f"q.{c}" for c in cols)
-        join = " AND ".join(f"b.{c} IS NOT DISTINCT FROM q.{c}" for c in cols) or "true"
-        order = (" ORDER BY " + ", ".join(f"q.{c} NULLS LAST" for c in cols)) if by else ""
-        sql = f"""
-            WITH b AS (SELECT {prefix}CAST({m} AS DOUBLE) AS x FROM {VIEW}{base_where}),
-            q AS (
-                SELECT {prefix}count(*) AS n, quantile_cont(x, 0.25) AS q1,
-                       quantile_cont(x, 0.5) AS med, quantile_cont(x, 0.75) AS q3
-                FROM b{group_by}
-            ),
-            f AS (SELECT *, q1 - {TUKEY_K!r} * (q3 - q1) AS lo, q3 + {TUKEY_K!r} * (q3 - q1) AS hi
-                  FROM q)
-            SELECT {q_cols + ", " if by else ""}q.n, q.q1, q.med, q.q3,
-                   min(b.x) FILTER (WHERE b.x >= q.lo), max(b.x) FILTER (WHERE b.x <= q.hi),
-                   list(b.x ORDER BY b.x) FILTER (WHERE b.x < q.lo OR b.x > q.hi)
-            FROM f AS q JOIN b ON {join}
-            GROUP BY ALL{order}
-        """
-        raw = execute(con, sql, sel.params)
-    boxes = []
-    for rec in raw:
-        values, (n, q1, med, q3, lo, hi, fliers) = rec[: len(by)], rec[len(by) :]
-        q1, q3 = float(q1), float(q3)
-        whislo = q1 if lo is None or lo > q1 else float(lo)
-        whishi = q3 if hi is None or hi < q3 else float(hi)
-        boxes.append(
-            BoxStats(
-                label=_label(by, values, sel.columns),
-                n=int(n),
-                q1=q1,
-                median=float(med),
-                q3=q3,
-                whislo=whislo,
-                whishi=whishi,
-                fliers=tuple(float(v) for v in fliers or ()),
-            )
-        )
-    return BoxStatsResult(metric=metric, by=by, boxes=tuple(boxes))
-
-
-# -- runs -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RunInfo:
-    """One runner invocation or import, with its trial count and experiment names."""
-
-    run_id: str
-    started_at: datetime
-    finished_at: datetime | None
-    source: str
-    argv: list[str]
-    env: dict
-    n_trials: int
-    experiments: tuple[str, ...]
-
-
-def _json_value(text: Any, default: Any) -> Any:
-    if text is None:
-        return default
-    if isinstance(text, str):
-        try:
-            return json.loads(text)
-        except ValueError:
-            return default
-    return text
-
-
-def list_runs(db: Database) -> tuple[RunInfo, ...]:
-    """All runs in the database, oldest first."""
-    with connect(db) as con:
-        raw = con.execute(
-            """
-            SELECT r.run_id, r.started_at, r.finished_at, r.source, r.argv, r.env,
-                   count(t.trial_id),
-                   list(DISTINCT t.experiment ORDER BY t.experiment)
-                       FILTER (WHERE t.experiment IS NOT NULL)
-            FROM runs r LEFT JOIN trials t USING (run_id)
-            GROUP BY ALL
-            ORDER BY r.started_at, r.run_id
-            """
-        ).fetchall()
-    return tuple(
-        RunInfo(
-            run_id=run_id,
-            started_at=started,
-            finished_at=finished,
-            source=source,
-            argv=list(_json_value(argv, [])),
-            env=dict(_json_value(env, {})),
-            n_trials=int(n),
-            experiments=tuple(exps or ()),
-        )
-        for run_id, started, finished, source, argv, env, n, exps in raw
-    )

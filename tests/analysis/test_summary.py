@@ -425,9 +425,9 @@ def test_median_ci_without_bootstrap_and_bad_arguments(db):
     assert not math.isnan(res.rows[0]["train_s_ci_low"])  # the t interval is still there
     assert res.to_dict()["n_boot"] == 0
     for kwargs, needle in (
-        ({"n_boot": -1}, "--bootstrap -1 must be 0"),
-        ({"n_boot": 10}, "too few"),
-        ({"seed": -1}, "--seed -1 must be 0 or more"),
+        ({"n_boot": -1}, "--bootstrap -1 is not a number of resamples"),
+        ({"n_boot": 10}, "outside 100"),
+        ({"seed": -1}, "--seed -1 is not a seed"),
     ):
         with pytest.raises(AnalysisError, match=needle) as info:
             summarize(db, by=["workers"], **kwargs)

@@ -1,0 +1,64 @@
+"""The runs of a results database: one per runner invocation or import."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from analysis.data import Database, connect
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One runner invocation or import, with its trial count and experiment names."""
+
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    source: str
+    argv: list[str]
+    env: dict
+    n_trials: int
+    experiments: tuple[str, ...]
+
+
+def _json_value(text: Any, default: Any) -> Any:
+    if text is None:
+        return default
+    if isinstance(text, str):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return default
+    return text
+
+
+def list_runs(db: Database) -> tuple[RunInfo, ...]:
+    """All runs in the database, oldest first."""
+    with connect(db) as con:
+        raw = con.execute(
+            """
+            SELECT r.run_id, r.started_at, r.finished_at, r.source, r.argv, r.env,
+                   count(t.trial_id),
+                   list(DISTINCT t.experiment ORDER BY t.experiment)
+                       FILTER (WHERE t.experiment IS NOT NULL)
+            FROM runs r LEFT JOIN trials t USING (run_id)
+            GROUP BY ALL
+            ORDER BY r.started_at, r.run_id
+            """
+        ).fetchall()
+    return tuple(
+        RunInfo(
+            run_id=run_id,
+            started_at=started,
+            finished_at=finished,
+            source=source,
+            argv=list(_json_value(argv, [])),
+            env=dict(_json_value(env, {})),
+            n_trials=int(n),
+            experiments=tuple(exps or ()),
+        )
+        for run_id, started, finished, source, argv, env, n, exps in raw
+    )
