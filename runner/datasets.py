@@ -1,22 +1,36 @@
 """Datasets: scikit-learn's digits, and MNIST-format IDX files (Fashion-MNIST from Debian's
-``dataset-fashion-mnist``, or any directory given with ``--data-dir``). Nothing is downloaded."""
+``dataset-fashion-mnist``, or any folder given with ``--data-dir``). Nothing is downloaded.
+
+``--data-dir`` is a plain path or an fsspec URL: ``file://...``, ``s3://bucket/prefix`` (s3fs),
+``gs://bucket/prefix`` (gcsfs), or any other protocol fsspec has a package for. Plain paths and
+``file://`` URLs are read as local files; other URLs through fsspec, with credentials and endpoint
+from where their libraries look (for S3: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` /
+``AWS_PROFILE`` / ``~/.aws``, ``AWS_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL_S3`` for MinIO and other
+S3-compatible servers, and fsspec's own configuration, e.g. ``FSSPEC_S3_ENDPOINT_URL``).
+Connections to an object store time out after a few seconds and are retried once, unless fsspec's
+configuration says otherwise, so an unreachable store is a one-line error, not a hang.
+"""
 
 from __future__ import annotations
 
 import functools
 import gzip
+import os
 import re
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from runner.errors import RunnerError
 
 DATASETS = {
-    "digits": "scikit-learn's 1797 8x8 handwritten digits (ships with scikit-learn)",
+    "digits": "scikit-learn's 1797 8x8 handwritten digits (ships with scikit-learn; or the IDX "
+    "files `runner data export` writes, read from --data-dir)",
     "fashion-mnist": "Zalando's 70000 28x28 clothing images, 60000 train / 10000 test "
     "(Debian's dataset-fashion-mnist, or --data-dir)",
     "mnist": "LeCun's 70000 28x28 handwritten digits, 60000 train / 10000 test "
@@ -38,6 +52,22 @@ IDX_FILES = {
     "train_labels": "train-labels-idx1-ubyte",
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+#: The two IDX files `runner data export` writes for digits: all 1797 images (pixels 0-16, as
+#: scikit-learn has them) and labels in scikit-learn's order; load_split splits them as it splits
+#: the bundled copy, so both give the same arrays for every seed.
+DIGITS_FILES = {
+    "images": "digits-images-idx3-ubyte",
+    "labels": "digits-labels-idx1-ubyte",
+}
+
+#: Connection settings for S3 (botocore's Config), used where fsspec's configuration sets none:
+#: an unreachable endpoint fails within seconds instead of retrying for a minute.
+S3_CONFIG = {
+    "connect_timeout": 3,
+    "read_timeout": 30,
+    "retries": {"max_attempts": 2, "mode": "standard"},
 }
 
 _IMAGES_MAGIC = 0x00000803
@@ -64,10 +94,11 @@ class Split:
 
 
 def check_dataset(name: str, data_dir: str | None = None) -> None:
-    """Refuse an unknown dataset or missing files (existence only, nothing is decoded)."""
+    """Refuse an unknown dataset or missing files (existence only, nothing is decoded). Digits
+    needs files only when ``data_dir`` is given (then it reads the two files of DIGITS_FILES)."""
     if name not in DATASETS:
         raise RunnerError(f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}")
-    if name in DEFAULT_DIRS:
+    if name in DEFAULT_DIRS or data_dir is not None:
         idx_files(name, data_dir)
 
 
@@ -75,19 +106,18 @@ def load_split(
     name: str, *, seed: int, data_fraction: float = 1.0, data_dir: str | None = None
 ) -> Split:
     """Load ``name``. Digits is split 80:20, stratified, with ``seed`` (1437 / 360, as in paper
-    000); IDX datasets keep their own train/test split. ``data_fraction`` < 1 keeps a stratified
-    fraction of the training set; the test set stays whole."""
+    000), the same way whether it comes from scikit-learn or from exported files in
+    ``data_dir``; IDX datasets keep their own train/test split. ``data_fraction`` < 1 keeps a
+    stratified fraction of the training set; the test set stays whole."""
     check_dataset(name, data_dir)
     if not 0 < data_fraction <= 1:
         raise RunnerError(f"data_fraction must be in (0, 1], got {data_fraction}")
     from sklearn.model_selection import train_test_split
 
     if name == "digits":
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        x = (digits.data / 16.0).astype(np.float32)
-        y = digits.target.astype(np.int64)
+        raw, target = digits_arrays(data_dir)
+        x = (raw.reshape(len(raw), -1) / 16.0).astype(np.float32)
+        y = target.astype(np.int64)
         x_tr, x_te, y_tr, y_te = train_test_split(
             x, y, test_size=0.2, stratify=y, random_state=seed
         )
@@ -107,47 +137,239 @@ def load_split(
     return Split(name, x_tr, y_tr, x_te, y_te, shape)
 
 
+def digits_arrays(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All 1797 digits as scikit-learn orders them: images (1797, 8, 8) with pixels 0-16 and
+    labels (1797,), from scikit-learn (``data_dir`` None) or from the files of DIGITS_FILES."""
+    if data_dir is None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.images, digits.target
+    files = idx_files("digits", data_dir)
+    images = read_idx(files["images"], images=True)
+    labels = read_idx(files["labels"], images=False)
+    fix = f"write them with `runner data export --dataset digits --to {data_dir}`"
+    if images.shape[1:] != (8, 8) or len(images) != len(labels) or len(images) == 0:
+        raise RunnerError(
+            f"{files['images']} holds {len(images)} {images.shape[1]}x{images.shape[2]} images "
+            f"and {files['labels']} {len(labels)} labels, not digits' 8x8 images with one label "
+            f"each: {fix}"
+        )
+    if images.max() > 16 or labels.max() > 9:
+        raise RunnerError(
+            f"{files['images']} has pixels above 16 or labels above 9, not scikit-learn's digits "
+            f"(pixels 0-16, labels 0-9): {fix}"
+        )
+    return images, labels
+
+
+def image_shape(name: str, data_dir: str | None = None) -> tuple[int, int] | None:
+    """The (rows, cols) of a dataset's images from the training images' IDX header alone (EMNIST's
+    are stored transposed); digits is 8x8; None for a dataset that is not built in."""
+    if name == "digits":
+        return (8, 8)
+    if name not in DEFAULT_DIRS:
+        return None
+    path = idx_files(name, data_dir)["train_images"]
+    try:
+        if is_remote(str(path)):
+            fs, inner = _remote_fs(str(path))
+            with fs.open(
+                inner, "rb", compression="gzip" if str(path).endswith(".gz") else None
+            ) as fh:
+                header = fh.read(16)
+        else:
+            opener: Any = gzip.open if str(path).endswith(".gz") else open
+            with opener(path, "rb") as fh:
+                header = fh.read(16)
+        magic, _, rows, cols = struct.unpack(">4I", header)
+    except Exception:  # anything wrong: read_idx below names it
+        magic = rows = cols = 0
+    if magic != _IMAGES_MAGIC or rows == 0 or cols == 0:
+        read_idx(path, images=True)  # raises the RunnerError that names what is wrong
+    return (cols, rows) if name == "emnist" else (rows, cols)
+
+
+# --- where the data is ----------------------------------------------------------------------
+
+
+def data_source(data_dir: str | os.PathLike[str] | None) -> str:
+    """Where a configuration's data comes from, as a short factor level: ``bundled`` (no
+    --data-dir: scikit-learn's digits, Debian's Fashion-MNIST), ``file`` (a plain path or a
+    ``file://`` URL), else the URL's protocol (``s3``, ``gs``, ``az``, ``http``, ...). For a
+    chained URL (``simplecache::s3://...``) the store that holds the data (``s3``)."""
+    if data_dir is None:
+        return "bundled"
+    last = str(data_dir).rsplit("::", 1)[-1]
+    if "://" not in last:
+        return "file"
+    protocol = last.split("://", 1)[0].lower()
+    return {"local": "file", "gcs": "gs", "s3a": "s3", "abfs": "az", "https": "http"}.get(
+        protocol, protocol
+    )
+
+
+def is_remote(data_dir: str | os.PathLike[str] | None) -> bool:
+    """True when ``data_dir`` is read through fsspec (an URL of a store other than local files)."""
+    return data_source(data_dir) not in ("bundled", "file")
+
+
+def local_path(data_dir: str | os.PathLike[str]) -> Path:
+    """A plain path or a ``file://`` / ``local://`` URL as a local Path."""
+    text = str(data_dir)
+    for scheme in ("file://", "local://"):
+        if text.lower().startswith(scheme):
+            return Path(text[len(scheme) :] or "/")
+    return Path(text)
+
+
+def storage_options(url: str) -> dict[str, Any]:
+    """The keyword arguments the runner adds for ``url``'s file system: for S3, short connect
+    timeouts and one retry (S3_CONFIG), each only where fsspec's configuration sets none.
+    Credentials and endpoints are never set here: they come from the environment."""
+    if "::" in url or data_source(url) != "s3":
+        return {}
+    from fsspec.config import conf
+
+    user = dict(conf.get("s3", {}).get("config_kwargs") or {})
+    return {"config_kwargs": {**S3_CONFIG, **user}}
+
+
+def _remote_fs(url: str) -> tuple[Any, str]:
+    """(file system, path inside it) for a remote URL; RunnerError when fsspec cannot serve it."""
+    try:
+        import fsspec
+    except ImportError:
+        raise RunnerError(
+            f"--data-dir {url} is a URL but fsspec is not installed: pip install fsspec s3fs"
+        ) from None
+    try:
+        return fsspec.core.url_to_fs(url, **storage_options(url))
+    except ImportError as exc:
+        raise RunnerError(f"cannot open {url}: {' '.join(str(exc).split())}") from None
+    except ValueError as exc:
+        raise RunnerError(
+            f"cannot open {url} ({exc}): give --data-dir a folder or an fsspec URL such as "
+            "s3://bucket/prefix"
+        ) from None
+
+
+def store_error(url: str, exc: BaseException) -> RunnerError:
+    """One line for a failure to reach or read ``url`` in an object store: what and the fix."""
+    source = data_source(url)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    name = type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        return RunnerError(
+            f"{url} not found ({text}): check the bucket and prefix, or write the data there "
+            "with `runner data export`"
+        )
+    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+        return RunnerError(
+            f"access to {url} denied ({text}): check the credentials (AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY / AWS_PROFILE for s3) and the bucket's policy"
+        )
+    if "Credentials" in name or "credentials" in text.lower():
+        return RunnerError(
+            f"no credentials for {url} ({text}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "or AWS_PROFILE (or ~/.aws/credentials)"
+        )
+    if "Connect" in name or "Timeout" in name or isinstance(exc, (ConnectionError, TimeoutError)):
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        where = f" (endpoint {endpoint})" if source == "s3" and endpoint else ""
+        hint = (
+            "check that the server runs and AWS_ENDPOINT_URL points at it"
+            if source == "s3"
+            else "check the network and the store's address"
+        )
+        return RunnerError(f"cannot reach {url}{where}: {text}: {hint}")
+    return RunnerError(f"cannot read {url} ({name}: {text}): check the URL and the credentials")
+
+
 # --- locating the files ---------------------------------------------------------------------
 
 
-def idx_files(name: str, data_dir: str | None) -> dict[str, Path]:
-    """The four IDX files of ``name`` by role; RunnerError naming what is missing."""
+def idx_files(name: str, data_dir: str | None) -> dict[str, Path | str]:
+    """The IDX files of ``name`` by role (IDX_FILES' roles; DIGITS_FILES' for digits): local
+    Paths, or URLs (str) for a remote ``data_dir``. RunnerError naming what is missing."""
+    stems = DIGITS_FILES if name == "digits" else IDX_FILES
+    if data_dir is not None and is_remote(data_dir):
+        return _remote_idx_files(name, str(data_dir), stems)
     if data_dir is None:
-        default = DEFAULT_DIRS[name]
+        default = DEFAULT_DIRS.get(name)
         if default is None:
             raise RunnerError(
                 f"dataset {name} has no default location: pass --data-dir DIR, a folder holding "
-                f"its four IDX files ({', '.join(IDX_FILES.values())}, plain or .gz)"
+                f"its {len(stems)} IDX files ({', '.join(stems.values())}, plain or .gz)"
             )
         folder = Path(default)
-        if _find_all(folder, "")[1]:
+        if _find_all(_local_has(folder), "", stems)[1]:
             raise RunnerError(
                 f"Fashion-MNIST not found in {default}: install Debian's dataset-fashion-mnist "
                 "(apt-get install dataset-fashion-mnist) or pass --data-dir"
             )
     else:
-        folder = Path(data_dir)
+        folder = local_path(data_dir)
         if not folder.is_dir():
             raise RunnerError(
                 f"data dir {folder} does not exist or is not a folder: pass --data-dir a folder "
                 f"holding the {name} IDX files"
             )
-    prefix = _emnist_prefix(folder) if name == "emnist" else ""
-    found, missing = _find_all(folder, prefix)
+    names = (
+        [p.name for p in folder.iterdir()]
+        if name == "emnist" and _find_all(_local_has(folder), "", stems)[1]
+        else []
+    )
+    prefix = _emnist_prefix(names, str(folder)) if name == "emnist" else ""
+    found, missing = _find_all(_local_has(folder), prefix, stems)
     if missing:
         raise RunnerError(
-            f"{name}: {folder} lacks {', '.join(missing)} (plain or .gz): put all four IDX files "
-            "there or pass --data-dir a folder that has them"
+            f"{name}: {folder} lacks {', '.join(missing)} (plain or .gz): put all "
+            f"{len(stems)} IDX files there or pass --data-dir a folder that has them"
         )
-    return found
+    return {role: folder / file for role, file in found.items()}
 
 
-def _find_all(folder: Path, prefix: str) -> tuple[dict[str, Path], list[str]]:
-    found: dict[str, Path] = {}
+def _remote_idx_files(name: str, url: str, stems: dict[str, str]) -> dict[str, Path | str]:
+    fs, inner = _remote_fs(url)
+    try:
+        entries = fs.ls(inner, detail=True, refresh=True)
+    except Exception as exc:
+        raise store_error(url, exc) from None
+    files = {
+        str(e["name"]).rstrip("/").rsplit("/", 1)[-1]
+        for e in entries
+        if isinstance(e, dict) and e.get("type") == "file"
+    }
+    if not entries:
+        raise RunnerError(
+            f"{url} holds nothing: check the URL, or write the {name} files there with "
+            "`runner data export`"
+        )
+    prefix = _emnist_prefix(sorted(files), url) if name == "emnist" else ""
+    found, missing = _find_all(files.__contains__, prefix, stems)
+    if missing:
+        raise RunnerError(
+            f"{name}: {url} lacks {', '.join(missing)} (plain or .gz): put all {len(stems)} IDX "
+            f"files there (`runner data export --dataset {name} --to {url}`)"
+        )
+    base = url.rstrip("/")
+    return {role: f"{base}/{file}" for role, file in found.items()}
+
+
+def _local_has(folder: Path) -> Callable[[str], bool]:
+    return lambda file: (folder / file).is_file()
+
+
+def _find_all(
+    has: Callable[[str], bool], prefix: str, stems: dict[str, str] = IDX_FILES
+) -> tuple[dict[str, str], list[str]]:
+    """File names by role (plain preferred to .gz) and the stems that are missing."""
+    found: dict[str, str] = {}
     missing: list[str] = []
-    for role, stem in IDX_FILES.items():
-        for candidate in (folder / f"{prefix}{stem}", folder / f"{prefix}{stem}.gz"):
-            if candidate.is_file():
+    for role, stem in stems.items():
+        for candidate in (f"{prefix}{stem}", f"{prefix}{stem}.gz"):
+            if has(candidate):
                 found[role] = candidate
                 break
         else:
@@ -155,14 +377,14 @@ def _find_all(folder: Path, prefix: str) -> tuple[dict[str, Path], list[str]]:
     return found, missing
 
 
-def _emnist_prefix(folder: Path) -> str:
+def _emnist_prefix(names: list[str], where: str) -> str:
     """``""`` for plain names, else ``"emnist-<split>-"`` when the folder holds one split."""
-    if not _find_all(folder, "")[1]:
+    if not _find_all(set(names).__contains__, "")[1]:
         return ""
-    splits = sorted({m["split"] for p in folder.iterdir() if (m := _EMNIST_NAME.match(p.name))})
+    splits = sorted({m["split"] for n in names if (m := _EMNIST_NAME.match(n))})
     if len(splits) > 1:
         raise RunnerError(
-            f"emnist: {folder} holds several EMNIST splits ({', '.join(splits)}): pass --data-dir "
+            f"emnist: {where} holds several EMNIST splits ({', '.join(splits)}): pass --data-dir "
             "a folder holding just one split's four IDX files"
         )
     return f"emnist-{splits[0]}-" if splits else ""
@@ -172,9 +394,28 @@ def _emnist_prefix(folder: Path) -> str:
 
 
 def read_idx(path: str | Path, *, images: bool) -> np.ndarray:
-    """Decode one IDX file (plain or gzip) into a read-only uint8 array: (n, rows, cols) for
-    images, (n,) for labels. Cached per (path, mtime, size). RunnerError naming a bad file."""
-    path = Path(path).resolve()
+    """Decode one IDX file (plain or gzip; a local path or an fsspec URL) into a read-only uint8
+    array: (n, rows, cols) for images, (n,) for labels. Cached per (path, version, size): mtime
+    for a local file, the ETag (or generation, or modification time) fsspec reports for a remote
+    object. RunnerError naming a bad or unreachable file."""
+    if is_remote(str(path)):
+        url = str(path)
+        fs, inner = _remote_fs(url)
+        try:
+            fs.invalidate_cache(inner)
+            info = fs.info(inner)
+        except Exception as exc:
+            raise store_error(url, exc) from None
+        version = next(
+            (
+                str(info[key])
+                for key in ("ETag", "etag", "generation", "LastModified", "mtime", "updated")
+                if info.get(key) is not None
+            ),
+            "",
+        )
+        return _read_idx_cached(url, version, int(info.get("size") or 0), images)
+    path = local_path(path).resolve()
     try:
         st = path.stat()
     except OSError as exc:
@@ -182,16 +423,24 @@ def read_idx(path: str | Path, *, images: bool) -> np.ndarray:
     return _read_idx_cached(str(path), st.st_mtime_ns, st.st_size, images)
 
 
+def _read_bytes(path: str) -> bytes:
+    if not is_remote(path):
+        return Path(path).read_bytes()
+    fs, inner = _remote_fs(path)
+    try:
+        return bytes(fs.cat_file(inner))
+    except Exception as exc:
+        raise store_error(path, exc) from None
+
+
 @functools.lru_cache(maxsize=16)
-def _read_idx_cached(path: str, mtime_ns: int, size: int, images: bool) -> np.ndarray:
+def _read_idx_cached(path: str, version: int | str, size: int, images: bool) -> np.ndarray:
     kind = "images" if images else "labels"
     fix = f"replace it with an intact MNIST-format IDX {kind} file"
     try:
+        data = _read_bytes(path)
         if path.endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                data = fh.read()
-        else:
-            data = Path(path).read_bytes()
+            data = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
         raise RunnerError(f"cannot read {path} ({exc}): {fix}") from None
     ndim = 3 if images else 1
