@@ -26,9 +26,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from analysis.compare_result import COLUMNS, CompareResult, CompareRow
+from analysis.compare_stats import (
+    HIGHER_IS_BETTER,
+    HL_MAX_PAIRS,
+    Side,
+    better_side,
+    hodges_lehmann,
+    log_welch,
+    side_test,
+    u_null_cdf,
+    verdict,
+)
 from analysis.data import (
     VIEW,
     Database,
@@ -39,252 +50,36 @@ from analysis.data import (
     connect,
     execute,
     finite_check,
-    fmt,
-    fmt_p,
     format_level,
-    latex_table,
     quote,
-    render_table,
     select,
 )
 from analysis.errors import AnalysisError
+from analysis.options import ALPHA, CONFIDENCE, check_alpha, check_confidence
 from analysis.smallsample import MIN_TRIALS, small_sample_note
 from analysis.strata import ENV_FIELDS, _env_text, _pooled, factor_columns, parse_pool
 
 if TYPE_CHECKING:
     import duckdb
-    import numpy as np
-    import pandas as pd
+
+__all__ = [
+    "COLUMNS",
+    "HIGHER_IS_BETTER",
+    "HL_MAX_PAIRS",
+    "LIST_MAX",
+    "TESTS",
+    "CompareResult",
+    "CompareRow",
+    "compare",
+    "hodges_lehmann",
+    "log_welch",
+    "u_null_cdf",
+    "verdict",
+]
 
 TESTS = ("mwu", "welch")
-#: Above this many (base, new) pairs the ratio's interval is the log-scale Welch one.
-HL_MAX_PAIRS = 4_000_000
 #: A side's values leave DuckDB (for the exact test and Hodges-Lehmann) up to this many.
 LIST_MAX = 200_000
-#: Metrics where higher is better (a ratio above 1 is an improvement).
-HIGHER_IS_BETTER = frozenset({"accuracy", "precision", "recall", "f1", "train_accuracy"})
-COLUMNS = ("config", "n_base", "n_new", "median_base", "median_new", "ratio", "ratio_ci_low",
-           "ratio_ci_high", "p_value", "method", "verdict", "note")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CompareRow:
-    """One configuration: base and new, the ratio ``new / base`` with its interval, p and the
-    verdict. ``method`` says where p comes from (``exact``, ``asymptotic``, ``t``); ``ci_method``
-    where the interval does (``hodges-lehmann``, ``log-welch``)."""
-
-    config: dict[str, str]
-    n_base: int
-    n_new: int
-    median_base: float
-    median_new: float
-    ratio: float
-    ratio_ci_low: float
-    ratio_ci_high: float
-    p_value: float
-    method: str
-    ci_method: str
-    verdict: str
-    note: str = ""
-
-    @property
-    def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.config.items()) or "all"
-
-
-@dataclass(frozen=True)
-class CompareResult:
-    """``new`` against ``base`` per configuration; see the module docstring."""
-
-    metric: str
-    test: str
-    base: tuple[str, ...]
-    new: tuple[str, ...]
-    better: str  # "lower" or "higher"
-    alpha: float
-    threshold: float
-    confidence_level: float
-    rows: tuple[CompareRow, ...]
-    geomean_base: float
-    geomean_new: float
-    geomean_ratio: float
-    only_base: tuple[str, ...] = ()
-    only_new: tuple[str, ...] = ()
-    same: tuple[str, ...] = ()  # factor=value shared by every configuration
-    where: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    def regressions(self, at_least: float = 0.0) -> list[CompareRow]:
-        """Significant changes for the worse of at least ``at_least`` (0.05: 5%)."""
-        worse = ("slower", "worse")
-        return [
-            r
-            for r in self.rows
-            if r.verdict in worse
-            and (r.ratio - 1 if self.better == "lower" else 1 - r.ratio) >= at_least
-        ]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["geomean"] = {"median_base": self.geomean_base, "median_new": self.geomean_new,
-                          "ratio": self.geomean_ratio}  # fmt: skip
-        return out
-
-    def _table_rows(self) -> list[list[Any]]:
-        out = [
-            [
-                r.label,
-                r.n_base,
-                r.n_new,
-                r.median_base,
-                r.median_new,
-                r.ratio,
-                r.ratio_ci_low,
-                r.ratio_ci_high,
-                r.p_value,
-                r.method,
-                r.verdict,
-                r.note,
-            ]  # fmt: skip
-            for r in self.rows
-        ]
-        if self.rows:
-            out.append(["geomean", None, None, self.geomean_base, self.geomean_new,
-                        self.geomean_ratio, None, None, None, "", "", ""])  # fmt: skip
-        return out
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per matched configuration (``config`` is its label), then ``geomean``;
-        columns :data:`COLUMNS`."""
-        import pandas as pd
-
-        return pd.DataFrame(self._table_rows(), columns=list(COLUMNS))
-
-    def to_latex(self) -> str:
-        return latex_table(list(COLUMNS), self._table_rows())
-
-    def to_markdown(self) -> str:
-        head = ["configuration", "base", "new", "ratio", f"{self._pct} CI", "p", "verdict"]
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for cells in self._display_rows():
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-        return "\n".join([self._title, "", *lines, "", *self._tail()])
-
-    @property
-    def _pct(self) -> str:
-        return f"{fmt(100 * self.confidence_level)}%"
-
-    @property
-    def _title(self) -> str:
-        test = "Mann-Whitney U" if self.test == "mwu" else "Welch t on log values"
-        return (
-            f"{self.metric}: new ({' '.join(self.new)}) vs base ({' '.join(self.base)}); "
-            f"ratio = new / base ({self.better} is better), {test}, alpha {self.alpha:g}"
-            + (f", changes under {self.threshold:.3g} within noise" if self.threshold else "")
-        )
-
-    def _display_rows(self) -> list[list[str]]:
-        out = []
-        for r in self.rows:
-            ci = f"[{fmt(r.ratio_ci_low, 4)}, {fmt(r.ratio_ci_high, 4)}]"
-            verdict = r.verdict + (f" ({r.note})" if r.note else "")
-            out.append([r.label, f"{fmt(r.median_base, 4)} (n={r.n_base})",
-                        f"{fmt(r.median_new, 4)} (n={r.n_new})", fmt(r.ratio, 4), ci,
-                        fmt_p(r.p_value), verdict])  # fmt: skip
-        if self.rows:
-            out.append(["geomean", fmt(self.geomean_base, 4), fmt(self.geomean_new, 4),
-                        fmt(self.geomean_ratio, 4), "", "", ""])  # fmt: skip
-        return out
-
-    def _tail(self) -> list[str]:
-        lines = []
-        if self.same:
-            lines.append("same in every configuration: " + ", ".join(self.same))
-        if self.only_base:
-            lines.append("only in base: " + "; ".join(self.only_base))
-        if self.only_new:
-            lines.append("only in new: " + "; ".join(self.only_new))
-        if self.where:
-            lines.append("where " + " ".join(self.where))
-        lines += [f"note: {n}" for n in self.notes]
-        return lines
-
-    def __str__(self) -> str:
-        head = ["configuration", "base median", "new median", "ratio", f"{self._pct} CI", "p",
-                "verdict"]  # fmt: skip
-        return "\n".join([self._title, render_table(head, self._display_rows()), *self._tail()])
-
-
-# -- the statistics, from per-side summaries ---------------------------------------------------
-def u_null_cdf(m: int, n: int) -> list[float]:
-    """``P(U <= u)`` for u = 0..mn under the null (no ties), from the generating function
-    ``prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i)`` in exact integers."""
-    size = m * n + 1
-    counts = [0] * size
-    counts[0] = 1
-    for i in range(1, m + 1):
-        for u in range(size - 1, n + i - 1, -1):  # times (1 - q^(n+i))
-            counts[u] -= counts[u - n - i]
-        for u in range(i, size):  # divided by (1 - q^i)
-            counts[u] += counts[u - i]
-    total = math.comb(m + n, m)
-    out, run = [], 0
-    for c in counts:
-        run += c
-        out.append(run / total)
-    return out
-
-
-def hodges_lehmann(
-    log_base: np.ndarray, log_new: np.ndarray, *, exact: bool, confidence_level: float
-) -> tuple[float, float, float]:
-    """``(shift, low, high)`` of ``log_new - log_base``: the median of the pairwise differences
-    and the interval between the k-th smallest and largest of them, k from the U distribution
-    (exact, or its normal approximation). ``-inf``/``inf`` when the samples are too small."""
-    import numpy as np
-    from scipy import special
-
-    m, n = len(log_base), len(log_new)
-    diffs = np.sort(np.subtract.outer(log_new, log_base).ravel())
-    shift = float(np.median(diffs))
-    tail = (1 - confidence_level) / 2
-    if exact:
-        cdf = u_null_cdf(min(m, n), max(m, n))
-        k = 0
-        while k < len(cdf) and cdf[k] <= tail:
-            k += 1  # P(U <= k - 1) <= tail
-    else:
-        z = float(-special.ndtri(tail))
-        k = math.floor(m * n / 2 - z * math.sqrt(m * n * (m + n + 1) / 12))
-    if k < 1:
-        return shift, -math.inf, math.inf
-    return shift, float(diffs[k - 1]), float(diffs[m * n - k])
-
-
-def _words(metric: str) -> tuple[str, str]:
-    timing = metric.endswith("_s") or "throughput" in metric or metric.endswith("_ips")
-    return ("faster", "slower") if timing else ("better", "worse")
-
-
-def _better(metric: str, better: str | None) -> str:
-    if better is None:
-        higher = metric in HIGHER_IS_BETTER or "throughput" in metric or metric.endswith("_ips")
-        return "higher" if higher else "lower"
-    if better not in ("lower", "higher"):
-        raise AnalysisError(f"--better {better!r}: give lower or higher")
-    return better
-
-
-def verdict(
-    ratio: float, p_value: float, *, alpha: float, threshold: float, better: str, metric: str
-) -> str:
-    if not p_value < alpha:
-        return "~"
-    if abs(ratio - 1) < threshold:
-        return "within noise"
-    good, bad = _words(metric)
-    improved = ratio < 1 if better == "lower" else ratio > 1
-    return good if improved else bad
 
 
 # -- DuckDB -----------------------------------------------------------------------------------
@@ -365,8 +160,8 @@ def compare(
     where: Sequence[str | Filter] = (),
     test: str = "mwu",
     threshold: float = 0.0,
-    alpha: float = 0.05,
-    confidence_level: float = 0.95,
+    alpha: float = ALPHA,
+    confidence_level: float = CONFIDENCE,
     better: str | None = None,
     match: str = "factors",
     pool: Sequence[str] | str | bool | None = None,
@@ -378,20 +173,15 @@ def compare(
     2%). ``better``: ``lower`` (times; default) or ``higher`` (throughput, accuracy: default
     for those names). ``match``: ``factors`` or ``config_id``. ``pool``: environment fields
     (``hostname``, ``cpu_model``, ``packages``, ``env``) allowed to differ within a side."""
-    from scipy import stats
-
-    from analysis.ttest import _mwu_uses_exact, mwu_asymptotic
-
     test = str(test).lower()
     if test not in TESTS:
         raise AnalysisError(f"--test {test!r}: give mwu (Mann-Whitney U) or welch")
-    if not 0 < alpha < 1 or not 0 < confidence_level < 1:
-        raise AnalysisError("--alpha and --confidence must be between 0 and 1")
+    alpha, confidence_level = check_alpha(alpha), check_confidence(confidence_level)
     if not (math.isfinite(threshold) and 0 <= threshold < 1):
         raise AnalysisError(f"--threshold {threshold:g} must be a fraction in [0, 1), e.g. 2%")
     if match not in ("factors", "config_id"):
         raise AnalysisError(f"--match {match!r}: give factors or config_id")
-    better = _better(metric, better)
+    better = better_side(metric, better)
     base_f, new_f = _side_filters(base, "base"), _side_filters(new, "new")
     common = as_filters(where)
     pooled = parse_pool(pool)
@@ -459,64 +249,39 @@ def compare(
         if 0 not in pair or 1 not in pair:
             (only_new if 0 not in pair else only_base).append(label)
             continue
-        b, n = pair[0], pair[1]
-        nb, med_b, min_b, mlb, vlb, _, tie, bad_b, _, vals_b = b[2 + g :]
-        nn, med_n, min_n, mln, vln, rank_n, _, bad_n, _, vals_n = n[2 + g :]
-        assert not (bad_b or bad_n), "finite_check let a non-finite value through"
-        if min(min_b, min_n) <= 0:
+        sb, sn = _side(pair[0], g), _side(pair[1], g)
+        if min(sb.minimum, sn.minimum) <= 0:
             raise AnalysisError(
                 f"{metric} is zero or negative in {label}, so a ratio on the log scale is "
                 f"undefined; compare a positive metric or exclude them with --where '{metric}>0'"
             )
-        note = ""
-        if test == "mwu":
-            import numpy as np
-
-            u_new = float(rank_n) - nn * (nn + 1) / 2.0
-            _, p = mwu_asymptotic(u_new, nn, nb, float(tie))
-            listed = vals_b is not None and vals_n is not None
-            exact = listed and _mwu_uses_exact(nn, nb, u_new, float(tie))
-            method = "asymptotic"
-            if exact:
-                xb, xn = np.asarray(vals_b, dtype=float), np.asarray(vals_n, dtype=float)
-                p = float(stats.mannwhitneyu(xn, xb, method="exact").pvalue)
-                method = "exact"
-            if listed and nb * nn <= HL_MAX_PAIRS:
-                xb, xn = np.asarray(vals_b, dtype=float), np.asarray(vals_n, dtype=float)
-                shift, lo, hi = hodges_lehmann(np.log(xb), np.log(xn), exact=exact,
-                                               confidence_level=confidence_level)  # fmt: skip
-                ci_method = "hodges-lehmann"
-            else:
-                shift, lo, hi = _log_welch(mlb, vlb, nb, mln, vln, nn, confidence_level)[:3]
-                ci_method = "log-welch"
-            if method == "exact" and 2 / math.comb(nb + nn, nb) > alpha:
-                need = next(s for s in range(2, 50) if 2 / math.comb(2 * s, s) <= alpha)
-                note = f"need >= {need} trials per side to detect a change at alpha {alpha:g}"
-        else:
-            shift, lo, hi, p = _log_welch(mlb, vlb, nb, mln, vln, nn, confidence_level)
-            method, ci_method = "t", "log-welch"
-            if nb < 2 or nn < 2:
-                note = "needs 2 trials per side"
+        st = side_test(sb, sn, test=test, alpha=alpha, confidence_level=confidence_level)
+        nb, nn, note = sb.n, sn.n, st.note
         if min(nb, nn) < MIN_TRIALS:
             few = f"few trials: base {int(nb)}, new {int(nn)} (< {MIN_TRIALS} per side)"
             note = f"{note}; {few}" if note else few
             small += [(f"{label} base", int(nb)), (f"{label} new", int(nn))]
-        ratio = math.exp(shift)
+        ratio = math.exp(st.shift)
         out.append(
             CompareRow(
                 config=config(k),
                 n_base=int(nb),
                 n_new=int(nn),
-                median_base=float(med_b),
-                median_new=float(med_n),
+                median_base=sb.median,
+                median_new=sn.median,
                 ratio=ratio,
-                ratio_ci_low=math.exp(lo),
-                ratio_ci_high=math.exp(hi),
-                p_value=float(p),
-                method=method,
-                ci_method=ci_method,
+                ratio_ci_low=math.exp(st.low),
+                ratio_ci_high=math.exp(st.high),
+                p_value=float(st.p_value),
+                method=st.method,
+                ci_method=st.ci_method,
                 verdict=verdict(
-                    ratio, p, alpha=alpha, threshold=threshold, better=better, metric=metric
+                    ratio,
+                    st.p_value,
+                    alpha=alpha,
+                    threshold=threshold,
+                    better=better,
+                    metric=metric,
                 ),
                 note=note,
             )  # fmt: skip
@@ -541,32 +306,12 @@ def compare(
     )  # fmt: skip
 
 
-def _log_welch(
-    mean_b: float | None,
-    var_b: float | None,
-    n_b: int,
-    mean_n: float | None,
-    var_n: float | None,
-    n_n: int,
-    confidence_level: float,
-) -> tuple[float, float, float, float]:
-    """``(shift, low, high, p)`` of Welch's t on the log values (NaN with < 2 trials a side)."""
-    from scipy import stats
-
-    from analysis.ttest import welch_df
-
-    if n_b < 2 or n_n < 2 or mean_b is None or mean_n is None:
-        shift = (mean_n or math.nan) - (mean_b or math.nan)
-        return shift, -math.inf, math.inf, math.nan
-    vb, vn = float(var_b or 0.0), float(var_n or 0.0)
-    shift = float(mean_n) - float(mean_b)
-    se = math.sqrt(vb / n_b + vn / n_n)
-    if se == 0:
-        return shift, shift, shift, 0.0 if shift else 1.0
-    df = welch_df(vn, n_n, vb, n_b)
-    q = float(stats.t.ppf((1 + confidence_level) / 2, df))
-    p = float(2 * stats.t.sf(abs(shift / se), df))
-    return shift, shift - q * se, shift + q * se, p
+def _side(row: tuple, g: int) -> Side:
+    """One side of a configuration from its :func:`_summaries` row (``g`` key columns)."""
+    n, median, low, log_mean, log_var, rank_sum, tie, bad, _, values = row[2 + g :]
+    assert not bad, "finite_check let a non-finite value through"
+    return Side(int(n), float(median), float(low), log_mean, log_var, float(rank_sum),
+                float(tie), values)  # fmt: skip
 
 
 def _env_notes(

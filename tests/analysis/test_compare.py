@@ -146,7 +146,7 @@ def test_cli_formats_and_fail_on_regression(two_runs):
     md = runner.invoke(app, ["compare", r1, r2, "--db", str(path), "--format", "markdown"])
     assert "| configuration | base | new |" in md.stdout
     tex = runner.invoke(app, ["compare", r1, r2, "--db", str(path), "--format", "latex"])
-    assert tex.stdout.startswith(r"\begin{tabular}")
+    assert r"\begin{tabular}" in tex.stdout and r"\end{tabular}" in tex.stdout
 
 
 def test_compare_by_where_and_threshold(two_runs):
