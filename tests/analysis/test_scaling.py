@@ -534,3 +534,92 @@ def test_seeded_bootstrap_repeats_on_a_big_database(make_db) -> None:
 def test_negative_seed_is_a_one_line_error(db):
     with pytest.raises(AnalysisError, match="--seed -1 is not a seed"):
         scaling(db, seed=-1)
+
+
+# -- magnitudes near the ends of float64, one trial per level (published tables) ---------------
+@pytest.mark.parametrize("scale", [1e300, 1e-300, 1.0])
+def test_perfect_scaling_at_1e300_and_1e_300(make_db, scale) -> None:
+    """Times scale * [8, 4, 2, 1] at 1, 2, 4, 8 workers: perfect scaling, worked out by hand.
+    T(m) = 8 scale / m, so the speed-ups are 1, 2, 4, 8, efficiency 1, each step -50%,
+    Karp-Flatt 0; Amdahl's T1 = 8 scale with serial fraction 0; the USL's sigma = kappa = 0
+    (T1 = 8 scale); both fit exactly (R^2 = 1). Near 1e154 and beyond, squares overflowed and
+    the fit gave T1 = 0."""
+    times = [scale * v for v in (8.0, 4.0, 2.0, 1.0)]
+    db = make_db([_trial(m, t) for m, t in zip((1, 2, 4, 8), times, strict=True)])
+    result = scaling(db, by=(), predict=[16])
+    (group,) = result.groups
+    assert [lv.median for lv in group.levels] == times
+    assert [lv.speedup for lv in group.levels] == [1.0, 2.0, 4.0, 8.0]
+    assert [lv.efficiency for lv in group.levels] == [1.0, 1.0, 1.0, 1.0]
+    assert [lv.change_pct for lv in group.levels] == [None, *[pytest.approx(-50.0, rel=1e-15)] * 3]
+    assert [lv.karp_flatt for lv in group.levels] == [None, 0.0, 0.0, 0.0]
+    fits = {f.model: f for f in group.fits}
+    assert fits["amdahl"].param("t1") == pytest.approx(8 * scale, rel=1e-12)
+    assert fits["amdahl"].param("serial_fraction") == pytest.approx(0.0, abs=1e-12)
+    assert fits["usl"].param("t1") == pytest.approx(8 * scale, rel=1e-12)
+    assert fits["usl"].param("sigma") == pytest.approx(0.0, abs=1e-12)
+    assert fits["usl"].param("kappa") == pytest.approx(0.0, abs=1e-12)
+    for f in fits.values():
+        assert f.r_squared == pytest.approx(1.0, abs=1e-12)
+        assert all(math.isfinite(p.estimate) for p in f.params)
+    pred = {p.model: p.time for p in group.predictions}
+    assert pred["amdahl"] == pytest.approx(scale / 2, rel=1e-12)  # 8 scale / 16
+    # one trial per level: point estimates, no intervals, and said so
+    assert all(p.ci_low is None for f in group.fits for p in f.params)
+    assert "measured by 1 trial" in group.no_intervals
+    assert any("without intervals" in n for n in result.notes)
+    assert "no intervals: workers=1, 2, 4, 8 measured by 1 trial" in str(result)
+
+
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+def test_noisy_usl_at_extreme_magnitudes_matches_numpy_and_nnls(make_db, rng, scale) -> None:
+    """Noisy USL times (seconds) multiplied by 1e300 or 1e-300: medians, sds and speed-ups
+    against NumPy on the seconds times ``scale``, and the fits against scipy's nnls on the
+    seconds (the models are linear in time: T1 and theta scale, fractions do not)."""
+    m = np.repeat(np.array([1, 2, 4, 8, 16], dtype=float), 3)
+    t = usl(m, 60.0, 0.05, 0.003) * rng.lognormal(0, 0.02, m.size)
+    db = make_db([_trial(a, b * scale) for a, b in zip(m, t, strict=True)])
+    group = scaling(db, by=(), n_boot=0).groups[0]
+    med = {x: float(np.median(t[m == x])) for x in np.unique(m)}
+    for lv in group.levels:
+        assert lv.median == pytest.approx(med[lv.x] * scale, rel=1e-14)
+        assert lv.sd == pytest.approx(t[m == lv.x].std(ddof=1) * scale, rel=1e-9)
+        assert lv.speedup == pytest.approx(med[1.0] / med[lv.x], rel=1e-14)
+    fits = {f.model: f for f in group.fits}
+    designs = _designs(m)
+    coef, rss = nnls(designs["amdahl"], t)
+    assert fits["amdahl"].param("t1") == pytest.approx(coef.sum() * scale, rel=1e-8)
+    assert fits["amdahl"].param("serial_fraction") == pytest.approx(coef[0] / coef.sum(), rel=1e-8)
+    coef, _ = nnls(designs["usl"], t)
+    assert fits["usl"].param("t1") == pytest.approx(coef[0] * scale, rel=1e-8)
+    assert fits["usl"].param("sigma") == pytest.approx(coef[1] / coef[0], rel=1e-7)
+    assert fits["usl"].param("kappa") == pytest.approx(coef[2] / coef[0], rel=1e-7)
+    tss = float(np.sum((t - t.mean()) ** 2))
+    for f in fits.values():
+        assert 0 < f.r_squared < 1 and math.isfinite(f.aic)
+    coef, rss = nnls(designs["amdahl"], t)
+    assert fits["amdahl"].r_squared == pytest.approx(1 - rss**2 / tss, rel=1e-9)
+    n = m.size  # AIC of times in other units: + 2 n ln(scale)
+    aic = n * (math.log(2 * math.pi * rss**2 / n) + 1) + 4 + 2 * n * math.log(scale)
+    assert fits["amdahl"].aic == pytest.approx(aic, rel=1e-9)
+
+
+def test_single_trial_levels_give_point_estimates_per_group(make_db) -> None:
+    """A published table has one run per cell: scaling gives point estimates for that group
+    and says so, while a group with repeated trials keeps its bootstrap intervals."""
+    trials = [_trial(m, 8.0 / m * (1 + 0.01 * r), engine="dask") for m in (1, 2, 4, 8)
+              for r in range(3)]  # fmt: skip
+    trials += [_trial(m, 9.0 / m, engine="ray") for m in (1, 2, 4, 8)]
+    result = scaling(db := make_db(trials), by="engine", n_boot=200, seed=1)
+    groups = {g.level[0]: g for g in result.groups}
+    assert groups["dask"].no_intervals == ""
+    assert all(p.ci_low is not None for f in groups["dask"].fits for p in f.params)
+    assert "workers=1, 2, 4, 8 measured by 1 trial" in groups["ray"].no_intervals
+    assert all(p.ci_low is None for f in groups["ray"].fits for p in f.params)
+    assert result.notes == (
+        "1 of 2 groups without intervals: a level measured by one trial (as a published table) "
+        "gives point estimates only",
+    )
+    proc = run_cli("analyze", "scaling", "--by", "engine", "--predict", "8,16", "--db", db)
+    assert proc.returncode == 0, proc.stderr
+    assert "no intervals: workers=1, 2, 4, 8 measured by 1 trial" in proc.stdout
