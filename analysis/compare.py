@@ -57,7 +57,8 @@ from analysis.data import (
 from analysis.errors import AnalysisError
 from analysis.options import ALPHA, CONFIDENCE, check_alpha, check_confidence
 from analysis.smallsample import MIN_TRIALS, small_sample_note
-from analysis.strata import ENV_FIELDS, _env_text, _pooled, factor_columns, parse_pool
+from analysis.cells import ENV_FIELDS, env_fields, env_text
+from analysis.strata import _pooled, factor_columns, parse_pool
 
 if TYPE_CHECKING:
     import duckdb
@@ -130,13 +131,11 @@ def _summaries(
 
 
 def _run_env(con: duckdb.DuckDBPyConnection, runs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    from analysis.strata import _env_fields
-
     if not runs:
         return {}
     rows = con.execute("SELECT run_id, env FROM runs WHERE list_contains(?, run_id)",
                        [list(runs)]).fetchall()  # fmt: skip
-    return {str(r): _env_fields(e) for r, e in rows}
+    return {str(r): env_fields(e) for r, e in rows}
 
 
 def _side_filters(side: str | Sequence[str | Filter], name: str) -> list[Filter]:
@@ -329,10 +328,10 @@ def _env_notes(
             if len(values) > 1 and not _pooled(name, pooled):
                 raise AnalysisError(
                     f"the {s} trials come from different environments: "
-                    f"{_env_text(name, values)}; narrow --{s} to one, or pool them on purpose "
+                    f"{env_text(name, values)}; narrow --{s} to one, or pool them on purpose "
                     f"with --pool {name}"
                 )
         union = per_side[0] | per_side[1]
         if len(union) > 1 and per_side[0] != per_side[1]:
-            notes.append(f"base and new differ in {_env_text(name, union)}")
+            notes.append(f"base and new differ in {env_text(name, union)}")
     return notes

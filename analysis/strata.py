@@ -23,26 +23,51 @@ run), so it costs the same for ten trials or a million.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from analysis.data import (
-    VIEW,
-    Filter,
-    Selection,
-    execute,
-    format_level,
-    frame_to_latex,
-    quote,
+from analysis.cells import (
+    ENV_FIELDS,
+    Cells,
+    env_fields,
+    env_text,
+    function_of,
+    levels_text,
+    load_cells,
+    sort_key,
 )
+from analysis.data import Filter, format_level
 from analysis.errors import AnalysisError
-from analysis.latex import latex_escape
+from analysis.stratified import StratifiedResult, StratumResult, run_strata
 
 if TYPE_CHECKING:
     import duckdb
-    import pandas as pd
+
+__all__ = [
+    "ENV_FIELDS",
+    "NOT_FACTORS",
+    "POOL_ALL",
+    "POOL_ENV",
+    "TASK_FACTORS",
+    "TRIAL_FACTORS",
+    "Cells",
+    "Plan",
+    "StratifiedResult",
+    "Stratum",
+    "StratumResult",
+    "check_pool",
+    "factor_columns",
+    "level_matches",
+    "load_cells",
+    "make_plan",
+    "parse_pool",
+    "run_strata",
+]
+
+# the names compare.py and held.py import from here
+_env_fields, _env_text, _function_of = env_fields, env_text, function_of
+_sort_key, _levels_text = sort_key, levels_text
 
 #: Trial factor columns, the task first (labels read ``workload=knn, engine=dask``).
 TRIAL_FACTORS = (
@@ -61,12 +86,8 @@ TRIAL_FACTORS = (
 TASK_FACTORS = ("source", "workload", "dataset", "data_fraction", "epochs")
 #: Param columns that label trials rather than configure them.
 NOT_FACTORS = frozenset({"table", "note", "seed", "repetition", "cluster_name"})
-#: ``runs.env`` fields whose differences make trials incompatible.
-ENV_FIELDS = ("hostname", "cpu_model", "packages")
 #: ``pool`` names that pool every factor, or every environment field.
 POOL_ALL, POOL_ENV = "all", "env"
-
-R = TypeVar("R")
 
 
 def factor_columns(con: duckdb.DuckDBPyConnection, columns: dict[str, str]) -> list[str]:
@@ -123,103 +144,6 @@ def level_matches(value: Any, text: str) -> bool:
         return format_level(value) == format_level(float(text))
     except ValueError:
         return False
-
-
-# -- cells ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Cells:
-    """Trial counts per combination of ``columns`` and run (the selected trials)."""
-
-    columns: tuple[str, ...]
-    rows: tuple[tuple[tuple[Any, ...], str, int], ...]  # (values, run_id, n)
-    env: dict[str, dict[str, Any]]  # run_id -> {field: value}
-
-    def index(self, name: str) -> int:
-        return self.columns.index(name)
-
-
-def load_cells(
-    con: duckdb.DuckDBPyConnection,
-    sel: Selection,
-    *,
-    columns: Sequence[str],
-    required: Sequence[str],
-) -> Cells:
-    """One GROUP BY over the selection (trials with a value in every ``required`` column)."""
-    cols = tuple(dict.fromkeys(columns))
-    aliases = [f"{quote(c)} AS c{i}" for i, c in enumerate(cols)]
-    run = "run_id" if "run_id" in sel.columns else "NULL"
-    where = sel.where_and(*(f"{quote(c)} IS NOT NULL" for c in dict.fromkeys(required)))
-    sql = (
-        f"SELECT {''.join(a + ', ' for a in aliases)}{run} AS __run, count(*) "
-        f"FROM {VIEW}{where} GROUP BY ALL"
-    )
-    raw = execute(con, sql, sel.params)
-    rows = tuple((tuple(r[: len(cols)]), r[len(cols)], int(r[-1])) for r in raw)
-    runs = sorted({r[1] for r in rows if r[1] is not None})
-    env: dict[str, dict[str, Any]] = {}
-    if runs:
-        for run_id, text in con.execute(
-            "SELECT run_id, env FROM runs WHERE list_contains(?, run_id)", [runs]
-        ).fetchall():
-            env[str(run_id)] = _env_fields(text)
-    return Cells(cols, rows, env)
-
-
-def _env_fields(text: Any) -> dict[str, Any]:
-    try:
-        env = json.loads(text) if isinstance(text, str) else dict(text or {})
-    except (TypeError, ValueError):
-        env = {}
-    if not isinstance(env, dict):
-        env = {}
-    out: dict[str, Any] = {}
-    for name in ENV_FIELDS:
-        value = env.get(name)
-        if name == "packages" and isinstance(value, dict):
-            value = json.dumps(value, sort_keys=True)
-        out[name] = None if value in (None, "", "{}") else str(value)
-    return out
-
-
-def _function_of(
-    rows: Sequence[tuple[tuple[Any, ...], str, int]], keys: Sequence[int], target: int
-) -> bool:
-    """True when column ``target`` takes one value per combination of the ``keys`` columns."""
-    seen: dict[tuple[Any, ...], Any] = {}
-    for values, _, _ in rows:
-        key = tuple(values[k] for k in keys)
-        if seen.setdefault(key, values[target]) != values[target]:
-            return False
-    return True
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is None:
-        return (2, "")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return (0, float(value))
-    return (1, str(value))
-
-
-def _levels_text(values: Iterable[Any], limit: int = 6) -> str:
-    ordered = sorted(set(values), key=_sort_key)
-    text = ", ".join(format_level(v) for v in ordered[:limit])
-    return text + (f", … ({len(ordered)} in all)" if len(ordered) > limit else "")
-
-
-def _env_text(name: str, values: Collection[str]) -> str:
-    """``hostname (a, b)``; for packages only the ones that differ: ``numpy 2.1 / 2.2``."""
-    if name != "packages":
-        return f"{name} ({', '.join(sorted(values))})"
-    dicts = [json.loads(v) for v in values]
-    names = sorted({k for d in dicts for k in d})
-    diff = [
-        f"{p} {' / '.join(sorted({str(d.get(p, '-')) for d in dicts}))}"
-        for p in names
-        if len({str(d.get(p, "-")) for d in dicts}) > 1
-    ]
-    return f"packages ({', '.join(diff)})"
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -443,185 +367,3 @@ def _check_env(
                     f"run_id=ID, or pool them on purpose with --pool {name}"
                 )
     return tuple(notes)
-
-
-# -- results per stratum -----------------------------------------------------------------------
-@dataclass(frozen=True)
-class StratumResult(Generic[R]):
-    """One stratum: the factors held fixed (formatted), its trials, and the result or why
-    there is none."""
-
-    fixed: tuple[tuple[str, str], ...]
-    n: int
-    result: R | None
-    reason: str = ""
-
-    @property
-    def label(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.fixed) or "all selected trials"
-
-
-@dataclass(frozen=True)
-class StratifiedResult(Generic[R]):
-    """One result per stratum: the analysis run with every split factor held fixed.
-
-    ``split`` are the factors held fixed (one stratum per combination of their values),
-    ``along`` the factors that change together with the compared columns, ``pooled`` the
-    factors pooled on purpose; ``strata`` hold each stratum's result, or the reason it has none.
-    """
-
-    title: str
-    compared: tuple[str, ...]
-    split: tuple[str, ...]
-    strata: tuple[StratumResult[R], ...]
-    where: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def results(self) -> list[R]:
-        return [s.result for s in self.strata if s.result is not None]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "compared": list(self.compared),
-            "split": list(self.split),
-            "where": list(self.where),
-            "notes": list(self.notes),
-            "strata": [
-                {
-                    "stratum": dict(s.fixed),
-                    "n": s.n,
-                    "result": None if s.result is None else s.result.to_dict(),  # type: ignore[attr-defined]
-                    "reason": s.reason,
-                }
-                for s in self.strata
-            ],
-        }
-
-    def to_frame(self) -> pd.DataFrame:
-        """Each stratum's table (its post-hoc comparisons when it has them, else its
-        ``to_frame()``) with the split factors as leading columns."""
-        import pandas as pd
-
-        frames = []
-        for s in self.strata:
-            if s.result is None:
-                continue
-            frame = _frame_of(s.result).copy()
-            for i, (k, v) in enumerate(s.fixed):
-                if k not in frame.columns:
-                    frame.insert(i, k, v)
-            frames.append(frame)
-        if not frames:
-            return pd.DataFrame(columns=list(self.split))
-        return pd.concat(frames, ignore_index=True)
-
-    def to_latex(self) -> str:
-        """Each stratum's tables under a ``\\paragraph`` naming it (just the tables when nothing
-        is split), then the notes."""
-        if not self.split and len(self.results) == 1:
-            only = self.results[0]
-            body = (
-                only.to_latex()  # type: ignore[attr-defined]
-                if hasattr(only, "to_latex")
-                else frame_to_latex(only.to_frame())  # type: ignore[attr-defined]
-            )
-            return "\n\n".join([body, *(latex_escape(n) for n in self.notes)])
-        parts = []
-        for s in self.strata:
-            if s.result is None:
-                parts.append(latex_escape(f"{s.label}: {s.reason}"))
-                continue
-            body = (
-                s.result.to_latex()  # type: ignore[attr-defined]
-                if hasattr(s.result, "to_latex")
-                else frame_to_latex(s.result.to_frame())  # type: ignore[attr-defined]
-            )
-            parts.append(f"\\paragraph{{{latex_escape(s.label)}}}\n{body}")
-        parts += [latex_escape(n) for n in self.notes]
-        return "\n\n".join(parts)
-
-    def __str__(self) -> str:
-        done = [s for s in self.strata if s.result is not None]
-        if self.split:
-            head = (
-                f"{self.title}: one result per {' x '.join(self.split)} (held fixed); "
-                f"{len(done)} of {len(self.strata)} compared"
-            )
-        elif self.notes:
-            head = self.title
-        else:
-            head = f"{self.title}: nothing else varies"
-        blocks = [head]
-        blocks += [f"note: {n}" for n in self.notes]
-        for s in done:
-            blocks.append(f"\n== {s.label} ==\n{s.result}" if self.split else f"\n{s.result}")
-        skipped = [s for s in self.strata if s.result is None]
-        if skipped:
-            blocks.append("\nnot compared:")
-            blocks += [f"  {s.label}: {s.reason}" for s in skipped]
-        return "\n".join(blocks)
-
-
-def _frame_of(result: Any) -> pd.DataFrame:
-    posthoc = getattr(result, "posthoc", None)
-    if posthoc is not None:
-        return posthoc.to_frame()
-    return result.table_frame() if hasattr(result, "table_frame") else result.to_frame()
-
-
-def run_strata(
-    plan: Plan,
-    analyse: Callable[[tuple[Filter, ...]], R],
-    *,
-    title: str,
-    where: Sequence[str],
-    min_levels: int = 2,
-    missing: Callable[[Stratum], str] | None = None,
-) -> StratifiedResult[R]:
-    """``analyse(stratum filters)`` for each stratum with at least ``min_levels`` compared
-    levels; a stratum with fewer, or whose analysis raises :class:`AnalysisError`, keeps the
-    reason. When no stratum gives a result the (first) reason is raised."""
-    out: list[StratumResult[R]] = []
-    failed: list[str] = []
-    if plan.compared and len({lv for s in plan.strata for lv in s.levels}) < min_levels:
-        # too few levels even pooled: the analysis itself says what is wrong
-        only = analyse(())
-        return StratifiedResult(title, plan.compared, (), (StratumResult((), 0, only),),
-                                tuple(where), plan.notes())  # fmt: skip
-    for s in plan.strata:
-        fixed = tuple((k, format_level(v)) for k, v in s.fixed)
-        if s.fixed and plan.compared and len(s.levels) < min_levels:
-            reason = missing(s) if missing else _only(plan.compared, s)
-            out.append(StratumResult(fixed, s.n, None, reason))
-            continue
-        try:
-            out.append(StratumResult(fixed, s.n, analyse(s.filters())))
-        except AnalysisError as exc:
-            failed.append(str(exc))
-            out.append(StratumResult(fixed, s.n, None, str(exc)))
-    if not any(s.result is not None for s in out):
-        errors = list(dict.fromkeys(failed))
-        if len(errors) == 1 and (len(out) == 1 or len(failed) > 1 or len(out) == len(failed)):
-            raise AnalysisError(errors[0])  # the same complaint everywhere: a bad option
-        shown = "; ".join(f"{s.label}: {s.reason}" for s in out[:3])
-        more = f" (and {len(out) - 3} more)" if len(out) > 3 else ""
-        raise AnalysisError(
-            f"no stratum of the selected trials can be compared with "
-            f"{' x '.join(plan.split)} held fixed: {shown}{more}; pick levels measured in the "
-            "same stratum, or pool a factor on purpose with --pool"
-        )
-    return StratifiedResult(
-        title=title,
-        compared=plan.compared,
-        split=plan.split,
-        strata=tuple(out),
-        where=tuple(where),
-        notes=plan.notes(),
-    )
-
-
-def _only(compared: Sequence[str], s: Stratum) -> str:
-    present = ", ".join("/".join(format_level(v) for v in lv) for lv in s.levels)
-    return f"only {'/'.join(compared)}={present or 'none'} measured here"
