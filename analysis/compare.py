@@ -28,6 +28,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from analysis.cells import ENV_FIELDS, env_fields, env_text
 from analysis.compare_result import COLUMNS, CompareResult, CompareRow
 from analysis.compare_stats import (
     HIGHER_IS_BETTER,
@@ -57,7 +58,6 @@ from analysis.data import (
 from analysis.errors import AnalysisError
 from analysis.options import ALPHA, CONFIDENCE, check_alpha, check_confidence
 from analysis.smallsample import MIN_TRIALS, small_sample_note
-from analysis.cells import ENV_FIELDS, env_fields, env_text
 from analysis.strata import _pooled, factor_columns, parse_pool
 
 if TYPE_CHECKING:
