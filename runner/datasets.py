@@ -173,7 +173,7 @@ def image_shape(name: str, data_dir: str | None = None) -> tuple[int, int] | Non
     path = idx_files(name, data_dir)["train_images"]
     try:
         if is_remote(str(path)):
-            fs, inner = _remote_fs(str(path))
+            fs, inner = remote_fs(str(path))
             with fs.open(
                 inner, "rb", compression="gzip" if str(path).endswith(".gz") else None
             ) as fh:
@@ -235,7 +235,7 @@ def storage_options(url: str) -> dict[str, Any]:
     return {"config_kwargs": {**S3_CONFIG, **user}}
 
 
-def _remote_fs(url: str) -> tuple[Any, str]:
+def remote_fs(url: str) -> tuple[Any, str]:
     """(file system, path inside it) for a remote URL; RunnerError when fsspec cannot serve it."""
     try:
         import fsspec
@@ -322,16 +322,21 @@ def idx_files(name: str, data_dir: str | None) -> dict[str, Path | str]:
     )
     prefix = _emnist_prefix(names, str(folder)) if name == "emnist" else ""
     found, missing = _find_all(_local_has(folder), prefix, stems)
+    if missing and name == "digits":
+        raise RunnerError(
+            f"digits: {folder} lacks {', '.join(missing)}: write them with `runner data export "
+            f"--dataset digits --to {data_dir}`, or drop --data-dir to use scikit-learn's copy"
+        )
     if missing:
         raise RunnerError(
-            f"{name}: {folder} lacks {', '.join(missing)} (plain or .gz): put all "
-            f"{len(stems)} IDX files there or pass --data-dir a folder that has them"
+            f"{name}: {folder} lacks {', '.join(missing)} (plain or .gz): put all four IDX "
+            "files there or pass --data-dir a folder that has them"
         )
     return {role: folder / file for role, file in found.items()}
 
 
 def _remote_idx_files(name: str, url: str, stems: dict[str, str]) -> dict[str, Path | str]:
-    fs, inner = _remote_fs(url)
+    fs, inner = remote_fs(url)
     try:
         entries = fs.ls(inner, detail=True, refresh=True)
     except Exception as exc:
@@ -400,7 +405,7 @@ def read_idx(path: str | Path, *, images: bool) -> np.ndarray:
     object. RunnerError naming a bad or unreachable file."""
     if is_remote(str(path)):
         url = str(path)
-        fs, inner = _remote_fs(url)
+        fs, inner = remote_fs(url)
         try:
             fs.invalidate_cache(inner)
             info = fs.info(inner)
@@ -423,10 +428,11 @@ def read_idx(path: str | Path, *, images: bool) -> np.ndarray:
     return _read_idx_cached(str(path), st.st_mtime_ns, st.st_size, images)
 
 
-def _read_bytes(path: str) -> bytes:
+def read_bytes(path: str) -> bytes:
+    """The bytes of a local file or a remote object (RunnerError when the store fails)."""
     if not is_remote(path):
         return Path(path).read_bytes()
-    fs, inner = _remote_fs(path)
+    fs, inner = remote_fs(path)
     try:
         return bytes(fs.cat_file(inner))
     except Exception as exc:
@@ -438,7 +444,7 @@ def _read_idx_cached(path: str, version: int | str, size: int, images: bool) -> 
     kind = "images" if images else "labels"
     fix = f"replace it with an intact MNIST-format IDX {kind} file"
     try:
-        data = _read_bytes(path)
+        data = read_bytes(path)
         if path.endswith(".gz"):
             data = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
