@@ -2,19 +2,40 @@
 
 An engine session has a fixed life cycle, driven by the trial loop in a worker process:
 ``start()`` (timed as setup_s) -> ``load(split)`` (ships the data once; timed into load_s) ->
-per trial ``train(seed)`` (train_s) and ``predict()`` (infer_s) -> ``close()``.
+per trial ``train(seed)`` (train_s) and ``predict()`` (infer_s), then, untimed,
+``predict_train(rows)`` (the training rows of the train-accuracy sample) -> ``close()``.
+
+Which engine runs which workload, with which implementations and which session, is
+``runner.registry``'s table; this package reads it (and re-exports ``ENGINES``, ``EngineInfo`` and
+``is_loopback`` from it).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-
+from runner import registry
 from runner.errors import RunnerError
+from runner.registry import ENGINES, EngineInfo, is_loopback
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "ENGINES",
+    "EngineInfo",
+    "EngineSession",
+    "check_installed",
+    "check_memory",
+    "check_reachable",
+    "check_supported",
+    "fit_in_driver",
+    "get_engine",
+    "is_loopback",
+    "make_session",
+    "support_matrix",
+]
 
 
 class EngineSession(Protocol):
@@ -22,138 +43,24 @@ class EngineSession(Protocol):
     def load(self, split: Any) -> None: ...
     def train(self, seed: int) -> None: ...
     def predict(self) -> np.ndarray: ...
-    def predict_train(self) -> np.ndarray: ...
+    def predict_train(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Predictions for the training rows with these indices (all rows when None)."""
+        ...
+
     def close(self) -> None: ...
 
     # Optional: ``trial_metrics() -> dict[str, float]``, engine facts about the last trial.
 
 
-@dataclass(frozen=True)
-class EngineInfo:
-    name: str
-    description: str
-    module: str  # runner.engines.<module>
-    requires: tuple[str, ...]  # importable top-level modules
-    extra: str | None  # pip extra that installs it
-    workloads: Mapping[str, str]  # workload -> how it runs on this engine
-    max_workers: int | None = None  # None: unbounded
-
-    def installed(self) -> bool:
-        return all(importlib.util.find_spec(mod) is not None for mod in self.requires)
-
-
-ENGINES: dict[str, EngineInfo] = {
-    "local": EngineInfo(
-        "local",
-        "scikit-learn / NumPy in-process (BLAS threads = threads_per_worker)",
-        "local",
-        ("sklearn",),
-        None,
-        {
-            "knn": "scikit-learn KNeighborsClassifier, n_jobs = threads_per_worker",
-            "mlp": "impl sklearn: scikit-learn MLPClassifier; impl scratch: 002's NumPy network, "
-            "mini-batch gradient descent written by hand",
-            "preprocess": "003's image pre-processing in-process: decode, resize, normalise, "
-            "write, batch after batch",
-        },
-        max_workers=1,
-    ),
-    "dask": EngineInfo(
-        "dask",
-        "distributed.LocalCluster(n_workers=workers, threads_per_worker, memory_limit)",
-        "dask",
-        ("dask", "distributed"),
-        "dask",
-        {
-            "knn": "training set scattered to every worker once; each worker fits; test shards "
-            "scored on the workers",
-            "mlp": "impl sklearn (001): MLPClassifier fitted under Dask's joblib backend (it "
-            "makes no joblib calls, so it trains in the driver), model scattered to the workers; "
-            "impl scratch: synchronous data-parallel gradient descent, one training shard per "
-            "worker (Dask actors), driver averages; test shards scored on all workers",
-            "cnn": "000's way: one independent Keras trainer per worker, each a full training "
-            "with its own seed, in parallel; each trainer's accuracy and the total time",
-            "preprocess": "003's image pre-processing, the batches of file names spread over "
-            "the workers",
-        },
-    ),
-    "spark": EngineInfo(
-        "spark",
-        "pyspark: local[workers x threads_per_worker] by default; spark_mode standalone: the "
-        "runner starts a master and `workers` workers on 127.0.0.1; --spark-master URL for an "
-        "existing cluster (executor cores = threads_per_worker, executor memory = memory_gb, "
-        "cores.max = workers x threads)",
-        "spark",
-        ("pyspark",),
-        "spark",
-        {
-            "knn": "training set broadcast once; each Python worker fits scikit-learn's KNN in "
-            "train; test set scored in max(workers x threads, 2) partitions with mapPartitions",
-            "mlp": "impl mllib: Spark MLlib MultilayerPerceptronClassifier (sigmoid hidden "
-            "layers), solver l-bfgs | gd, epochs -> maxIter, batch_size -> blockSize; impl keras "
-            "(002): the Keras network trained inside one Spark task on one executor, the data "
-            "shipped as a partition",
-            "preprocess": "003's image pre-processing as an RDD over file names (cache: persist "
-            "the parsed RDD when it is read again)",
-        },
-    ),
-    "ray": EngineInfo(
-        "ray",
-        "ray.init(address='local', num_cpus=workers x threads_per_worker), dashboard off, one "
-        "actor (num_cpus=threads_per_worker) per worker; --ray-address ADDR",
-        "ray",
-        ("ray",),
-        "ray",
-        {
-            "knn": "training set ray.put once per configuration; every actor fits; test shards "
-            "(>= workers) scored on the actors",
-            "mlp": "impl sklearn: MLPClassifier fitted under Ray's joblib backend (trains in the "
-            "driver), model ray.put to the actors; impl scratch: synchronous data-parallel "
-            "gradient descent, one training shard per actor, driver averages; test shards "
-            "scored on all actors",
-            "cnn": "000's way: one independent Keras trainer per actor, each a full training "
-            "with its own seed, in parallel; each trainer's accuracy and the total time",
-            "preprocess": "003's image pre-processing, the batches of file names spread over "
-            "the actors",
-        },
-    ),
-    "tensorflow": EngineInfo(
-        "tensorflow",
-        "Keras 3 on TensorFlow, CPU only, in the worker process; strategy none (intra-op "
-        "threads = threads_per_worker, inter-op threads = workers), mirrored "
-        "(MirroredStrategy over `workers` logical CPU devices) or multiworker "
-        "(MultiWorkerMirroredStrategy over `workers` TensorFlow processes on 127.0.0.1, TF_CONFIG)",
-        "tensorflow",
-        ("tensorflow",),
-        "tensorflow",
-        {
-            "mlp": "impl keras: 002's network in Keras (Dense ReLU/ReLU, tanh output, squared "
-            "error on one-hot targets, SGD); model built, compiled and traced once in load, "
-            "re-initialised from the seed every trial",
-            "cnn": "000's CNN (Table 1) in Keras, Adam; model built, compiled and traced once in "
-            "load, re-initialised from the seed every trial",
-        },
-    ),
-}
-
-
 def get_engine(name: str) -> EngineInfo:
-    try:
-        return ENGINES[name]
-    except KeyError:
-        raise RunnerError(
-            f"unknown engine {name!r}; available: {', '.join(sorted(ENGINES))}"
-        ) from None
+    """The engine's row of the registry (RunnerError naming the engines for an unknown one)."""
+    return registry.get_engine(name)
 
 
 def check_supported(engine: str, workload: str, workers: int) -> None:
     """Refuse unsupported combinations before anything starts."""
     info = get_engine(engine)
-    if workload not in info.workloads:
-        raise RunnerError(
-            f"engine {engine} cannot run workload {workload!r}; it supports: "
-            f"{', '.join(sorted(info.workloads))} (see `runner list engines`)"
-        )
+    registry.cell(engine, workload)
     if workers < 1:
         raise RunnerError(f"workers must be >= 1, got {workers}")
     if info.max_workers is not None and workers > info.max_workers:
@@ -203,21 +110,6 @@ def check_installed(engine: str, on: str | None = None) -> None:
         )
 
 
-def is_loopback(address: str) -> bool:
-    """True when a cluster address (``spark://h:p``, ``tcp://h:p``, ``h:p``) names this machine's
-    loopback interface (``localhost``, 127.0.0.0/8, ``::1``)."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(address if "://" in address else f"tcp://{address}").hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_reachable(engine: str, address: str, timeout: float = 5.0) -> None:
     """Refuse an existing-cluster address that does not accept a TCP connection."""
     import socket
@@ -228,14 +120,12 @@ def check_reachable(engine: str, address: str, timeout: float = 5.0) -> None:
         host, port = parts.hostname, parts.port
     except ValueError:
         host, port = None, None
-    option = {"spark": "--spark-master", "dask": "--dask-scheduler", "ray": "--ray-address"}
-    flag = option.get(engine, "address")
+    info = get_engine(engine)
+    flag = info.address_option or "address"
     if not host or not port:
         raise RunnerError(
             f"{flag} {address!r} has no host:port; write e.g. "
-            + {"spark": "spark://127.0.0.1:7077", "dask": "tcp://127.0.0.1:8786"}.get(
-                engine, "127.0.0.1:6379"
-            )
+            f"{info.address_example or '127.0.0.1:6379'}"
         )
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -261,22 +151,21 @@ def fit_in_driver(
 
 
 def make_session(config: Mapping[str, Any]) -> EngineSession:
-    info = get_engine(str(config["engine"]))
-    package = "runner.preprocess" if config.get("workload") == "preprocess" else "runner.engines"
-    module = importlib.import_module(f"{package}.{info.module}")
-    return module.Session(config)
+    """The session of the configuration's registry cell (its module imported now)."""
+    found = registry.cell(str(config["engine"]), str(config["workload"]))
+    return found.session_factory()(config)  # type: ignore[no-any-return]
 
 
 def support_matrix() -> str:
-    """Engine x workload table as text (with the MLP implementations), and install status."""
-    from runner.workloads import MLP_IMPLS, WORKLOADS
-
-    names = sorted(WORKLOADS)
+    """Engine x workload table as text (the implementations where a cell has several), install
+    status, and each cell's description: the registry, as `runner list engines` prints it."""
+    names = registry.workload_names()
 
     def cell(info: EngineInfo, workload: str) -> str:
-        if workload not in info.workloads:
+        found = registry.find_cell(info.name, workload)
+        if found is None:
             return "-"
-        return ",".join(MLP_IMPLS.get(info.name, ())) if workload == "mlp" else "yes"
+        return ",".join(found.impls) if found.impls else "yes"
 
     widths = {n: max(len(n), *(len(cell(i, n)) for i in ENGINES.values())) for n in names}
     width = max(len(n) for n in ENGINES) + 2

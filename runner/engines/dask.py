@@ -262,14 +262,15 @@ class Session:
         """cnn: each trainer's per-epoch curves (part 0 = trainer 1); nothing otherwise."""
         return [fit.history for fit in self._fits]
 
-    def predict_train(self) -> np.ndarray:
+    def predict_train(self, rows: np.ndarray | None = None) -> np.ndarray:
         assert self.split is not None
         if self.mode == "trainers":
-            return np.asarray(self._trainers[0].predict("train").result())
+            return np.asarray(self._trainers[0].predict("train", rows).result())
         model = self._local_model
         if model is None:
             model = next(iter(self._models.values())).result()
-        return np.asarray(model.predict(self.split.x_train))
+        x = self.split.x_train if rows is None else self.split.x_train[rows]
+        return np.asarray(model.predict(x))
 
     def close(self) -> None:
         if self.client is not None:

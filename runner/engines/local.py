@@ -57,9 +57,10 @@ class Session:
         assert self.split is not None
         return np.asarray(self.model.predict(self.split.x_test))
 
-    def predict_train(self) -> np.ndarray:
+    def predict_train(self, rows: np.ndarray | None = None) -> np.ndarray:
         assert self.split is not None
-        return np.asarray(self.model.predict(self.split.x_train))
+        x = self.split.x_train if rows is None else self.split.x_train[rows]
+        return np.asarray(self.model.predict(x))
 
     def close(self) -> None:
         if self._limits is not None:

@@ -299,16 +299,17 @@ class Session:
         """cnn: each trainer's per-epoch curves (part 0 = trainer 1); nothing otherwise."""
         return [fit.history for fit in self._fits]
 
-    def predict_train(self) -> np.ndarray:
+    def predict_train(self, rows: np.ndarray | None = None) -> np.ndarray:
         import ray
 
         assert self.split is not None
         if self.mode == "trainers":
-            return np.asarray(ray.get(self.actors[0].predict.remote("train")))
+            return np.asarray(ray.get(self.actors[0].predict.remote("train", rows)))
         model = self._model
         if model is None:
             model = ray.get(self.actors[0].get_model.remote())
-        return np.asarray(model.predict(self.split.x_train))
+        x = self.split.x_train if rows is None else self.split.x_train[rows]
+        return np.asarray(model.predict(x))
 
     def close(self) -> None:
         import ray

@@ -86,9 +86,10 @@ from typing import Any
 
 import numpy as np
 
+from runner import registry
 from runner.datasets import Split
-from runner.engines import is_loopback
-from runner.workloads import get_workload, mlp_impl
+from runner.registry import is_loopback
+from runner.workloads import estimator_params, get_workload
 
 #: Rows per block of the Keras training partition (the partition is a list of (x, y) blocks).
 KERAS_BLOCK_ROWS = 1024
@@ -256,10 +257,27 @@ def _blocks(x: np.ndarray, parts: int) -> list[tuple[int, np.ndarray]]:
     return [(int(s), b) for s, b in zip(starts, blocks, strict=False)]
 
 
+#: How this module runs each (workload, impl) of the registry's spark cells.
+MODES = {("knn", None): "knn", ("mlp", "mllib"): "mllib", ("mlp", "keras"): "keras"}
+
+
+def mode_of(config: Mapping[str, Any]) -> str:
+    """``knn``, ``mllib`` or ``keras``: the registry's spark cell of the configuration and its
+    implementation (RuntimeError for a cell this module does not run: a registry entry without
+    code)."""
+    workload = str(config["workload"])
+    impl = registry.cell("spark", workload).impl(config)
+    try:
+        return MODES[(workload, impl)]
+    except KeyError:
+        raise RuntimeError(f"runner.engines.spark does not run {workload} impl {impl}") from None
+
+
 class Session:
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = dict(config)
         self.workload = get_workload(str(config["workload"]))
+        self.mode_name = mode_of(self.config)
         self.workers = int(config.get("workers") or 1)
         self.threads = int(config.get("threads_per_worker") or 1)
         self.memory_gb = config.get("memory_gb")
@@ -286,7 +304,7 @@ class Session:
         self._test_df: Any = None
         self._model: Any = None
         # mlp impl keras: one training partition, one Python worker
-        self.keras = self.workload.name == "mlp" and mlp_impl(self.config) == "keras"
+        self.keras = self.mode_name == "keras"
         self._bx_test: Any = None
         self._anchor: Any = None  # a one-row cached partition beside the training partition
         self._fit: Any = None  # keras_trainer.FitResult of the last train, with weights
@@ -394,7 +412,7 @@ class Session:
 
     def load(self, split: Split) -> None:
         self.split = split
-        if self.workload.name == "knn":
+        if self.mode_name == "knn":
             self._load_knn(split)
         elif self.keras:
             self._load_keras(split)
@@ -472,7 +490,7 @@ class Session:
             self._keras_setups = int(built)
             self._keras_who = {self._fit.where}
             return
-        if self.workload.name == "knn":
+        if self.mode_name == "knn":
             fit = partial(_fit_task, (self.token, seed), self.config, self._bx, self._by)
             self._test_rdd.mapPartitions(fit).collect()
             return
@@ -485,14 +503,9 @@ class Session:
         hidden = self.config.get("hidden", [100])
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         layers = [int(self.split.x_train.shape[1]), *map(int, hidden), self.split.n_classes]
-        return MultilayerPerceptronClassifier(
-            layers=layers,
-            solver=str(self.config.get("solver") or "l-bfgs"),
-            maxIter=int(self.config.get("epochs") or 100),
-            blockSize=int(self.config.get("batch_size") or 128),
-            stepSize=float(self.config.get("learning_rate") or 0.03),
-            seed=int(seed),
-        )
+        # the resolved configuration's estimator parameters (MLlib's defaults included)
+        params = estimator_params(self.config)
+        return MultilayerPerceptronClassifier(layers=layers, seed=int(seed), **params)
 
     def _score_knn(self, rdd: Any) -> np.ndarray:
         task = partial(_predict_task, (self.token, self._seed), self.config, self._bx, self._by)
@@ -518,14 +531,41 @@ class Session:
             self._keras_who.add(who)
             self._keras_setups += int(built)
             return pred
-        if self.workload.name == "knn":
+        if self.mode_name == "knn":
             return self._score_knn(self._test_rdd)
         return self._score_mlp(self._test_df)
 
-    def predict_train(self) -> np.ndarray:
+    def predict_train(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """The training rows with these indices (all when None) scored as the test set is; a
+        subset is shipped for this call and released after it (untimed)."""
+        if rows is None:
+            return self._predict_train_all()
+        assert self.split is not None
+        sc = self.spark.sparkContext
+        x = self.split.x_train[rows]
+        if self.keras:  # the anchor partition's task scores a broadcast of the rows
+            bx = sc.broadcast(x)
+            try:
+                return self._score_keras(self._anchor, bx)[0]
+            finally:
+                bx.unpersist()
+        if self.mode_name == "knn":
+            rdd = sc.parallelize(_blocks(x, self.partitions), self.partitions)
+            who, refits = self._who, self._refits  # report the test scoring, not this
+            try:
+                return self._score_knn(rdd)
+            finally:
+                self._who, self._refits = who, refits
+        frame = self._frame(x, self.split.y_train[rows])
+        try:
+            return self._score_mlp(frame)
+        finally:
+            frame.unpersist()
+
+    def _predict_train_all(self) -> np.ndarray:
         if self.keras:
             return self._score_keras(self._train_rdd, None)[0]
-        if self.workload.name == "knn":
+        if self.mode_name == "knn":
             who, refits = self._who, self._refits  # report the test scoring, not this
             try:
                 return self._score_knn(self._train_rdd)
@@ -542,7 +582,7 @@ class Session:
         out = {"partitions": float(self.partitions)}
         if self.master is not None:
             out["executors"] = float(self.executors())
-        if self.workload.name == "knn":
+        if self.mode_name == "knn":
             out["task_processes"] = float(len(self._who))
             out["knn_refits"] = float(self._refits)
         return out

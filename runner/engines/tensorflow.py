@@ -112,8 +112,8 @@ class Session:
     def predict(self) -> np.ndarray:
         return self.trainer.predict("test")
 
-    def predict_train(self) -> np.ndarray:
-        return self.trainer.predict("train")
+    def predict_train(self, rows: np.ndarray | None = None) -> np.ndarray:
+        return self.trainer.predict("train", rows)
 
     def trial_metrics(self) -> dict[str, float]:
         out = {"replicas": float(self.trainer.replicas)}

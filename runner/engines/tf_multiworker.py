@@ -322,8 +322,11 @@ class Cluster:
         self.retraced = max(int(r["fit"].retraced) for r in replies.values())
         return dataclasses.replace(replies[0]["fit"], retraced=self.retraced)
 
-    def predict(self, which: str) -> np.ndarray:
-        reply = self._call("prediction", "predicted", {"kind": "predict", "which": which}, [0])
+    def predict(self, which: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """The chief's predictions for the held ``which`` set (``test`` or ``train``), or for the
+        held rows with these indices."""
+        message = {"kind": "predict", "which": which, "rows": rows}
+        reply = self._call("prediction", "predicted", message, [0])
         self.retraced += int(reply[0]["retraced"])
         return np.asarray(reply[0]["classes"], dtype=np.int64)
 
@@ -488,7 +491,7 @@ def serve(conn: Connection) -> None:
                 reply = {"kind": "fitted", "fit": trainer.fit(int(message["seed"]))}
             elif kind == "predict":
                 before = trainer.retraced
-                classes = trainer.predict(str(message["which"]))
+                classes = trainer.predict(str(message["which"]), message.get("rows"))
                 reply = {
                     "kind": "predicted",
                     "classes": classes,

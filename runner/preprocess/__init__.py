@@ -63,8 +63,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from runner.engines import is_loopback
 from runner.errors import RunnerError
+from runner.registry import is_loopback
 
 FILE_FORMATS = ("images", "records")
 DEFAULTS: dict[str, Any] = {

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner import registry
 from runner.errors import RunnerError
 
 
@@ -42,12 +43,28 @@ class Workload:
 
     def resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The configuration with this workload's implementation defaults filled in, so what is
-        stored is what ran (an MLP's ``impl``; the scratch network's shape and learning set-up)."""
-        out = _RESOLVE.get(self.name, dict)(config)
+        stored is what ran: an MLP's ``impl``; the scratch and Keras networks' shape and learning
+        set-up; and, under ``estimator``, the library estimator a trial fits with every one of
+        its parameters (scikit-learn's or MLlib's defaults included; see :func:`estimator`).
+        Resolving a resolved configuration gives it back unchanged."""
+        given = config.get(ESTIMATOR_KEY)
+        out = _RESOLVE.get(self.name, dict)({**config, "workload": self.name})
+        out.pop(ESTIMATOR_KEY, None)
         if out.get("engine") == "tensorflow" and out.get("strategy") is None:
             from runner.workloads.keras_models import STRATEGIES
 
             out["strategy"] = STRATEGIES[0]
+        est = estimator(out)
+        if given is not None and given != est:
+            raise RunnerError(
+                f"{self.name}: {ESTIMATOR_KEY} is filled in by the runner from the workload's "
+                "parameters (k, hidden, activation, solver, epochs, batch_size, learning_rate); "
+                f"drop {ESTIMATOR_KEY} and set those"
+            )
+        if est is not None:
+            out[ESTIMATOR_KEY] = est
+        if "workload" not in config:
+            out.pop("workload", None)
         return out
 
     def check(self, config: Mapping[str, Any]) -> None:
@@ -121,14 +138,8 @@ def _check_knn(config: Mapping[str, Any]) -> None:
         raise RunnerError(f"knn: k must be an integer >= 1, got {k!r}")
 
 
-#: The MLP implementations each engine has; the first is the engine's default.
-MLP_IMPLS: dict[str, tuple[str, ...]] = {
-    "local": ("sklearn", "scratch"),
-    "dask": ("sklearn", "scratch"),
-    "ray": ("sklearn", "scratch"),
-    "spark": ("mllib", "keras"),
-    "tensorflow": ("keras",),
-}
+#: The MLP implementations each engine has (the registry's mlp cells); the first is its default.
+MLP_IMPLS: dict[str, tuple[str, ...]] = registry.impls("mlp")
 MLP_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 #: Solvers per implementation: scikit-learn's, and Spark MLlib's (002 and 004 compare both).
 MLP_SOLVERS = {"sklearn": ("lbfgs", "sgd", "adam"), "mllib": ("l-bfgs", "gd")}
@@ -147,12 +158,15 @@ def uses_keras(config: Mapping[str, Any]) -> bool:
 
 
 def mlp_impl(config: Mapping[str, Any]) -> str:
-    """The MLP implementation a configuration runs: its ``impl``, or its engine's default."""
+    """The MLP implementation a configuration runs: its ``impl``, or its engine's default (the
+    first of the registry's mlp cell for that engine)."""
     engine = str(config.get("engine", "local"))
     return str(config.get("impl") or MLP_IMPLS.get(engine, ("sklearn",))[0])
 
 
 def _resolve_mlp(config: Mapping[str, Any]) -> dict[str, Any]:
+    """impl, and the scratch and Keras networks' defaults (the library estimators' go under
+    ``estimator``, see :func:`estimator`)."""
     out = {**config, "impl": mlp_impl(config)}
     if out["impl"] == "scratch":
         from runner.workloads.scratch import DEFAULTS
@@ -254,11 +268,111 @@ def _check_cnn(config: Mapping[str, Any]) -> None:
     _check_training("cnn", config)
 
 
+#: The key of a resolved configuration that holds the library estimator its trials fit:
+#: ``{"class": "<module>.<Class>", "params": {...}}``, every parameter of the estimator but those
+#: set per trial or per task (:data:`PER_TRIAL_PARAMS`).
+ESTIMATOR_KEY = "estimator"
+#: Estimator parameters that are not stored: ``random_state`` / ``seed`` is the trial's seed
+#: (stored with the trial) and ``n_jobs`` the engine's threads per task (threads_per_worker, or 1
+#: inside a Spark task).
+PER_TRIAL_PARAMS = ("random_state", "n_jobs", "seed")
+#: Spark MLlib's MultilayerPerceptronClassifier defaults for the parameters that shape a fit
+#: (pyspark's ``_MultilayerPerceptronParams._setDefault``). Read from this table, not from
+#: pyspark: building the estimator needs a running JVM. A test compares it with pyspark's
+#: ``MultilayerPerceptronClassifier().extractParamMap()``.
+MLLIB_MLP_DEFAULTS: dict[str, Any] = {
+    "blockSize": 128,
+    "maxIter": 100,
+    "solver": "l-bfgs",
+    "stepSize": 0.03,
+    "tol": 1e-6,
+}
+MLLIB_MLP_CLASS = "pyspark.ml.classification.MultilayerPerceptronClassifier"
+
+
+def _plain(value: Any) -> Any:
+    """A parameter value as JSON keeps it (tuples as lists), so a stored configuration compares
+    equal to the one that ran."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _sklearn(cls: Any, given: Mapping[str, Any]) -> dict[str, Any]:
+    params = {**cls().get_params(deep=False), **given}
+    return {
+        "class": f"{cls.__module__.split('._')[0]}.{cls.__name__}",
+        "params": {k: _plain(v) for k, v in sorted(params.items()) if k not in PER_TRIAL_PARAMS},
+    }
+
+
+def _hidden(config: Mapping[str, Any], default: list[int]) -> list[int]:
+    hidden = config.get("hidden")
+    if hidden is None:
+        return list(default)
+    return [int(hidden)] if isinstance(hidden, int) else [int(h) for h in hidden]
+
+
+def estimator(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The library estimator a configuration's trials fit, ``{"class", "params"}``: the
+    workload's parameters mapped onto the estimator's, and the library's defaults for the rest
+    (scikit-learn's from the installed estimator's ``get_params()``, MLlib's from
+    :data:`MLLIB_MLP_DEFAULTS`). None when no library estimator runs (the scratch and Keras
+    networks, whose set-up is the configuration's own keys; cnn; preprocess).
+
+    knn: scikit-learn's KNeighborsClassifier, ``n_neighbors`` = k. mlp impl sklearn:
+    MLPClassifier, ``hidden_layer_sizes`` = hidden, activation, solver, ``max_iter`` = epochs,
+    batch_size, ``learning_rate_init`` = learning_rate. mlp impl mllib:
+    MultilayerPerceptronClassifier, ``maxIter`` = epochs, ``blockSize`` = batch_size, ``stepSize``
+    = learning_rate, solver (its ``layers`` are [features, *hidden, classes])."""
+    workload = config.get("workload")
+    if workload == "knn":
+        from sklearn.neighbors import KNeighborsClassifier
+
+        return _sklearn(KNeighborsClassifier, {"n_neighbors": int(config.get("k", 5))})
+    if workload != "mlp":
+        return None
+    impl = mlp_impl(config)
+    names = {
+        "epochs": "max_iter",
+        "batch_size": "batch_size",
+        "learning_rate": "learning_rate_init",
+    }
+    names.update(activation="activation", solver="solver")
+    if impl == "mllib":
+        names = {"epochs": "maxIter", "batch_size": "blockSize", "learning_rate": "stepSize"}
+        names.update(solver="solver")
+    given = {theirs: config[ours] for ours, theirs in names.items() if config.get(ours) is not None}
+    if impl == "sklearn":
+        from sklearn.neural_network import MLPClassifier
+
+        given["hidden_layer_sizes"] = _hidden(config, [100])
+        return _sklearn(MLPClassifier, given)
+    if impl == "mllib":
+        return {
+            "class": MLLIB_MLP_CLASS,
+            "params": dict(sorted({**MLLIB_MLP_DEFAULTS, **given}.items())),
+        }
+    return None
+
+
+def estimator_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The estimator parameters a trial of this configuration fits with: those its resolved
+    configuration stores (so what is stored is what runs), else :func:`estimator`'s."""
+    stored = config.get(ESTIMATOR_KEY)
+    found = stored if isinstance(stored, Mapping) else estimator(config)
+    if found is None:
+        raise RuntimeError(f"no library estimator for {config.get('workload')!r}")
+    return dict(found["params"])
+
+
 def _knn(config: Mapping[str, Any], seed: int) -> Any:
     from sklearn.neighbors import KNeighborsClassifier
 
-    k = int(config.get("k", 5))
-    return KNeighborsClassifier(n_neighbors=k, n_jobs=int(config.get("threads_per_worker") or 1))
+    params = estimator_params({**config, "workload": "knn"})
+    return KNeighborsClassifier(**params, n_jobs=int(config.get("threads_per_worker") or 1))
 
 
 def _keras_only(workload: str) -> Any:
@@ -276,19 +390,9 @@ def _mlp(config: Mapping[str, Any], seed: int) -> Any:
         return ScratchMLP(config, seed)
     from sklearn.neural_network import MLPClassifier
 
-    hidden = config.get("hidden", [100])
-    if isinstance(hidden, int):
-        hidden = [hidden]
-    batch = config.get("batch_size")
-    return MLPClassifier(
-        hidden_layer_sizes=tuple(int(h) for h in hidden),
-        activation=str(config.get("activation", "relu")),
-        solver=str(config.get("solver") or "adam"),
-        max_iter=int(config.get("epochs") or 200),
-        batch_size=int(batch) if batch else "auto",
-        learning_rate_init=float(config.get("learning_rate", 0.001)),
-        random_state=seed,
-    )
+    params = estimator_params({**config, "workload": "mlp"})
+    params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    return MLPClassifier(**params, random_state=seed)
 
 
 def _check_preprocess(config: Mapping[str, Any]) -> None:

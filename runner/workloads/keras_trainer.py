@@ -200,7 +200,8 @@ class KerasTrainer:
         settings = {**km.defaults(self.workload), **{k: v for k, v in config.items() if v}}
         self.epochs = int(settings["epochs"])
         self.batch_size = int(settings["batch_size"])
-        self.validation_split = float(config.get("validation_split") or 0.0)
+        split = config.get("validation_split")  # 0 holds back nothing; unset: the one default
+        self.validation_split = float(km.VALIDATION_SPLIT if split is None else split)
         self.threads = int(config.get("threads_per_worker") or 1)
         self.strategy = strategy
         self.tf, self.keras = import_keras(None if strategy is not None else self.threads)
@@ -375,15 +376,18 @@ class KerasTrainer:
     def _scores(self, x: np.ndarray) -> Any:
         return self.model.predict(x, batch_size=self.batch_size, verbose=0)
 
-    def predict(self, x: str | np.ndarray = "test") -> np.ndarray:
+    def predict(self, x: str | np.ndarray = "test", index: np.ndarray | None = None) -> np.ndarray:
         """Class indices for the held test set (``"test"``), the whole held training set
-        (``"train"``, validation rows included) or given rows."""
+        (``"train"``, validation rows included) or given rows; ``index``: only the held set's
+        rows with these indices."""
         if isinstance(x, str):
             if self.data is None:
                 raise RuntimeError("KerasTrainer.predict before load")
             rows = {"test": self.data.x_test, "train": self.data.x_train}[x]
             if rows is None:
                 raise RuntimeError(f"KerasTrainer holds no {x} set")
+            if index is not None:
+                rows = rows[np.asarray(index)]
         else:
             rows = km.inputs(self.workload, x, self._image_shape)
         before = self._traces
