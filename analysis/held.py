@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from analysis.data import (
     Database,
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from analysis.twoway import TwoWayAnovaResult
 
 Pool = Iterable[str] | str | bool | None
+R = TypeVar("R")
 
 
 def plan(
@@ -104,26 +105,40 @@ def _two_levels(a: str, b: str) -> Callable[[tuple[Any, ...]], bool]:
     return lambda values: level_matches(values[0], str(a)) or level_matches(values[0], str(b))
 
 
-def _pair_plan(
-    con: duckdb.DuckDBPyConnection,
-    sel: Selection,
+def per_stratum(
+    db: Database,
+    plain: Callable[..., R],
     *,
-    group: str,
-    a: str,
-    b: str,
+    compared: Sequence[str],
+    title: str,
     metric: str,
+    where: Sequence[str | Filter],
+    include_warmup: bool,
     pool: Pool,
-) -> Plan | None:
-    """The strata of a two-level comparison; None when a level is absent altogether (the
-    plain function then says which levels exist)."""
-    p = plan(con, sel, compared=[group], required=[metric, group], pool=pool,
-             keep=_two_levels(a, b))  # fmt: skip
-    present = {lv[0] for s in p.strata for lv in s.levels}
-    if not any(level_matches(v, str(a)) for v in present) or not any(
-        level_matches(v, str(b)) for v in present
-    ):
-        return None
-    return p
+    pair: tuple[str, str] | None = None,
+    **arguments: Any,
+) -> StratifiedResult[R]:
+    """``plain(con, metric=..., where=[...stratum], include_warmup=..., **arguments)`` once per
+    stratum of the trials that vary in something other than ``compared`` (the one shape every
+    stratified analysis shares: select, plan, run per stratum). ``pair=(a, b)``: only the two
+    levels ``a`` and ``b`` of ``compared[0]`` count; when one of them is absent altogether the
+    plain function runs once on the whole selection, to say which levels exist."""
+    with connect(db) as con:
+        sel = select(con, metric=metric, group=list(compared), where=where,
+                     include_warmup=include_warmup)  # fmt: skip
+        keep = _two_levels(*pair) if pair else None
+        p = plan(con, sel, compared=compared, required=[metric, *compared], pool=pool, keep=keep)
+
+        def run(extra: tuple[Filter, ...]) -> R:
+            return plain(con, metric=metric, where=[*sel.filters, *extra],
+                         include_warmup=include_warmup, **arguments)  # fmt: skip
+
+        if pair:
+            present = {lv[0] for s in p.strata for lv in s.levels}
+            if not all(any(level_matches(v, str(x)) for v in present) for x in pair):
+                run(())  # raises: a level is not present
+                raise AssertionError("unreachable")  # pragma: no cover
+        return run_strata(p, run, title=title, where=sel.where_text)
 
 
 def ttest(
@@ -139,23 +154,14 @@ def ttest(
     **options: Any,
 ) -> StratifiedResult[TtestResult]:
     """:func:`analysis.ttest.ttest` of ``group=a`` against ``group=b`` once per stratum."""
-    from analysis.ttest import _TITLES
+    from analysis.ttest import TITLES
     from analysis.ttest import ttest as plain
 
     test = "student" if options.get("student") else str(options.get("test", "welch"))
-    with connect(db) as con:
-        sel = select(con, metric=metric, group=[group], where=where, include_warmup=include_warmup)
-        p = _pair_plan(con, sel, group=group, a=a, b=b, metric=metric, pool=pool)
-
-        def run(extra: tuple[Filter, ...]) -> TtestResult:
-            return plain(con, group=group, a=a, b=b, metric=metric, where=[*sel.filters, *extra],
-                         include_warmup=include_warmup, **options)  # fmt: skip
-
-        if p is None:
-            run(())  # raises: a level is not present
-            raise AssertionError("unreachable")  # pragma: no cover
-        title = f"{_TITLES.get(test, test)} of {metric}: {group}={a} vs {b}"
-        return run_strata(p, run, title=title, where=sel.where_text)
+    title = f"{TITLES.get(test, test)} of {metric}: {group}={a} vs {b}"
+    return per_stratum(db, plain, compared=[group], pair=(a, b), title=title, metric=metric,
+                       where=where, include_warmup=include_warmup, pool=pool, group=group, a=a,
+                       b=b, **options)  # fmt: skip
 
 
 def power(
@@ -173,19 +179,10 @@ def power(
     """:func:`analysis.power.power` of ``group=a`` against ``group=b`` once per stratum."""
     from analysis.power import power as plain
 
-    with connect(db) as con:
-        sel = select(con, metric=metric, group=[group], where=where, include_warmup=include_warmup)
-        p = _pair_plan(con, sel, group=group, a=a, b=b, metric=metric, pool=pool)
-
-        def run(extra: tuple[Filter, ...]) -> PowerResult:
-            return plain(con, group=group, a=a, b=b, metric=metric, where=[*sel.filters, *extra],
-                         include_warmup=include_warmup, **options)  # fmt: skip
-
-        if p is None:
-            run(())
-            raise AssertionError("unreachable")  # pragma: no cover
-        title = f"power of a t-test of {metric}: {group}={a} vs {b}"
-        return run_strata(p, run, title=title, where=sel.where_text)
+    title = f"power of a t-test of {metric}: {group}={a} vs {b}"
+    return per_stratum(db, plain, compared=[group], pair=(a, b), title=title, metric=metric,
+                       where=where, include_warmup=include_warmup, pool=pool, group=group, a=a,
+                       b=b, **options)  # fmt: skip
 
 
 def anova(
@@ -201,16 +198,9 @@ def anova(
     """:func:`analysis.anova.anova` across the levels of ``group`` once per stratum."""
     from analysis.anova import anova as plain
 
-    with connect(db) as con:
-        sel = select(con, metric=metric, group=[group], where=where, include_warmup=include_warmup)
-        p = plan(con, sel, compared=[group], required=[metric, group], pool=pool)
-
-        def run(extra: tuple[Filter, ...]) -> AnovaResult:
-            return plain(con, group=group, metric=metric, where=[*sel.filters, *extra],
-                         include_warmup=include_warmup, **options)  # fmt: skip
-
-        title = f"One-way ANOVA of {metric} by {group}"
-        return run_strata(p, run, title=title, where=sel.where_text)
+    return per_stratum(db, plain, compared=[group], title=f"One-way ANOVA of {metric} by {group}",
+                       metric=metric, where=where, include_warmup=include_warmup, pool=pool,
+                       group=group, **options)  # fmt: skip
 
 
 def twoway(
@@ -227,17 +217,10 @@ def twoway(
     from analysis.twoway import twoway_anova as plain
 
     g1, g2 = groups
-    with connect(db) as con:
-        sel = select(con, metric=metric, group=[g1, g2], where=where,
-                     include_warmup=include_warmup)  # fmt: skip
-        p = plan(con, sel, compared=[g1, g2], required=[metric, g1, g2], pool=pool)
-
-        def run(extra: tuple[Filter, ...]) -> TwoWayAnovaResult:
-            return plain(con, groups=(g1, g2), metric=metric, where=[*sel.filters, *extra],
-                         include_warmup=include_warmup, **options)  # fmt: skip
-
-        title = f"Two-way ANOVA of {metric} by {g1} and {g2}"
-        return run_strata(p, run, title=title, where=sel.where_text)
+    return per_stratum(db, plain, compared=[g1, g2],
+                       title=f"Two-way ANOVA of {metric} by {g1} and {g2}", metric=metric,
+                       where=where, include_warmup=include_warmup, pool=pool, groups=(g1, g2),
+                       **options)  # fmt: skip
 
 
 def scaling(
@@ -308,7 +291,7 @@ def _row_keys(
 ) -> list[str]:
     """A cost table's default configuration columns: ``first`` (what prices it), then every
     varying non-task factor that they and the earlier ones do not already determine."""
-    from analysis.strata import _function_of
+    from analysis.cells import function_of as _function_of
 
     factors = factor_columns(con, sel.columns)
     cells = load_cells(con, sel, columns=[*first, *factors], required=[metric])
