@@ -348,7 +348,18 @@ def test_nan_metric_is_named(rng: np.random.Generator, make_db) -> None:
 def test_result_shapes(small_db: Path) -> None:
     res = twoway_anova(small_db, groups=GROUPS)
     d = res.to_dict()
-    assert list(d) == ["metric", "groups", "ss_type", "n", "where", "terms", "cells", "marginals"]
+    assert list(d) == [
+        "metric",
+        "groups",
+        "ss_type",
+        "n",
+        "where",
+        "terms",
+        "cells",
+        "marginals",
+        "ss_scale",
+        "notes",
+    ]
     assert list(d["terms"][0]) == list(TERM_COLUMNS)
     assert list(d["cells"][0]) == list(CELL_COLUMNS)
     assert list(d["marginals"][0]) == list(MARGINAL_COLUMNS)
@@ -443,3 +454,90 @@ def test_million_trials_never_fetches_rows() -> None:
     reference = balanced_table(con.execute(sql).df())
     assert_matches(res, reference)
     assert_matches(twoway_anova(con, groups=GROUPS, ss_type=3), reference)
+
+
+# -- issue 12: extreme magnitudes, small cells, tables ----------------------------------------
+@pytest.mark.parametrize(
+    ("scale", "offset"), [(1e300, 0.0), (-1e300, 0.0), (1e-300, 0.0), (1e250, 0.0), (1.0, 1e9)]
+)
+@pytest.mark.parametrize("ss_type", [1, 2, 3])
+def test_extreme_magnitudes_match_statsmodels_on_the_unit_data(
+    make_db, scale: float, offset: float, ss_type: int
+) -> None:
+    """Values near 1e300 (squares overflow), 1e-300 (squares underflow) or at a 1e9 offset: F, p
+    and effect sizes are statsmodels' on ``y / scale - offset``; means and sds are those of the
+    raw values; the sums of squares are of ``y / ss_scale`` (a power of two), said in the text."""
+    rng = np.random.default_rng(20261206)
+    unit = draw(rng, UNBALANCED)
+    sample = {cell: (offset + v) * scale for cell, v in unit.items()}
+    res = twoway_anova(make_db(trials(sample)), groups=GROUPS, ss_type=ss_type)
+    ref_rows = {cell: v / scale - offset for cell, v in sample.items()}
+    ref = statsmodels_table(raw_frame(ref_rows), ss_type)
+    if scale == 1.0:
+        assert res.ss_scale == 1.0
+        ss_ref = ref
+    else:
+        # exact: the power of two at or below the largest magnitude
+        big = max(float(np.max(np.abs(v))) for v in sample.values())
+        assert res.ss_scale == 2.0 ** math.floor(math.log2(big))
+        ss_ref = statsmodels_table(
+            raw_frame({c: v / res.ss_scale for c, v in sample.items()}), ss_type
+        )
+        assert "sum_sq and mean_sq are of train_s / " in str(res)
+    for t in res.terms:
+        assert math.isfinite(t.sum_sq) and t.sum_sq > 0, t.term
+        assert t.sum_sq == pytest.approx(ss_ref.loc[t.term, "sum_sq"], rel=1e-6), t.term
+        if t.term != "Residual":
+            assert t.statistic == pytest.approx(ref.loc[t.term, "F"], rel=1e-6), t.term
+            assert t.p_value == pytest.approx(ref.loc[t.term, "PR(>F)"], rel=1e-6), t.term
+            ss_res = ref.loc["Residual", "sum_sq"]
+            eta_p = ref.loc[t.term, "sum_sq"] / (ref.loc[t.term, "sum_sq"] + ss_res)
+            assert t.eta_sq_partial == pytest.approx(eta_p, rel=1e-6), t.term
+    for c in res.cells:
+        values = sample[(int(c.level_a), c.level_b)]
+        assert c.mean == pytest.approx(values.mean(), rel=1e-12)
+        sd = abs(scale) * np.std(values / scale - offset, ddof=1) if len(values) > 1 else math.nan
+        assert c.sd == pytest.approx(sd, rel=1e-6, nan_ok=True)  # a one-trial cell: NaN
+    for m in res.marginals:
+        key = 0 if m.factor == "workers" else 1
+        values = np.concatenate([v for cell, v in sample.items() if str(cell[key]) == m.level])
+        assert m.mean == pytest.approx(values.mean(), rel=1e-12)
+        assert m.sd == pytest.approx(abs(scale) * np.std(values / scale - offset, ddof=1), rel=1e-6)
+
+
+def test_small_cells_are_noted_and_checks_said_not_run(rng: np.random.Generator, make_db) -> None:
+    """Issue 12: a cell below 5 trials draws the small-sample note (as one-way ANOVA and the
+    t-test do); the assumptions the two-way ANOVA does not test are 'not checked', never passed."""
+    res = twoway_anova(make_db(trials(draw(rng, UNBALANCED))), groups=GROUPS)
+    small = [f"workers={w}, engine={e} ({k})" for (w, e), k in UNBALANCED.items() if k < 5]
+    assert small, "the design must have small cells"
+    few = next(n for n in res.notes if n.startswith("few trials"))
+    for label in small:
+        assert label in few
+    assert "workers=1, engine=dask (5)" not in few
+    assert any("not checked" in n for n in res.notes)
+    assert "passed" not in str(res)
+    text = str(res)
+    assert "note: few trials: fewer than 5 in" in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+    assert res.to_dict()["notes"] == list(res.notes)
+    big = twoway_anova(make_db(trials(draw(rng, BALANCED))), groups=GROUPS)
+    assert not any(n.startswith("few trials") for n in big.notes)
+
+
+def test_tables_carry_every_statistic_of_the_text(small_db: Path) -> None:
+    res = twoway_anova(small_db, groups=GROUPS, ss_type=3)
+    tables = res.tables()
+    assert [t.name for t in tables] == ["terms", "cells", "marginals"]
+    terms, cells, marginals = (t.frame for t in tables)
+    # the text's ANOVA table: source, sum_sq, df, mean_sq, F, p, eta_sq_p, omega_sq_p
+    for column in ("term", "sum_sq", "df", "mean_sq", "statistic", "p_value"):
+        assert column in terms.columns
+    for column in ("eta_sq_partial", "omega_sq_partial", "ss_type", "n", "notes", "ss_scale"):
+        assert column in terms.columns
+    assert list(terms["term"]) == [t.term for t in res.terms]
+    assert terms["ss_type"].iloc[0] == 3 and terms["n"].iloc[0] == res.n
+    assert terms["notes"].iloc[0] == "; ".join(res.notes)
+    assert list(cells.columns) == list(CELL_COLUMNS)
+    assert list(marginals.columns) == list(MARGINAL_COLUMNS)
+    assert len(cells) == len(res.cells) and len(marginals) == len(res.marginals)
