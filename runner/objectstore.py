@@ -144,3 +144,59 @@ def _write_all(dest: str, payload: dict[str, bytes]) -> tuple[str, ...]:
             ) from None
         raise store_error(dest, exc) from None
     return tuple(f"{dest}/{file}" for file in payload)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """A dataset read once from where a run would read it: its files, sizes and load time."""
+
+    dataset: str
+    data_dir: str | None
+    storage: str
+    files: tuple[str, ...]
+    n_train: int
+    n_test: int
+    image_shape: tuple[int, int]
+    load_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["files"] = list(self.files)
+        out["image_shape"] = list(self.image_shape)
+        return out
+
+    def __str__(self) -> str:
+        where = self.data_dir or "its bundled copy"
+        rows, cols = self.image_shape
+        return (
+            f"{self.dataset} from {where} ({self.storage}): {self.n_train} train / {self.n_test} "
+            f"test images of {rows}x{cols}, read in {self.load_s:.3f} s"
+        )
+
+
+def probe_dataset(name: str, data_dir: str | None = None, *, seed: int = 0) -> ProbeResult:
+    """Read ``name`` from ``data_dir`` as a trial's setup would (load_split), timed; RunnerError
+    naming what is missing or unreachable."""
+    import time
+
+    from runner.datasets import load_split
+
+    check_dataset(name, data_dir)
+    files = (
+        tuple(str(f) for f in idx_files(name, data_dir).values())
+        if name != "digits" or data_dir is not None
+        else ()
+    )
+    t0 = time.perf_counter_ns()
+    split = load_split(name, seed=seed, data_dir=data_dir)
+    load_s = (time.perf_counter_ns() - t0) / 1e9
+    return ProbeResult(
+        dataset=name,
+        data_dir=data_dir,
+        storage=data_source(data_dir),
+        files=files,
+        n_train=len(split.y_train),
+        n_test=len(split.y_test),
+        image_shape=split.image_shape,
+        load_s=load_s,
+    )
