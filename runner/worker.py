@@ -113,7 +113,7 @@ def run_one_trial(session: Any, split: Any, seed: int) -> dict[str, Any]:
             t = time.perf_counter_ns()
             y_pred = session.predict()
             out["infer_s"] = _seconds(t)
-            rows = train_sample(split.y_train, seed)
+            rows = train_sample(split.y_train, seed, TRAIN_SAMPLE_ROWS)
             out["metrics"] = classification_metrics(
                 split.y_test, y_pred, split.y_train[rows], session.predict_train(rows)
             )
