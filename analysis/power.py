@@ -17,9 +17,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from analysis.data import Database, Filter, connect, fmt, render_table
+from analysis.anova_checks import metric_scale
+from analysis.anova_text import wrap
+from analysis.data import Database, Filter, connect, fmt, group_moments, render_table
 from analysis.errors import AnalysisError
-from analysis.ttest import mean_difference, pooled_var, scaled_pair, two_levels
+from analysis.options import ALPHA, check_alpha, check_fraction
+from analysis.smallsample import small_sample_note
+from analysis.tables import Table
+from analysis.ttest import mean_difference, pooled_var, two_levels
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,16 +53,25 @@ class PowerResult:
     mde_relative: float  # ... as a fraction of |mean_b|
     observed_relative: float  # (mean_a - mean_b) / |mean_b|
     where: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["notes"] = list(self.notes)
+        return out
 
     def to_frame(self) -> pd.DataFrame:
+        """One row: every field (``where`` and ``notes`` joined into one string each)."""
         import pandas as pd
 
         row = self.to_dict()
         row["where"] = " AND ".join(self.where)
+        row["notes"] = "; ".join(self.notes)
         return pd.DataFrame([row])
+
+    def tables(self) -> list[Table]:
+        """One table, ``power``: :meth:`to_frame`, which carries every number of the text."""
+        return [Table("power", self.to_frame(), f"Power of a t-test of {self.metric}")]
 
     def __str__(self) -> str:
         rows = [
@@ -76,7 +90,8 @@ class PowerResult:
             f"({100 * self.mde_relative:.2f}% of {self.b})",
         ]
         if self.where:
-            lines.append("where " + " AND ".join(self.where))
+            lines.append(wrap("where " + " AND ".join(self.where)))
+        lines += [wrap(n, prefix="note: ") for n in self.notes]
         return "\n".join(lines)
 
 
@@ -145,14 +160,14 @@ def power_from_moments(
     var_b: float,
     *,
     effect: float,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     power: float = 0.8,
 ) -> dict[str, float]:
     """The sample size and detectable effect of a two-sided two-sample t-test (pooled sd)."""
     from scipy.optimize import brentq
 
-    if not 0 < alpha < 1 or not 0 < power < 1:
-        raise AnalysisError(f"alpha and power must be in (0, 1), got {alpha:g} and {power:g}")
+    alpha = check_alpha(alpha)
+    power = check_fraction(power, "--power", example="0.8")
     if not math.isfinite(effect) or effect <= 0:
         raise AnalysisError(f"--effect must be a positive difference such as 10%, got {effect:g}")
     if n_a < 2 or n_b < 2:
@@ -196,7 +211,7 @@ def power(
     b: str,
     effect: float = 0.1,
     metric: str = "train_s",
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     target_power: float = 0.8,
     where: Sequence[str | Filter] = (),
     include_warmup: bool = False,
@@ -207,7 +222,13 @@ def power(
         sel, ga, gb = two_levels(
             con, group=group, a=a, b=b, metric=metric, where=where, include_warmup=include_warmup
         )
-        sa, sb, scale = scaled_pair(con, sel, ga, gb, metric=metric, group=group)
+        # values beyond 2**400 or below 2**-400: moments of metric / scale (a power of two)
+        scale = metric_scale(con, sel, metric=metric)
+        sa, sb = ga, gb
+        if scale != 1.0:
+            scaled = {g.level: g for g in group_moments(con, sel, metric=metric, group=group,
+                                                        scale=scale)}  # fmt: skip
+            sa, sb = scaled[ga.level], scaled[gb.level]
     out = power_from_moments(
         sa.n,
         sa.mean,
@@ -235,5 +256,14 @@ def power(
         power=target_power,
         observed_relative=mean_difference(ga, gb) / abs(gb.mean),
         where=sel.where_text,
+        notes=_notes(group, ga.level, ga.n, gb.level, gb.n),
         **out,  # type: ignore[arg-type]
     )
+
+
+def _notes(group: str, a: str, n_a: int, b: str, n_b: int) -> tuple[str, ...]:
+    """The small-sample note: below 5 trials the variance the answer rests on is a guess."""
+    few = small_sample_note([(a, n_a), (b, n_b)], what=f"{group}=")
+    if few is None:
+        return ()
+    return (few + "; the sample sizes above rest on a variance estimated from these few trials",)

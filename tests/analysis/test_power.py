@@ -146,7 +146,11 @@ def test_tiny_and_huge_times_match_statsmodels(make_db, rng, trials_for, scale):
         ({1: [1.0, 1.5], 2: [2.0, 2.5]}, {"effect": 0.0}, "positive difference"),
         ({1: [1.0, 1.5], 2: [2.0, 2.5]}, {"b": "3"}, "not a level of workers"),
         ({1: [1.0, 1.5], 2: [2.0, 2.5]}, {"b": "1"}, "both '1'"),
-        ({1: [1.0, 1.5], 2: [2.0, 2.5]}, {"target_power": 1.0}, "must be in \\(0, 1\\)"),
+        (
+            {1: [1.0, 1.5], 2: [2.0, 2.5]},
+            {"target_power": 1.0},
+            "--power 1.0 must be between 0 and 1",
+        ),
     ],
 )
 def test_degenerate_inputs_are_clear_errors(make_db, trials_for, values, kwargs, match):
@@ -154,3 +158,67 @@ def test_degenerate_inputs_are_clear_errors(make_db, trials_for, values, kwargs,
     args = {"group": "workers", "a": "1", "b": "2", **kwargs}
     with pytest.raises(AnalysisError, match=match):
         power(path, **args)
+
+
+@pytest.mark.parametrize("scale", [1e300, -1e300, 1e-300, 1e200])
+def test_extreme_magnitudes_match_statsmodels_on_the_unit_data(make_db, trials_for, scale):
+    """Issue 12: times near 1e300 (squares overflow) or 1e-300 (squares underflow): the answer
+    statsmodels gives on the same data at unit scale, sd and mde multiplied back."""
+    rng = np.random.default_rng(20261206)
+    unit_x, unit_y = rng.normal(1.0, 0.05, 12), rng.normal(1.03, 0.05, 15)
+    x, y = unit_x * scale, unit_y * scale
+    res = power(make_db(trials_for({1: x, 2: y})), group="workers", a="1", b="2", effect=0.05)
+    ux, uy = x / scale, y / scale  # the reference's data: unit scale
+    sd = pooled_sd(ux, uy)
+    assert math.isfinite(res.sd_pooled) and res.sd_pooled == pytest.approx(
+        abs(scale) * sd, rel=1e-9
+    )
+    d = 0.05 * abs(uy.mean()) / sd
+    assert res.cohens_d == pytest.approx(d, rel=1e-9)
+    assert res.n_per_group == smallest_n(d)
+    ref = TTestIndPower().power(effect_size=d, nobs1=12, alpha=0.05, ratio=15 / 12)
+    assert res.achieved_power == pytest.approx(ref, rel=1e-6)
+    d_min = TTestIndPower().solve_power(nobs1=12, alpha=0.05, power=0.8, ratio=15 / 12)
+    assert res.mde == pytest.approx(d_min * sd * abs(scale), rel=1e-6)
+    assert res.mde_relative == pytest.approx(d_min * sd / abs(uy.mean()), rel=1e-6)
+    assert res.mean_b == pytest.approx(y.mean(), rel=1e-12)
+    assert res.observed_relative == pytest.approx(
+        math.copysign(1.0, scale) * (ux.mean() - uy.mean()) / abs(uy.mean()), rel=1e-9
+    )
+
+
+def test_few_trials_are_noted(make_db, trials_for):
+    """Issue 12: below 5 trials in a level the power analysis warns, as the t-test does."""
+    rng = np.random.default_rng(3)
+    path = make_db(trials_for({1: rng.normal(1.0, 0.05, 3), 2: rng.normal(1.1, 0.05, 8)}))
+    res = power(path, group="workers", a="1", b="2", effect=0.1)
+    assert len(res.notes) == 1 and res.notes[0].startswith(
+        "few trials: fewer than 5 in workers=1 (3)"
+    )
+    assert "workers=2" not in res.notes[0]
+    text = str(res)
+    assert "note: few trials" in text and max(len(line) for line in text.splitlines()) <= 120
+    assert res.to_dict()["notes"] == list(res.notes)
+    (table,) = res.tables()
+    assert table.frame["notes"].iloc[0] == res.notes[0]
+    enough = power(
+        make_db(trials_for({1: rng.normal(1.0, 0.05, 5), 2: rng.normal(1.1, 0.05, 5)})),
+        group="workers",
+        a="1",
+        b="2",
+    )
+    assert enough.notes == ()
+
+
+def test_tables_carry_every_statistic_of_the_text(db):
+    res = power(db, group="workers", a="2", b="1", effect=0.1)
+    (table,) = res.tables()
+    assert table.name == "power" and len(table.frame) == 1
+    row = table.frame.iloc[0]
+    # every number the text shows: levels, n, means, pooled sd, observed difference, effect,
+    # d, power, alpha, trials per group, achieved power, mde (absolute and relative)
+    for name in ("a", "b", "n_a", "n_b", "mean_a", "mean_b", "sd_pooled", "observed_relative",
+                 "effect", "cohens_d", "power", "alpha", "n_per_group", "achieved_power", "mde",
+                 "mde_relative", "where", "notes"):  # fmt: skip
+        assert name in table.frame.columns, name
+    assert row["n_per_group"] == res.n_per_group and row["mde"] == res.mde
