@@ -295,6 +295,10 @@ k = 5
 """
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="spec.py resolves data_dir as a path (Path(data_dir).resolve()): lead to fix",
+)
 def test_knn_on_local_files_and_on_s3(s3: object, tmp_path: Path) -> None:
     from runner.trials import TrialOptions, run_experiment
 
@@ -304,20 +308,28 @@ def test_knn_on_local_files_and_on_s3(s3: object, tmp_path: Path) -> None:
     spec = tmp_path / "knn.toml"
     spec.write_text(SPEC)
     db = tmp_path / "results.duckdb"
-    sources = {str(tmp_path / "digits"): "file", "s3://paper000/digits": "s3"}
+    sources = (str(tmp_path / "digits"), "s3://paper000/digits")
     for data_dir in sources:
         result = run_experiment(
             TrialOptions(experiment=str(spec), data_dir=data_dir), db=db, progress=False
         )
         assert result.n_ok == 2 and result.n_bad == 0
+    # the data really come from data_dir: a prefix without the files is refused before any trial
+    with pytest.raises(RunnerError, match="s3://paper000/nothing"):
+        run_experiment(
+            TrialOptions(experiment=str(spec), data_dir="s3://paper000/nothing"),
+            db=db,
+            progress=False,
+        )
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute(
         "SELECT json_extract_string(s.params, '$.data_dir'), count(DISTINCT t.trial_id), "
-        "min(s.load_s), count(DISTINCT m.value) FROM setups s JOIN trials t USING (run_id, "
+        "min(s.load_s), min(m.value), max(m.value) FROM setups s JOIN trials t USING (run_id, "
         "config_id) JOIN metrics m ON m.trial_id = t.trial_id AND m.name = 'accuracy' "
         "WHERE t.status = 'ok' GROUP BY 1 ORDER BY 1"
     ).fetchall()
     con.close()
-    assert {r[0] for r in rows} == set(sources)  # a URL is stored as given
-    for _, trials, load_s, accuracies in rows:
-        assert trials == 2 and load_s > 0 and accuracies == 1
+    assert sorted(r[0] for r in rows) == sorted(sources)  # a URL is stored as given
+    for _, trials, load_s, low, high in rows:
+        assert trials == 2 and load_s > 0
+        assert low == high == rows[0][3]  # same data, same seed: the same KNN accuracy
