@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,29 +59,94 @@ def _split_csv(values: list[str] | None) -> tuple[str, ...] | None:
     return out or None
 
 
-def _parse_workers(text: str | None) -> tuple[int, ...] | None:
+def _split_levels(text: str) -> list[str]:
+    """``1,2`` -> ["1", "2"]; commas inside brackets stay (``[100],[50,20]``)."""
+    out, depth, current = [], 0, ""
+    for ch in text:
+        if ch == "," and depth == 0:
+            out.append(current.strip())
+            current = ""
+            continue
+        depth += ch == "["
+        depth -= ch == "]"
+        current += ch
+    out.append(current.strip())
+    return [v for v in out if v]
+
+
+def _numbers(values: list[str] | None, option: str, kind: type) -> tuple[Any, ...] | None:
+    """Repeated / comma-separated numbers of one kind; None when not given."""
+    if not values:
+        return None
+    out = []
+    for value in values:
+        for piece in _split_levels(value):
+            try:
+                out.append(kind(piece))
+            except ValueError:
+                what = "integers such as 1,2" if kind is int else "numbers such as 0.5,1"
+                raise RunnerError(f"{option} takes comma-separated {what}; got {piece!r}") from None
+    if not out:
+        raise RunnerError(f"{option} is empty; give values such as 1,2")
+    return tuple(out)
+
+
+def _param_value(text: str) -> Any:
+    """A --param level as TOML reads it (5, 0.1, true, [100, 50]), else the text itself."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _parse_params(values: list[str] | None) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    out: dict[str, tuple[Any, ...]] = {}
+    for value in values or ():
+        key, sep, levels = value.partition("=")
+        key = key.strip()
+        if not sep or not key or not levels.strip():
+            raise RunnerError(
+                f"--param takes KEY=V1,V2 such as k=1,3,5 or hidden=[100],[50,20]; got {value!r}"
+            )
+        if key in out:
+            raise RunnerError(f"--param {key} is given twice; list all its levels once: {key}=A,B")
+        out[key] = tuple(_param_value(v) for v in _split_levels(levels))
+    return tuple(out.items())
+
+
+def _fraction(text: str | None, option: str) -> float | None:
+    """``5%`` or ``0.05`` -> 0.05."""
     if text is None:
         return None
+    raw = text.strip()
     try:
-        parsed = tuple(int(w) for w in text.split(",") if w.strip())
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
         raise RunnerError(
-            f"--workers takes comma-separated integers such as 1,2; got {text!r}"
+            f"{option} takes a percentage such as 5% (or 0.05); got {text!r}"
         ) from None
-    if not parsed:
-        raise RunnerError("--workers is empty; give worker counts such as 1,2")
-    return parsed
+    if not 0 < value < 1:
+        raise RunnerError(f"{option} {text} must be between 0% and 100%, e.g. 5%")
+    return value
+
+
+GRID_HELP = "; lists build the grid when no -e is given, and filter the experiment when it is."
 
 
 @app.command()
 def trials(
     n: Annotated[int | None, typer.Option("--n", help="Measured trials per configuration.")] = None,
     experiment: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--experiment", "-e", help="Experiment name (paper002, or just 002) or TOML path."
+            "--experiment",
+            "-e",
+            help="Experiment name (paper002, or just 002) or TOML path. Default: the grid from "
+            "the options below, or the default experiment when none is given.",
         ),
-    ] = "default",
+    ] = None,
     quick: Annotated[
         bool,
         typer.Option(
@@ -89,27 +154,73 @@ def trials(
         ),
     ] = False,
     warmup: Annotated[
-        int | None, typer.Option(help="Warm-up trials per configuration (stored, flagged).")
+        int | None,
+        typer.Option(help="Warm-up trials per configuration and round (stored, flagged)."),
     ] = None,
     engine: Annotated[
-        list[str] | None, typer.Option(help="Only these engines (repeat or comma-separate).")
+        list[str] | None,
+        typer.Option(help="Engines, e.g. local,dask,spark,ray (grid default: local)" + GRID_HELP),
     ] = None,
     workload: Annotated[
-        list[str] | None, typer.Option(help="Only these workloads (repeat or comma-separate).")
+        list[str] | None,
+        typer.Option(help="Workloads, e.g. knn,mlp (grid default: knn,mlp)" + GRID_HELP),
+    ] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="Datasets, e.g. digits,fashion-mnist" + GRID_HELP)
     ] = None,
     workers: Annotated[
-        str | None, typer.Option(help="Worker counts for distributed engines, e.g. 1,2.")
+        list[str] | None,
+        typer.Option(help="Worker counts of distributed engines, e.g. 1,2,4" + GRID_HELP),
     ] = None,
+    threads: Annotated[
+        list[str] | None, typer.Option(help="Threads per worker, e.g. 1,2" + GRID_HELP)
+    ] = None,
+    batch_size: Annotated[
+        list[str] | None, typer.Option(help="Batch sizes of training workloads" + GRID_HELP)
+    ] = None,
+    epochs: Annotated[
+        list[str] | None, typer.Option(help="Epochs of training workloads" + GRID_HELP)
+    ] = None,
+    data_fraction: Annotated[
+        list[str] | None, typer.Option(help="Fractions of the data, e.g. 0.5,1" + GRID_HELP)
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Workload parameter levels KEY=V1,V2 (repeatable), e.g. k=1,3,5" + GRID_HELP
+        ),
+    ] = None,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            help="Rounds the n trials are spread over; each starts every engine afresh, "
+            "configurations in a new seeded order (default 2 from --n 4, else 1)."
+        ),
+    ] = None,
+    until_ci: Annotated[
+        str | None,
+        typer.Option(
+            help="Add rounds until each configuration's 95% interval of the median train_s is "
+            "within this, e.g. 5%."
+        ),
+    ] = None,
+    max_n: Annotated[
+        int | None,
+        typer.Option(help="Most measured trials per configuration with --until-ci (50)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the configurations and the expected time; run nothing."
+        ),
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Base random seed.")] = None,
     timeout: Annotated[
         float | None, typer.Option(help="Seconds per trial; a slower trial is stopped.")
     ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option(help="Datasets instead of the spec's (repeat or comma-separate)."),
-    ] = None,
     data_dir: Annotated[
-        str | None, typer.Option(help="Folder of MNIST-format IDX files (plain or .gz).")
+        str | None,
+        typer.Option(help="Folder or URL (s3://, gs://, file://) of MNIST-format IDX files."),
     ] = None,
     spark_master: Annotated[
         str | None, typer.Option(help="Run spark configurations on this existing master URL.")
@@ -131,20 +242,29 @@ def trials(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Run the experiment's configurations, --n trials each, appending every trial to --db."""
-    from runner.trials import TrialOptions, run_experiment
+    """Run configurations (from -e EXPERIMENT, or the grid the options give), --n trials each
+    spread over rounds, appending every trial to --db."""
+    from runner.trials import TrialOptions, plan, run_experiment
 
     try:
+        grid = {
+            "engine": _split_csv(engine),
+            "workload": _split_csv(workload),
+            "dataset": _split_csv(dataset),
+            "workers": _numbers(workers, "--workers", int),
+            "threads_per_worker": _numbers(threads, "--threads", int),
+            "batch_size": _numbers(batch_size, "--batch-size", int),
+            "epochs": _numbers(epochs, "--epochs", int),
+            "data_fraction": _numbers(data_fraction, "--data-fraction", float),
+        }
         options = TrialOptions(
             experiment=experiment,
             n=n,
             warmup=warmup,
-            engines=_split_csv(engine),
-            workloads=_split_csv(workload),
-            workers=_parse_workers(workers),
+            grid=tuple((k, tuple(v)) for k, v in grid.items() if v),
+            params=_parse_params(param),
             seed=seed,
             timeout=timeout,
-            datasets=_split_csv(dataset),
             data_dir=data_dir,
             addresses=tuple(
                 (name, address)
@@ -157,7 +277,19 @@ def trials(
             ),
             spark_mode=spark_mode,
             quick=quick,
+            rounds=rounds,
+            until_ci=_fraction(until_ci, "--until-ci"),
+            max_n=max_n,
         )
+        if dry_run:
+            the_plan = plan(options)
+            text = (
+                json.dumps(the_plan.to_dict() | the_plan.experiment.to_dict(), indent=2)
+                if json_out
+                else the_plan.describe(db)
+            )
+            typer.echo(text)
+            return
         result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
     except RunnerError as exc:
         _fail(exc)

@@ -116,6 +116,10 @@ class Experiment:
     quick: bool = False
     #: minutes each variant is expected to take: {"full": .., "quick": ..} (either may be absent)
     expected_minutes: Mapping[str, float] = field(default_factory=dict)
+    #: what the user should know about how the configurations were chosen (cells left out)
+    notes: tuple[str, ...] = ()
+    #: True when the configurations come from the command line's grid, not a spec file
+    from_grid: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +132,8 @@ class Experiment:
             "timeout": self.timeout,
             "quick": self.quick,
             "expected_minutes": dict(self.expected_minutes),
+            "notes": list(self.notes),
+            "from_grid": self.from_grid,
             "configs": [dict(c) for c in self.configs],
         }
 
@@ -352,32 +358,252 @@ def experiment_info(name_or_path: str) -> ExperimentInfo:
     )
 
 
+#: Command-line grid options, in the order a configuration is labelled, and the key each sets.
+GRID_OPTIONS: dict[str, str] = {
+    "engine": "--engine",
+    "workload": "--workload",
+    "dataset": "--dataset",
+    "workers": "--workers",
+    "threads_per_worker": "--threads",
+    "batch_size": "--batch-size",
+    "epochs": "--epochs",
+    "data_fraction": "--data-fraction",
+}
+#: What a grid from the command line runs when it does not name engines or workloads.
+CLI_ENGINES = ("local",)
+CLI_WORKLOADS = ("knn", "mlp")
+#: Trials, warm-ups, seed and timeout of a grid from the command line (the default spec's).
+CLI_SPEC = {"name": "cli", "n": 10, "warmup": 1, "seed": 0, "timeout": 600}
+#: Training keys a grid gives only to the workloads that train in epochs / batches (KNN has
+#: neither, so ``--workload knn,mlp --epochs 10`` sets epochs on the MLP alone).
+_TRAINING_KEYS = {"epochs": ("mlp", "cnn"), "batch_size": ("mlp", "cnn", "preprocess")}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Spec values compared as a user means them: 1 == 1.0, but True is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def _grid_spec(grid: Mapping[str, Sequence[Any]], params: Mapping[str, Sequence[Any]]) -> dict:
+    """An in-memory spec of the command line's grid: every supported engine x workload cell,
+    crossed with the other options' levels (workers only on distributed engines)."""
+    from runner.engines import ENGINES, get_engine
+    from runner.workloads import get_workload
+
+    engines = list(grid.get("engine") or CLI_ENGINES)
+    workloads = list(grid.get("workload") or CLI_WORKLOADS)
+    for name in engines:
+        get_engine(name)
+    for name in workloads:
+        get_workload(name)
+    matrix = []
+    for workload in workloads:
+        cell_engines = [e for e in engines if workload in ENGINES[e].workloads]
+        if not cell_engines:
+            continue
+        entry: dict[str, Any] = {"engine": cell_engines, "workload": workload}
+        for key, values in grid.items():
+            if key in ("engine", "workload", "workers") or not values:
+                continue
+            if key in _TRAINING_KEYS and workload not in _TRAINING_KEYS[key]:
+                continue
+            entry[key] = list(values)
+        known = get_workload(workload).defaults
+        for key, values in params.items():
+            if key in known or not any(key in get_workload(w).defaults for w in workloads):
+                entry[key] = list(values)
+        matrix.append(entry)
+    shown = " ".join(
+        f"{GRID_OPTIONS.get(k, '--' + k)} {','.join(map(str, v))}" for k, v in grid.items() if v
+    )
+    shown += "".join(f" --param {k}={','.join(map(str, v))}" for k, v in params.items())
+    return {
+        **CLI_SPEC,
+        "description": f"configurations from the command line: {shown.strip() or '(defaults)'}",
+        "matrix": matrix,
+    }
+
+
+def _unsupported(engines: Sequence[str], workloads: Sequence[str]) -> list[str]:
+    from runner.engines import ENGINES
+
+    return [f"{e}/{w}" for w in workloads for e in engines if w not in ENGINES[e].workloads]
+
+
 def load_experiment(
-    name_or_path: str,
+    name_or_path: str | None = None,
     *,
+    grid: Mapping[str, Sequence[Any] | None] | None = None,
+    params: Mapping[str, Sequence[Any]] | None = None,
     engines: Sequence[str] | None = None,
     workloads: Sequence[str] | None = None,
     workers: Sequence[int] | None = None,
+    datasets: Sequence[str] | None = None,
     n: int | None = None,
     warmup: int | None = None,
     seed: int | None = None,
     timeout: float | None = None,
-    datasets: Sequence[str] | None = None,
     data_dir: str | None = None,
     addresses: Mapping[str, str] | None = None,
     spark_mode: str | None = None,
     quick: bool = False,
 ) -> Experiment:
-    """Read and expand an experiment; options override the spec (``spark_mode``: that of every
-    spark configuration). ``quick``: its ``[quick]`` variant (options still override it). Every
+    """Read and expand an experiment, or build one from the command line's grid.
+
+    ``grid`` maps a factor (:data:`GRID_OPTIONS`) to its levels and ``params`` a workload
+    parameter to its levels (``engines`` … ``datasets`` are shorthands for grid entries). With
+    no experiment named (``name_or_path`` None) and a grid given, the configurations are the
+    grid's cross product over each workload's defaults (engine x workload cells the registry
+    does not have are left out, with a note); with no grid either, the default experiment runs.
+    With an experiment named, the grid filters its configurations, and a level that matches
+    none of them is an error naming it. Other options override the spec (``spark_mode``: that
+    of every spark configuration). ``quick``: the spec's ``[quick]`` variant. Every
     configuration is checked (engine, workload, dataset, support, factor types) before anything
     runs."""
+    wanted: dict[str, list[Any]] = {k: list(v) for k, v in (grid or {}).items() if v}
+    for key, values in (
+        ("engine", engines),
+        ("workload", workloads),
+        ("workers", workers),
+        ("dataset", datasets),
+    ):
+        if values:
+            wanted[key] = list(values)
+    unknown = sorted(set(wanted) - set(GRID_OPTIONS))
+    if unknown:
+        raise RunnerError(
+            f"{unknown[0]} is not a grid option; use one of {', '.join(GRID_OPTIONS)}"
+        )
+    param_levels = {k: list(v) for k, v in (params or {}).items()}
+    clash = sorted(set(param_levels) & (set(FACTORS) | {"experiment", "seed"}))
+    if clash:
+        option = GRID_OPTIONS.get(clash[0], "")
+        raise RunnerError(
+            f"--param {clash[0]} is a factor, not a workload parameter; use "
+            f"{option or 'a spec file'}"
+        )
+    from_grid = name_or_path is None and bool(wanted or param_levels)
+    notes: list[str] = []
+    if from_grid:
+        if quick:
+            raise RunnerError("--quick needs an experiment (-e NAME) with a [quick] table")
+        raw = _grid_spec(wanted, param_levels)
+        path = Path("<command line>")
+        skipped = _unsupported(
+            wanted.get("engine") or CLI_ENGINES, wanted.get("workload") or CLI_WORKLOADS
+        )
+        if skipped:
+            notes.append(f"left out (not in `runner list engines`): {', '.join(skipped)}")
+        if not raw["matrix"]:
+            raise RunnerError(
+                f"no engine you named runs the workloads you named ({', '.join(skipped)}); see "
+                "`runner list engines`"
+            )
+    else:
+        path = resolve_experiment(name_or_path or "default")
+        raw = _read_spec(path)
+    configs, meta = _expand_spec(
+        raw,
+        path,
+        n=n,
+        warmup=warmup,
+        seed=seed,
+        timeout=timeout,
+        workers=wanted.get("workers") if from_grid else None,
+        data_dir=data_dir,
+        addresses=addresses,
+        spark_mode=spark_mode,
+        quick=quick,
+    )
+    if from_grid:
+        _check_all_used(configs, wanted, param_levels, meta["name"], grid_built=True)
+    elif wanted or param_levels:
+        _check_all_used(configs, wanted, param_levels, meta["name"], grid_built=False)
+        configs = [
+            c
+            for c in configs
+            if all(any(_same(c.get(k), v) for v in vals) for k, vals in wanted.items())
+            and all(any(_same(c.get(k), v) for v in vals) for k, vals in param_levels.items())
+        ]
+        if not configs:
+            shown = ", ".join(
+                f"{k} {'/'.join(map(str, v))}" for k, v in {**wanted, **param_levels}.items()
+            )
+            raise RunnerError(
+                f"experiment {meta['name']} has no configuration with {shown} together; drop a "
+                "filter, or name no experiment to build the grid from the options"
+            )
+    return Experiment(
+        meta["name"],
+        path,
+        meta["description"],
+        meta["n"],
+        meta["warmup"],
+        meta["seed"],
+        meta["timeout"],
+        tuple(configs),
+        quick=quick,
+        expected_minutes=meta["expected_minutes"],
+        notes=tuple(notes),
+        from_grid=from_grid,
+    )
+
+
+def _check_all_used(
+    configs: Sequence[Mapping[str, Any]],
+    wanted: Mapping[str, Sequence[Any]],
+    params: Mapping[str, Sequence[Any]],
+    name: str,
+    *,
+    grid_built: bool,
+) -> None:
+    """Every level the user named must appear in some configuration: a level that matches
+    nothing is an error naming it (never a silently smaller run)."""
+    for key, values in [*wanted.items(), *params.items()]:
+        option = GRID_OPTIONS.get(key, f"--param {key}")
+        have = [c.get(key) for c in configs if key in c]
+        for value in values:
+            if any(_same(h, value) for h in have):
+                continue
+            present = sorted({str(h) for h in have})
+            if grid_built:
+                why = "no configuration takes it" + (
+                    " (workers apply to distributed engines only: dask, ray, spark, tensorflow)"
+                    if key == "workers"
+                    else ""
+                )
+                raise RunnerError(
+                    f"{option} {value}: {why}; drop it or add an engine that takes it"
+                )
+            levels = ", ".join(present) if present else "none (no configuration sets it)"
+            raise RunnerError(
+                f"experiment {name} has no configuration with {option.lstrip('-')} {value} "
+                f"(its levels: {levels}); drop it, or name no experiment to build the grid "
+                "from the options"
+            )
+
+
+def _expand_spec(
+    raw: Mapping[str, Any],
+    path: Path,
+    *,
+    n: int | None,
+    warmup: int | None,
+    seed: int | None,
+    timeout: float | None,
+    workers: Sequence[int] | None,
+    data_dir: str | None,
+    addresses: Mapping[str, str] | None,
+    spark_mode: str | None,
+    quick: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A spec's configurations, checked, and its run settings (name, n, warmup, …)."""
     from runner.datasets import check_dataset
     from runner.engines import ENGINES, check_memory, check_supported, get_engine
     from runner.workloads import get_workload
 
-    path = resolve_experiment(name_or_path)
-    raw = _read_spec(path)
     name = str(raw.get("name", path.stem))
     expected = _expected_minutes(raw, path)
     quick_table = _quick_table(raw, path)
@@ -398,10 +624,6 @@ def load_experiment(
         raise RunnerError(f"--warmup must be 0 or more, got {warmup}")
     if timeout <= 0:
         raise RunnerError(f"--timeout must be a positive number of seconds, got {timeout}")
-    for engine in engines or ():
-        get_engine(engine)
-    for workload in workloads or ():
-        get_workload(workload)
     if workers is not None and any(w < 1 for w in workers):
         raise RunnerError(f"--workers must all be >= 1, got {','.join(map(str, workers))}")
     if spark_mode is not None and spark_mode not in SPARK_MODES:
@@ -445,10 +667,6 @@ def load_experiment(
             engine_name, workload_name = str(partial["engine"]), str(partial["workload"])
             get_engine(engine_name)
             workload = get_workload(workload_name)
-            if engines and engine_name not in engines:
-                continue
-            if workloads and workload_name not in workloads:
-                continue
             merged = {
                 **defaults,
                 **workload.defaults,
@@ -459,10 +677,8 @@ def load_experiment(
             }
             if workers is not None and ENGINES[engine_name].max_workers is None:
                 merged["workers"] = list(workers)
-            if datasets:
-                merged["dataset"] = list(datasets)
             if data_dir is not None:
-                merged["data_dir"] = str(Path(data_dir).resolve())
+                merged["data_dir"] = _data_dir(data_dir)
             if addresses and addresses.get(engine_name):
                 # an existing cluster: part of the configuration, so part of its id
                 merged["address"] = addresses[engine_name]
@@ -494,25 +710,20 @@ def load_experiment(
             raise RunnerError(
                 f"experiment {name}: [quick] where keeps no configuration; loosen its filters"
             )
-    if not configs:
-        wanted = ", ".join(
-            f"{label} {'/'.join(vals)}"
-            for label, vals in (("engine", engines), ("workload", workloads))
-            if vals
-        )
-        raise RunnerError(
-            f"experiment {name} has no configuration with {wanted}; drop the filter or "
-            "choose another experiment"
-        )
-    return Experiment(
-        name,
-        path,
-        str(raw.get("description", "")),
-        n,
-        warmup,
-        seed,
-        timeout,
-        tuple(configs),
-        quick=quick,
-        expected_minutes=expected,
-    )
+    meta = {
+        "name": name,
+        "description": str(raw.get("description", "")),
+        "n": n,
+        "warmup": warmup,
+        "seed": seed,
+        "timeout": timeout,
+        "expected_minutes": expected,
+    }
+    return configs, meta
+
+
+def _data_dir(data_dir: str) -> str:
+    """A local folder as an absolute path; a URL (``s3://…``, ``file://…``) as given."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", data_dir):
+        return data_dir
+    return str(Path(data_dir).resolve())

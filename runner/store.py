@@ -23,7 +23,7 @@ import duckdb
 
 from runner.errors import RunnerError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = "results.duckdb"
 
 #: Factor and timing columns of ``trials`` in order; the observations view starts with them.
@@ -43,6 +43,8 @@ TRIAL_COLUMNS: dict[str, str] = {
     "data_fraction": "DOUBLE",
     "params": "JSON",
     "repetition": "INTEGER",
+    #: the round (1, 2, …) the trial ran in: each round starts every configuration's engine afresh
+    "round": "INTEGER",
     "warmup": "BOOLEAN",
     "seed": "BIGINT",
     "status": "VARCHAR",
@@ -77,6 +79,23 @@ _CURVES_DDL = """CREATE TABLE IF NOT EXISTS curves (
         value DOUBLE,
         PRIMARY KEY (trial_id, part, name, step)
     )"""
+#: Why each configuration of a run stopped taking trials (``--until-ci``: interval narrow
+#: enough, or the ``--max-n`` cap; otherwise the planned ``n``).
+_STOPS_DDL = """CREATE TABLE IF NOT EXISTS stops (
+        run_id VARCHAR NOT NULL,
+        config_id VARCHAR NOT NULL,
+        n_ok INTEGER NOT NULL,
+        rounds INTEGER NOT NULL,
+        reason VARCHAR NOT NULL,
+        metric VARCHAR,
+        statistic VARCHAR,
+        estimate DOUBLE,
+        ci_low DOUBLE,
+        ci_high DOUBLE,
+        rel_half_width DOUBLE,
+        target DOUBLE,
+        PRIMARY KEY (run_id, config_id)
+    )"""
 #: Columns the view adds from ``runs``.
 RUN_VIEW_COLUMNS = {"source": "VARCHAR"}
 
@@ -101,7 +120,9 @@ _DDL = [
         setup_s DOUBLE,
         load_s DOUBLE,
         status VARCHAR NOT NULL,
-        error VARCHAR
+        error VARCHAR,
+        round INTEGER,
+        load JSON
     )""",
     "CREATE SEQUENCE IF NOT EXISTS setup_id_seq START 1",
     "CREATE SEQUENCE IF NOT EXISTS trial_id_seq START 1",
@@ -128,6 +149,7 @@ _DDL = [
         net_bytes_sent BIGINT
     )""",
     _CURVES_DDL,
+    _STOPS_DDL,
     """CREATE TABLE IF NOT EXISTS prices (
         name VARCHAR NOT NULL,
         vcpu INTEGER,
@@ -142,8 +164,17 @@ _DDL = [
     )""",
 ]
 
-#: Migrations from version N to N+1. 1 -> 2: the ``curves`` table.
-MIGRATIONS: dict[int, list[str]] = {1: [_CURVES_DDL]}
+#: Migrations from version N to N+1. 1 -> 2: the ``curves`` table. 2 -> 3: rounds (a trial's
+#: and a setup's ``round``), the machine's load around each setup, and ``stops``.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [_CURVES_DDL],
+    2: [
+        "ALTER TABLE trials ADD COLUMN IF NOT EXISTS round INTEGER",
+        "ALTER TABLE setups ADD COLUMN IF NOT EXISTS round INTEGER",
+        "ALTER TABLE setups ADD COLUMN IF NOT EXISTS load JSON",
+        _STOPS_DDL,
+    ],
+}
 
 _DUCKDB_MAGIC = b"DUCK"
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -401,13 +432,68 @@ class Store:
         load_s: float | None,
         status: str,
         error: str | None = None,
+        round: int | None = None,
+        load: Mapping[str, Any] | None = None,
     ) -> int:
+        """One engine start-up of a configuration (once per round); ``load``: the machine's
+        load around it (``{"start": {...}, "end": {...}}``, see :meth:`set_setup_load`)."""
         row = self.con.execute(
-            "INSERT INTO setups VALUES (nextval('setup_id_seq'), ?, ?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING setup_id",
-            [run_id, config_id, _json(params), started_at, setup_s, load_s, status, error],
+            "INSERT INTO setups (setup_id, run_id, config_id, params, started_at, setup_s, "
+            "load_s, status, error, round, load) VALUES (nextval('setup_id_seq'), "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING setup_id",
+            [
+                run_id,
+                config_id,
+                _json(params),
+                started_at,
+                setup_s,
+                load_s,
+                status,
+                error,
+                round,
+                None if load is None else _json(load),
+            ],
         ).fetchone()
         return int(row[0])
+
+    def set_setup_load(self, setup_id: int, load: Mapping[str, Any]) -> None:
+        """Record the machine's load around a setup's trials (start and end snapshots)."""
+        self.con.execute("UPDATE setups SET load = ? WHERE setup_id = ?", [_json(load), setup_id])
+
+    def add_stop(
+        self,
+        *,
+        run_id: str,
+        config_id: str,
+        n_ok: int,
+        rounds: int,
+        reason: str,
+        metric: str | None = None,
+        statistic: str | None = None,
+        estimate: float | None = None,
+        ci: tuple[float, float] | None = None,
+        rel_half_width: float | None = None,
+        target: float | None = None,
+    ) -> None:
+        """Why a configuration stopped taking trials (one row per run and configuration)."""
+        low, high = ci if ci is not None else (None, None)
+        self.con.execute(
+            "INSERT OR REPLACE INTO stops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                config_id,
+                n_ok,
+                rounds,
+                reason,
+                metric,
+                statistic,
+                estimate,
+                low,
+                high,
+                rel_half_width,
+                target,
+            ],
+        )
 
     def _insert_trial(self, record: TrialRecord) -> int:
         if record.status not in TRIAL_STATUSES:

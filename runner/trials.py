@@ -13,27 +13,40 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.errors import RunnerError
 from runner.spec import FACTORS
 
 #: Seconds allowed for engine start-up and data loading, on top of the trial timeout.
 SETUP_GRACE_S = 120.0
+#: Most measured trials per configuration ``--until-ci`` adds rounds up to, unless ``--max-n``.
+DEFAULT_MAX_N = 50
 FACTOR_COLUMNS = ("experiment", *FACTORS)
 
 
 @dataclass(frozen=True)
 class TrialOptions:
-    """What `runner trials` was asked for; None means "as the experiment says"."""
+    """What `runner trials` was asked for; None means "as the experiment says".
 
-    experiment: str = "default"
+    ``experiment`` None with a ``grid`` builds the configurations from the grid; with an
+    experiment the grid filters it (see :func:`runner.spec.load_experiment`)."""
+
+    experiment: str | None = None
     n: int | None = None
     warmup: int | None = None
-    engines: tuple[str, ...] | None = None
-    workloads: tuple[str, ...] | None = None
-    workers: tuple[int, ...] | None = None
+    #: factor -> levels (engine, workload, dataset, workers, threads_per_worker, batch_size,
+    #: epochs, data_fraction)
+    grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    #: workload parameter -> levels (``--param k=1,3``)
+    params: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     seed: int | None = None
     timeout: float | None = None
-    datasets: tuple[str, ...] | None = None
     data_dir: str | None = None
+    #: rounds the trials are spread over (None: 2 from 4 trials per configuration, else 1)
+    rounds: int | None = None
+    #: add rounds until each median's 95% interval is within this fraction (``--until-ci``)
+    until_ci: float | None = None
+    #: most measured trials per configuration with ``until_ci`` (None: DEFAULT_MAX_N)
+    max_n: int | None = None
     #: engine -> address of an existing cluster (spark master URL, dask scheduler, ray address)
     addresses: tuple[tuple[str, str], ...] = ()
     #: "local" | "standalone" for every spark configuration (None: as the experiment says)
@@ -65,6 +78,11 @@ class ConfigOutcome:
     first_error: str | None
     #: the rest of the configuration (factors not in the table, workload parameters)
     settings: dict[str, Any] = field(default_factory=dict)
+    rounds: int = 0
+    #: why it took no more trials: n (as planned), ci (--until-ci met), max-n, start-up failed
+    stop: str | None = None
+    #: half-width of the median train_s's 95% interval over the median (None below 6 trials)
+    ci_rel_half_width: float | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,8 @@ class RunResult:
     experiment: str
     elapsed_s: float
     configs: tuple[ConfigOutcome, ...] = field(default_factory=tuple)
+    rounds: int = 1
+    notes: tuple[str, ...] = ()
 
     @property
     def n_ok(self) -> int:
@@ -91,6 +111,8 @@ class RunResult:
             "elapsed_s": self.elapsed_s,
             "n_ok": self.n_ok,
             "n_bad": self.n_bad,
+            "rounds": self.rounds,
+            "notes": list(self.notes),
             "configs": [asdict(c) for c in self.configs],
         }
 
@@ -113,9 +135,13 @@ class RunResult:
             for k in keys
             if len({json.dumps(c.settings.get(k), default=str) for c in self.configs}) > 1
         ]
+        stops = any(c.stop not in (None, "n") for c in self.configs)
+        if stops:
+            lines[0] += f"  {'stopped':<16}"
         if varying:
             lines[0] += "  settings"
         for c in self.configs:
+            stop = _stop_text(c) if stops else ""
             extra = " ".join(
                 f"{k}={json.dumps(c.settings[k], default=str).strip(chr(34))}"
                 for k in varying
@@ -125,18 +151,32 @@ class RunResult:
                 f"{c.engine:<8} {c.workload:<9} {c.dataset:<8} {c.workers:>7} "
                 f"{c.threads_per_worker:>7} {fmt(c.setup_s, '8.3f')} {c.n_ok:>4} "
                 f"{c.n_failed:>6} {c.n_timeout:>7} {fmt(c.median_train_s, '14.4f')} "
-                f"{fmt(c.mean_accuracy, '8.4f')}" + (f"  {extra}" if extra else "")
+                f"{fmt(c.mean_accuracy, '8.4f')}"
+                + (f"  {stop:<16}" if stops else "")
+                + (f"  {extra}" if extra else "")
             )
         lines.append("")
         lines.append(
             f"run {self.run_id} ({self.experiment}): {self.n_ok} ok trials, {self.n_bad} failed "
-            f"or timed out, in {self.elapsed_s:.1f} s -> {self.db}"
+            f"or timed out, {self.rounds} round{'s' if self.rounds != 1 else ''}, in "
+            f"{self.elapsed_s:.1f} s -> {self.db}"
         )
+        lines.extend(f"note: {note}" for note in self.notes)
         for c in self.configs:
             if c.first_error:
                 first = c.first_error.splitlines()[0]
                 lines.append(f"  {c.engine}/{c.workload}/workers={c.workers}: {first}")
         return "\n".join(lines)
+
+
+def _stop_text(c: ConfigOutcome) -> str:
+    """``ci +-3.1%``, ``max-n (+-7.9%)``, ``start-up failed``: why a configuration stopped."""
+    width = "" if c.ci_rel_half_width is None else f"+-{c.ci_rel_half_width:.1%}"
+    if c.stop == "ci":
+        return f"ci {width}"
+    if c.stop == "max-n":
+        return f"max-n ({width or 'no interval'})"
+    return c.stop or "-"
 
 
 class _Worker:
@@ -245,70 +285,114 @@ def _run_trial(worker: _Worker, seed: int, timeout: float) -> tuple[dict[str, An
     return result, resources, False
 
 
-def _run_config(
+@dataclass
+class _ConfigState:
+    """What one configuration has done so far, across rounds."""
+
+    config: Mapping[str, Any]
+    cid: str
+    base_values: dict[str, Any]
+    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "timeout": 0})
+    train_times: list[float] = field(default_factory=list)
+    accuracies: list[float] = field(default_factory=list)
+    first_error: str | None = None
+    first_setup_s: float | None = None
+    #: trials started so far (warm-ups too): the next trial's seed is base seed + this
+    ordinal: int = 0
+    #: measured trials started (or recorded failed) so far, and how many are planned so far
+    measured: int = 0
+    planned_measured: int = 0
+    warmups: int = 0
+    rounds: int = 0
+    #: set when the configuration takes no more trials: why (n, ci, max-n, start-up failure)
+    stop: str | None = None
+    interval: Any = None
+    loads: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_ok(self) -> int:
+        return self.counts["ok"]
+
+    def outcome(self) -> ConfigOutcome:
+        config = self.config
+        interval = self.interval
+        return ConfigOutcome(
+            config_id=self.cid,
+            engine=str(config["engine"]),
+            workload=str(config["workload"]),
+            dataset=str(config["dataset"]),
+            workers=int(config["workers"]),
+            threads_per_worker=int(config.get("threads_per_worker") or 1),
+            setup_s=self.first_setup_s,
+            n_ok=self.counts["ok"],
+            n_failed=self.counts["failed"],
+            n_timeout=self.counts["timeout"],
+            median_train_s=statistics.median(self.train_times) if self.train_times else None,
+            mean_accuracy=statistics.fmean(self.accuracies) if self.accuracies else None,
+            first_error=self.first_error,
+            settings={k: v for k, v in config.items() if k not in _SHOWN},
+            rounds=self.rounds,
+            stop=self.stop,
+            ci_rel_half_width=None if interval is None else interval.rel_half_width,
+        )
+
+
+def _run_round(
     store: Any,
     run_id: str,
-    config: Mapping[str, Any],
+    state: _ConfigState,
     *,
+    round_no: int,
     n: int,
     warmup: int,
     timeout: float,
     advance: Any,
-) -> ConfigOutcome:
-    from runner.spec import config_id
+) -> None:
+    """One round of a configuration: start its engine afresh, run ``warmup`` warm-up and ``n``
+    measured trials, stop the engine. A start-up failure records every trial the configuration
+    still has planned as failed (see :func:`_record_failed`)."""
+    from runner.envinfo import load_snapshot
     from runner.store import TrialRecord, curve_rows, now_utc
 
-    cid = config_id(config)
-    schedule = [(True, i) for i in range(1, warmup + 1)] + [(False, i) for i in range(1, n + 1)]
+    config = state.config
+    schedule = [(True, state.warmups + i) for i in range(1, warmup + 1)]
+    schedule += [(False, state.measured + i) for i in range(1, n + 1)]
     base_seed = int(config.get("seed", 0))
-    base_values = _trial_values(config, cid)
-    counts = {"ok": 0, "failed": 0, "timeout": 0}
-    train_times: list[float] = []
-    accuracies: list[float] = []
-    first_error: str | None = None
-    first_setup_s: float | None = None
+    state.rounds += 1
     worker: _Worker | None = None
     setup: dict[str, Any] = {}
+    setup_id: int | None = None
+    load_start = load_snapshot()
     try:
-        for ordinal, (is_warmup, repetition) in enumerate(schedule):
+        for done, (is_warmup, repetition) in enumerate(schedule):
             if worker is None:
                 worker, setup = _start_worker(config, timeout + SETUP_GRACE_S)
-                store.add_setup(
+                setup_id = store.add_setup(
                     run_id=run_id,
-                    config_id=cid,
+                    config_id=state.cid,
                     params=config,
                     started_at=setup.get("started_at") or now_utc(),
                     setup_s=setup.get("setup_s"),
                     load_s=setup.get("load_s"),
                     status="failed" if worker is None else "ok",
                     error=setup.get("error"),
+                    round=round_no,
+                    load={"start": load_start},
                 )
                 if worker is None:
-                    # Every remaining trial of this configuration is recorded as failed.
                     error = "engine start-up failed: " + setup["error"]
-                    remaining = schedule[ordinal:]
-                    store.append_trials(
-                        TrialRecord(
-                            run_id=run_id,
-                            status="failed",
-                            values={
-                                **base_values,
-                                "repetition": rep,
-                                "warmup": warm,
-                                "started_at": now_utc(),
-                                "error": error,
-                            },
-                        )
-                        for warm, rep in remaining
-                    )
-                    counts["failed"] += sum(not warm for warm, _ in remaining)
-                    for _ in remaining:
+                    _record_failed(store, run_id, state, error, round_no, is_warmup, repetition)
+                    for _ in schedule[done:]:
                         advance()
-                    first_error = first_error or error
-                    break
-                if first_setup_s is None:
-                    first_setup_s = setup["setup_s"]
-            seed = base_seed + ordinal
+                    return
+                if state.first_setup_s is None:
+                    state.first_setup_s = setup["setup_s"]
+            seed = base_seed + state.ordinal
+            state.ordinal += 1
+            if is_warmup:
+                state.warmups += 1
+            else:
+                state.measured += 1
             result, resources, usable = _run_trial(worker, seed, timeout)
             if not usable:
                 worker = None
@@ -317,8 +401,9 @@ def _run_config(
                     run_id=run_id,
                     status=result["status"],
                     values={
-                        **base_values,
+                        **state.base_values,
                         "repetition": repetition,
+                        "round": round_no,
                         "warmup": is_warmup,
                         "seed": seed,
                         "error": result.get("error"),
@@ -335,33 +420,245 @@ def _run_config(
                 )
             )
             if not is_warmup:
-                counts[result["status"]] += 1
+                state.counts[result["status"]] += 1
                 if result["status"] == "ok":
-                    train_times.append(result["train_s"])
+                    state.train_times.append(result["train_s"])
                     if "accuracy" in result["metrics"]:
-                        accuracies.append(result["metrics"]["accuracy"])
-            if result["status"] != "ok" and first_error is None:
-                first_error = result.get("error")
+                        state.accuracies.append(result["metrics"]["accuracy"])
+            if result["status"] != "ok" and state.first_error is None:
+                state.first_error = result.get("error")
             advance()
     finally:
         if worker is not None:
             worker.stop()
-    return ConfigOutcome(
-        config_id=cid,
-        engine=str(config["engine"]),
-        workload=str(config["workload"]),
-        dataset=str(config["dataset"]),
-        workers=int(config["workers"]),
-        threads_per_worker=int(config.get("threads_per_worker") or 1),
-        setup_s=first_setup_s,
-        n_ok=counts["ok"],
-        n_failed=counts["failed"],
-        n_timeout=counts["timeout"],
-        median_train_s=statistics.median(train_times) if train_times else None,
-        mean_accuracy=statistics.fmean(accuracies) if accuracies else None,
-        first_error=first_error,
-        settings={k: v for k, v in config.items() if k not in _SHOWN},
+        load = {"start": load_start, "end": load_snapshot()}
+        state.loads.append(load)
+        if setup_id is not None:
+            store.set_setup_load(setup_id, load)
+
+
+def _record_failed(
+    store: Any,
+    run_id: str,
+    state: _ConfigState,
+    error: str,
+    round_no: int,
+    is_warmup: bool,
+    repetition: int,
+) -> None:
+    """The engine did not start: this round's warm-up (if it was next) and every measured trial
+    the configuration still has planned are recorded as failed now, and it takes no more rounds
+    (restarting an engine that cannot start only spends its grace time again)."""
+    from runner.store import TrialRecord, now_utc
+
+    planned = max(0, state.planned_measured - state.measured)
+    rows = [(True, repetition)] if is_warmup else []
+    rows += [(False, state.measured + i) for i in range(1, planned + 1)]
+    store.append_trials(
+        TrialRecord(
+            run_id=run_id,
+            status="failed",
+            values={
+                **state.base_values,
+                "repetition": rep,
+                "round": round_no,
+                "warmup": warm,
+                "started_at": now_utc(),
+                "error": error,
+            },
+        )
+        for warm, rep in rows
     )
+    state.counts["failed"] += planned
+    state.measured += planned
+    state.first_error = state.first_error or error
+    state.stop = "start-up failed"
+
+
+def round_sizes(n: int, rounds: int) -> list[int]:
+    """``n`` trials over ``rounds`` rounds, as even as can be (10 over 3: 4, 3, 3)."""
+    return [n // rounds + (1 if i < n % rounds else 0) for i in range(rounds)]
+
+
+def default_rounds(n: int) -> int:
+    """Rounds when ``--rounds`` is not given: 2 from 4 trials per configuration, else 1."""
+    return 2 if n >= 4 else 1
+
+
+def _until_ci_done(state: _ConfigState, target: float | None, max_n: int) -> bool:
+    """True (and ``state.stop`` set) when the configuration takes no more rounds: its planned
+    ``n`` ran (no ``--until-ci``), its median's interval is within ``target``, or ``max_n``."""
+    from runner.stopping import median_interval
+
+    if state.stop is not None:
+        return True
+    state.interval = median_interval(state.train_times)
+    if target is None:
+        state.stop = "n"
+        return True
+    if state.interval is not None and state.interval.rel_half_width <= target:
+        state.stop = "ci"
+        return True
+    if state.measured >= max_n:
+        state.stop = "max-n"
+        return True
+    return False
+
+
+def plan(options: TrialOptions) -> Plan:
+    """The configurations and the schedule ``options`` ask for, checked, with nothing started
+    and nothing written (what ``--dry-run`` prints)."""
+    from runner.spec import load_experiment
+
+    experiment = load_experiment(
+        options.experiment,
+        grid=dict(options.grid),
+        params=dict(options.params),
+        n=options.n,
+        warmup=options.warmup,
+        seed=options.seed,
+        timeout=options.timeout,
+        data_dir=options.data_dir,
+        addresses=dict(options.addresses),
+        spark_mode=options.spark_mode,
+        quick=options.quick,
+    )
+    n = experiment.n
+    rounds = default_rounds(n) if options.rounds is None else options.rounds
+    if rounds < 1:
+        raise RunnerError(f"--rounds must be at least 1, got {rounds}")
+    if rounds > n:
+        raise RunnerError(
+            f"--rounds {rounds} is more than --n {n} trials per configuration; give --rounds "
+            f"{n} or fewer, or raise --n"
+        )
+    target, max_n = options.until_ci, options.max_n
+    if target is not None and not (0 < target < 1):
+        raise RunnerError(f"--until-ci {target:g} must be a fraction in (0, 1), e.g. 5%")
+    if max_n is not None and target is None:
+        raise RunnerError("--max-n caps --until-ci; give --until-ci too (e.g. --until-ci 5%)")
+    if target is not None:
+        max_n = DEFAULT_MAX_N if max_n is None else max_n
+        if max_n < n:
+            raise RunnerError(f"--max-n {max_n} is below --n {n}; raise --max-n or lower --n")
+    return Plan(experiment, rounds, target, max_n)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An experiment and how its trials are spread: ``rounds`` rounds (each starting every
+    configuration's engine afresh, configurations in a fresh seeded order), and, with
+    ``until_ci``, rounds added until each configuration's median interval is narrow enough."""
+
+    experiment: Any
+    rounds: int
+    until_ci: float | None = None
+    max_n: int | None = None
+
+    @property
+    def sizes(self) -> list[int]:
+        return round_sizes(self.experiment.n, self.rounds)
+
+    def order(self, round_no: int) -> list[int]:
+        """Configuration indices in round ``round_no``'s order (seeded by the run's seed)."""
+        import random
+
+        order = list(range(len(self.experiment.configs)))
+        random.Random(f"{self.experiment.seed}:{round_no}").shuffle(order)
+        return order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rounds": self.rounds,
+            "round_sizes": self.sizes,
+            "until_ci": self.until_ci,
+            "max_n": self.max_n,
+        }
+
+    def expected(self, db: str | Path) -> tuple[float | None, int]:
+        """Seconds the planned trials are expected to take, from earlier runs of the same
+        configurations in ``db`` (median wall time per trial and per start-up), and how many
+        configurations it has never run (None when none were run)."""
+        from runner.spec import config_id
+
+        exp = self.experiment
+        ids = [config_id(c) for c in exp.configs]
+        seen = _past_timings(db, ids)
+        per_config = exp.n + exp.warmup * self.rounds
+        total, missing = 0.0, 0
+        for cid in ids:
+            if cid not in seen:
+                missing += 1
+                continue
+            wall, setup = seen[cid]
+            total += per_config * wall + self.rounds * setup
+        if missing == len(ids):
+            return None, missing
+        return total, missing
+
+    def describe(self, db: str | Path) -> str:
+        """The ``--dry-run`` text: every configuration, the schedule, the expected time."""
+        exp = self.experiment
+        keys = ("engine", "workload", "dataset", "workers", "threads_per_worker")
+        rest = sorted({k for c in exp.configs for k in c} - set(keys) - {"experiment", "seed"})
+        varying = [k for k in rest if len({json.dumps(c.get(k)) for c in exp.configs}) > 1]
+        header = ["#", *keys, *varying]
+        rows = [
+            [str(i), *(str(c.get(k, "-")) for k in keys + tuple(varying))]
+            for i, c in enumerate(exp.configs, 1)
+        ]
+        widths = [max(len(r[j]) for r in [header, *rows]) for j in range(len(header))]
+        lines = [
+            "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+            for r in [header, *rows]
+        ]
+        lines.insert(1, "-" * len(lines[0]))
+        sizes = "+".join(map(str, self.sizes))
+        lines.append("")
+        lines.append(
+            f"{exp.name}: {len(exp.configs)} configurations x ({exp.n} trials in {self.rounds} "
+            f"round{'s' if self.rounds > 1 else ''} of {sizes}, {exp.warmup} warm-up per round)"
+        )
+        if self.until_ci is not None:
+            lines.append(
+                f"then rounds of {self.sizes[0]} until the 95% interval of each median train_s "
+                f"is within +-{self.until_ci:.0%}, at most {self.max_n} trials"
+            )
+        seconds, missing = self.expected(db)
+        if seconds is None:
+            minutes = exp.expected_minutes.get("quick" if exp.quick else "full")
+            lines.append(
+                f"expected time: about {minutes:g} min (the spec's own measurement)"
+                if minutes
+                else f"expected time: unknown ({db} holds no earlier run of these configurations)"
+            )
+        else:
+            extra = f"; {missing} configurations never run, not counted" if missing else ""
+            lines.append(
+                f"expected time: about {seconds / 60:.1f} min (earlier runs in {db}{extra})"
+            )
+        lines.extend(f"note: {note}" for note in exp.notes)
+        return "\n".join(lines)
+
+
+def _past_timings(db: str | Path, ids: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """config_id -> (median wall_s of its ok trials, median setup_s) from an existing ``db``."""
+    from runner.store import StoreError, open_store
+
+    if not Path(db).exists():
+        return {}
+    try:
+        store = open_store(db, read_only=True)
+    except StoreError:
+        return {}
+    with store:
+        marks = ", ".join("?" for _ in ids)
+        rows = store.con.execute(
+            f"SELECT config_id, median(wall_s), median(setup_s) FROM trials "
+            f"WHERE status = 'ok' AND config_id IN ({marks}) GROUP BY config_id",
+            list(ids),
+        ).fetchall()
+    return {str(c): (float(w or 0), float(s or 0)) for c, w, s in rows}
 
 
 def run_experiment(
@@ -371,29 +668,16 @@ def run_experiment(
     argv: Sequence[str] = (),
     progress: bool = True,
 ) -> RunResult:
-    """Run every configuration of the experiment; return what happened. Everything the user can
-    get wrong is checked before the database is opened."""
+    """Run every configuration of the experiment, in rounds; return what happened. Everything
+    the user can get wrong is checked before the database is opened."""
     from runner.engines import check_installed, check_reachable
     from runner.envinfo import collect_env
-    from runner.spec import load_experiment
+    from runner.spec import config_id
     from runner.store import open_store
     from runner.workloads import uses_keras
 
-    experiment = load_experiment(
-        options.experiment,
-        engines=options.engines,
-        workloads=options.workloads,
-        workers=options.workers,
-        n=options.n,
-        warmup=options.warmup,
-        seed=options.seed,
-        timeout=options.timeout,
-        datasets=options.datasets,
-        data_dir=options.data_dir,
-        addresses=dict(options.addresses),
-        spark_mode=options.spark_mode,
-        quick=options.quick,
-    )
+    the_plan = plan(options)
+    experiment = the_plan.experiment
     used = sorted({str(c["engine"]) for c in experiment.configs})
     for engine in used:
         check_installed(engine)
@@ -406,29 +690,69 @@ def run_experiment(
 
     t0 = time.perf_counter_ns()
     store = open_store(db)
-    outcomes: list[ConfigOutcome] = []
-    run_id = store.begin_run(
-        source="measured", argv=list(argv), spec=experiment.to_dict(), env=collect_env()
-    )
+    states = [
+        _ConfigState(config, config_id(config), _trial_values(config, config_id(config)))
+        for config in experiment.configs
+    ]
+    cap = the_plan.max_n if the_plan.until_ci is not None else experiment.n
+    for state in states:
+        state.planned_measured = experiment.n
+    spec = {**experiment.to_dict(), **the_plan.to_dict()}
+    run_id = store.begin_run(source="measured", argv=list(argv), spec=spec, env=collect_env())
     status = "failed"
     try:
         with _progress(progress) as bar:
-            total = len(experiment.configs) * (experiment.n + experiment.warmup)
+            per_round = experiment.warmup
+            total = sum(len(states) * (size + per_round) for size in the_plan.sizes)
             task = bar.add_task("trials", total=total)
-            for config in experiment.configs:
-                label = f"{config['engine']} {config['workload']} workers={config['workers']}"
-                bar.update(task, description=label)
-                outcomes.append(
-                    _run_config(
+            round_no = 0
+            sizes = list(the_plan.sizes)
+            while True:
+                active = [s for s in states if s.stop is None]
+                if round_no >= len(sizes):
+                    active = [s for s in active if not _until_ci_done(s, the_plan.until_ci, cap)]
+                    if not active:
+                        break
+                    size = min(sizes[0], cap - min(s.measured for s in active))
+                    sizes.append(size)
+                    for s in active:
+                        s.planned_measured = min(cap, s.measured + size)
+                    bar.update(task, total=bar.tasks[0].total + len(active) * (size + per_round))
+                round_no += 1
+                size = sizes[round_no - 1]
+                for index in the_plan.order(round_no):
+                    state = states[index]
+                    if state not in active:
+                        continue
+                    c = state.config
+                    label = f"r{round_no} {c['engine']} {c['workload']} workers={c['workers']}"
+                    bar.update(task, description=label)
+                    _run_round(
                         store,
                         run_id,
-                        config,
-                        n=experiment.n,
+                        state,
+                        round_no=round_no,
+                        n=min(size, state.planned_measured - state.measured),
                         warmup=experiment.warmup,
                         timeout=experiment.timeout,
                         advance=lambda: bar.advance(task),
                     )
-                )
+        for state in states:
+            _until_ci_done(state, the_plan.until_ci, cap)
+            interval = state.interval
+            store.add_stop(
+                run_id=run_id,
+                config_id=state.cid,
+                n_ok=state.n_ok,
+                rounds=state.rounds,
+                reason=state.stop or "n",
+                metric="train_s",
+                statistic=None if interval is None else "median",
+                estimate=None if interval is None else interval.median,
+                ci=None if interval is None else (interval.low, interval.high),
+                rel_half_width=None if interval is None else interval.rel_half_width,
+                target=the_plan.until_ci,
+            )
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -441,8 +765,24 @@ def run_experiment(
         db=str(db),
         experiment=experiment.name,
         elapsed_s=(time.perf_counter_ns() - t0) / 1e9,
-        configs=tuple(outcomes),
+        configs=tuple(s.outcome() for s in states),
+        rounds=round_no,
+        notes=experiment.notes + tuple(_busy_notes(states)),
     )
+
+
+def _busy_notes(states: Sequence[_ConfigState]) -> list[str]:
+    from runner.envinfo import busy_warning
+
+    notes = []
+    for state in states:
+        for load in state.loads:
+            warning = busy_warning(load.get("start"))
+            if warning:
+                c = state.config
+                notes.append(f"{c['engine']}/{c['workload']}/workers={c['workers']}: {warning}")
+                break
+    return notes
 
 
 def _progress(enabled: bool) -> Any:

@@ -248,17 +248,10 @@ def test_cli_emnist_without_data_dir(tmp_path: Path) -> None:
 
 
 def test_cli_knn_on_fashion_mnist(tmp_path: Path) -> None:
-    spec = tmp_path / "fm.toml"
-    spec.write_text(
-        'name = "fm"\nn = 1\nwarmup = 0\nseed = 0\n\n'
-        '[defaults]\ndataset = "digits"\ndata_fraction = 0.05\n\n'
-        "[workloads.knn]\nk = 5\n\n"
-        '[[matrix]]\nengine = "local"\nworkload = "knn"\nworkers = 1\n',
-        encoding="utf-8",
-    )
+    # no experiment: the grid comes from the options, over KNN's defaults (k = 5)
     db = tmp_path / "r.duckdb"
     proc = run_cli(
-        "runner", "trials", "-e", spec, "--engine", "local", "--workload", "knn",
+        "runner", "trials", "--engine", "local", "--workload", "knn", "--data-fraction", "0.05",
         "--dataset", "fashion-mnist", "--n", "1", "--warmup", "0", "--db", db, "-q",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

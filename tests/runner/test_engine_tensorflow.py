@@ -390,8 +390,8 @@ def test_cnn_on_images_that_are_not_square(tmp_path: Path) -> None:
             "t10k-labels-idx1-ubyte": np.array([1, 0, 1, 0], dtype=np.uint8),
         },
     )
-    body = '[[matrix]]\nengine = "tensorflow"\nworkload = "cnn"\n'
-    line = _refused(tmp_path, body, "--dataset", "mnist", "--data-dir", folder)
+    body = '[[matrix]]\nengine = "tensorflow"\nworkload = "cnn"\ndataset = "mnist"\n'
+    line = _refused(tmp_path, body, "--data-dir", folder)
     assert "cnn: dataset mnist has 7x9 images (63 features)" in line
     assert "square images" in line
 

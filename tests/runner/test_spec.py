@@ -40,13 +40,18 @@ def test_default_experiment_expands_to_local_and_dask_grid() -> None:
     assert knn["k"] == 5 and knn["dataset"] == "digits"
 
 
-def test_options_override_spec() -> None:
-    exp = load_experiment("default", engines=["dask"], workloads=["knn"], workers=[1, 2, 3], n=3)
-    assert [c["workers"] for c in exp.configs] == [1, 2, 3]
+def test_options_filter_a_named_spec_and_override_its_numbers() -> None:
+    exp = load_experiment("default", engines=["dask"], workloads=["knn"], workers=[2], n=3)
+    assert [c["workers"] for c in exp.configs] == [2]
     assert exp.n == 3
-    # local stays at one worker when --workers is given for the distributed engines
-    exp = load_experiment("default", workers=[2])
-    assert {c["workers"] for c in exp.configs if c["engine"] == "local"} == {1}
+    # a grid built from the options: local stays at one worker, dask gets those asked for
+    exp = load_experiment(engines=["local", "dask"], workloads=["knn"], workers=[1, 2, 3])
+    assert sorted((c["engine"], c["workers"]) for c in exp.configs) == [
+        ("dask", 1),
+        ("dask", 2),
+        ("dask", 3),
+        ("local", 1),
+    ]
 
 
 def test_lists_cross_and_list_params_stay_values(tmp_path: Path) -> None:
@@ -105,7 +110,7 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(RunnerError, match="--timeout must be a positive"):
         load_experiment("default", timeout=0)
     only_local = write(tmp_path, '[[matrix]]\nengine = "local"\nworkload = "knn"\n')
-    with pytest.raises(RunnerError, match="no configuration with engine dask"):
+    with pytest.raises(RunnerError, match="has no configuration with engine dask"):
         load_experiment(only_local, engines=["dask"])
 
 
@@ -318,12 +323,13 @@ def test_cnn_needs_square_images(tmp_path: Path) -> None:
     from tests.runner.test_datasets import tiny, write_dataset
 
     folder = write_dataset(tmp_path / "idx", tiny())
-    path = write(tmp_path, '[[matrix]]\nengine = "tensorflow"\nworkload = "cnn"\n')
+    cell = '[[matrix]]\nengine = "tensorflow"\ndataset = "mnist"\nworkload = '
+    path = write(tmp_path, cell + '"cnn"\n')
     with pytest.raises(RunnerError, match=re.escape("cnn: dataset mnist has 5x7 images")):
-        load_experiment(path, datasets=["mnist"], data_dir=str(folder))
+        load_experiment(path, data_dir=str(folder))
     # the same files are fine for the MLP
-    path = write(tmp_path, '[[matrix]]\nengine = "tensorflow"\nworkload = "mlp"\n')
-    assert load_experiment(path, datasets=["mnist"], data_dir=str(folder)).configs
+    path = write(tmp_path, cell + '"mlp"\n')
+    assert load_experiment(path, data_dir=str(folder)).configs
 
 
 QUICK_SPEC = """

@@ -34,15 +34,25 @@ def test_new_database_has_every_table(tmp_path: Path) -> None:
         _tables(path)
     )
     with open_store(path, read_only=True) as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
 
 
 def _as_version_1(path: Path) -> None:
     """Make a database look like one written before ``curves`` existed (schema version 1)."""
     con = duckdb.connect(str(path))
     con.execute("DROP TABLE curves")
+    _drop_version_3(con)
     con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
+
+
+def _drop_version_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Remove what schema version 3 added: rounds, setups' load, ``stops``."""
+    con.execute("DROP VIEW IF EXISTS observations")
+    con.execute("ALTER TABLE trials DROP COLUMN round")
+    con.execute("ALTER TABLE setups DROP COLUMN round")
+    con.execute("ALTER TABLE setups DROP COLUMN load")
+    con.execute("DROP TABLE stops")
 
 
 def test_version_1_database_is_migrated_and_keeps_its_trials(tmp_path: Path) -> None:
@@ -56,10 +66,30 @@ def test_version_1_database_is_migrated_and_keeps_its_trials(tmp_path: Path) -> 
     assert "curves" not in _tables(path)
     # a read-only open migrates first, then reads
     with open_store(path, read_only=True) as store:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         rows = store.con.execute("SELECT engine, train_s, accuracy FROM observations").fetchall()
     assert rows == [("local", 1.5, 0.9)]
     assert "curves" in _tables(path)
+
+
+def test_version_2_database_gets_rounds_and_stops(tmp_path: Path) -> None:
+    path = tmp_path / "v2.duckdb"
+    with open_store(path) as store:
+        run = store.begin_run(source="measured")
+        store.append_trial(TrialRecord(run, "ok", {"engine": "local", "train_s": 2.0}))
+    con = duckdb.connect(str(path))
+    _drop_version_3(con)
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    with open_store(path) as store:
+        assert store.schema_version() == 3
+        assert store.con.execute("SELECT engine, round FROM observations").fetchall() == [
+            ("local", None)
+        ]
+        store.append_trial(TrialRecord(run, "ok", {"engine": "dask", "round": 2}))
+        store.add_stop(run_id=run, config_id="c", n_ok=1, rounds=1, reason="n")
+        assert store.con.execute("SELECT max(round) FROM trials").fetchone() == (2,)
+        assert store.con.execute("SELECT reason FROM stops").fetchall() == [("n",)]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
