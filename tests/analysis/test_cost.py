@@ -48,7 +48,7 @@ def dominated(points: list[tuple[float, float]], i: int) -> bool:
 
 def test_cost_per_core_hour_matches_medians(measured, times):
     res = cost(measured, usd_per_core_hour=0.05, by=["engine"])
-    assert res.by == ("engine", "workers", "threads_per_worker")
+    assert res.by == ("engine", "workers", "threads_per_worker", "cores")
     got = {(r.level["engine"], int(r.level["workers"])): r for r in res.rows}
     assert set(got) == set(times)
     points = []
@@ -201,7 +201,21 @@ def test_a_million_workers_priced_per_core(make_db, rng):
     assert [got[w].pareto for w in workers] == [True, True, True]
 
 
-def test_cost_metric_needs_a_single_core_configuration(make_db):
-    db = make_db([_trial("dask", 2, 1.0), _trial("dask", 2, 1.1)])
-    with pytest.raises(AnalysisError, match="needs a single-core configuration"):
-        cost_metric(db)
+def test_cost_metric_without_a_single_core_configuration_says_so_per_task(make_db, times):
+    """A task without a one-core configuration gets rows that say so (and how to get one);
+    the other tasks keep their COST: one missing baseline no longer refuses everything."""
+    trials = [_trial(e, w, float(v)) for (e, w), vals in times.items() for v in vals]
+    trials += [_trial("dask", w, t, workload="mlp") for w, t in ((2, 1.0), (2, 1.1), (4, 0.7))]
+    res = cost_metric(make_db(trials))
+    mlp = [r for r in res.rows if r.workload == "mlp"]
+    assert [(r.engine, r.verdict, r.baseline_s) for r in mlp] == [
+        ("dask", "no 1-core baseline", None)
+    ]
+    knn = {r.engine: r for r in res.rows if r.workload == "knn"}
+    base = float(np.median(times[("local", 1)]))
+    assert knn["dask"].cost_cores == 4 and knn["dask"].baseline_s == pytest.approx(base, rel=1e-12)
+    text = str(res)
+    assert max(len(line) for line in text.splitlines()) <= 120
+    flat = " ".join(text.split())  # lines wrapped at 120 columns
+    assert "no single-core configuration" in flat and "in 1 of 2 tasks: mlp on digits;" in flat
+    assert "run one (e.g. engine local)" in flat
