@@ -229,7 +229,12 @@ def test_ill_conditioned_offsets(make_db, rng) -> None:
 # -- degenerate input: clear errors, never NaN tables -------------------------------------------
 def _simple(values: list[tuple[Any, Any]], engine: str = "dask") -> list[dict]:
     return [
-        {"engine": engine, "workers": w, "train_s": t, "metrics": {"m": float(w) * 2}}
+        {
+            "engine": engine,
+            "workers": w,
+            "train_s": t,
+            "metrics": {"m": float(w) * 2, "m2": float(w) ** 2},
+        }
         for w, t in values
     ]
 
@@ -237,7 +242,8 @@ def _simple(values: list[tuple[Any, Any]], engine: str = "dask") -> list[dict]:
 @pytest.mark.parametrize(
     ("trials", "kwargs", "needle"),
     [
-        (_simple([(1, 1.0), (2, 2.5)]), {}, "needs at least 3"),
+        (_simple([(1, 1.0)]), {}, "need at least 2"),
+        (_simple([(1, 1.0), (2, 2.5)]), {"x": ["workers", "m2"]}, "need at least 3"),
         (
             _simple([(1, 1.0), (2, 2.5), (4, 3.0)]) + _simple([(1, 1.0)], "ray"),
             {"by": "engine"},
@@ -245,8 +251,11 @@ def _simple(values: list[tuple[Any, Any]], engine: str = "dask") -> list[dict]:
         ),
         (_simple([(1, 2.0), (2, 2.0), (4, 2.0)]), {}, "--y train_s has zero variance"),
         (_simple([(2, 1.0), (2, 2.0), (2, 3.0)]), {}, "--x workers has zero variance"),
-        (_simple([(1, 1.0), (2, 2.5), (4, 3.0), (8, 3.5)]), {"x": ["workers", "m"]}, "collinear"),
-        (_simple([(1, 1.0), (2, 2.0), (4, 4.0)]), {}, "exact linear function"),
+        (
+            _simple([(1, 1.0), (2, 2.5), (4, 3.0), (8, 3.5)]),
+            {"x": ["workers", "m"]},
+            "--x workers, m are collinear",
+        ),
         (_simple([(1, 1.0), (2, float("nan")), (4, 3.0), (8, 1.0)]), {}, "NaN or infinite"),
         (_simple([(1, 1.0), (2, float("inf")), (4, 3.0), (8, 1.0)]), {}, "NaN or infinite"),
         (_simple([(0, 1.0), (2, 2.0), (4, 3.5), (8, 1.0)]), {"log_x": True}, "zero or negative"),
