@@ -219,8 +219,11 @@ def trials(
         float | None, typer.Option(help="Seconds per trial; a slower trial is stopped.")
     ] = None,
     data_dir: Annotated[
-        str | None,
-        typer.Option(help="Folder or URL (s3://, gs://, file://) of MNIST-format IDX files."),
+        list[str] | None,
+        typer.Option(
+            help="Folder or URL (s3://bucket/prefix, gs://, file://) of the IDX files; several "
+            "(repeat or comma-separate) make where the data live a factor (storage)."
+        ),
     ] = None,
     spark_master: Annotated[
         str | None, typer.Option(help="Run spark configurations on this existing master URL.")
@@ -265,7 +268,7 @@ def trials(
             params=_parse_params(param),
             seed=seed,
             timeout=timeout,
-            data_dir=data_dir,
+            data_dir=_split_csv(data_dir) or (),
             addresses=tuple(
                 (name, address)
                 for name, address in (

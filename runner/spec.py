@@ -445,12 +445,15 @@ def load_experiment(
     warmup: int | None = None,
     seed: int | None = None,
     timeout: float | None = None,
-    data_dir: str | None = None,
+    data_dir: str | Sequence[str] | None = None,
     addresses: Mapping[str, str] | None = None,
     spark_mode: str | None = None,
     quick: bool = False,
 ) -> Experiment:
     """Read and expand an experiment, or build one from the command line's grid.
+
+    ``data_dir``: one folder or URL, or several (a factor: every configuration runs on each,
+    and its ``storage``, ``file`` / ``s3`` / …, is stored beside it).
 
     ``grid`` maps a factor (:data:`GRID_OPTIONS`) to its levels and ``params`` a workload
     parameter to its levels (``engines`` … ``datasets`` are shorthands for grid entries). With
@@ -594,13 +597,13 @@ def _expand_spec(
     seed: int | None,
     timeout: float | None,
     workers: Sequence[int] | None,
-    data_dir: str | None,
+    data_dir: str | Sequence[str] | None,
     addresses: Mapping[str, str] | None,
     spark_mode: str | None,
     quick: bool,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A spec's configurations, checked, and its run settings (name, n, warmup, …)."""
-    from runner.datasets import check_dataset
+    from runner.datasets import check_dataset, data_source
     from runner.engines import ENGINES, check_memory, check_supported, get_engine
     from runner.workloads import get_workload
 
@@ -677,8 +680,9 @@ def _expand_spec(
             }
             if workers is not None and ENGINES[engine_name].max_workers is None:
                 merged["workers"] = list(workers)
-            if data_dir is not None:
-                merged["data_dir"] = _data_dir(data_dir)
+            if data_dir:
+                dirs = [data_dir] if isinstance(data_dir, str) else list(data_dir)
+                merged["data_dir"] = [_data_dir(d) for d in dirs]
             if addresses and addresses.get(engine_name):
                 # an existing cluster: part of the configuration, so part of its id
                 merged["address"] = addresses[engine_name]
@@ -688,6 +692,9 @@ def _expand_spec(
                 if engine_name != owner:  # from [defaults] or [workloads.X]
                     merged.pop(key, None)
             for config in _expand(merged):
+                if config.get("data_dir") is not None:
+                    # where the data come from (file, s3, gs, ...): a factor of load_s
+                    config["storage"] = data_source(config["data_dir"])
                 _spark_mode(config, engine_name, where)
                 _check_factor_types(config, where)
                 check_dataset(str(config["dataset"]), config.get("data_dir"))

@@ -40,7 +40,8 @@ class TrialOptions:
     params: tuple[tuple[str, tuple[Any, ...]], ...] = ()
     seed: int | None = None
     timeout: float | None = None
-    data_dir: str | None = None
+    #: folder or URL of the data, or several (a factor)
+    data_dir: str | tuple[str, ...] = ()
     #: rounds the trials are spread over (None: 2 from 4 trials per configuration, else 1)
     rounds: int | None = None
     #: add rounds until each median's 95% interval is within this fraction (``--until-ci``)
@@ -518,7 +519,9 @@ def plan(options: TrialOptions) -> Plan:
         warmup=options.warmup,
         seed=options.seed,
         timeout=options.timeout,
-        data_dir=options.data_dir,
+        data_dir=[options.data_dir]
+        if isinstance(options.data_dir, str)
+        else list(options.data_dir),
         addresses=dict(options.addresses),
         spark_mode=options.spark_mode,
         quick=options.quick,
