@@ -100,7 +100,8 @@ def tables(r: AnovaResult) -> list[Table]:
     import pandas as pd
 
     groups = table_frame(r)
-    groups.insert(4, "far_out", [None if k is None else int(k) for k in r.far_out] or None)
+    far_out = r.far_out or (None,) * len(r.groups)  # per level; empty: not checked
+    groups.insert(4, "far_out", pd.array(list(far_out), dtype="Int64"))
     groups["eta_sq"] = r.eta_sq
     groups["omega_sq"] = r.omega_sq
     tests = tests_frame(r)

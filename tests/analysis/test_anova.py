@@ -698,3 +698,30 @@ def test_extreme_magnitudes_give_the_statistics_of_the_unit_data(
             low, high = sorted((ci.low[i, j] * scale, ci.high[i, j] * scale))
             assert pair.ci_low == pytest.approx(low, rel=1e-6)
             assert pair.ci_high == pytest.approx(high, rel=1e-6)
+
+
+def test_tables_carry_every_statistic_of_the_text(db):
+    """Issue 12: ``tables()`` (main first) holds every statistic ``str(result)`` shows."""
+    res = anova(db, group="workers", posthoc="tukey")
+    tables = {t.name: t.frame for t in res.tables()}
+    assert list(tables) == ["groups", "tests", "recommendation", "pairs"]
+    groups, tests, rec = tables["groups"], tables["tests"], tables["recommendation"]
+    # the level table and the F line: level, n, mean, sd, F(df_num, df_den), p, eta_sq, omega_sq
+    for column in ("level", "n", "mean", "sd", "f", "f_df_num", "f_df_den", "f_p_value"):
+        assert column in groups.columns, column
+    assert groups["eta_sq"].iloc[0] == res.eta_sq and groups["omega_sq"].iloc[0] == res.omega_sq
+    # the far-out values per level (the "no heavy tails" check)
+    assert [None if pd.isna(k) else k for k in groups["far_out"]] == list(res.far_out)
+    assert None in res.far_out  # a level below 10 trials: not checked, an empty cell
+    # checks and alternatives: a row per test with statistic, dfs, p, the values it used, alpha
+    assert list(tests["test"]) == ["anova", "welch", "kruskal", "brown_forsythe", "shapiro"]
+    for column in ("statistic", "df_num", "df_den", "p_value", "n", "alpha"):
+        assert column in tests.columns, column
+    shapiro = tests.set_index("test").loc["shapiro"]
+    assert shapiro["statistic"] == res.shapiro_statistic and shapiro["n"] == res.shapiro_n
+    bf = tests.set_index("test").loc["brown_forsythe"]
+    assert bf["statistic"] == res.levene_statistic and bf["df_den"] == res.levene_df_den
+    assert rec["recommendation"].iloc[0] == res.recommendation
+    assert rec["notes"].iloc[0] == "; ".join(res.notes)
+    assert len(tables["pairs"]) == len(res.posthoc.pairs)
+    assert max(len(line) for line in str(res).splitlines()) <= 120

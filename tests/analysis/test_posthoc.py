@@ -189,6 +189,48 @@ def test_large_offset_matches_scipy_on_offset_free_data(make_db, rng, trials_for
         assert p.ci_high == pytest.approx(ci.high[i, j], rel=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1e300, 1e-300])
+@pytest.mark.parametrize("method", POSTHOC_METHODS)
+def test_extreme_magnitudes_match_scipy_on_the_unit_data(make_db, rng, trials_for, method, scale):
+    """Issue 12: 1e300 (squares overflow) and 1e-300 (squares underflow): scipy's answer on the
+    data at unit scale, differences, standard errors and intervals multiplied back."""
+    unit = {1: rng.normal(3.0, 0.2, 9), 2: rng.normal(3.3, 0.4, 11), 3: rng.normal(3.1, 0.2, 8)}
+    samples = {k: v * scale for k, v in unit.items()}
+    free = [v / scale for v in samples.values()]
+    res = anova(make_db(trials_for(samples)), group="workers", posthoc=method).posthoc
+    pairs = pair_index(samples)
+    if method == "pairwise":
+        tests = [stats.ttest_ind(free[i], free[j], equal_var=False) for i, j in pairs]
+        adjusted = multipletests([t.pvalue for t in tests], method="holm")[1]
+        for p, t, adj, (i, j) in zip(res.pairs, tests, adjusted, pairs, strict=True):
+            assert p.statistic == pytest.approx(t.statistic, rel=1e-6)
+            assert p.p_value == pytest.approx(adj, rel=1e-5)
+            diff = free[i].mean() - free[j].mean()
+            assert p.mean_diff == pytest.approx(diff * scale, rel=1e-6)
+            assert p.se == pytest.approx(diff / t.statistic * scale, rel=1e-6)
+        return
+    ref = stats.tukey_hsd(*free, equal_var=method == "tukey")
+    ci = ref.confidence_interval()
+    for p, (i, j) in zip(res.pairs, pairs, strict=True):
+        assert math.isfinite(p.se) and p.se > 0
+        assert p.mean_diff == pytest.approx(ref.statistic[i, j] * scale, rel=1e-6)
+        assert p.p_value == pytest.approx(ref.pvalue[i, j], rel=1e-5, abs=1e-12)
+        assert p.ci_low == pytest.approx(ci.low[i, j] * scale, rel=1e-6)
+        assert p.ci_high == pytest.approx(ci.high[i, j] * scale, rel=1e-6)
+
+
+def test_tables_carry_every_statistic_of_the_text(four_db):
+    res = anova(four_db, group="workers", posthoc="games-howell").posthoc
+    tables = res.tables()
+    assert tables[0].name == "pairs"
+    frame = tables[0].frame
+    # the text: a, b, mean_diff, se, t, df, p_adj, ci_low, ci_high, reject; method and alpha
+    for column in (*PAIR_COLUMNS, "method", "alpha"):
+        assert column in frame.columns, column
+    assert len(frame) == len(res.pairs) and set(frame["method"]) == {"games-howell"}
+    assert list(frame["p_value"]) == [p.p_value for p in res.pairs]
+
+
 # -- degenerate pairs, errors, shapes ----------------------------------------------------------
 @pytest.mark.parametrize("method", ["games-howell", "pairwise"])
 @pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")  # scipy, on [2, 2, 2]
