@@ -204,7 +204,7 @@ def wrap(line: str) -> str:
 def _group_lines(res: ScalingResult, g: ScalingGroup) -> list[str]:
     pct = f"{res.confidence_level * 100:g}%"
     head = level_label(res.by, g.level)
-    lines = [f"\n{head}" if head else ""]
+    lines = [f"\n{wrap(head)}" if head else ""]
     lines.append(
         render_table(
             [res.x, "n", "median", "speedup", "efficiency", "change %", "karp_flatt"],
