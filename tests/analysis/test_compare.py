@@ -170,3 +170,30 @@ def test_user_errors(two_runs, tmp_path):
         compare(path, base=r1, new=["workload=knn", "workers=1", f"run_id!={r1}"])
     res = compare(path, base=r1, new=other)
     assert any("base and new differ in hostname (a, b)" in n for n in res.notes)
+
+
+def test_tables_carry_every_statistic_of_the_text(two_runs):
+    """configurations (every row of the text, with ci_method), one_side, settings and notes;
+    ratios pinned against numpy's Hodges-Lehmann on the raw values; text within 120 columns."""
+    path, r1, r2, base, new = two_runs
+    res = compare(path, base=r1, new=r2, threshold=0.02)
+    names = [t.name for t in res.tables()]
+    assert names[:3] == ["configurations", "one_side", "settings"]
+    main, one_side, settings = (t.frame for t in res.tables()[:3])
+    assert {"config", "n_base", "n_new", "median_base", "median_new", "ratio", "ratio_ci_low",
+            "ratio_ci_high", "p_value", "method", "ci_method", "verdict",
+            "note"} <= set(main.columns)  # fmt: skip
+    row = main[main["config"] == "workload=mlp, workers=2"].iloc[0]
+    xb, xn = values(base, workload="mlp", workers=2), values(new, workload="mlp", workers=2)
+    diffs = np.subtract.outer(np.log(xn), np.log(xb)).ravel()
+    assert row["ratio"] == pytest.approx(math.exp(np.median(diffs)), rel=1e-12)
+    assert row["p_value"] == pytest.approx(stats.mannwhitneyu(xn, xb).pvalue, rel=1e-9)
+    assert row["ci_method"] == "hodges-lehmann" and row["verdict"] == "slower"
+    assert main["config"].iloc[-1] == "geomean"
+    assert sorted(zip(one_side["side"], one_side["config"], strict=True)) == [
+        ("base", "workload=knn, workers=2"), ("new", "workload=mlp, workers=4")]  # fmt: skip
+    s = settings.iloc[0]
+    assert (s["metric"], s["test"], s["better"], s["alpha"], s["threshold"]) == (
+        "train_s", "mwu", "lower", 0.05, 0.02)  # fmt: skip
+    assert s["same"] == "source=measured; dataset=digits; engine=dask; threads_per_worker=1"
+    assert all(len(line) <= 120 for line in str(res).splitlines())

@@ -298,3 +298,53 @@ def test_unknown_pool_name_is_a_one_line_error(default_db):
     proc = cli("ttest", "--group", "engine", "--a", "local", "--b", "dask", "--pool", "wrkers",
                "--db", path)  # fmt: skip
     assert proc.exit_code == 2 and "--pool 'wrkers' is not a factor" in proc.output
+
+
+def test_stratified_tables_concatenate_the_strata_with_their_labels(default_db):
+    """tables(): each stratum's tables one after another, main first, every row led by the
+    stratum's factors; the stratum not compared and the plan's notes follow."""
+    path, trials = default_db
+    res = held.ttest(path, group="engine", a="local", b="dask", n_boot=0)
+    tables = res.tables()
+    assert [t.name for t in tables] == ["test", "levels", "not_compared"]
+    main = tables[0].frame
+    assert list(main.columns[:2]) == ["workload", "workers"]
+    assert list(zip(main["workload"], main["workers"], strict=True)) == [("knn", "1"), ("mlp", "1")]
+    for workload, row in zip(("knn", "mlp"), main.itertuples(), strict=True):
+        ref = stats.ttest_ind(rows(trials, workload=workload, engine="local"),
+                              rows(trials, workload=workload, engine="dask", workers=1),
+                              equal_var=False)  # fmt: skip
+        assert row.statistic == pytest.approx(ref.statistic, rel=1e-10)
+        assert row.p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    levels = tables[1].frame
+    assert len(levels) == 4 and list(levels.columns[:2]) == ["workload", "workers"]
+    knn_local = levels[(levels["workload"] == "knn") & (levels["level"] == "local")].iloc[0]
+    assert knn_local["mean"] == pytest.approx(rows(trials, workload="knn", engine="local").mean())
+    skipped = tables[2].frame
+    assert list(zip(skipped["workload"], skipped["workers"], strict=True)) == [
+        ("knn", "2"),
+        ("mlp", "2"),
+    ]
+    assert all("only engine=dask" in r for r in skipped["reason"])
+    assert all(len(line) <= 120 for line in str(res).splitlines())
+
+
+def test_per_stratum_is_the_one_shape_behind_the_stratified_analyses(default_db):
+    """Adding an analysis is one per_stratum call: here the summary per engine x workload x
+    workers (nothing compared), its rows pinned against numpy."""
+    from analysis.summary import summarize
+
+    path, trials = default_db
+
+    def plain(con, *, metric, where, include_warmup):  # noqa: ANN001, ANN202
+        return summarize(con, by=[], metrics=[metric], where=where, include_warmup=include_warmup,
+                         n_boot=0)  # fmt: skip
+
+    res = held.per_stratum(path, plain, compared=[], title="summary", metric="train_s", where=[],
+                           include_warmup=False, pool=None)  # fmt: skip
+    assert res.split == ("workload", "engine", "workers")
+    assert len(res.results) == 6
+    frame = res.tables()[0].frame
+    for row in frame.itertuples():
+        want = rows(trials, workload=row.workload, engine=row.engine, workers=int(row.workers))
+        assert row.train_s_mean == pytest.approx(want.mean(), rel=1e-12)

@@ -514,3 +514,70 @@ def test_geometric_interval_keeps_digits_at_an_offset_and_skips_nonpositive(make
     assert math.isnan(row2["train_s_gmean"]) and math.isnan(row2["train_s_gmean_ci_low"])
     assert not res.positive("train_s")
     assert "mean CI of train_s: t" in str(res)
+
+
+def test_time_interval_below_zero_is_explained_and_the_shown_one_is_not(make_db, trials_for):
+    """n = 3 times with a large spread ([0.1, 0.2, 5.0]): the text's interval is the geometric
+    one (> 0, scipy's t on ln x); the arithmetic t interval (csv/json) reaches below 0, and the
+    note and that row's <metric>_ci_note say so; a row whose t interval stays above 0 has none."""
+    from analysis.summary_result import BELOW_ZERO
+
+    spread = np.array([0.1, 0.2, 5.0])
+    tight = np.array([1.0, 1.1, 1.2, 1.3, 1.4])
+    res = summarize(make_db(trials_for({1: spread, 2: tight})), by=["workers"],
+                    metrics=["train_s"])  # fmt: skip
+    row1, row2 = res.rows
+    t_low, t_high = stats.t.interval(0.95, 2, loc=spread.mean(), scale=stats.sem(spread))
+    assert t_low < 0 and row1["train_s_ci_low"] == pytest.approx(t_low, rel=1e-12)
+    logs = np.log(spread)
+    g_low, g_high = np.exp(stats.t.interval(0.95, 2, loc=logs.mean(), scale=stats.sem(logs)))
+    assert row1["train_s_gmean_ci_low"] == pytest.approx(g_low, rel=1e-12) and g_low > 0
+    assert row1["train_s_gmean_ci_high"] == pytest.approx(g_high, rel=1e-12)
+    text = str(res)
+    shown = f"[{g_low:.4g}, {g_high:.4g}]"
+    assert shown in text
+    table_line = next(line for line in text.splitlines() if line.lstrip().startswith("1 "))
+    assert f"{t_low:.4g}" not in table_line and "[-" not in table_line
+    assert "reaches below 0 for train_s in workers=1" in text and "workers=2" not in text
+    tail = text[text.index("CI of the geometric mean") :]  # the table's width is render_table's
+    assert all(len(line) <= 120 for line in tail.splitlines())
+    main, notes = res.tables()[0], res.tables()[-1]
+    assert main.name == "summary" and notes.name == "notes"
+    assert list(main.frame["train_s_ci_note"]) == [BELOW_ZERO, ""]
+    assert main.frame["train_s_gmean_ci_low"].iloc[0] == pytest.approx(g_low, rel=1e-12)
+    assert any("reaches below 0" in n for n in notes.frame["note"])
+
+
+def test_summary_tables_carry_every_statistic_of_the_text(db, groups):
+    res = summarize(db, by=["workers"], metrics=["train_s"])
+    tables = res.tables()
+    assert [t.name for t in tables][0] == "summary"
+    frame = tables[0].frame
+    # text columns: n, mean, geomean and its CI, sd, median and its CI, cv, outliers,
+    # accuracy, failed, timeout
+    shown = ["n", "train_s_mean", "train_s_gmean", "train_s_gmean_ci_low",
+             "train_s_gmean_ci_high", "train_s_sd", "train_s_median", "train_s_median_ci_low",
+             "train_s_median_ci_high", "train_s_cv", "train_s_outliers", "accuracy_mean",
+             "failed", "timeout"]  # fmt: skip
+    assert set(shown) <= set(frame.columns)
+    for (level, values), row in zip(groups.items(), frame.itertuples(), strict=True):
+        assert row.workers == level and row.n == len(values)
+        assert row.train_s_mean == pytest.approx(values.mean(), rel=RTOL)
+        assert row.train_s_gmean == pytest.approx(stats.gmean(values), rel=RTOL)
+        assert row.train_s_cv == pytest.approx(stats.variation(values, ddof=1), rel=RTOL)
+    assert "percentile bootstrap, 2000 draws, seed 0" in tables[0].caption
+
+
+def test_box_stats_tables(db, groups):
+    res = box_stats(db, by=["workers"], metric="train_s")
+    boxes, fliers = res.tables()
+    assert (boxes.name, fliers.name) == ("boxes", "fliers")
+    for (level, values), row in zip(groups.items(), boxes.frame.itertuples(), strict=True):
+        ref = cbook.boxplot_stats(values, whis=1.5)[0]
+        assert row.label == f"workers={level}" and row.n == len(values)
+        assert (row.q1, row.median, row.q3) == pytest.approx((ref["q1"], ref["med"], ref["q3"]))
+        assert (row.whislo, row.whishi) == pytest.approx((ref["whislo"], ref["whishi"]))
+        assert row.n_fliers == len(ref["fliers"])
+        mine = fliers.frame[fliers.frame["label"] == row.label]["value"]
+        assert sorted(mine) == pytest.approx(sorted(ref["fliers"]))
+    assert len(fliers.frame) == int(boxes.frame["n_fliers"].sum())

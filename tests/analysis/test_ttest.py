@@ -655,3 +655,46 @@ def test_mwu_says_up_front_when_p_is_the_normal_approximation(make_db, trials_fo
     exact = ttest(make_db(trials_for({1: [1.0, 2.0, 3.5], 2: [2.5, 3.0, 4.0]})), group="workers",
                   a="1", b="2", test="mwu", n_boot=0)  # fmt: skip
     assert exact.method == "exact" and not any("approximation" in n for n in exact.notes)
+
+
+# -- tables() and the text's width -------------------------------------------------------------
+@pytest.mark.parametrize("test", ["welch", "mwu"])
+def test_tables_carry_every_statistic_of_the_text(db, groups, test):
+    """Each statistic the text shows has a column: the test row (scipy on the raw rows) and the
+    levels table (numpy); every text line fits 120 columns."""
+    x, y = groups[1], groups[4]
+    res = ttest(db, group="workers", a="1", b="4", test=test)
+    main, levels = res.tables()
+    assert (main.name, levels.name) == ("test", "levels")
+    row = main.frame.iloc[0]
+    shown = ["statistic", "p_value", "mean_diff", "cohens_d", "hedges_g", "ratio",
+             "ratio_fieller_low", "ratio_fieller_high", "ratio_ci_low", "ratio_ci_high",
+             "n_boot", "seed", "confidence_level", "method", "notes"]  # fmt: skip
+    shown += ["df", "ci_low", "ci_high"] if test == "welch" else ["z", "rank_biserial", "cles"]
+    assert set(shown) <= set(main.frame.columns)
+    if test == "welch":
+        ref = stats.ttest_ind(x, y, equal_var=False)
+        assert (row["statistic"], row["df"]) == pytest.approx((ref.statistic, ref.df), rel=RTOL)
+    else:
+        ref = stats.mannwhitneyu(x, y, method="asymptotic")
+        assert row["statistic"] == ref.statistic
+        assert row["cles"] == pytest.approx(ref.statistic / (len(x) * len(y)), rel=1e-12)
+    assert row["p_value"] == pytest.approx(ref.pvalue, rel=RTOL)
+    assert row["mean_diff"] == pytest.approx(x.mean() - y.mean(), rel=RTOL)
+    assert list(levels.frame.columns) == ["group", "level", "n", "mean", "sd", "median"]
+    for values, lv in zip((x, y), levels.frame.itertuples(), strict=True):
+        assert lv.n == len(values)
+        assert (lv.mean, lv.sd, lv.median) == pytest.approx(
+            (values.mean(), values.std(ddof=1), np.median(values)), rel=1e-12
+        )
+    assert all(len(line) <= 120 for line in str(res).splitlines())
+
+
+def test_long_notes_wrap_within_120_columns(make_db, trials_for):
+    """Three trials a level: the small-sample note (and a long level name) wrap, nothing is cut."""
+    name = "a-rather-long-level-name-" * 2
+    path = make_db(trials_for({name: np.array([1.0, 1.2, 1.4]), "b": np.array([2.0, 2.1, 2.5])},
+                              column="engine"))  # fmt: skip
+    text = str(ttest(path, group="engine", a=name, b="b"))
+    assert all(len(line) <= 120 for line in text.splitlines())
+    assert "run at least 5 trials per group" in text.replace("\n  ", " ")
