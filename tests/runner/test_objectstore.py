@@ -295,10 +295,6 @@ k = 5
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec.py resolves data_dir as a path (Path(data_dir).resolve()): lead to fix",
-)
 def test_knn_on_local_files_and_on_s3(s3: object, tmp_path: Path) -> None:
     from runner.trials import TrialOptions, run_experiment
 
@@ -308,7 +304,7 @@ def test_knn_on_local_files_and_on_s3(s3: object, tmp_path: Path) -> None:
     spec = tmp_path / "knn.toml"
     spec.write_text(SPEC)
     db = tmp_path / "results.duckdb"
-    sources = (str(tmp_path / "digits"), "s3://paper000/digits")
+    sources = {str(tmp_path / "digits"): "file", "s3://paper000/digits": "s3"}
     for data_dir in sources:
         result = run_experiment(
             TrialOptions(experiment=str(spec), data_dir=data_dir), db=db, progress=False
@@ -323,13 +319,15 @@ def test_knn_on_local_files_and_on_s3(s3: object, tmp_path: Path) -> None:
         )
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute(
-        "SELECT json_extract_string(s.params, '$.data_dir'), count(DISTINCT t.trial_id), "
+        "SELECT json_extract_string(s.params, '$.data_dir'), "
+        "json_extract_string(s.params, '$.storage'), count(DISTINCT t.trial_id), "
         "min(s.load_s), min(m.value), max(m.value) FROM setups s JOIN trials t USING (run_id, "
         "config_id) JOIN metrics m ON m.trial_id = t.trial_id AND m.name = 'accuracy' "
-        "WHERE t.status = 'ok' GROUP BY 1 ORDER BY 1"
+        "WHERE t.status = 'ok' GROUP BY 1, 2 ORDER BY 1"
     ).fetchall()
     con.close()
-    assert sorted(r[0] for r in rows) == sorted(sources)  # a URL is stored as given
-    for _, trials, load_s, low, high in rows:
+    # a URL is stored as given, with its storage factor
+    assert {r[0]: r[1] for r in rows} == sources and len(rows) == 2
+    for _, _, trials, load_s, low, high in rows:
         assert trials == 2 and load_s > 0
-        assert low == high == rows[0][3]  # same data, same seed: the same KNN accuracy
+        assert low == high == rows[0][4]  # same data, same seed: the same KNN accuracy
