@@ -11,7 +11,15 @@ import duckdb
 import numpy as np
 import pytest
 
-from runner.datasets import DATASETS, Split, check_dataset, load_split, read_idx
+from runner.datasets import (
+    DATASETS,
+    Split,
+    check_dataset,
+    idx_files,
+    image_shape,
+    load_split,
+    read_idx,
+)
 from runner.errors import RunnerError
 from tests.conftest import assert_user_error, run_cli
 
@@ -139,6 +147,22 @@ def test_mnist_from_data_dir_exact(tmp_path: Path) -> None:
     np.testing.assert_array_equal(s.x_test, want)
     np.testing.assert_array_equal(s.y_test, arrays["t10k-labels-idx1-ubyte"])
     assert s.x_train.dtype == np.float32 and s.y_train.dtype == np.int64
+
+
+def test_file_url_reads_as_the_plain_path(tmp_path: Path) -> None:
+    arrays = tiny()
+    folder = write_dataset(tmp_path / "mnist", arrays)
+    plain = load_split("mnist", seed=0, data_dir=str(folder))
+    url = load_split("mnist", seed=0, data_dir=folder.as_uri())
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        assert getattr(url, field).tobytes() == getattr(plain, field).tobytes()
+    assert idx_files("mnist", folder.as_uri())["test_labels"] == folder / "t10k-labels-idx1-ubyte"
+    assert image_shape("mnist", folder.as_uri()) == (5, 7)
+    emnist = write_dataset(tmp_path / "emnist", arrays, prefix="emnist-letters-")
+    assert image_shape("emnist", str(emnist)) == (7, 5)  # stored transposed
+    assert image_shape("digits") == (8, 8) and image_shape("no-such") is None
+    raises("does not exist", check_dataset,
+           "mnist", (tmp_path / "nope").as_uri())  # fmt: skip
 
 
 def test_changed_file_is_reread(tmp_path: Path) -> None:
