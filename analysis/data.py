@@ -1,16 +1,19 @@
-"""Reading the ``observations`` view: connections, column checks, filters and group statistics.
+"""Reading the ``observations`` view: connections, selections, group statistics, the rule for
+non-finite values.
 
 Everything here pushes work into DuckDB: callers get per-group sufficient statistics (count,
 mean, variance), never the raw rows. Every aggregate is taken over ``metric - shift`` with a
 per-group shift (the group's minimum, a data value), so subtraction is exact for data such as
 ``1e12 + noise`` and DuckDB's streaming ``var_samp`` stays accurate.
+
+Column checks and ``--where`` live in :mod:`analysis.where`, terminal formatting in
+:mod:`analysis.render`, LaTeX tables in :mod:`analysis.latex`; their names are re-exported here,
+where callers have always imported them.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,69 +23,57 @@ from typing import Any
 import duckdb
 
 from analysis.errors import AnalysisError
-from analysis.latex import latex_escape
+from analysis.latex import frame_to_latex, latex_table
+from analysis.render import fmt, fmt_p, p_text, render_table, wrap_text
+from analysis.where import (
+    OPS,
+    Filter,
+    as_filters,
+    check_column,
+    describe_where,
+    is_numeric_type,
+    parse_where,
+    quote,
+    where_clause,
+)
+
+__all__ = [
+    "OPS",
+    "VIEW",
+    "Database",
+    "Filter",
+    "GroupMoments",
+    "Selection",
+    "as_filters",
+    "check_column",
+    "check_distinct",
+    "connect",
+    "describe_where",
+    "execute",
+    "finite_check",
+    "fmt",
+    "fmt_p",
+    "format_level",
+    "frame_to_latex",
+    "group_moments",
+    "is_numeric_type",
+    "latex_table",
+    "level_label",
+    "load_groups",
+    "moment_scale",
+    "no_trials_error",
+    "nonfinite_message",
+    "p_text",
+    "parse_where",
+    "quote",
+    "render_table",
+    "select",
+    "view_columns",
+    "where_clause",
+    "wrap_text",
+]
 
 VIEW = "observations"
-OPS = ("=", "!=", "<", ">", "<=", ">=")
-_WHERE_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|<=|>=|=|<|>)\s*(.*?)\s*$")
-
-_INT_TYPES = {
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-}
-_FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
-
-
-@dataclass(frozen=True)
-class Filter:
-    """One ``--where`` condition: ``column op value`` (value as typed by the user)."""
-
-    column: str
-    op: str
-    #: as typed; None (library callers only) means ``IS NULL`` (``=``) or ``IS NOT NULL`` (``!=``)
-    value: str | None
-
-    def __post_init__(self) -> None:
-        if self.op not in OPS:
-            raise AnalysisError(
-                f"--where operator {self.op!r} is not supported; use one of {' '.join(OPS)}"
-            )
-        if self.value is None and self.op not in ("=", "!="):
-            raise AnalysisError(f"--where {self.column}{self.op}NULL: use = or != with NULL")
-
-    def __str__(self) -> str:
-        return f"{self.column}{self.op}{'NULL' if self.value is None else self.value}"
-
-
-def parse_where(items: Sequence[str]) -> list[Filter]:
-    """Parse ``--where`` items such as ``workers=2``, ``engine!=local``, ``train_s<=3``."""
-    filters = []
-    for item in items:
-        match = _WHERE_RE.match(item)
-        if not match or not match.group(3):
-            raise AnalysisError(
-                f"--where {item!r} is not COLUMN OP VALUE; write e.g. --where workers=2 "
-                f"(operators: {' '.join(OPS)})"
-            )
-        column, op, value = match.groups()
-        filters.append(Filter(column, "=" if op == "==" else op, value))
-    return filters
-
-
-def as_filters(where: Sequence[str | Filter]) -> list[Filter]:
-    if isinstance(where, str | Filter):
-        where = [where]
-    return [w if isinstance(w, Filter) else parse_where([w])[0] for w in where]
 
 
 #: A results database: its path, or a connection already open on it (several analyses for one
@@ -117,34 +108,6 @@ def view_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE {VIEW}").fetchall()}
 
 
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def is_numeric_type(sql_type: str) -> bool:
-    base = sql_type.split("(")[0].upper()
-    return base in _INT_TYPES or base in _FLOAT_TYPES or base == "DECIMAL"
-
-
-def check_column(columns: dict[str, str], name: str, option: str, *, numeric: bool = False) -> str:
-    """Return the SQL type of ``name``; raise a one-line error when it is not a view column."""
-    if name not in columns:
-        close = difflib.get_close_matches(name, list(columns), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise AnalysisError(
-            f"{option} {name!r} is not a column of the observations view; {hint}"
-            f"available: {', '.join(columns)}"
-        )
-    sql_type = columns[name]
-    if numeric and not is_numeric_type(sql_type):
-        numeric_cols = [c for c, t in columns.items() if is_numeric_type(t)]
-        raise AnalysisError(
-            f"{option} {name!r} is a {sql_type} column, not numeric; pick a numeric one: "
-            f"{', '.join(numeric_cols)}"
-        )
-    return sql_type
-
-
 def format_level(value: Any) -> str:
     """A group level as text: ``2`` not ``2.0``; booleans as ``true``/``false``."""
     if value is None:
@@ -161,71 +124,6 @@ def format_level(value: Any) -> str:
 def level_label(by: Sequence[str], level: Sequence[Any]) -> str:
     """One level of the ``by`` columns as ``engine=dask, workers=2`` (empty without ``by``)."""
     return ", ".join(f"{b}={format_level(v)}" for b, v in zip(by, level, strict=True))
-
-
-# -- WHERE ------------------------------------------------------------------------------------
-def _bind_value(f: Filter, sql_type: str) -> tuple[str, Any]:
-    """SQL for ``"col" op ?`` with the value converted for the column's type."""
-    col = quote(f.column)
-    base = sql_type.split("(")[0].upper()
-    if is_numeric_type(sql_type):
-        try:
-            number = float(f.value)
-        except ValueError:
-            raise AnalysisError(
-                f"--where {f}: {f.column} is numeric ({sql_type}) but {f.value!r} is not a "
-                f"number; give a number, e.g. --where {f.column}{f.op}2"
-            ) from None
-        if not math.isfinite(number):
-            raise AnalysisError(f"--where {f}: give a finite number")
-        value: Any = int(number) if base in _INT_TYPES and number.is_integer() else number
-        return f"{col} {f.op} ?", value
-    if base == "BOOLEAN":
-        text = f.value.strip().lower()
-        if text not in _TRUE | _FALSE:
-            raise AnalysisError(
-                f"--where {f}: {f.column} is true/false but {f.value!r} is neither; "
-                f"write {f.column}=true or {f.column}=false"
-            )
-        return f"{col} {f.op} ?", text in _TRUE
-    if base == "VARCHAR":
-        return f"{col} {f.op} ?", f.value
-    # Timestamps, JSON and others: compare their text form.
-    return f"CAST({col} AS VARCHAR) {f.op} ?", f.value
-
-
-def where_clause(
-    columns: dict[str, str],
-    filters: Sequence[Filter],
-    *,
-    include_warmup: bool = False,
-    only_ok: bool = True,
-) -> tuple[str, list[Any]]:
-    """``WHERE`` text and its parameters for the default selection plus ``filters``.
-
-    By default only ``status = 'ok'`` trials that are not warm-ups are kept; a filter on
-    ``status`` or ``warmup`` replaces the corresponding default.
-    """
-    conditions: list[str] = []
-    params: list[Any] = []
-    filtered = {f.column for f in filters}
-    if only_ok and "status" not in filtered and "status" in columns:
-        conditions.append("status = 'ok'")
-    if not include_warmup and "warmup" not in filtered and "warmup" in columns:
-        conditions.append("(warmup = false OR warmup IS NULL)")
-    for f in filters:
-        sql_type = check_column(columns, f.column, "--where")
-        if f.value is None:
-            conditions.append(f"{quote(f.column)} IS {'' if f.op == '=' else 'NOT '}NULL")
-            continue
-        sql, value = _bind_value(f, sql_type)
-        conditions.append(sql)
-        params.append(value)
-    return (" WHERE " + " AND ".join(conditions)) if conditions else "", params
-
-
-def describe_where(filters: Sequence[Filter]) -> str:
-    return " ".join(f"--where {f}" for f in filters) if filters else "(no --where)"
 
 
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -374,57 +272,6 @@ def load_groups(
     return sel, groups
 
 
-# -- terminal formatting (used by the results' __str__) ----------------------------------------
-def fmt(value: Any, digits: int = 6) -> str:
-    """A number for the terminal: ``digits`` significant digits; NaN as ``-``."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def fmt_p(p: float) -> str:
-    if math.isnan(p):
-        return "-"
-    return "< 1e-16" if p < 1e-16 else f"{p:.4g}"
-
-
-def p_text(p: float) -> str:
-    """``p = 0.0123``, or ``p < 1e-16``."""
-    text = fmt_p(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Plain aligned text table: text columns left, numbers right."""
-    cells = [[fmt(v) for v in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    numeric = [
-        all(isinstance(row[i], int | float) and not isinstance(row[i], bool) for row in rows)
-        and bool(rows)
-        for i in range(len(headers))
-    ]
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(
-            v.rjust(w) if num else v.ljust(w)
-            for v, w, num in zip(values, widths, numeric, strict=True)
-        ).rstrip()
-
-    out = [line(headers), line(["-" * w for w in widths])]
-    out += [line(row) for row in cells]
-    return "\n".join(out)
-
-
 # -- helpers shared by the regression and scaling analyses ------------------------------------
 def check_distinct(names: Sequence[str] | str, option: str) -> tuple[str, ...]:
     """``names`` as a tuple; a name listed twice is a one-line error."""
@@ -500,59 +347,3 @@ def nonfinite_message(column: str, n: int, *, nan: int, pos_inf: int, neg_inf: i
         f"no statistic is computed from them: fix the data, or exclude them with "
         f"{' '.join(hints)}"
     )
-
-
-def latex_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A LaTeX ``tabular`` (booktabs rules): every header and text cell escaped, numbers with
-    six significant digits (minus signs in math mode), missing values as ``--``."""
-
-    def cell(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return "--"
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            text = fmt(value)
-            return "$-$" + text[1:] if text.startswith("-") else text
-        return latex_escape(fmt(value))
-
-    align = "".join(
-        "r"
-        if rows
-        and all(
-            isinstance(r[i], int | float) and not isinstance(r[i], bool) or r[i] is None
-            for r in rows
-        )
-        else "l"
-        for i in range(len(headers))
-    )
-    lines = [f"\\begin{{tabular}}{{{align}}}", "\\toprule"]
-    lines.append(" & ".join(latex_escape(h) for h in headers) + r" \\")
-    lines.append("\\midrule")
-    lines += [" & ".join(cell(v) for v in row) + r" \\" for row in rows]
-    lines += ["\\bottomrule", "\\end{tabular}"]
-    return "\n".join(lines)
-
-
-def frame_to_latex(frame: Any) -> str:
-    """:func:`latex_table` of a pandas DataFrame (NaN as ``--``)."""
-    rows = [
-        [None if _is_missing(v) else _plain(v) for v in record]
-        for record in frame.itertuples(index=False, name=None)
-    ]
-    return latex_table([str(c) for c in frame.columns], rows)
-
-
-def _is_missing(value: Any) -> bool:
-    try:
-        return value is None or bool(value != value)
-    except (TypeError, ValueError):
-        return False
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars as Python numbers; other values unchanged."""
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        try:
-            return value.item()
-        except (TypeError, ValueError):
-            return value
-    return value

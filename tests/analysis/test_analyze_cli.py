@@ -238,7 +238,12 @@ def test_scaling_json_csv_table(db, groups):
 def test_latex_format_everywhere(db, command):
     result = invoke(*command, "--db", db, "--format", "latex")
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith(r"\begin{tabular}") and r"\end{tabular}" in result.stdout
+    # every table of the result: a "% name: caption" comment, then its tabular
+    lines = result.stdout.splitlines()
+    heads = [i for i, line in enumerate(lines) if line.startswith("% ")]
+    assert heads and heads[0] == 0, result.stdout
+    assert all(lines[i + 1].startswith(r"\begin{tabular}") for i in heads), result.stdout
+    assert result.stdout.count(r"\end{tabular}") == len(heads)
 
 
 def test_latex_escapes_hostile_levels(make_db, trials_for):
@@ -262,7 +267,6 @@ def test_latex_escapes_hostile_levels(make_db, trials_for):
         (["regress", "--x", "workers", "--where", "workers=1"], "--x workers has zero variance"),
         (["regress", "--x", "workers", "--log-x", "--where", "train_s<0"], "no trials match"),
         (["scaling", "--where", "workers=2"], "has only one level (2)"),
-        (["scaling", "--x", "wall_s", "--bootstrap", "1000"], "has 1 trial"),
         (["scaling", "--min-gain", "lots"], "not a fraction"),
         (["scaling", "--min-gain", "150%"], "between 0 and 1"),
         (["scaling", "--predict", "8,x"], "not a comma-separated list"),
@@ -477,8 +481,49 @@ def test_summary_median_bootstrap_ci_from_the_cli(db, groups):
     assert frame["train_s_median_ci_low"].isna().all()
 
 
-def test_anova_csv_with_posthoc_is_the_comparisons(db):
+def test_csv_main_table_and_table_option(db, file_hash):
+    # --format csv is the result's main table; --table NAME another one (here the post-hoc pairs)
     csv = invoke("anova", "--group", "workers", "--posthoc", "pairwise", "--db", db,
                  "--format", "csv")  # fmt: skip
     frame = pd.read_csv(io.StringIO(csv.stdout))
+    assert list(frame["level"]) == [1, 2, 4] and "f_p_value" in frame.columns
+    pairs = invoke("anova", "--group", "workers", "--posthoc", "pairwise", "--db", db,
+                   "--format", "csv", "--table", "pairs")  # fmt: skip
+    assert pairs.exit_code == 0, pairs.output
+    frame = pd.read_csv(io.StringIO(pairs.stdout))
     assert len(frame) == 3 and {"a", "b", "p_value"} <= set(frame.columns)
+    latex = invoke("anova", "--group", "workers", "--posthoc", "pairwise", "--db", db,
+                   "--format", "latex", "--table", "pairs")  # fmt: skip
+    assert latex.stdout.count(r"\begin{tabular}") == 1 and "p\\_value" in latex.stdout
+    before = file_hash(db)
+    for args, needle in (
+        (["--format", "csv", "--table", "nope"], "--table 'nope' is not a table"),
+        (["--table", "pairs"], "applies to --format csv or latex"),
+    ):
+        proc = run("anova", "--group", "workers", "--db", db, *args)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+        assert len(proc.stderr.splitlines()) == 1 and needle in proc.stderr, proc.stderr
+    assert "pairs" in run("anova", "--group", "workers", "--posthoc", "tukey", "--db", db,
+                          "--format", "csv", "--table", "nope").stderr  # fmt: skip
+    assert file_hash(db) == before
+
+
+def test_tables_within_120_columns_unless_wide(db):
+    # two metrics side by side: the summary's table is wider than a terminal
+    args = ["summary", "--by", "engine,workers", "--metric", "train_s", "--metric", "wall_s",
+            "--db", db]  # fmt: skip
+    narrow = invoke(*args)
+    assert narrow.exit_code == 0, narrow.output
+    lines = narrow.stdout.splitlines()
+    assert max(map(len, lines)) <= 120
+    (note,) = [line for line in lines if "not shown:" in line]
+    assert note.startswith("(11 columns not shown: wall_s mean, ")
+    assert "--wide shows all)" in narrow.stdout
+    wide = invoke(*args, "--wide")
+    assert max(map(len, wide.stdout.splitlines())) > 120
+    assert "not shown" not in wide.stdout
+    header = next(line for line in wide.stdout.splitlines() if line.startswith("engine"))
+    assert "train_s mean" in header and "wall_s mean" in header
+    # shown columns are the same, in full, in both
+    assert header.startswith(lines[1].rstrip())
+    assert invoke("--wide", *args).stdout == wide.stdout  # also as a global option

@@ -4,7 +4,8 @@ import duckdb
 import pytest
 
 from analysis import AnalysisError, Filter, connect, parse_where
-from analysis.data import format_level, view_columns, where_clause
+from analysis.data import fmt, format_level, render_table, view_columns, where_clause, wrap_text
+from analysis.render import wide_tables
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,71 @@ def test_a_none_filter_selects_missing_values(make_db, trials_for):
     assert str(Filter("dataset", "=", None)) == "dataset=NULL"
     with pytest.raises(AnalysisError, match="use = or !="):
         Filter("dataset", "<", None)
+
+
+# -- terminal output: 4 significant digits, 120 columns ------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0103607, "0.01036"),
+        (46.51873, "46.52"),
+        (2 / 3, "0.6667"),
+        (9.63937e-05, "9.639e-05"),
+        (12345.6, "12346"),  # whole numbers below 1e9 in full, as the report writes them
+        (9999.7, "10000"),
+        (1.5e12, "1.5e+12"),
+        (float("nan"), "-"),
+        (None, "-"),
+        (7, "7"),
+    ],
+)
+def test_fmt_four_significant_digits(value, text):
+    assert fmt(value) == text
+
+
+def _wide_table() -> tuple[list[str], list[list[object]]]:
+    headers = ["configuration", *(f"statistic_{i:02d}" for i in range(20))]
+    rows = [[f"engine=e{r}", *(1000.0 / (r + i + 1) for i in range(20))] for r in range(4)]
+    return headers, rows
+
+
+def test_render_table_fits_120_columns_and_names_what_it_leaves_out():
+    headers, rows = _wide_table()
+    lines = render_table(headers, rows).splitlines()
+    assert max(map(len, lines)) <= 120
+    shown = lines[0].split()
+    assert shown[0] == "configuration" and shown == headers[: len(shown)]
+    assert 1 < len(shown) < len(headers)
+    note = " ".join(line.strip() for line in lines[2 + len(rows) :])
+    hidden = headers[len(shown) :]
+    assert note == f"({len(hidden)} columns not shown: {', '.join(hidden)}; --wide shows all)"
+    # numbers right-aligned at 4 significant digits: 1000 / 3 in row 0, column statistic_02
+    col = shown.index("statistic_02")
+    assert lines[2].split()[col] == "333.3"
+
+
+def test_render_table_wide_shows_every_column():
+    headers, rows = _wide_table()
+    with wide_tables():
+        text = render_table(headers, rows)
+    lines = text.splitlines()
+    assert lines[0].split() == headers and len(lines) == 2 + len(rows)
+    assert max(map(len, lines)) > 120
+    assert render_table(headers, rows) != text  # the setting ends with the block
+
+
+def test_render_table_cuts_a_key_column_too_wide_alone():
+    lines = render_table(["label", "n"], [["x" * 200, 3]]).splitlines()
+    assert max(map(len, lines)) <= 120
+    assert lines[2] == "x" * 119 + "…"
+    assert lines[3] == "(1 column not shown: n; --wide shows all)"
+
+
+def test_wrap_text_wraps_only_long_lines():
+    long = "  note: " + " ".join(["word"] * 60)
+    text = wrap_text(f"short\n{long}\n" + "-" * 50)
+    lines = text.splitlines()
+    assert lines[0] == "short" and lines[-1] == "-" * 50
+    assert max(map(len, lines)) <= 120 and len(lines) == 5  # 306 characters: three lines
+    assert lines[1].startswith("  note: word") and lines[2].startswith("    word")
+    assert " ".join(" ".join(lines[1:-1]).split()) == " ".join(long.split())
