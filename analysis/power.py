@@ -82,12 +82,12 @@ class PowerResult:
             f"power of a two-sided t-test of {self.metric}: {self.group}={self.a} vs {self.b}",
             render_table(["level", "n", "mean"], rows),
             f"pooled sd {fmt(self.sd_pooled)}; observed difference "
-            f"{100 * self.observed_relative:+.2f}% of {self.b}",
+            f"{100 * self.observed_relative:+.2f}% of {self.group}={self.b}",
             f"to detect {100 * self.effect:g}% (d = {self.cohens_d:.3f}) with power "
             f"{self.power:g} at alpha {self.alpha:g}: {self.n_per_group} trials per group "
             f"(now {self.n_a} and {self.n_b}: power {self.achieved_power:.3f})",
             f"smallest difference detectable now: {fmt(self.mde)} "
-            f"({100 * self.mde_relative:.2f}% of {self.b})",
+            f"({100 * self.mde_relative:.2f}% of {self.group}={self.b})",
         ]
         if self.where:
             lines.append(wrap("where " + " AND ".join(self.where)))
