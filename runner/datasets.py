@@ -210,7 +210,7 @@ def data_source(data_dir: str | os.PathLike[str] | None) -> str:
 
 
 def is_remote(data_dir: str | os.PathLike[str] | None) -> bool:
-    """True when ``data_dir`` is read through fsspec (an URL of a store other than local files)."""
+    """True when ``data_dir`` is read through fsspec (a URL of a store other than local files)."""
     return data_source(data_dir) not in ("bundled", "file")
 
 
@@ -231,7 +231,8 @@ def storage_options(url: str) -> dict[str, Any]:
         return {}
     from fsspec.config import conf
 
-    user = dict(conf.get("s3", {}).get("config_kwargs") or {})
+    user = conf.get("s3", {}).get("config_kwargs")
+    user = dict(user) if isinstance(user, dict) else {}
     return {"config_kwargs": {**S3_CONFIG, **user}}
 
 
@@ -246,7 +247,12 @@ def remote_fs(url: str) -> tuple[Any, str]:
     try:
         return fsspec.core.url_to_fs(url, **storage_options(url))
     except ImportError as exc:
-        raise RunnerError(f"cannot open {url}: {' '.join(str(exc).split())}") from None
+        extra = (
+            " (trialkit's s3 extra has it: pip install 'trialkit[s3]')"
+            if "s3fs" in str(exc)
+            else ""
+        )
+        raise RunnerError(f"cannot open {url}: {' '.join(str(exc).split())}{extra}") from None
     except ValueError as exc:
         raise RunnerError(
             f"cannot open {url} ({exc}): give --data-dir a folder or an fsspec URL such as "
