@@ -653,8 +653,14 @@ def _ray_info(address: str, result: Mapping[str, Any], check_s: float) -> Cluste
                 versions={"ray": ray_version, "python": python},
             )
         )
+    if not nodes:
+        raise _fail("ray", address, "the cluster has no alive node yet; retry once its head is up")
     if not any(n.cores for n in nodes):
-        raise _fail("ray", address, "the cluster has no CPUs; add a node with `ray start`")
+        raise _fail(
+            "ray",
+            address,
+            f"the cluster has no CPUs; add a node with `ray start --address={address}`",
+        )
     return ClusterInfo(
         engine="ray",
         address=address,

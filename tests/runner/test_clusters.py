@@ -428,7 +428,22 @@ def test_ray_token_auth(
     monkeypatch.setenv("HOME", str(tmp_path))  # no token file of the user's
     for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
-    # the GCS can take a moment after its port opens: retry until it answers at all
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
+    deadline = time.monotonic() + 30
+    while True:  # the head node registers a moment after the GCS opens its port
+        try:
+            info = check_cluster("ray", address, timeout=5.0)
+            break
+        except RunnerError as exc:
+            assert "no alive node yet" in str(exc) and time.monotonic() < deadline
+            time.sleep(0.5)
+    assert info.version == metadata.version("ray")
+    assert [n.cores for n in info.nodes] == [2.0]  # --num-cpus=2
+    assert info.nodes[0].memory_gb and info.nodes[0].memory_gb > 0
+
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
     t0 = time.monotonic()
     with pytest.raises(RunnerError) as exc:
         check_cluster("ray", address, timeout=5.0)
@@ -439,11 +454,6 @@ def test_ray_token_auth(
     monkeypatch.setenv("RAY_AUTH_TOKEN", "0" * 64)
     with pytest.raises(RunnerError, match="the token from RAY_AUTH_TOKEN was refused"):
         check_cluster("ray", address, timeout=5.0)
-    monkeypatch.setenv("RAY_AUTH_TOKEN", token)
-    info = check_cluster("ray", address, timeout=5.0)
-    assert info.version == metadata.version("ray")
-    assert [n.cores for n in info.nodes] == [2.0]  # --num-cpus=2
-    assert info.nodes[0].memory_gb and info.nodes[0].memory_gb > 0
     print(f"ray check: refused without token in {no_token_s:.2f} s, ok in {info.check_s:.2f} s")
 
 
