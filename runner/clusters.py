@@ -14,8 +14,11 @@ one :class:`NodeInfo` per worker: host, cores, memory, library versions) or rais
 - ``ray``: a cluster that requires token authentication while the runner has no (or a wrong)
   token is refused in about a second (``ray.init`` would retry for some 40 s and each trial would
   fail), and the cluster's Ray and Python versions must match this process's, as ``ray.init``
-  requires. Ray is probed in a short-lived child process (Ray's own GCS client), so the caller's
-  process never imports Ray and a cluster that does not answer cannot hold it.
+  requires (read with Ray's own GCS client).
+
+Dask and Ray are probed in a short-lived child process, so the caller's process imports neither
+and something that accepts the connection but never answers cannot hold it: the child gets
+``IMPORT_SLACK_S`` seconds to import its library, then a few times ``timeout`` to answer.
 
 Things that cannot be checked from outside (the master's UI not reachable, a ``ray://`` client
 address) are reported in ``ClusterInfo.warnings`` instead of failing.
@@ -201,11 +204,6 @@ def _local_version(dist: str) -> str | None:
         return None
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def _minor(python: str | None) -> str | None:
     return None if python is None else ".".join(python.split(".")[:2])
 
@@ -303,7 +301,7 @@ def _run_probe(
 def check_dask(address: str, *, timeout: float = 5.0) -> ClusterInfo:
     """Connect to the Dask scheduler at ``address``, compare versions, list its workers."""
     start = time.perf_counter()
-    hosts = _host_ports("dask", address, ("tcp", "tls", "ws", "wss", "ucx"))
+    hosts = _host_ports("dask", address, ("tcp", "tls", "ws", "wss"))
     _connect("dask", address, hosts, timeout)
     if _local_version("distributed") is None:
         raise RunnerError(
@@ -391,7 +389,9 @@ _SPARK_VERSION = re.compile(r'<span class="version[^"]*">\s*([^<\s]+)\s*</span>'
 def _http_get(url: str, timeout: float) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http only)
+    # straight to the master, as the driver connects: no HTTP proxy from the environment
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout) as response:
         return response.read().decode("utf-8", errors="replace")
 
 
