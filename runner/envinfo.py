@@ -5,8 +5,9 @@ model, frequency, scaling governor and driver, core counts, memory) plus the
 BLAS/OpenMP libraries actually loaded in this process (threadpoolctl, after importing NumPy and
 SciPy, whose OpenBLAS builds are their own, not the system's), the native BLAS Spark MLlib's JVM
 would load, package versions, java and the project's git commit. It is cheap (about a quarter of
-a second: the git and java probes run in parallel) and never raises: a probe that fails records
-``None`` (or leaves a package out) instead.
+a second: the git and java probes run in parallel; the first import of NumPy and SciPy adds about
+half a second) and never raises: a probe that fails records ``None`` (or leaves a package out)
+instead.
 
 :func:`load_snapshot` measures the load on the machine (load average, CPU busy over a short
 interval); :func:`busy_warning` turns a snapshot taken while no trial runs into a warning when
