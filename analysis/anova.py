@@ -64,6 +64,7 @@ from analysis.anova_checks import (  # noqa: F401  (re-exported: analysis.anova'
     residual_sample,
     shapiro_wilk,
     sums_of_squares,
+    welch_from_moments,
 )
 from analysis.anova_text import TEST_COLUMNS  # noqa: F401  (re-exported)
 from analysis.data import (
@@ -242,24 +243,6 @@ def check_levels(groups: Sequence[GroupMoments], *, group: str, metric: str) -> 
             f"--group {group}: {noun} {names} need at least 2 trials with {metric}; run more "
             f"trials, or exclude it with --where {group}!={small[0].level}"
         )
-
-
-def welch_from_moments(groups: Sequence[GroupMoments]) -> tuple[float, float, float, float]:
-    """Welch's ANOVA ``(F, df_num, df_den, p)``; all NaN when a level has zero variance."""
-    from scipy import stats
-
-    if any(g.var == 0 for g in groups):
-        return NAN, NAN, NAN, NAN
-    k = len(groups)
-    rel = relative_means(groups)
-    w = [g.n / g.var for g in groups]
-    sw = math.fsum(w)
-    mean_w = math.fsum(wi * r for wi, r in zip(w, rel, strict=True)) / sw
-    a = math.fsum(wi * (r - mean_w) ** 2 for wi, r in zip(w, rel, strict=True)) / (k - 1)
-    tmp = math.fsum((1 - wi / sw) ** 2 / (g.n - 1) for wi, g in zip(w, groups, strict=True))
-    statistic = a / (1 + 2 * (k - 2) / (k**2 - 1) * tmp)
-    df_num, df_den = float(k - 1), (k**2 - 1) / (3 * tmp)
-    return statistic, df_num, df_den, float(stats.f.sf(statistic, df_num, df_den))
 
 
 def anova_from_moments(
