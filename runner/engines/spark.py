@@ -263,10 +263,14 @@ MODES = {("knn", None): "knn", ("mlp", "mllib"): "mllib", ("mlp", "keras"): "ker
 
 def mode_of(config: Mapping[str, Any]) -> str:
     """``knn``, ``mllib`` or ``keras``: the registry's spark cell of the configuration and its
-    implementation (RuntimeError for a cell this module does not run: a registry entry without
-    code)."""
+    implementation; ``engine`` when the cell's session is another module's, which uses this one
+    only to start and stop Spark (``runner.preprocess.spark``). RuntimeError for a cell that
+    names this module but that it does not run (a registry entry without code)."""
     workload = str(config["workload"])
-    impl = registry.cell("spark", workload).impl(config)
+    found = registry.cell("spark", workload)
+    if found.session != f"{__name__}:Session":
+        return "engine"
+    impl = found.impl(config)
     try:
         return MODES[(workload, impl)]
     except KeyError:
@@ -412,6 +416,8 @@ class Session:
 
     def load(self, split: Split) -> None:
         self.split = split
+        if self.mode_name == "engine":
+            raise RuntimeError("this Spark session only starts the engine for another session")
         if self.mode_name == "knn":
             self._load_knn(split)
         elif self.keras:
