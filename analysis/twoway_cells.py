@@ -105,8 +105,7 @@ def check_cells(
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise AnalysisError(
             f"no trials with {metric} for {a}={la}, {b}={lb}{more}, so the {a}:{b} interaction "
-            f"is not estimable; run that combination, or exclude a level with "
-            f"--where {a}!={la} or --where {b}!={lb}"
+            f"is not estimable; {_complete_hint(missing, groups, levels_a, levels_b)}"
         )
     if all(c.n < 2 for c in cells):
         raise AnalysisError(
@@ -115,6 +114,33 @@ def check_cells(
             "(more repetitions)"
         )
     return levels_a, levels_b
+
+
+def _complete_hint(
+    missing: Sequence[tuple[str, str]],
+    groups: tuple[str, str],
+    levels_a: Sequence[str],
+    levels_b: Sequence[str],
+) -> str:
+    """What makes the design complete: the ``--where`` that drops the levels of one factor
+    missing somewhere (the option keeping more cells first), or one factor at a time."""
+    a, b = groups
+    options = []
+    for name, levels, k, other in ((b, levels_b, 1, levels_a), (a, levels_a, 0, levels_b)):
+        drop = sorted({m[k] for m in missing}, key=list(levels).index)
+        if len(levels) - len(drop) >= 2:
+            kept = (len(levels) - len(drop)) * len(other)
+            options.append((kept, " ".join(f"--where {name}!={lv}" for lv in drop)))
+    if not options:
+        return (
+            f"run {'that combination' if len(missing) == 1 else 'those combinations'}, or compare "
+            f"one factor at a time (analyze anova --group {a}, then --group {b})"
+        )
+    options.sort(key=lambda o: -o[0])
+    what = "that combination" if len(missing) == 1 else "those combinations"
+    if len(missing) == 1:
+        return f"run {what}, or exclude a level with {' or '.join(o[1] for o in options)}"
+    return f"run {what}, or keep a complete design with {' or '.join(o[1] for o in options)}"
 
 
 def cell_notes(cells: Sequence[CellMoments], groups: tuple[str, str]) -> tuple[str, ...]:

@@ -303,11 +303,30 @@ def test_empty_cell_is_named(rng: np.random.Generator, make_db) -> None:
         twoway_anova(path, groups=GROUPS)
     message = str(info.value)
     assert "workers=2, engine=ray" in message and "interaction is not estimable" in message
-    assert "--where workers!=2 or --where engine!=ray" in message and "\n" not in message
+    # workers!=2 would leave one worker count: not suggested
+    assert "exclude a level with --where engine!=ray" in message and "\n" not in message
+    assert "workers!=2" not in message
     # the suggested fix works
     assert twoway_anova(path, groups=GROUPS, where=["engine!=ray"]).n == sum(
         k for (_, e), k in sizes.items() if e != "ray"
     )
+
+
+def test_staggered_levels_name_the_where_that_completes_the_design(make_db) -> None:
+    """Paper 000's grid (dask at 2, 4, 6 workers, ray at 2, 3, 4): the refusal names the
+    ``--where`` that leaves a complete design, and that ``--where`` works."""
+    rng = np.random.default_rng(5)
+    sizes = {(w, "dask"): 5 for w in (2, 4, 6)} | {(w, "ray"): 5 for w in (2, 3, 4)}
+    sample = {cell: rng.normal(3.0, 0.3, k) for cell, k in sizes.items()}
+    path = make_db(trials(sample))
+    with pytest.raises(AnalysisError) as info:
+        twoway_anova(path, groups=GROUPS)
+    message = str(info.value)
+    assert "workers=3, engine=dask (and 1 more)" in message and "\n" not in message
+    assert message.endswith("keep a complete design with --where workers!=3 --where workers!=6")
+    res = twoway_anova(path, groups=GROUPS, where=["workers!=3", "workers!=6"])
+    kept = {c: v for c, v in sample.items() if c[0] in (2, 4)}
+    assert_matches(res, statsmodels_table(raw_frame(kept), 2), rtol=1e-9)
 
 
 def test_several_empty_cells_are_counted(rng: np.random.Generator, make_db) -> None:
