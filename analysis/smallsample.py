@@ -1,8 +1,9 @@
 """Honest small samples: the note every comparison carries when a group has few trials.
 
 Below :data:`MIN_TRIALS` trials per group a test has little power, its interval leans wholly on
-the normality of a handful of values, and no check can see a violation; ``ttest``, ``anova``,
-``compare`` and ``summary`` say so in their notes (shown by every output format).
+the normality of a handful of values, and no check can see a violation; ``ttest``, ``anova``
+(one-way, per level; two-way, per cell), ``power``, ``compare`` and ``summary`` say so in their
+notes (shown by every output format).
 """
 
 from __future__ import annotations
