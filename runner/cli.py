@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from runner.cli_data import data_app
 from runner.errors import RunnerError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ import_app = typer.Typer(
 list_app = typer.Typer(add_completion=False, no_args_is_help=True, help="List what is supported.")
 app.add_typer(import_app, name="import")
 app.add_typer(list_app, name="list")
+app.add_typer(data_app, name="data")
 
 DbOption = Annotated[
     Path, typer.Option("--db", help="Results database (DuckDB file); created if missing.")

@@ -731,6 +731,6 @@ def _expand_spec(
 
 def _data_dir(data_dir: str) -> str:
     """A local folder as an absolute path; a URL (``s3://…``, ``file://…``) as given."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", data_dir):
+    if "::" in data_dir or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", data_dir):
         return data_dir
     return str(Path(data_dir).resolve())

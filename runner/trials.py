@@ -18,6 +18,8 @@ from runner.spec import FACTORS
 
 #: Seconds allowed for engine start-up and data loading, on top of the trial timeout.
 SETUP_GRACE_S = 120.0
+#: Seconds each load snapshot (before and after a configuration's round) watches the CPUs.
+LOAD_INTERVAL_S = 0.1
 #: Most measured trials per configuration ``--until-ci`` adds rounds up to, unless ``--max-n``.
 DEFAULT_MAX_N = 50
 FACTOR_COLUMNS = ("experiment", *FACTORS)
@@ -363,7 +365,7 @@ def _run_round(
     worker: _Worker | None = None
     setup: dict[str, Any] = {}
     setup_id: int | None = None
-    load_start = load_snapshot()
+    load_start = load_snapshot(LOAD_INTERVAL_S)
     try:
         for done, (is_warmup, repetition) in enumerate(schedule):
             if worker is None:
@@ -432,7 +434,7 @@ def _run_round(
     finally:
         if worker is not None:
             worker.stop()
-        load = {"start": load_start, "end": load_snapshot()}
+        load = {"start": load_start, "end": load_snapshot(LOAD_INTERVAL_S)}
         state.loads.append(load)
         if setup_id is not None:
             store.set_setup_load(setup_id, load)
@@ -673,7 +675,8 @@ def run_experiment(
 ) -> RunResult:
     """Run every configuration of the experiment, in rounds; return what happened. Everything
     the user can get wrong is checked before the database is opened."""
-    from runner.engines import check_installed, check_reachable
+    from runner.clusters import check_cluster
+    from runner.engines import check_installed
     from runner.envinfo import collect_env
     from runner.spec import config_id
     from runner.store import open_store
@@ -687,9 +690,9 @@ def run_experiment(
     keras_on = sorted({str(c["engine"]) for c in experiment.configs if uses_keras(c)})
     if keras_on:  # Keras inside another engine's workers needs TensorFlow there too
         check_installed("tensorflow", on=keras_on[0])
-    for engine, address in options.addresses:
-        if engine in used:
-            check_reachable(engine, address)
+    clusters = [
+        check_cluster(engine, address) for engine, address in options.addresses if engine in used
+    ]
 
     t0 = time.perf_counter_ns()
     store = open_store(db)
@@ -701,7 +704,10 @@ def run_experiment(
     for state in states:
         state.planned_measured = experiment.n
     spec = {**experiment.to_dict(), **the_plan.to_dict()}
-    run_id = store.begin_run(source="measured", argv=list(argv), spec=spec, env=collect_env())
+    env = collect_env()
+    if clusters:  # each existing cluster's nodes: host, cores, memory, library versions
+        env["clusters"] = [c.to_dict() for c in clusters]
+    run_id = store.begin_run(source="measured", argv=list(argv), spec=spec, env=env)
     status = "failed"
     try:
         with _progress(progress) as bar:
@@ -770,7 +776,11 @@ def run_experiment(
         elapsed_s=(time.perf_counter_ns() - t0) / 1e9,
         configs=tuple(s.outcome() for s in states),
         rounds=round_no,
-        notes=experiment.notes + tuple(_busy_notes(states)),
+        notes=(
+            experiment.notes
+            + tuple(f"{c.engine} at {c.address}: {w}" for c in clusters for w in c.warnings)
+            + tuple(_busy_notes(states))
+        ),
     )
 
 
