@@ -53,20 +53,22 @@ def marginal_frame(r: TwoWayAnovaResult) -> pd.DataFrame:
 
 
 def tables(r: TwoWayAnovaResult) -> list[Table]:
-    """``terms`` (main: the ANOVA table with the sums-of-squares type, the unit of the sums of
-    squares, n and the notes on every row), ``cells`` and ``marginals``."""
+    """``terms`` (main: the ANOVA table with the sums-of-squares type, the divisor of the
+    metric the sums of squares are of, and n on every row), ``cells``, ``marginals`` and
+    ``notes`` (one row per note)."""
+    import pandas as pd
+
     a, b = r.groups
     terms = term_frame(r)
     terms["ss_type"] = r.ss_type
     terms["ss_scale"] = r.ss_scale
     terms["n"] = r.n
-    terms["notes"] = "; ".join(r.notes)
-    cells = cell_frame(r)
     ss = f"Type {'I' * r.ss_type}"
     return [
         Table("terms", terms, f"Two-way ANOVA of {r.metric} by {a} and {b} ({ss} sums of squares)"),
-        Table("cells", cells, f"{r.metric} per {a} x {b} cell"),
+        Table("cells", cell_frame(r), f"{r.metric} per {a} x {b} cell"),
         Table("marginals", marginal_frame(r), f"{r.metric} per level of {a} and of {b}"),
+        Table("notes", pd.DataFrame({"note": list(r.notes)}, dtype=object), "Notes"),
     ]
 
 
