@@ -170,7 +170,7 @@ class PosthocResult:
         if self.method == "pairwise":
             headers = headers[:7] + headers[9:]
             rows = [r[:7] + r[9:] for r in rows]
-        lines = [head, render_table(headers, rows)]
+        lines = [wrap(head), render_table(headers, rows)]
         lines += [wrap(n, prefix="note: ") for n in self.notes]
         return "\n".join(lines)
 
