@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from analysis.anova_text import wrap
 from analysis.data import GroupMoments, fmt_p, latex_table, render_table
 from analysis.errors import AnalysisError
-from analysis.options import check_alpha
+from analysis.options import ALPHA, check_alpha
 from analysis.tables import Table
 from analysis.ttest import mean_difference, ttest_from_moments, welch_df
 
@@ -249,7 +249,7 @@ def _range_pair(
 
 
 def tukey_hsd(
-    groups: Sequence[GroupMoments], *, alpha: float = 0.05
+    groups: Sequence[GroupMoments], *, alpha: float = ALPHA
 ) -> tuple[list[PairComparison], list[str]]:
     """Tukey–Kramer HSD from the levels' moments (pooled variance, ``df = N - k``)."""
     k = len(groups)
@@ -273,7 +273,7 @@ def tukey_hsd(
 
 
 def games_howell(
-    groups: Sequence[GroupMoments], *, alpha: float = 0.05
+    groups: Sequence[GroupMoments], *, alpha: float = ALPHA
 ) -> tuple[list[PairComparison], list[str]]:
     """Games–Howell: each pair's Welch standard error and degrees of freedom."""
     k = len(groups)
@@ -290,7 +290,7 @@ def games_howell(
 
 
 def pairwise_welch(
-    groups: Sequence[GroupMoments], *, metric: str, group: str, alpha: float = 0.05
+    groups: Sequence[GroupMoments], *, metric: str, group: str, alpha: float = ALPHA
 ) -> tuple[list[PairComparison], list[str]]:
     """A Welch t-test per pair, Holm-adjusted p-values (no simultaneous CI)."""
     raw, notes = [], []
@@ -335,7 +335,7 @@ def posthoc_from_moments(
     method: str,
     metric: str,
     group: str,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
 ) -> PosthocResult:
     """Compare every pair of ``groups`` (at least two levels of at least two trials each; the
     caller checks) with ``method``."""
