@@ -286,9 +286,20 @@ def compare(
             )  # fmt: skip
         )
     if not out:
+        side_values = [
+            [{values_of[k][i] for k in sides if s in sides[k]} for s in (0, 1)] for i in range(g)
+        ]
+        one_sided = [keys[i] for i, (vb, vn) in enumerate(side_values)
+                     if (vb == {None}) != (vn == {None})]  # fmt: skip
+        why = (
+            f"; {', '.join(one_sided)} recorded on one side only (NULL on the other), so no "
+            "configuration can match"
+            if one_sided
+            else ""
+        )
         raise AnalysisError(
-            "no configuration is measured on both sides; only in base: "
-            f"{'; '.join(only_base) or '-'}; only in new: {'; '.join(only_new) or '-'}"
+            f"no configuration is measured on both sides; only in base: {_few(only_base)}; "
+            f"only in new: {_few(only_new)}{why}"
         )
     few_note = small_sample_note(small)
     if few_note:
@@ -303,6 +314,12 @@ def compare(
         only_base=tuple(only_base), only_new=tuple(only_new), same=same,
         where=tuple(map(str, common)), notes=tuple(notes),
     )  # fmt: skip
+
+
+def _few(labels: Sequence[str], limit: int = 3) -> str:
+    """The first ``limit`` labels, and how many there are in all."""
+    shown = "; ".join(labels[:limit]) or "-"
+    return shown + (f" … ({len(labels)} in all)" if len(labels) > limit else "")
 
 
 def _side(row: tuple, g: int) -> Side:

@@ -197,3 +197,20 @@ def test_tables_carry_every_statistic_of_the_text(two_runs):
         "train_s", "mwu", "lower", 0.05, 0.02)  # fmt: skip
     assert s["same"] == "source=measured; dataset=digits; engine=dask; threads_per_worker=1"
     assert all(len(line) <= 120 for line in str(res).splitlines())
+
+
+def test_no_match_names_a_factor_recorded_on_one_side_only(tmp_path):
+    """A published-like side without threads_per_worker never matches a measured one: the
+    refusal is one line, lists a few configurations and names the factor."""
+    path = tmp_path / "n.duckdb"
+    measured = configs(1, {("knn", w): 1.0 for w in (1, 2, 4, 6, 8)})
+    published = [
+        {**t, "threads_per_worker": None}
+        for t in configs(2, {("knn", w): 1.0 for w in (1, 2, 4, 6, 8)})
+    ]
+    r1, r2 = add_run(path, published), add_run(path, measured)
+    with pytest.raises(AnalysisError) as info:
+        compare(path, base=r1, new=r2)
+    text = str(info.value)
+    assert "\n" not in text and "(5 in all)" in text
+    assert "threads_per_worker recorded on one side only" in text
