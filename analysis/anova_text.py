@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import math
-import textwrap
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from analysis import lines
 from analysis.anova_checks import TAIL_MIN_N
 from analysis.data import fmt, fmt_p, frame_to_latex, latex_table, p_text, render_table
 from analysis.latex import latex_escape
@@ -21,14 +21,13 @@ if TYPE_CHECKING:
 #: Columns of :meth:`AnovaResult.tests_frame`.
 TEST_COLUMNS = ("test", "statistic", "df_num", "df_den", "p_value")
 #: Terminal lines are cut (at words) to this width.
-WIDTH = 120
+WIDTH = lines.WIDTH
 NAN = math.nan
 
 
 def wrap(text: str, *, prefix: str = "") -> str:
-    """``prefix + text`` cut at words into lines of at most :data:`WIDTH` columns (continuation
-    lines indented by two spaces)."""
-    return textwrap.fill(prefix + text, width=WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+    """``prefix + text`` within :data:`WIDTH` columns (:func:`analysis.lines.wrap`)."""
+    return lines.wrap(prefix + text, width=WIDTH)
 
 
 def tails_text(r: AnovaResult) -> str:
