@@ -196,7 +196,7 @@ def trials(
         int | None,
         typer.Option(
             help="Rounds the n trials are spread over; each starts every engine afresh, "
-            "configurations in a new seeded order (default 2 from --n 4, else 1)."
+            "configurations in a new seeded order (default 2; 1 with --n 1)."
         ),
     ] = None,
     until_ci: Annotated[

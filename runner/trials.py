@@ -44,7 +44,7 @@ class TrialOptions:
     timeout: float | None = None
     #: folder or URL of the data, or several (a factor)
     data_dir: str | tuple[str, ...] = ()
-    #: rounds the trials are spread over (None: 2 from 4 trials per configuration, else 1)
+    #: rounds the trials are spread over (None: 2, or 1 for a single trial)
     rounds: int | None = None
     #: add rounds until each median's 95% interval is within this fraction (``--until-ci``)
     until_ci: float | None = None
@@ -484,8 +484,9 @@ def round_sizes(n: int, rounds: int) -> list[int]:
 
 
 def default_rounds(n: int) -> int:
-    """Rounds when ``--rounds`` is not given: 2 from 4 trials per configuration, else 1."""
-    return 2 if n >= 4 else 1
+    """Rounds when ``--rounds`` is not given: 2 (so drift of the machine between the first and
+    the second half of a run is not confounded with the configurations), 1 for a single trial."""
+    return min(2, n)
 
 
 def _until_ci_done(state: _ConfigState, target: float | None, max_n: int) -> bool:

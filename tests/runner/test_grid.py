@@ -91,8 +91,8 @@ def test_round_sizes_and_orders() -> None:
     assert round_sizes(10, 2) == [5, 5] and round_sizes(10, 3) == [4, 3, 3]
     assert round_sizes(3, 1) == [3]
     p = plan(TrialOptions(grid=(("engine", ("local", "dask")), ("workload", ("knn", "mlp"))), n=4))
-    assert p.rounds == 2  # the default from 4 trials
-    assert plan(TrialOptions(n=3)).rounds == 1
+    assert p.rounds == 2  # the default
+    assert plan(TrialOptions(n=2)).rounds == 2 and plan(TrialOptions(n=1)).rounds == 1
     orders = [p.order(r) for r in range(1, 9)]
     assert all(sorted(o) == [0, 1, 2, 3] for o in orders)
     assert len({tuple(o) for o in orders}) > 1  # a fresh order per round

@@ -29,13 +29,14 @@ def test_default_experiment_records_every_trial(default_run: tuple[Path, str]) -
         "count(*) FILTER (WHERE NOT warmup), count(DISTINCT config_id), "
         "bool_and(status = 'ok') FROM trials GROUP BY ALL ORDER BY ALL"
     ).fetchall()
+    # two rounds (the default), a warm-up in each
     assert rows == [
-        ("dask", "knn", 1, 1, 2, 1, True),
-        ("dask", "knn", 2, 1, 2, 1, True),
-        ("dask", "mlp", 1, 1, 2, 1, True),
-        ("dask", "mlp", 2, 1, 2, 1, True),
-        ("local", "knn", 1, 1, 2, 1, True),
-        ("local", "mlp", 1, 1, 2, 1, True),
+        ("dask", "knn", 1, 2, 2, 1, True),
+        ("dask", "knn", 2, 2, 2, 1, True),
+        ("dask", "mlp", 1, 2, 2, 1, True),
+        ("dask", "mlp", 2, 2, 2, 1, True),
+        ("local", "knn", 1, 2, 2, 1, True),
+        ("local", "mlp", 1, 2, 2, 1, True),
     ]
     # timings: every phase measured, and a trial's parts fit inside its wall time
     bad = con.execute(
@@ -43,12 +44,12 @@ def test_default_experiment_records_every_trial(default_run: tuple[Path, str]) -
         "wall_s >= train_s + infer_s AND setup_s >= 0 AND load_s > 0)"
     ).fetchone()[0]
     assert bad == 0
-    # engine start-up is timed once per configuration, outside the trials
+    # engine start-up is timed once per configuration and round, outside the trials
     setups = con.execute(
-        "SELECT count(*), count(DISTINCT config_id), min(setup_s) FILTER (WHERE config_id IN "
-        "(SELECT config_id FROM trials WHERE engine = 'dask')) FROM setups"
+        "SELECT count(*), count(DISTINCT (config_id, round)), min(setup_s) FILTER (WHERE "
+        "config_id IN (SELECT config_id FROM trials WHERE engine = 'dask')) FROM setups"
     ).fetchone()
-    assert setups[0] == setups[1] == 6
+    assert setups[0] == setups[1] == 12
     assert setups[2] > 0.05  # a LocalCluster takes a measurable time to start
     # the five classification metrics for every trial, sane values
     metrics = dict(con.execute("SELECT name, min(value) FROM metrics GROUP BY name").fetchall())
