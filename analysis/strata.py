@@ -85,7 +85,10 @@ TRIAL_FACTORS = (
 #: Factors that define the task (what is computed); a cost or COST is only compared within one.
 TASK_FACTORS = ("source", "workload", "dataset", "data_fraction", "epochs")
 #: Param columns that label trials rather than configure them.
-NOT_FACTORS = frozenset({"table", "note", "seed", "repetition", "cluster_name"})
+NOT_FACTORS = frozenset(
+    # ``estimator``: the library's full parameter set, derived from impl and the workload's keys
+    {"table", "note", "seed", "repetition", "cluster_name", "estimator"}
+)
 #: ``pool`` names that pool every factor, or every environment field.
 POOL_ALL, POOL_ENV = "all", "env"
 
@@ -260,6 +263,10 @@ def make_plan(
             continue  # goes with a pooled factor (k with workload): pooled with it
         if kept and _function_of(rows, kept, fi):
             continue  # held fixed by what is already split on
+        if detect_along and any(
+            c in TASK_FACTORS and _function_of(rows, [cells.index(c), *kept], fi) for c in compared
+        ):
+            continue  # a compared task's own param, given the split (epochs per workload)
         if splittable is None or f in splittable:
             kept.append(fi)
             split.append(f)

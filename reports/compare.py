@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import AnalysisError, AnovaResult, Filter, TtestResult, anova, ttest
+from analysis.strata import NOT_FACTORS
 from reports.errors import ReportError
 
 METRIC = "train_s"
@@ -42,8 +43,6 @@ TRIAL_FACTORS = (
     "data_fraction",
 )
 TASK_KEYS = ("source", "workload")
-#: Params that label trials rather than configure them.
-NOT_FACTORS = {"table", "note", "seed", "repetition", "cluster_name"}
 
 
 @dataclass(frozen=True)

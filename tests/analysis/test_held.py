@@ -180,6 +180,43 @@ def test_twoway_and_power_are_stratified(default_db):
     assert knn.n_a == knn.n_b == 8
 
 
+def test_a_compared_workloads_own_param_is_not_split_on_across_sources(tmp_path):
+    """epochs goes with workload within each source (measured mlp 10, published mlp 5, knn
+    none): comparing workloads, it is the workload's own setting, not a factor to split on."""
+    path = tmp_path / "mixed.duckdb"
+    measured = [
+        {**t, "epochs": 10} if t["workload"] == "mlp" else t
+        for t in default_like()
+        if t["engine"] == "dask"
+    ]
+    add_run(path, measured)
+    store = open_store(path)
+    run = store.begin_run(source="published:000", argv=["test"], env=HOST_A)
+    store.append_trials(
+        TrialRecord(run_id=run, status="ok", values=v)
+        for v in (
+            {
+                "engine": "dask",
+                "workload": wl,
+                "workers": w,
+                "train_s": x,
+                "warmup": False,
+                **({"epochs": 5} if wl == "mlp" else {}),
+            }  # fmt: skip
+            for wl in ("knn", "mlp")
+            for w, x in ((1, 3.0), (2, 2.0))
+        )
+    )
+    store.finish_run(run)
+    store.close()
+    two = held.twoway(path, groups=("workers", "workload"), where=["engine=dask"])
+    assert "epochs" not in two.split
+    measured_stratum = next(s for s in two.strata if dict(s.fixed).get("source") == "measured")
+    assert measured_stratum.result is not None
+    # the measured stratum is the measured trials alone: 2 workers x 2 workloads x 8 trials
+    assert sum(c.n for c in measured_stratum.result.cells) == len(measured)
+
+
 def test_library_calls_keep_their_single_result(default_db):
     """reports/ and analysis.verdict call the plain functions with where fixing the rest."""
     path, trials = default_db
