@@ -130,8 +130,11 @@ class RunResult:
         def fmt(value: float | None, spec: str) -> str:
             return "-" if value is None else format(value, spec)
 
-        # settings every configuration has that tell them apart beyond the columns (impl, ...)
-        common = [set(c.settings) for c in self.configs]
+        # settings every configuration has that tell them apart beyond the columns (impl, ...);
+        # not the library's full parameter set (estimator), which follows from them
+        common = [
+            {k for k, v in c.settings.items() if not isinstance(v, dict)} for c in self.configs
+        ]
         keys = sorted(set.intersection(*common)) if common else []
         varying = [
             k
@@ -606,7 +609,11 @@ class Plan:
         """The ``--dry-run`` text: every configuration, the schedule, the expected time."""
         exp = self.experiment
         keys = ("engine", "workload", "dataset", "workers", "threads_per_worker")
-        rest = sorted({k for c in exp.configs for k in c} - set(keys) - {"experiment", "seed"})
+        rest = sorted(
+            {k for c in exp.configs for k, v in c.items() if not isinstance(v, dict)}
+            - set(keys)
+            - {"experiment", "seed"}
+        )
         varying = [k for k in rest if len({json.dumps(c.get(k)) for c in exp.configs}) > 1]
         header = ["#", *keys, *varying]
         rows = [
@@ -634,7 +641,8 @@ class Plan:
         if seconds is None:
             minutes = exp.expected_minutes.get("quick" if exp.quick else "full")
             lines.append(
-                f"expected time: about {minutes:g} min (the spec's own measurement)"
+                f"expected time: the spec measured {minutes:g} min for its whole grid ({db} holds "
+                "no earlier run of these configurations)"
                 if minutes
                 else f"expected time: unknown ({db} holds no earlier run of these configurations)"
             )
@@ -648,22 +656,27 @@ class Plan:
 
 
 def _past_timings(db: str | Path, ids: Sequence[str]) -> dict[str, tuple[float, float]]:
-    """config_id -> (median wall_s of its ok trials, median setup_s) from an existing ``db``."""
-    from runner.store import StoreError, open_store
+    """config_id -> (median wall_s of its ok trials, median setup_s) from an existing ``db``,
+    read as it is (a dry run neither migrates nor writes it); {} when it cannot be read."""
+    import duckdb
 
-    if not Path(db).exists():
+    if not ids or not Path(db).is_file():
+        return {}
+    marks = ", ".join("?" for _ in ids)
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
         return {}
     try:
-        store = open_store(db, read_only=True)
-    except StoreError:
-        return {}
-    with store:
-        marks = ", ".join("?" for _ in ids)
-        rows = store.con.execute(
+        rows = con.execute(
             f"SELECT config_id, median(wall_s), median(setup_s) FROM trials "
             f"WHERE status = 'ok' AND config_id IN ({marks}) GROUP BY config_id",
             list(ids),
         ).fetchall()
+    except duckdb.Error:
+        return {}
+    finally:
+        con.close()
     return {str(c): (float(w or 0), float(s or 0)) for c, w, s in rows}
 
 
