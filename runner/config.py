@@ -1,0 +1,200 @@
+"""One resolved configuration: what a configuration worker, its engine session and its workload
+read, typed and frozen.
+
+``runner.spec`` expands an experiment into plain dicts (that is what the store keeps, as
+``params``); the configuration worker turns the dict it receives into a :class:`Config` once, with
+:meth:`Config.from_mapping`, and everything downstream reads typed fields (``config.workers``,
+``config.threads_per_worker``, ``config.seed``, ``config.data_fraction``) instead of filling in
+defaults again. The factor fields are typed attributes; every other key (workload parameters such
+as ``k`` or ``hidden``, engine parameters such as ``spark_mode``, ``estimator``, ``data_dir``,
+``storage``, ``address``, ...) stays in a read-only mapping, :attr:`Config.params`.
+
+A ``Config`` is also a read-only ``Mapping`` of the whole configuration, so ``config["k"]``,
+``config.get("hidden")`` and ``dict(config)`` work, and ``dict(Config.from_mapping(c)) == c`` for
+every configuration the spec stores. It is frozen (setting an attribute raises) and hashable.
+
+This module is at the bottom of the runner's imports: it imports nothing of the runner but
+``runner.errors``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from runner.errors import RunnerError
+
+#: Defaults of the factor fields a configuration may leave out. The spec starts every
+#: configuration from these (``runner.spec.BASE_DEFAULTS``, which a test keeps equal to this), so
+#: what is stored is what runs.
+FACTOR_DEFAULTS: dict[str, Any] = {
+    "dataset": "digits",
+    "workers": 1,
+    "threads_per_worker": 1,
+    "data_fraction": 1.0,
+}
+#: Fields every configuration names itself: the spec always stores them.
+REQUIRED = ("engine", "workload", "experiment", "seed")
+_TEXT = ("engine", "workload", "dataset", "experiment")
+_COUNTS = ("workers", "threads_per_worker")
+_OPTIONAL_COUNTS = ("batch_size", "epochs")
+
+
+def _fail(key: str, what: str, value: Any) -> RunnerError:
+    return RunnerError(f"configuration: {key} must be {what}, got {value!r}")
+
+
+def _count(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(key, "an integer >= 1", value)
+    return value
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _fail(key, "a number > 0", value)
+    return float(value)
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable stand-in for a JSON-like value (equal values give equal stand-ins)."""
+    if isinstance(value, Mapping):
+        return frozenset((k, _freeze(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Config(Mapping[str, Any]):
+    """A configuration with its factors typed: build it with :meth:`from_mapping`."""
+
+    engine: str
+    workload: str
+    dataset: str
+    workers: int
+    threads_per_worker: int
+    data_fraction: float
+    seed: int
+    experiment: str
+    #: optional factors: None when the configuration does not set them
+    memory_gb: float | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    #: every other key of the configuration (workload and engine parameters, ...), read-only
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> Config:
+        """Check the factors' types once and fill in :data:`FACTOR_DEFAULTS` for the ones left
+        out; RunnerError (one line naming the key) for a missing or ill-typed factor."""
+        if isinstance(mapping, Config):
+            return mapping
+        if not isinstance(mapping, Mapping):
+            raise RunnerError(f"configuration must be a mapping of keys to values, got {mapping!r}")
+        data = {**FACTOR_DEFAULTS, **copy.deepcopy(dict(mapping))}
+        for key in REQUIRED:
+            if data.get(key) is None:
+                raise RunnerError(f"configuration has no {key}; every configuration names it")
+        for key in _TEXT:
+            if not isinstance(data[key], str) or not data[key]:
+                raise _fail(key, "a non-empty string", data[key])
+        for key in _COUNTS:
+            _count(key, data[key])
+        seed = data["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise _fail("seed", "an integer >= 0", seed)
+        data["data_fraction"] = _number("data_fraction", data["data_fraction"])
+        if data["data_fraction"] > 1:
+            raise _fail("data_fraction", "a fraction in (0, 1]", mapping.get("data_fraction"))
+        if data.get("memory_gb") is not None:
+            data["memory_gb"] = _number("memory_gb", data["memory_gb"])
+        for key in _OPTIONAL_COUNTS:
+            if data.get(key) is not None:
+                _count(key, data[key])
+        typed = {f.name for f in fields(cls)} - {"params"}
+        return cls(
+            **{k: data.get(k) for k in typed},
+            params={k: v for k, v in data.items() if k not in typed},
+        )
+
+    def __post_init__(self) -> None:
+        # keep the caller's dict out: a read-only copy of its own
+        object.__setattr__(self, "params", _ReadOnly(dict(self.params)))
+
+    # -- the mapping of the whole configuration ---------------------------------------------
+
+    def _typed(self) -> dict[str, Any]:
+        """The typed fields that are set, in field order."""
+        out = {}
+        for f in fields(self):
+            if f.name != "params":
+                value = getattr(self, f.name)
+                if value is not None or f.name not in ("memory_gb", "batch_size", "epochs"):
+                    out[f.name] = value
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _TYPED_NAMES:
+            value = getattr(self, key)
+            if value is None:
+                raise KeyError(key)
+            return value
+        return self.params[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._typed()
+        yield from self.params
+
+    def __len__(self) -> int:
+        return len(self._typed()) + len(self.params)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return dict(self.items()) == dict(other.items())
+
+    def __hash__(self) -> int:
+        return hash(_freeze(self.to_dict()))
+
+    def __repr__(self) -> str:
+        return f"Config({self.to_dict()!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole configuration as a plain dict (a copy: changing it changes nothing here)."""
+        return copy.deepcopy({**self._typed(), **self.params})
+
+    def replace(self, **changes: Any) -> Config:
+        """A new configuration with these keys changed (checked as :meth:`from_mapping` does)."""
+        return Config.from_mapping({**self.to_dict(), **changes})
+
+
+class _ReadOnly(Mapping[str, Any]):
+    """A read-only view of a dict whose list and dict values come out as copies, so nothing
+    reached through a Config changes it."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._data[key]
+        return copy.deepcopy(value) if isinstance(value, list | dict) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return repr(self._data)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_ReadOnly, (self._data,))
+
+
+_TYPED_NAMES = frozenset(f.name for f in fields(Config)) - {"params"}
