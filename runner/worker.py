@@ -132,12 +132,14 @@ def run_one_trial(session: Any, split: Any, seed: int) -> dict[str, Any]:
 
 
 def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
-    """Entry point of the child process."""
+    """Entry point of the child process: ``config`` is the configuration as the spec stores it
+    (a plain dict), made a :class:`runner.config.Config` here, once."""
     import warnings
 
     # Keep engine libraries quiet in this process and the processes the engine starts.
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     warnings.filterwarnings("ignore")
+    from runner.config import Config
     from runner.datasets import load_split
     from runner.engines import make_session
 
@@ -145,16 +147,17 @@ def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
     setup_s = load_s = None
     session = None
     try:
-        session = make_session(config)
+        resolved = Config.from_mapping(config)  # once: everything below reads its typed fields
+        session = make_session(resolved)
         t = time.perf_counter_ns()
         session.start()
         setup_s = _seconds(t)
         t = time.perf_counter_ns()
         split = load_split(
-            str(config["dataset"]),
-            seed=int(config.get("seed", 0)),
-            data_fraction=float(config.get("data_fraction") or 1.0),
-            data_dir=config.get("data_dir"),
+            resolved.dataset,
+            seed=resolved.seed,
+            data_fraction=resolved.data_fraction,
+            data_dir=resolved.get("data_dir"),
         )
         session.load(split)
         load_s = _seconds(t)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from runner import registry
+from runner.config import Config
 from runner.errors import RunnerError
 from runner.registry import ENGINES, EngineInfo, is_loopback
 
@@ -91,7 +92,7 @@ def check_memory(engine: str, config: Mapping[str, Any]) -> None:
     import psutil
 
     total_gb = psutil.virtual_memory().total / 2**30
-    workers = int(config.get("workers") or 1)
+    workers = int(config["workers"])
     if least is not None and float(memory_gb) * workers > total_gb:
         raise RunnerError(
             f"memory_gb {memory_gb:g} x {workers} workers is more than this machine's "
@@ -138,7 +139,7 @@ def check_reachable(engine: str, address: str, timeout: float = 5.0) -> None:
 
 
 def fit_in_driver(
-    workload: Any, config: Mapping[str, Any], seed: int, split: Any, threads: int, backend: str
+    workload: Any, config: Config, seed: int, split: Any, threads: int, backend: str
 ) -> Any:
     """Paper 001's way: fit the workload's scikit-learn estimator inside
     ``joblib.parallel_backend(backend)`` (the engine registers it), in the driver, its BLAS held to
@@ -151,9 +152,12 @@ def fit_in_driver(
 
 
 def make_session(config: Mapping[str, Any]) -> EngineSession:
-    """The session of the configuration's registry cell (its module imported now)."""
-    found = registry.cell(str(config["engine"]), str(config["workload"]))
-    return found.session_factory()(config)  # type: ignore[no-any-return]
+    """The session of the configuration's registry cell (its module imported now), given the
+    configuration as a :class:`runner.config.Config` (a resolved configuration's dict is made one
+    here; the configuration worker passes the one it built)."""
+    resolved = Config.from_mapping(config)
+    found = registry.cell(resolved.engine, resolved.workload)
+    return found.session_factory()(resolved)  # type: ignore[no-any-return]
 
 
 def support_matrix() -> str:

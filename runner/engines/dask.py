@@ -30,11 +30,11 @@ Each trial scores every test shard on the worker that holds it. How a trial trai
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from runner.config import Config
 from runner.datasets import Split
 from runner.engines import fit_in_driver
 from runner.workloads import get_workload
@@ -42,11 +42,11 @@ from runner.workloads import keras_trainer as kt
 from runner.workloads import scratch as net
 
 
-def _fit(workload: str, config: Mapping[str, Any], seed: int, x: Any, y: Any) -> Any:
+def _fit(workload: str, config: Config, seed: int, x: Any, y: Any) -> Any:
     return get_workload(workload).fit(config, seed, x, y)
 
 
-def _preload(workload: str, config: Mapping[str, Any]) -> None:
+def _preload(workload: str, config: Config) -> None:
     get_workload(workload).preload(config)
 
 
@@ -63,13 +63,13 @@ def _predict(model: Any, x: np.ndarray) -> tuple[str, np.ndarray]:
 
 
 class Session:
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = dict(config)
-        self.workload = get_workload(str(config["workload"]))
-        self.workers = int(config.get("workers") or 1)
-        self.threads = int(config.get("threads_per_worker") or 1)
-        memory_gb = config.get("memory_gb")
-        self.memory_limit: int | str = int(float(memory_gb) * 2**30) if memory_gb else "auto"
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workload = get_workload(config.workload)
+        self.workers = config.workers
+        self.threads = config.threads_per_worker
+        memory_gb = config.memory_gb
+        self.memory_limit: int | str = int(memory_gb * 2**30) if memory_gb else "auto"
         self.cluster: Any = None
         self.client: Any = None
         self.addresses: list[str] = []

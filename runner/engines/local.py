@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from runner.config import Config
 from runner.datasets import Split
 from runner.workloads import get_workload
 
 
 class Session:
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = dict(config)
-        self.workload = get_workload(str(config["workload"]))
-        self.threads = int(config.get("threads_per_worker") or 1)
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workload = get_workload(config.workload)
+        self.threads = config.threads_per_worker
         self._limits: Any = None
         self.split: Split | None = None
         self.model: Any = None

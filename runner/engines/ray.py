@@ -32,11 +32,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from runner.config import Config
 from runner.datasets import Split
 from runner.engines import fit_in_driver
 from runner.workloads import get_workload
@@ -57,9 +57,9 @@ def _process_key() -> str:
 class _Worker:
     """The actor body: holds the training set reference, its test shards and a model."""
 
-    def __init__(self, workload: str, config: Mapping[str, Any]) -> None:
+    def __init__(self, workload: str, config: Config) -> None:
         self.workload = get_workload(workload)
-        self.config = dict(config)
+        self.config = config
         self.train_set: tuple[np.ndarray, np.ndarray] | None = None
         self.shard = 0
         self.shards: list[tuple[int, np.ndarray]] = []
@@ -106,11 +106,11 @@ class _Worker:
 
 
 class Session:
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = dict(config)
-        self.workload = get_workload(str(config["workload"]))
-        self.workers = int(config.get("workers") or 1)
-        self.threads = int(config.get("threads_per_worker") or 1)
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workload = get_workload(config.workload)
+        self.workers = config.workers
+        self.threads = config.threads_per_worker
         self.actors: list[Any] = []
         self.split: Split | None = None
         self._train_ref: Any = None
@@ -169,8 +169,8 @@ class Session:
         import ray
 
         resources: dict[str, Any] = {"num_cpus": self.threads}
-        if self.config.get("memory_gb"):  # Ray's logical memory resource, reserved per actor
-            resources["memory"] = int(float(self.config["memory_gb"]) * 2**30)
+        if self.config.memory_gb:  # Ray's logical memory resource, reserved per actor
+            resources["memory"] = int(self.config.memory_gb * 2**30)
         actor_class = ray.remote(body).options(**resources, max_restarts=0, **options)
         self.actors = [actor_class.remote(*args) for _ in range(self.workers)]
         pids = ray.get(

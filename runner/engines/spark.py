@@ -79,7 +79,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,7 @@ from typing import Any
 import numpy as np
 
 from runner import registry
+from runner.config import Config
 from runner.datasets import Split
 from runner.registry import is_loopback
 from runner.workloads import estimator_params, get_workload
@@ -115,15 +116,15 @@ def _who() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _model(key: tuple[str, int], config: Mapping[str, Any], bx: Any, by: Any) -> tuple[Any, bool]:
+def _model(key: tuple[str, int], config: Config, bx: Any, by: Any) -> tuple[Any, bool]:
     """The fitted model for ``key`` in this Python worker, fitting it if absent. Returns
     (model, fitted_now)."""
     model = _MODELS.get(key)
     if model is not None:
         return model, False
     _MODELS.clear()  # one configuration and seed at a time: free the previous trial's model
-    single = {**config, "threads_per_worker": 1}
-    model = get_workload(str(config["workload"])).fit(single, key[1], bx.value, by.value)
+    single = config.replace(threads_per_worker=1)  # a task is one thread: n_jobs = 1
+    model = get_workload(config.workload).fit(single, key[1], bx.value, by.value)
     _MODELS[key] = model
     return model, True
 
@@ -133,7 +134,7 @@ _TRAINERS: dict[str, Any] = {}
 
 
 def _trainer(
-    key: str, config: Mapping[str, Any], n_features: int, shape: tuple[int, int], classes: int
+    key: str, config: Config, n_features: int, shape: tuple[int, int], classes: int
 ) -> tuple[Any, bool]:
     """This Python worker's KerasTrainer for session ``key``, built (and compiled) if absent.
     Returns (trainer, built_now)."""
@@ -143,7 +144,7 @@ def _trainer(
     from runner.workloads.keras_trainer import KerasTrainer
 
     _TRAINERS.clear()  # one configuration at a time
-    trainer = KerasTrainer(str(config["workload"]), config)
+    trainer = KerasTrainer(config.workload, config)
     trainer.build(n_features, shape, classes)
     _TRAINERS[key] = trainer
     return trainer, True
@@ -166,7 +167,7 @@ def _keras_import_task(threads: int, items: Iterable[Any]) -> Iterator[str]:
 
 def _keras_load_task(
     key: str,
-    config: Mapping[str, Any],
+    config: Config,
     shape: tuple[int, int],
     classes: int,
     bx_test: Any,
@@ -183,7 +184,7 @@ def _keras_load_task(
 def _keras_fit_task(
     key: str,
     seed: int,
-    config: Mapping[str, Any],
+    config: Config,
     shape: tuple[int, int],
     classes: int,
     blocks: Iterable[tuple[np.ndarray, np.ndarray]],
@@ -196,7 +197,7 @@ def _keras_fit_task(
 
 def _keras_score_task(
     key: str,
-    config: Mapping[str, Any],
+    config: Config,
     shape: tuple[int, int],
     classes: int,
     weights: list[np.ndarray],
@@ -216,18 +217,18 @@ def _keras_score_task(
 
 
 def _touch_task(
-    config: Mapping[str, Any], bx: Any, by: Any, blocks: Iterable[tuple[int, np.ndarray]]
+    config: Config, bx: Any, by: Any, blocks: Iterable[tuple[int, np.ndarray]]
 ) -> Iterator[int]:
     """Load: read the broadcast in this Python worker, import the estimator's library, and count
     this partition's rows."""
     _ = (bx.value.shape, by.value.shape)
-    get_workload(str(config["workload"])).preload(config)
+    get_workload(config.workload).preload(config)
     yield sum(len(block) for _, block in blocks)
 
 
 def _fit_task(
     key: tuple[str, int],
-    config: Mapping[str, Any],
+    config: Config,
     bx: Any,
     by: Any,
     blocks: Iterable[tuple[int, np.ndarray]],
@@ -240,7 +241,7 @@ def _fit_task(
 
 def _predict_task(
     key: tuple[str, int],
-    config: Mapping[str, Any],
+    config: Config,
     bx: Any,
     by: Any,
     blocks: Iterable[tuple[int, np.ndarray]],
@@ -261,12 +262,12 @@ def _blocks(x: np.ndarray, parts: int) -> list[tuple[int, np.ndarray]]:
 MODES = {("knn", None): "knn", ("mlp", "mllib"): "mllib", ("mlp", "keras"): "keras"}
 
 
-def mode_of(config: Mapping[str, Any]) -> str:
+def mode_of(config: Config) -> str:
     """``knn``, ``mllib`` or ``keras``: the registry's spark cell of the configuration and its
     implementation; ``engine`` when the cell's session is another module's, which uses this one
     only to start and stop Spark (``runner.preprocess.spark``). RuntimeError for a cell that
     names this module but that it does not run (a registry entry without code)."""
-    workload = str(config["workload"])
+    workload = config.workload
     found = registry.cell("spark", workload)
     if found.session != f"{__name__}:Session":
         return "engine"
@@ -278,14 +279,16 @@ def mode_of(config: Mapping[str, Any]) -> str:
 
 
 class Session:
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = dict(config)
-        self.workload = get_workload(str(config["workload"]))
-        self.mode_name = mode_of(self.config)
-        self.workers = int(config.get("workers") or 1)
-        self.threads = int(config.get("threads_per_worker") or 1)
-        self.memory_gb = config.get("memory_gb")
-        self.mode = str(config.get("spark_mode") or "local")
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workload = get_workload(config.workload)
+        self.mode_name = mode_of(config)
+        self.workers = config.workers
+        self.threads = config.threads_per_worker
+        self.memory_gb = config.memory_gb
+        # the spec leaves the default mode out of the stored configuration (so spelling it out
+        # does not change a configuration's id): absent means local[N]
+        self.mode = str(config.get("spark_mode", "local"))
         self.slots = self.workers * self.threads
         self.partitions = max(self.slots, 2)
         self.token = uuid.uuid4().hex
@@ -345,7 +348,7 @@ class Session:
             conf.set("spark.driver.host", "127.0.0.1")
             conf.set("spark.driver.bindAddress", "127.0.0.1")
         if self.memory_gb:
-            memory = f"{max(int(float(self.memory_gb) * 1024), 1)}m"
+            memory = f"{max(int(self.memory_gb * 1024), 1)}m"
             conf.set("spark.driver.memory", memory)
             conf.set("spark.executor.memory", memory)
         return conf
@@ -425,7 +428,7 @@ class Session:
         else:
             self._load_mlp(split)
 
-    def _keras_args(self) -> tuple[str, dict[str, Any], tuple[int, int], int]:
+    def _keras_args(self) -> tuple[str, Config, tuple[int, int], int]:
         assert self.split is not None
         return self.token, self.config, self.split.image_shape, self.split.n_classes
 
@@ -506,7 +509,7 @@ class Session:
         from pyspark.ml.classification import MultilayerPerceptronClassifier
 
         assert self.split is not None
-        hidden = self.config.get("hidden", [100])
+        hidden = self.config["hidden"]  # resolve filled it in (MLlib: [100] as scikit-learn's)
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
         layers = [int(self.split.x_train.shape[1]), *map(int, hidden), self.split.n_classes]
         # the resolved configuration's estimator parameters (MLlib's defaults included)

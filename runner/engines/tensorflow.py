@@ -36,11 +36,11 @@ multiworker: aggregated over all processes, from the chief).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from runner.config import Config
 from runner.datasets import Split
 from runner.errors import RunnerError
 from runner.workloads import keras_models as km
@@ -49,21 +49,20 @@ from runner.workloads.keras_trainer import FitResult, KerasTrainer, fit_metrics,
 
 
 class Session:
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = dict(config)
-        self.workload = str(config["workload"])
-        if self.workload == "mlp" and mlp_impl(self.config) != "keras":
-            raise RunnerError(f"tensorflow runs mlp impl keras only, got {mlp_impl(self.config)}")
-        self.workers = int(config.get("workers") or 1)
-        self.threads = int(config.get("threads_per_worker") or 1)
-        self.strategy_name = str(config.get("strategy") or km.STRATEGIES[0])
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workload = config.workload
+        if self.workload == "mlp" and mlp_impl(config) != "keras":
+            raise RunnerError(f"tensorflow runs mlp impl keras only, got {mlp_impl(config)}")
+        self.workers = config.workers
+        self.threads = config.threads_per_worker
+        self.strategy_name = str(config["strategy"])  # resolve filled it in
         if self.strategy_name not in km.STRATEGIES:
             raise RunnerError(
                 f"tensorflow: strategy {self.strategy_name!r} is not supported; use one of "
                 f"{', '.join(km.STRATEGIES)}"
             )
-        settings = {**km.defaults(self.workload), **{k: v for k, v in config.items() if v}}
-        self.batch_size = int(settings["batch_size"])
+        self.batch_size = int(config["batch_size"])  # resolve filled it in
         if self.strategy_name == "multiworker" and self.workers < 2:
             raise RunnerError(
                 f"tensorflow: strategy multiworker needs workers >= 2, got {self.workers}"

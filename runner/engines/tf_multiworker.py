@@ -72,6 +72,7 @@ from typing import Any
 
 import numpy as np
 
+from runner.config import Config
 from runner.errors import RunnerError
 from runner.workloads.keras_trainer import FitData, FitResult, KerasTrainer, import_keras
 
@@ -102,8 +103,8 @@ class Cluster:
     """The processes of one multiworker configuration, driven from the configuration worker.
     The same calls as ``keras_trainer.KerasTrainer``: ``load``, ``fit``, ``predict``, ``close``."""
 
-    def __init__(self, config: Mapping[str, Any], workers: int, threads: int) -> None:
-        self.config = dict(config)
+    def __init__(self, config: Config, workers: int, threads: int) -> None:
+        self.config = config
         self.workers = int(workers)
         self.threads = int(threads)
         self.retraced = 0
@@ -139,7 +140,8 @@ class Cluster:
             for index in range(self.workers):
                 self._spawn(index, env)
             for index in range(self.workers):
-                init = {"kind": "init", "index": index, "config": self.config}
+                # the stored dict: the process makes it a Config again (``serve``)
+                init = {"kind": "init", "index": index, "config": self.config.to_dict()}
                 self._send(index, {**init, "threads": self.threads, "parent_pid": os.getpid()})
             ports = self._gather("start-up", "port")
             addresses = [f"127.0.0.1:{ports[i]['port']}" for i in range(self.workers)]
@@ -371,8 +373,8 @@ class MultiWorkerTrainer(KerasTrainer):
     sharded by rows (``ShardedData``), with Keras' multi-worker workarounds (``patch_keras``),
     and predicts with a plain copy of the model (``predict`` then needs no other process)."""
 
-    def __init__(self, config: Mapping[str, Any], strategy: Any) -> None:
-        super().__init__(str(config["workload"]), config, strategy=strategy)
+    def __init__(self, config: Config, strategy: Any) -> None:
+        super().__init__(config.workload, config, strategy=strategy)
         self.predictor: Any = None  # the plain copy that predicts
         self._stale = False  # the predictor's weights are older than the model's
         self._sharded: ShardedData | None = None
@@ -455,7 +457,8 @@ def serve(conn: Connection) -> None:
     messages (``cluster``, ``load``, ``fit``, ``predict``, ``stop``) until told to stop."""
     try:
         init = conn.recv()
-        index, config, threads = int(init["index"]), init["config"], int(init["threads"])
+        index, threads = int(init["index"]), int(init["threads"])
+        config = Config.from_mapping(init["config"])
         _exit_with_parent(int(init["parent_pid"]))
         tf, _ = import_keras(int(threads), INTER_OP_THREADS)
         conn.send({"kind": "port", "port": free_port()})

@@ -63,6 +63,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from runner.config import Config
 from runner.errors import RunnerError
 from runner.registry import is_loopback
 
@@ -430,13 +431,14 @@ class PreprocessSession:
     #: The engine whose session this one runs on: ``runner.engines.<ENGINE>``.
     ENGINE = ""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = dict(config)
-        self.workers = int(config.get("workers") or 1)
-        self.threads = int(config.get("threads_per_worker") or 1)
-        self.passes = int(config.get("passes") or 1)
-        self.cache = bool(config.get("cache"))
-        self.resize = int(config.get("resize") or DEFAULTS["resize"])
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workers = config.workers
+        self.threads = config.threads_per_worker
+        # resolve filled these in (DEFAULTS), so the stored configuration says what ran
+        self.passes = int(config["passes"])
+        self.cache = bool(config["cache"])
+        self.resize = int(config["resize"])
         self.engine: Any = None
         self.work: Path | None = None
         self.inputs: Inputs | None = None
@@ -465,7 +467,10 @@ class PreprocessSession:
         self.engine.start()
 
     def load(self, split: Any) -> None:
-        parent = Path(str(self.config.get("work_dir") or tempfile.gettempdir()))
+        # work_dir is optional: unset, the temporary folder of the machine the worker runs on
+        # (not stored, so a configuration's id does not depend on the machine)
+        work_dir = self.config.get("work_dir")
+        parent = Path(str(work_dir) if work_dir else tempfile.gettempdir())
         sweep_stale(parent)
         self.work = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=parent))
         self.inputs = generate(split, self.config, self.work)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runner.config import Config
 from runner.preprocess import (
     Batch,
     Done,
@@ -22,7 +23,7 @@ from runner.preprocess import (
 class Session(PreprocessSession):
     ENGINE = "dask"
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._cached: list[Any] = []  # the trial's decoded futures (cache on)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from runner.config import Config
 from runner.preprocess import (
     Batch,
     Decoded,
@@ -50,7 +51,7 @@ class _Preprocessor:
 class Session(PreprocessSession):
     ENGINE = "ray"
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._cached: list[Any] = []  # the trial's decoded batches, as Ray objects (cache on)
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import Any
 
+from runner.config import Config
 from runner.preprocess import (
     Batch,
     Decoded,
@@ -40,7 +41,7 @@ def _warm_partition(items: Iterable[int]) -> Iterator[str]:
 class Session(PreprocessSession):
     ENGINE = "spark"
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         self._cached: Any = None  # the persisted decoded RDD of the trial (cache on)
 

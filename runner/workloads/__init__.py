@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner import registry
+from runner.config import Config
 from runner.errors import RunnerError
 
 
@@ -22,10 +23,10 @@ class Workload:
     #: False when one worker fits and the fitted model is shipped to the others.
     fit_on_every_worker: bool = False
 
-    def make_estimator(self, config: Mapping[str, Any], seed: int) -> Any:
+    def make_estimator(self, config: Config, seed: int) -> Any:
         return _FACTORIES[self.name](config, seed)
 
-    def fit(self, config: Mapping[str, Any], seed: int, x: Any, y: Any) -> Any:
+    def fit(self, config: Config, seed: int, x: Any, y: Any) -> Any:
         """A fitted estimator (for engines that fit scikit-learn models wherever they run)."""
         return self.make_estimator(config, seed).fit(x, y)
 
@@ -37,18 +38,21 @@ class Workload:
             return "every"
         return "sharded" if mlp_impl(config) == "scratch" else "driver"
 
-    def preload(self, config: Mapping[str, Any]) -> None:
+    def preload(self, config: Config) -> None:
         """Import the estimator's library now (in load), not in the first trial's train_s."""
         self.make_estimator(config, 0)
 
     def resolve(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The configuration with this workload's implementation defaults filled in, so what is
-        stored is what ran: an MLP's ``impl``; the scratch and Keras networks' shape and learning
-        set-up; and, under ``estimator``, the library estimator a trial fits with every one of
-        its parameters (scikit-learn's or MLlib's defaults included; see :func:`estimator`).
-        Resolving a resolved configuration gives it back unchanged."""
+        """The configuration with this workload's defaults filled in, so what is stored is what
+        ran and nothing downstream fills them again: its own :attr:`defaults` (knn's ``k``); an
+        MLP's ``impl``; the scratch and Keras networks' shape and learning set-up; tensorflow's
+        ``strategy``; preprocess's parameters; and, under ``estimator``, the library estimator a
+        trial fits with every one of its parameters (scikit-learn's or MLlib's defaults
+        included; see :func:`estimator`). Resolving a resolved configuration gives it back
+        unchanged."""
         given = config.get(ESTIMATOR_KEY)
-        out = _RESOLVE.get(self.name, dict)({**config, "workload": self.name})
+        merged = {**self.defaults, **config, "workload": self.name}
+        out = _RESOLVE.get(self.name, dict)(merged)
         out.pop(ESTIMATOR_KEY, None)
         if out.get("engine") == "tensorflow" and out.get("strategy") is None:
             from runner.workloads.keras_models import STRATEGIES
@@ -80,7 +84,7 @@ def _check_engine_params(config: Mapping[str, Any]) -> None:
     strategy = config.get("strategy")
     if strategy is None:
         return
-    engine = str(config.get("engine", "local"))
+    engine = str(config["engine"])
     if engine != "tensorflow":
         raise RunnerError(
             f"strategy applies to engine tensorflow only, not {engine}; drop it from this "
@@ -90,7 +94,7 @@ def _check_engine_params(config: Mapping[str, Any]) -> None:
         raise RunnerError(
             f"tensorflow: unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}"
         )
-    workers, batch = int(config.get("workers") or 1), config.get("batch_size")
+    workers, batch = int(config["workers"]), config.get("batch_size")
     if strategy == "multiworker" and workers < 2:
         raise RunnerError(
             f"tensorflow: strategy multiworker runs `workers` TensorFlow processes and needs "
@@ -133,7 +137,7 @@ def dataset_image_shape(name: str, data_dir: str | None = None) -> tuple[int, in
 
 
 def _check_knn(config: Mapping[str, Any]) -> None:
-    k = config.get("k", 5)
+    k = config.get("k")  # resolve filled it in
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RunnerError(f"knn: k must be an integer >= 1, got {k!r}")
 
@@ -160,8 +164,8 @@ def uses_keras(config: Mapping[str, Any]) -> bool:
 def mlp_impl(config: Mapping[str, Any]) -> str:
     """The MLP implementation a configuration runs: its ``impl``, or its engine's default (the
     first of the registry's mlp cell for that engine)."""
-    engine = str(config.get("engine", "local"))
-    return str(config.get("impl") or MLP_IMPLS.get(engine, ("sklearn",))[0])
+    impl = config.get("impl")
+    return str(impl) if impl is not None else MLP_IMPLS[str(config["engine"])][0]
 
 
 def _resolve_mlp(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,15 +185,15 @@ def _resolve_mlp(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _check_mlp(config: Mapping[str, Any]) -> None:
-    engine = str(config.get("engine", "local"))
+    engine = str(config["engine"])
     impl = mlp_impl(config)
-    allowed_impls = MLP_IMPLS.get(engine, ("sklearn",))
+    allowed_impls = MLP_IMPLS[engine]
     if impl not in allowed_impls:
         raise RunnerError(
             f"mlp on {engine}: impl {impl!r} is not supported; available: "
             f"{', '.join(allowed_impls)}"
         )
-    hidden = config.get("hidden", [100])
+    hidden = config.get("hidden")  # resolve filled it in
     hidden = [hidden] if isinstance(hidden, int) else hidden
     if (
         not isinstance(hidden, list)
@@ -250,7 +254,7 @@ def _resolve_cnn(config: Mapping[str, Any]) -> dict[str, Any]:
 def _check_cnn(config: Mapping[str, Any]) -> None:
     from runner.workloads.keras_models import CNN_MIN_SIDE
 
-    dataset = str(config.get("dataset", "digits"))
+    dataset = str(config["dataset"])
     shape = dataset_image_shape(dataset, config.get("data_dir"))
     if shape is not None and (shape[0] != shape[1] or shape[0] < CNN_MIN_SIDE):
         rows, cols = shape
@@ -308,10 +312,8 @@ def _sklearn(cls: Any, given: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _hidden(config: Mapping[str, Any], default: list[int]) -> list[int]:
-    hidden = config.get("hidden")
-    if hidden is None:
-        return list(default)
+def _hidden(config: Mapping[str, Any]) -> list[int]:
+    hidden = config["hidden"]
     return [int(hidden)] if isinstance(hidden, int) else [int(h) for h in hidden]
 
 
@@ -331,7 +333,7 @@ def estimator(config: Mapping[str, Any]) -> dict[str, Any] | None:
     if workload == "knn":
         from sklearn.neighbors import KNeighborsClassifier
 
-        return _sklearn(KNeighborsClassifier, {"n_neighbors": int(config.get("k", 5))})
+        return _sklearn(KNeighborsClassifier, {"n_neighbors": int(config["k"])})
     if workload != "mlp":
         return None
     impl = mlp_impl(config)
@@ -348,7 +350,7 @@ def estimator(config: Mapping[str, Any]) -> dict[str, Any] | None:
     if impl == "sklearn":
         from sklearn.neural_network import MLPClassifier
 
-        given["hidden_layer_sizes"] = _hidden(config, [100])
+        given["hidden_layer_sizes"] = _hidden(config)
         return _sklearn(MLPClassifier, given)
     if impl == "mllib":
         return {
@@ -360,19 +362,20 @@ def estimator(config: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def estimator_params(config: Mapping[str, Any]) -> dict[str, Any]:
     """The estimator parameters a trial of this configuration fits with: those its resolved
-    configuration stores (so what is stored is what runs), else :func:`estimator`'s."""
+    configuration stores (``Workload.resolve`` put them there), so what is stored is what runs."""
     stored = config.get(ESTIMATOR_KEY)
-    found = stored if isinstance(stored, Mapping) else estimator(config)
-    if found is None:
-        raise RuntimeError(f"no library estimator for {config.get('workload')!r}")
-    return dict(found["params"])
+    if not isinstance(stored, Mapping):
+        raise RuntimeError(
+            f"configuration of {config.get('workload')!r} has no {ESTIMATOR_KEY}: resolve it with "
+            "its workload (runner.workloads.get_workload(name).resolve) first"
+        )
+    return dict(stored["params"])
 
 
-def _knn(config: Mapping[str, Any], seed: int) -> Any:
+def _knn(config: Config, seed: int) -> Any:
     from sklearn.neighbors import KNeighborsClassifier
 
-    params = estimator_params({**config, "workload": "knn"})
-    return KNeighborsClassifier(**params, n_jobs=int(config.get("threads_per_worker") or 1))
+    return KNeighborsClassifier(**estimator_params(config), n_jobs=config.threads_per_worker)
 
 
 def _keras_only(workload: str) -> Any:
@@ -381,7 +384,7 @@ def _keras_only(workload: str) -> Any:
     )
 
 
-def _mlp(config: Mapping[str, Any], seed: int) -> Any:
+def _mlp(config: Config, seed: int) -> Any:
     if mlp_impl(config) == "keras":
         _keras_only("mlp")
     if mlp_impl(config) == "scratch":
@@ -390,7 +393,7 @@ def _mlp(config: Mapping[str, Any], seed: int) -> Any:
         return ScratchMLP(config, seed)
     from sklearn.neural_network import MLPClassifier
 
-    params = estimator_params({**config, "workload": "mlp"})
+    params = estimator_params(config)
     params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     return MLPClassifier(**params, random_state=seed)
 
@@ -407,7 +410,7 @@ def _resolve_preprocess(config: Mapping[str, Any]) -> dict[str, Any]:
     return resolve(config)
 
 
-_FACTORIES: dict[str, Callable[[Mapping[str, Any], int], Any]] = {
+_FACTORIES: dict[str, Callable[[Config, int], Any]] = {
     "knn": _knn,
     "mlp": _mlp,
     "cnn": lambda config, seed: _keras_only("cnn"),

@@ -52,10 +52,6 @@ KERAS_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh"
 CNN_MIN_SIDE = 4
 
 
-def defaults(workload: str) -> dict[str, Any]:
-    return dict(CNN_DEFAULTS if workload == "cnn" else KERAS_MLP_DEFAULTS)
-
-
 def input_shape(workload: str, n_features: int, image_shape: tuple[int, int]) -> tuple[int, ...]:
     return (*image_shape, 1) if workload == "cnn" else (n_features,)
 
@@ -78,10 +74,11 @@ def build(
             layers.Dense(n_classes, activation="softmax"),
         ]
     else:
-        hidden = config.get("hidden") or KERAS_MLP_DEFAULTS["hidden"]
+        # the workload's resolve filled these in (KERAS_MLP_DEFAULTS)
+        hidden = config["hidden"]
         hidden = [hidden] if isinstance(hidden, int) else list(hidden)
-        act = KERAS_ACTIVATIONS[str(config.get("activation") or "relu")]
-        output = str(config.get("output") or "tanh")
+        act = KERAS_ACTIVATIONS[str(config["activation"])]
+        output = str(config["output"])
         stack = [layers.Dense(int(h), activation=act) for h in hidden]
         stack.append(layers.Dense(n_classes, activation=output))
     return keras.Sequential([keras.Input(shape=shape), *stack])
@@ -96,7 +93,7 @@ def half_squared_error(y_true: Any, y_pred: Any) -> Any:
 
 
 def compile_model(keras: Any, model: Any, workload: str, config: Mapping[str, Any]) -> None:
-    rate = float(config.get("learning_rate") or defaults(workload)["learning_rate"])
+    rate = float(config["learning_rate"])  # resolve filled it in (CNN / MLP defaults)
     if workload == "cnn":
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=rate),
@@ -104,7 +101,7 @@ def compile_model(keras: Any, model: Any, workload: str, config: Mapping[str, An
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
         return
-    softmax = str(config.get("output") or "tanh") == "softmax"
+    softmax = str(config["output"]) == "softmax"
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=rate),
         loss=keras.losses.CategoricalCrossentropy() if softmax else half_squared_error,

@@ -44,12 +44,13 @@ import random
 import socket
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from runner.config import Config
 from runner.workloads import keras_models as km
 
 #: Trainer i of a trial (1-based) trains with seed + TRAINER_SEED_STRIDE * (i - 1): trial seeds are
@@ -186,7 +187,7 @@ class KerasTrainer:
     def __init__(
         self,
         workload: str,
-        config: Mapping[str, Any],
+        config: Config,
         x_train: np.ndarray | None = None,
         y_train: np.ndarray | None = None,
         image_shape: tuple[int, int] | None = None,
@@ -196,13 +197,12 @@ class KerasTrainer:
         strategy: Any = None,
     ) -> None:
         self.workload = str(workload)
-        self.config = dict(config)
-        settings = {**km.defaults(self.workload), **{k: v for k, v in config.items() if v}}
-        self.epochs = int(settings["epochs"])
-        self.batch_size = int(settings["batch_size"])
-        split = config.get("validation_split")  # 0 holds back nothing; unset: the one default
-        self.validation_split = float(km.VALIDATION_SPLIT if split is None else split)
-        self.threads = int(config.get("threads_per_worker") or 1)
+        self.config = config
+        # the workload's resolve filled these in (keras_models' CNN / MLP defaults)
+        self.epochs = int(config["epochs"])
+        self.batch_size = int(config["batch_size"])
+        self.validation_split = float(config["validation_split"])  # 0 holds back nothing
+        self.threads = config.threads_per_worker
         self.strategy = strategy
         self.tf, self.keras = import_keras(None if strategy is not None else self.threads)
         self.model: Any = None

@@ -61,19 +61,20 @@ class TrainSpec:
 
 
 def train_spec(config: Mapping[str, Any], n_features: int, n_classes: int) -> TrainSpec:
-    """The network and its training set-up from a configuration (missing keys: ``DEFAULTS``)."""
-    hidden = config.get("hidden") or DEFAULTS["hidden"]
+    """The network and its training set-up from a resolved configuration (the mlp workload's
+    resolve filled in ``DEFAULTS`` for the keys it left out)."""
+    hidden = config["hidden"]
     hidden = [hidden] if isinstance(hidden, int) else list(hidden)
     net = NetSpec(
         (int(n_features), *(int(h) for h in hidden), int(n_classes)),
-        str(config.get("activation") or DEFAULTS["activation"]),
-        str(config.get("output") or DEFAULTS["output"]),
+        str(config["activation"]),
+        str(config["output"]),
     )
     return TrainSpec(
         net,
-        int(config.get("epochs") or DEFAULTS["epochs"]),
-        int(config.get("batch_size") or DEFAULTS["batch_size"]),
-        float(config.get("learning_rate") or DEFAULTS["learning_rate"]),
+        int(config["epochs"]),
+        int(config["batch_size"]),
+        float(config["learning_rate"]),
     )
 
 

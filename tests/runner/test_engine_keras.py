@@ -183,7 +183,7 @@ from runner.workloads import get_workload
 if __name__ == "__main__":
     config = get_workload("mlp").resolve(
         {"engine": "spark", "workload": "mlp", "impl": "keras", "epochs": 2, "workers": 2,
-         "spark_mode": "standalone"}
+         "spark_mode": "standalone", "experiment": "t", "seed": 0}
     )
     session = make_session(config)
     session.start()

@@ -216,6 +216,8 @@ def _multiworker_session(epochs: int) -> Any:
     config = {
         "engine": "tensorflow",
         "workload": "cnn",
+        "experiment": "t",
+        "seed": 0,
         "strategy": "multiworker",
         "workers": 2,
         "epochs": epochs,
@@ -292,7 +294,8 @@ from runner.datasets import load_split
 from runner.engines import make_session
 
 config = {"engine": "tensorflow", "workload": "cnn", "epochs": 2, "batch_size": 32,
-          "learning_rate": 0.001, "validation_split": 0.1, "strategy": "none"}
+          "learning_rate": 0.001, "validation_split": 0.1, "strategy": "none",
+          "experiment": "t", "seed": 0}
 session = make_session(config)
 session.start()
 session.load(load_split("digits", seed=0, data_fraction=0.5))

@@ -13,6 +13,7 @@ import duckdb
 import numpy as np
 import pytest
 
+from runner.config import Config
 from runner.errors import RunnerError
 from runner.preprocess import check, generate, resolve
 from runner.preprocess.tfrecord import (
@@ -224,7 +225,7 @@ def _session(config: dict, tmp_path: Path) -> object:
         | {"work_dir": str(tmp_path)}
     )
     check(full)
-    session = Session(full)
+    session = Session(Config.from_mapping({**full, "experiment": "t", "seed": 0}))
     session.start()
     return session
 

@@ -21,12 +21,13 @@ import duckdb
 import pytest
 
 from runner import registry
+from runner.config import Config
 from runner.errors import RunnerError
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "runner"
 #: The groups whose imports must not form a cycle: runner's subpackages and bottom modules.
-GROUPS = ("engines", "workloads", "preprocess", "datasets", "registry", "errors")
+GROUPS = ("engines", "workloads", "preprocess", "datasets", "registry", "config", "errors")
 
 
 def _module_name(path: Path, root: Path) -> str:
@@ -116,6 +117,8 @@ def test_runner_packages_import_without_a_cycle() -> None:
     # the bottom: the registry imports only the error type, which imports nothing of runner
     assert graph["registry"] <= {"errors"}
     assert graph["errors"] == set()
+    # and the resolved configuration every session reads: nothing of runner but the error type
+    assert graph["config"] <= {"errors"}
     # the edges that made the circle are gone
     assert "engines" not in graph["preprocess"] and "engines" not in graph["workloads"]
 
@@ -180,7 +183,7 @@ def test_checks_and_impls_read_the_registry() -> None:
     from runner.engines.local import Session as LocalSession
     from runner.preprocess.local import Session as PreprocessSession
 
-    base = {"engine": "local", "workers": 1, "threads_per_worker": 1, "dataset": "digits"}
+    base = {"engine": "local", "experiment": "t", "seed": 0}
     assert type(make_session({**base, "workload": "knn"})) is LocalSession
     preprocess = {**base, "workload": "preprocess", "data_size": 8, "batch_size": 4}
     from runner.workloads import get_workload
@@ -216,8 +219,11 @@ def test_knn_stores_scikit_learns_defaults() -> None:
         "params": expected,
     }
     # what is stored is what runs: the estimator built for a trial has exactly these
-    built = workload.make_estimator({**config, "threads_per_worker": 2}, seed=0).get_params()
+    run = Config.from_mapping({**config, "experiment": "t", "seed": 0, "threads_per_worker": 2})
+    built = workload.make_estimator(run, seed=0).get_params()
     assert built == {**expected, "n_jobs": 2}
+    # k's default is the workload's resolve's: a configuration without k gets 5, stored
+    assert workload.resolve({"engine": "local", "workload": "knn"})["k"] == 5
 
 
 def test_sklearn_mlp_stores_every_default_it_ran_with() -> None:
@@ -236,7 +242,8 @@ def test_sklearn_mlp_stores_every_default_it_ran_with() -> None:
     for key in ("learning_rate_init", "alpha", "tol", "n_iter_no_change", "batch_size"):
         assert key in stored
     assert stored["batch_size"] == "auto" and stored["max_iter"] == 15
-    built = workload.make_estimator(config, seed=4).get_params()
+    run = Config.from_mapping({**config, "experiment": "t", "seed": 0})
+    built = workload.make_estimator(run, seed=4).get_params()
     assert _plain(built) == {**expected, "random_state": 4}
     # resolving again changes nothing; an estimator the spec sets itself is refused
     assert workload.resolve(config) == config

@@ -75,7 +75,7 @@ def test_digits_train_accuracy_is_sklearns_on_the_sample(monkeypatch: pytest.Mon
     monkeypatch.setattr(worker, "TRAIN_SAMPLE_ROWS", 300)
     split = load_split("digits", seed=0)
     config = get_workload("knn").resolve(
-        {"engine": "local", "workload": "knn", "k": 5, "threads_per_worker": 1}
+        {"engine": "local", "workload": "knn", "k": 5, "experiment": "t", "seed": 0}
     )
     session = make_session(config)
     session.start()
@@ -102,7 +102,9 @@ def test_digits_uses_every_training_row() -> None:
     from runner.workloads import get_workload
 
     split = load_split("digits", seed=0, data_fraction=0.5)
-    config = get_workload("knn").resolve({"engine": "local", "workload": "knn", "k": 3})
+    config = get_workload("knn").resolve(
+        {"engine": "local", "workload": "knn", "k": 3, "experiment": "t", "seed": 0}
+    )
     session = make_session(config)
     session.start()
     try:
