@@ -130,3 +130,39 @@ def test_a_missing_or_ill_typed_factor_is_one_line(change: dict[str, Any], messa
 def test_not_a_mapping_is_refused() -> None:
     with pytest.raises(RunnerError, match="configuration must be a mapping"):
         Config.from_mapping([("engine", "local")])  # type: ignore[arg-type]
+
+
+def test_the_worker_refuses_an_ill_typed_configuration_before_any_engine_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from multiprocessing import Pipe
+
+    from runner.worker import config_worker
+
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")  # what the worker sets, put back afterwards
+    parent, child = Pipe()
+    config_worker(child, {**BASE, "workers": "2"})
+    message = parent.recv()
+    assert message["kind"] == "setup_failed"
+    first = message["error"].splitlines()[0]
+    assert first == "RunnerError: configuration: workers must be an integer >= 1, got '2'"
+    assert message["setup_s"] is None and message["load_s"] is None
+
+
+def test_sessions_and_workloads_fill_no_default_again() -> None:
+    """The factor fields come from the Config and the workload parameters from resolve: no
+    module a trial runs in re-fills one (``config.get("workers") or 1``, ``get("k", 5)``)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "runner"
+    paths = [root / "worker.py"]
+    for package in ("engines", "workloads", "preprocess"):
+        paths += sorted((root / package).glob("*.py"))
+    numeric = re.compile(r'get\("[a-z_]*"\) or [0-9]|get\("[a-z_]*", [0-9]')
+    factors = re.compile(r'get\("(workers|threads_per_worker|seed|data_fraction|dataset)"')
+    for path in paths:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            where = f"{path.relative_to(root.parent)}:{number}: {line.strip()}"
+            assert not numeric.search(line), where
+            assert not factors.search(line), where
