@@ -353,11 +353,11 @@ def _run_round(
     warmup: int,
     timeout: float,
     advance: Any,
+    loads: _Loads,
 ) -> None:
     """One round of a configuration: start its engine afresh, run ``warmup`` warm-up and ``n``
     measured trials, stop the engine. A start-up failure records every trial the configuration
     still has planned as failed (see :func:`_record_failed`)."""
-    from runner.envinfo import load_snapshot
     from runner.store import TrialRecord, curve_rows, now_utc
 
     config = state.config
@@ -368,7 +368,7 @@ def _run_round(
     worker: _Worker | None = None
     setup: dict[str, Any] = {}
     setup_id: int | None = None
-    load_start = load_snapshot(LOAD_INTERVAL_S)
+    load_start = loads.begin()
     try:
         for done, (is_warmup, repetition) in enumerate(schedule):
             if worker is None:
@@ -437,10 +437,44 @@ def _run_round(
     finally:
         if worker is not None:
             worker.stop()
-        load = {"start": load_start, "end": load_snapshot(LOAD_INTERVAL_S)}
+        loads.hold(state, setup_id, load_start)
+
+
+class _Loads:
+    """The machine's load between configurations: one snapshot, taken while no trial runs, ends
+    the previous configuration's round and starts the next one's (so each round has a start and
+    an end without paying for two snapshots)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._open: tuple[_ConfigState, int | None, dict[str, Any]] | None = None
+
+    def _close(self, end: dict[str, Any]) -> None:
+        if self._open is None:
+            return
+        state, setup_id, start = self._open
+        self._open = None
+        load = {"start": start, "end": end}
         state.loads.append(load)
         if setup_id is not None:
-            store.set_setup_load(setup_id, load)
+            self.store.set_setup_load(setup_id, load)
+
+    def begin(self) -> dict[str, Any]:
+        from runner.envinfo import load_snapshot
+
+        snapshot = load_snapshot(LOAD_INTERVAL_S)
+        self._close(snapshot)
+        return snapshot
+
+    def hold(self, state: _ConfigState, setup_id: int | None, start: dict[str, Any]) -> None:
+        """A round ended: its end snapshot is the next one taken."""
+        self._open = (state, setup_id, start)
+
+    def finish(self) -> None:
+        from runner.envinfo import load_snapshot
+
+        if self._open is not None:
+            self._close(load_snapshot(LOAD_INTERVAL_S))
 
 
 def _record_failed(
@@ -723,6 +757,7 @@ def run_experiment(
         env["clusters"] = [c.to_dict() for c in clusters]
     run_id = store.begin_run(source="measured", argv=list(argv), spec=spec, env=env)
     status = "failed"
+    loads = _Loads(store)
     try:
         with _progress(progress) as bar:
             per_round = experiment.warmup
@@ -759,7 +794,9 @@ def run_experiment(
                         warmup=experiment.warmup,
                         timeout=experiment.timeout,
                         advance=lambda: bar.advance(task),
+                        loads=loads,
                     )
+        loads.finish()
         for state in states:
             _until_ci_done(state, the_plan.until_ci, cap)
             interval = state.interval
