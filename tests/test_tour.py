@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,18 @@ def test_the_tour_parses() -> None:
     assert tour_lines(block) == [["analyze", "summary", "--by", "engine"]]
 
 
+def _failed(argv: list[str], proc: subprocess.CompletedProcess[str]) -> str:
+    """What a failing line said, untruncated by pytest's assertion rewriting."""
+    return (
+        f"`{' '.join(argv)}` exited {proc.returncode}\n--- stdout (end)\n{proc.stdout[-3000:]}"
+        f"\n--- stderr (end)\n{proc.stderr[-3000:]}"
+    )
+
+
 def _ok(argv: list[str], cwd: Path, timeout: float = 1200) -> str:
     proc = run_cli(argv[0], *argv[1:], cwd=cwd, timeout=timeout)
-    assert proc.returncode == 0, (" ".join(argv), proc.stdout[-2000:], proc.stderr[-4000:])
+    if proc.returncode != 0:
+        pytest.fail(_failed(argv, proc), pytrace=False)
     return proc.stdout
 
 
@@ -119,7 +129,8 @@ def test_tour_line(tour: dict[str, Path], argv: list[str]) -> None:
         # exit 1 is this option's documented answer when a configuration got slower by 5% or
         # more: two runs on a shared 2-core machine may legitimately differ that much
         allowed = {0, 1}
-    assert proc.returncode in allowed, (" ".join(argv), proc.stdout[-3000:], proc.stderr[-3000:])
+    if proc.returncode not in allowed:
+        pytest.fail(_failed(argv, proc), pytrace=False)
     assert "Traceback" not in proc.stderr, proc.stderr
     if proc.returncode == 1:
         assert proc.stderr.startswith("regression of 5% or more"), proc.stderr
