@@ -47,7 +47,7 @@ class PowerResult:
     alpha: float
     power: float
     cohens_d: float  # of ``effect``
-    n_per_group: int  # trials per group needed for ``effect`` at ``power``
+    n_per_group: int | None  # trials per group needed for ``effect`` at ``power``; None: > MAX_N
     achieved_power: float  # power to detect ``effect`` with n_a, n_b trials
     mde: float  # minimum detectable difference at the current n (metric units)
     mde_relative: float  # ... as a fraction of |mean_b|
@@ -69,6 +69,9 @@ class PowerResult:
         row["notes"] = "; ".join(self.notes)
         return pd.DataFrame([row])
 
+    def _needed(self) -> str:
+        return str(self.n_per_group) if self.n_per_group is not None else f"more than {MAX_N:,}"
+
     def tables(self) -> list[Table]:
         """One table, ``power``: :meth:`to_frame`, which carries every number of the text."""
         return [Table("power", self.to_frame(), f"Power of a t-test of {self.metric}")]
@@ -84,7 +87,7 @@ class PowerResult:
             f"pooled sd {fmt(self.sd_pooled)}; observed difference "
             f"{100 * self.observed_relative:+.2f}% of {self.group}={self.b}",
             f"to detect {100 * self.effect:g}% (d = {self.cohens_d:.3f}) with power "
-            f"{self.power:g} at alpha {self.alpha:g}: {self.n_per_group} trials per group "
+            f"{self.power:g} at alpha {self.alpha:g}: {self._needed()} trials per group "
             f"(now {self.n_a} and {self.n_b}: power {self.achieved_power:.3f})",
             f"smallest difference detectable now: {fmt(self.mde)} "
             f"({100 * self.mde_relative:.2f}% of {self.group}={self.b})",
@@ -121,17 +124,16 @@ def t_test_power(d: float, n_a: int, n_b: int, alpha: float) -> float:
 MAX_N = 10**7
 
 
-def _smallest_n(d: float, alpha: float, power: float) -> int:
-    """The smallest n >= 2 per group with power >= ``power`` (doubling, then bisection)."""
+def _smallest_n(d: float, alpha: float, power: float) -> int | None:
+    """The smallest n >= 2 per group with power >= ``power`` (doubling, then bisection); None
+    when even ``MAX_N`` trials per group are not enough (an answer, not an error: the effect
+    is smaller than the noise lets any practical run see)."""
     if t_test_power(d, 2, 2, alpha) >= power:
         return 2
     high = 4
     while t_test_power(d, high, high, alpha) < power:
         if high > MAX_N:
-            raise AnalysisError(
-                f"the effect is too small to detect with fewer than {MAX_N:,} trials per group; "
-                "raise --effect"
-            )
+            return None
         high *= 2
     low = high // 2  # power(low) < target <= power(high)
     while high - low > 1:
@@ -140,7 +142,7 @@ def _smallest_n(d: float, alpha: float, power: float) -> int:
             high = mid
         else:
             low = mid
-    return high
+    return high if high <= MAX_N else None
 
 
 def _upper(n_a: int, n_b: int, alpha: float, power: float) -> float:

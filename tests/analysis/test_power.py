@@ -222,3 +222,16 @@ def test_tables_carry_every_statistic_of_the_text(db):
                  "mde_relative", "where", "notes"):  # fmt: skip
         assert name in table.frame.columns, name
     assert row["n_per_group"] == res.n_per_group and row["mde"] == res.mde
+
+
+def test_an_effect_beyond_any_practical_run_is_an_answer_not_an_error(make_db, trials_for):
+    """A 0.05% effect under 50% noise needs more than 10 million trials per group (statsmodels
+    says how many): the result says so and exits 0 instead of refusing (issue 12's tour)."""
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(1.0, 0.5, 8), rng.normal(1.0, 0.5, 8)
+    res = power(make_db(trials_for({1: x, 2: y})), group="workers", a="1", b="2", effect=0.0005)
+    d = 0.0005 * abs(y.mean()) / pooled_sd(x, y)
+    assert TTestIndPower().solve_power(effect_size=d, alpha=0.05, power=0.8) > 1e7
+    assert res.n_per_group is None
+    assert "more than 10,000,000 trials per group" in str(res)
+    assert res.achieved_power == pytest.approx(t_power(d, 8, 8), rel=1e-6)
