@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 #: Coverage of the interval ``--until-ci`` asks to be narrow.
 CONFIDENCE = 0.95
+#: Fewest values with a 95% interval of the median (the minimum and maximum of 6 cover it 96.9%
+#: of the time; of 5, only 93.8%).
+MIN_N = 6
 
 
 def _binom_cdf(k: int, n: int) -> float:

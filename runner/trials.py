@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import statistics
 import time
 from collections.abc import Mapping, Sequence
@@ -526,6 +527,22 @@ def default_rounds(n: int) -> int:
     return min(2, n)
 
 
+def _more_trials(state: _ConfigState, target: float | None, round_size: int) -> int:
+    """Trials the next round gives a configuration whose interval is still too wide: what the
+    interval's width says it needs (width ~ 1 / sqrt(n), so n x (width / target)^2), at least a
+    round's worth and at most as many as it has (so n grows geometrically: a configuration far
+    from the target takes a few rounds, not one per step, and one near it few extra trials)."""
+    from runner.stopping import MIN_N
+
+    n = state.measured
+    interval = state.interval
+    if target is None or interval is None or not math.isfinite(interval.rel_half_width):
+        return max(round_size, MIN_N - n)
+    needed = math.ceil(n * (interval.rel_half_width / target) ** 2)
+    # at most double per round: the interval of a few trials is a rough guide to the spread
+    return max(round_size, min(needed - n, n))
+
+
 def _until_ci_done(state: _ConfigState, target: float | None, max_n: int) -> bool:
     """True (and ``state.stop`` set) when the configuration takes no more rounds: its planned
     ``n`` ran (no ``--until-ci``), its median's interval is within ``target``, or ``max_n``."""
@@ -771,11 +788,14 @@ def run_experiment(
                     active = [s for s in active if not _until_ci_done(s, the_plan.until_ci, cap)]
                     if not active:
                         break
-                    size = min(sizes[0], cap - min(s.measured for s in active))
-                    sizes.append(size)
+                    added = 0
                     for s in active:
-                        s.planned_measured = min(cap, s.measured + size)
-                    bar.update(task, total=bar.tasks[0].total + len(active) * (size + per_round))
+                        more = _more_trials(s, the_plan.until_ci, sizes[0])
+                        s.planned_measured = min(cap, s.measured + more)
+                        added += s.planned_measured - s.measured + per_round
+                    size = max(s.planned_measured - s.measured for s in active)
+                    sizes.append(size)
+                    bar.update(task, total=bar.tasks[0].total + added)
                 round_no += 1
                 size = sizes[round_no - 1]
                 for index in the_plan.order(round_no):
