@@ -119,7 +119,7 @@ def test_median_interval_ranks_match_the_binomial() -> None:
         assert cover >= 0.95
         wider = stats.binom.cdf(n - j - 1, n, 0.5) - stats.binom.cdf(j, n, 0.5)
         assert wider < 0.95  # the narrowest pair with 95% coverage
-    assert MIN_N == min(n for n in range(1, 60) if median_ci_ranks(n) is not None)
+    assert min(n for n in range(1, 60) if median_ci_ranks(n) is not None) == MIN_N
     got = median_interval([5.0, 1.0, 4.0, 2.0, 3.0, 6.0])
     assert got is not None and (got.median, got.low, got.high) == (3.5, 1.0, 6.0)
     assert got.rel_half_width == pytest.approx(2.5 / 3.5)
