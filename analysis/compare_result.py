@@ -153,7 +153,7 @@ class CompareResult:
         return latex_table(list(COLUMNS), self._table_rows())
 
     def to_markdown(self) -> str:
-        head = ["configuration", "base", "new", "ratio", f"{self._pct} CI", "p", "verdict"]
+        head = ["configuration", "base", "new", "ratio", "verdict", f"{self._pct} CI", "p"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for cells in self._display_rows():
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -176,10 +176,13 @@ class CompareResult:
         out = []
         for r in self.rows:
             ci = f"[{fmt(r.ratio_ci_low, 4)}, {fmt(r.ratio_ci_high, 4)}]"
-            verdict = r.verdict + (f" ({r.note})" if r.note else "")
+            # few trials are named once, in the notes under the table, not on every row
+            own = "; ".join(p for p in (r.note or "").split("; ") if p and not p.startswith("few "))
+            verdict = r.verdict + (f" ({own})" if own else "")
+            # the verdict before the interval and p: a narrow terminal keeps it
             out.append([r.label, f"{fmt(r.median_base, 4)} (n={r.n_base})",
-                        f"{fmt(r.median_new, 4)} (n={r.n_new})", fmt(r.ratio, 4), ci,
-                        fmt_p(r.p_value), verdict])  # fmt: skip
+                        f"{fmt(r.median_new, 4)} (n={r.n_new})", fmt(r.ratio, 4), verdict, ci,
+                        fmt_p(r.p_value)])  # fmt: skip
         if self.rows:
             out.append(["geomean", fmt(self.geomean_base, 4), fmt(self.geomean_new, 4),
                         fmt(self.geomean_ratio, 4), "", "", ""])  # fmt: skip
@@ -199,8 +202,8 @@ class CompareResult:
         return [*lines, *note_lines(self.notes)]
 
     def __str__(self) -> str:
-        head = ["configuration", "base median", "new median", "ratio", f"{self._pct} CI", "p",
-                "verdict"]  # fmt: skip
+        head = ["configuration", "base median", "new median", "ratio", "verdict",
+                f"{self._pct} CI", "p"]  # fmt: skip
         return "\n".join(
             [wrap(self._title), render_table(head, self._display_rows()), *self._tail()]
         )
