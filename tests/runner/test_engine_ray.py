@@ -93,6 +93,25 @@ def test_local_runtime_runs_knn_and_mlp_on_one_and_two_actors(
     _assert_good(rows, min_setup_s=0.3)
 
 
+def _wait_for_head_node(address: str, env: dict[str, str], deadline: float) -> None:
+    """The head node registers a moment after the GCS opens its port, and `runner trials`
+    refuses a cluster with no alive node: wait for it with the same check."""
+    from unittest import mock
+
+    from runner.clusters import check_cluster
+    from runner.errors import RunnerError
+
+    with mock.patch.dict(os.environ, env):
+        while True:
+            try:
+                check_cluster("ray", address, timeout=5.0)
+                return
+            except RunnerError as exc:
+                assert "no alive node yet" in str(exc), exc
+                assert time.monotonic() < deadline, "ray head node not alive in 60 s"
+                time.sleep(0.5)
+
+
 @pytest.fixture
 def ray_cluster() -> Iterator[tuple[str, dict[str, str]]]:
     """A real head node (`ray start --head --block`) in its own session; yields its address and
@@ -132,6 +151,7 @@ def ray_cluster() -> Iterator[tuple[str, dict[str, str]]]:
             except OSError:
                 assert time.monotonic() < deadline, "ray head did not come up in 60 s"
                 time.sleep(0.3)
+        _wait_for_head_node(f"127.0.0.1:{port}", env, deadline)
         yield f"127.0.0.1:{port}", env
     finally:
         # `ray start --block` stops the processes it started on SIGTERM; kill only its session
