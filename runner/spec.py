@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.config import FACTOR_DEFAULTS, Config
 from runner.errors import RunnerError
 
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
@@ -94,12 +95,8 @@ QUICK_KEYS = ("n", "warmup", "timeout", "matrix", "where")
 EXPECTED_KEYS = ("full", "quick")
 #: Ways the spark engine runs: local[N], or a standalone cluster the runner starts and stops.
 SPARK_MODES = ("local", "standalone")
-BASE_DEFAULTS: dict[str, Any] = {
-    "dataset": "digits",
-    "workers": 1,
-    "threads_per_worker": 1,
-    "data_fraction": 1.0,
-}
+#: What a configuration gets when nothing sets these factors (one place: runner.config).
+BASE_DEFAULTS: dict[str, Any] = dict(FACTOR_DEFAULTS)
 
 
 @dataclass(frozen=True)
@@ -703,6 +700,7 @@ def _expand_spec(
                 config = workload.resolve(config)
                 workload.check(config)
                 config = {"experiment": name, "seed": seed, **config}
+                Config.from_mapping(config)  # the worker's typed view: refused now, not there
                 if config not in configs:
                     configs.append(config)
     filters: Mapping[str, Any] = (quick_table or {}).get("where", {}) if quick else {}
