@@ -109,31 +109,12 @@ def _check_engine_params(config: Mapping[str, Any]) -> None:
 
 
 def dataset_image_shape(name: str, data_dir: str | None = None) -> tuple[int, int] | None:
-    """The (rows, cols) of a dataset's images, known before anything loads: digits is 8x8; an
-    IDX dataset's training-images header says (EMNIST's images are stored transposed). None for
-    a dataset that is not built in. The files must exist (``check_dataset`` first)."""
-    if name == "digits":
-        return (8, 8)
-    from runner.datasets import DEFAULT_DIRS
+    """The (rows, cols) of a dataset's images, known before anything loads (digits 8x8; an IDX
+    dataset's header, local or in an object store; None for a dataset that is not built in):
+    :func:`runner.datasets.image_shape`. The files must exist (``check_dataset`` first)."""
+    from runner.datasets import image_shape
 
-    if name not in DEFAULT_DIRS:
-        return None
-    import gzip
-    import struct
-
-    from runner.datasets import idx_files, read_idx
-
-    path = idx_files(name, data_dir)["train_images"]
-    try:
-        opener: Any = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as fh:
-            header = fh.read(16)
-        magic, _, rows, cols = struct.unpack(">4I", header)
-    except (OSError, EOFError, struct.error):
-        magic = rows = cols = 0
-    if magic != 0x00000803 or rows == 0 or cols == 0:
-        read_idx(path, images=True)  # raises the RunnerError that names what is wrong
-    return (cols, rows) if name == "emnist" else (rows, cols)
+    return image_shape(name, data_dir)
 
 
 def _check_knn(config: Mapping[str, Any]) -> None:

@@ -210,6 +210,12 @@ def test_fashion_like_idx_from_s3(s3: object) -> None:
     assert out.images == 17 and len(out.files) == 4
     again = load_split("fashion-mnist", seed=0, data_dir="s3://fmnist/copy")
     assert_same_split(again, split)
+    # the spec's checks read the image shape from the store too (a CNN needs square images)
+    from runner.spec import load_experiment
+
+    grid = {"engine": ["tensorflow"], "workload": ["cnn"], "dataset": ["fashion-mnist"]}
+    exp = load_experiment(grid=grid, data_dir="s3://fmnist/v1")
+    assert [(c["storage"], c["data_dir"]) for c in exp.configs] == [("s3", "s3://fmnist/v1")]
 
 
 def test_missing_bucket_prefix_and_file_are_one_line(s3: object) -> None:
