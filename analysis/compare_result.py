@@ -166,9 +166,16 @@ class CompareResult:
     @property
     def _title(self) -> str:
         test = "Mann-Whitney U" if self.test == "mwu" else "Welch t on log values"
+        # the ratio is the test's own estimate, not the ratio of the medians shown beside it
+        ratio = (
+            "Hodges-Lehmann shift of log values"
+            if self.test == "mwu"
+            else "ratio of geometric means"
+        )
         return (
             f"{self.metric}: new ({' '.join(self.new)}) vs base ({' '.join(self.base)}); "
-            f"ratio = new / base ({self.better} is better), {test}, alpha {self.alpha:g}"
+            f"ratio = new / base as the {ratio} ({self.better} is better), {test}, "
+            f"alpha {self.alpha:g}"
             + (f", changes under {self.threshold:.3g} within noise" if self.threshold else "")
         )
 
