@@ -20,8 +20,10 @@ engine = "dask"
 workload = ["knn", "mlp"]
 workers = [1, 2]
 ```
-An optional top-level ``[quick]`` table is the reduced variant ``runner trials --quick`` runs (for
-CI: a few minutes). It overrides ``n``, ``warmup`` and ``timeout``, may replace the whole grid
+``rounds = R`` (top level or in ``[quick]``) spreads the trials over R rounds (the default is 2;
+``--rounds`` overrides it). An optional top-level ``[quick]`` table is the reduced variant
+``runner trials --quick`` runs (for CI: a few minutes). It overrides ``n``, ``warmup``, ``timeout``
+and ``rounds``, may replace the whole grid
 with its own ``[[quick.matrix]]`` entries, and may keep only the configurations that match
 ``where`` (a key -> a value or a list of allowed values; a configuration without that key is not
 filtered by it). ``expected_minutes = {full = 12, quick = 2.5}`` says how long each variant takes
@@ -88,9 +90,10 @@ _TOP_KEYS = {
     "matrix",
     "quick",
     "expected_minutes",
+    "rounds",
 }
 #: Keys of the ``[quick]`` table.
-QUICK_KEYS = ("n", "warmup", "timeout", "matrix", "where")
+QUICK_KEYS = ("n", "warmup", "timeout", "rounds", "matrix", "where")
 #: Keys of ``expected_minutes``.
 EXPECTED_KEYS = ("full", "quick")
 #: Ways the spark engine runs: local[N], or a standalone cluster the runner starts and stops.
@@ -117,6 +120,8 @@ class Experiment:
     notes: tuple[str, ...] = ()
     #: True when the configurations come from the command line's grid, not a spec file
     from_grid: bool = False
+    #: rounds the spec asks for (``rounds = 1`` in a [quick] table: one pass), None: the default
+    rounds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +136,7 @@ class Experiment:
             "expected_minutes": dict(self.expected_minutes),
             "notes": list(self.notes),
             "from_grid": self.from_grid,
+            "spec_rounds": self.rounds,
             "configs": [dict(c) for c in self.configs],
         }
 
@@ -548,6 +554,7 @@ def load_experiment(
         expected_minutes=meta["expected_minutes"],
         notes=tuple(notes),
         from_grid=from_grid,
+        rounds=meta["rounds"],
     )
 
 
@@ -615,6 +622,9 @@ def _expand_spec(
     n = _spec_number(raw, quick_table if quick else None, "n", 10, 1, path) if n is None else n
     if warmup is None:
         warmup = _spec_number(raw, quick_table if quick else None, "warmup", 1, 0, path)
+    rounds = None
+    if "rounds" in raw or (quick and "rounds" in (quick_table or {})):
+        rounds = _spec_number(raw, quick_table if quick else None, "rounds", 2, 1, path)
     seed = int(raw.get("seed", 0)) if seed is None else seed
     if timeout is None:
         timeout = float(_spec_number(raw, quick_table if quick else None, "timeout", 600, 0, path))
@@ -723,6 +733,7 @@ def _expand_spec(
         "seed": seed,
         "timeout": timeout,
         "expected_minutes": expected,
+        "rounds": rounds,
     }
     return configs, meta
 

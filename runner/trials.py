@@ -584,7 +584,9 @@ def plan(options: TrialOptions) -> Plan:
         quick=options.quick,
     )
     n = experiment.n
-    rounds = default_rounds(n) if options.rounds is None else options.rounds
+    rounds = options.rounds
+    if rounds is None:
+        rounds = default_rounds(n) if experiment.rounds is None else min(experiment.rounds, n)
     if rounds < 1:
         raise RunnerError(f"--rounds must be at least 1, got {rounds}")
     if rounds > n:

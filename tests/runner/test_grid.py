@@ -224,3 +224,21 @@ def test_until_ci_adds_rounds_until_the_interval_is_narrow(tmp_path: Path) -> No
     else:  # a 1% interval on millisecond KNN times is rarely reached: the cap stops it
         assert reason == "max-n" and n == 9 and rel > 0.01 and rounds == 3  # 3 + 3, then 3
     assert reason in proc.stdout.replace("max-n", "max-n ")
+
+
+def test_a_spec_may_set_its_rounds(tmp_path: Path) -> None:
+    spec = tmp_path / "r.toml"
+    spec.write_text(
+        'n = 6\nrounds = 3\n[[matrix]]\nengine = "local"\nworkload = "knn"\n'
+        "[quick]\nn = 2\nrounds = 1\n",
+        encoding="utf-8",
+    )
+    assert plan(TrialOptions(experiment=str(spec))).rounds == 3
+    assert plan(TrialOptions(experiment=str(spec), quick=True)).rounds == 1
+    assert plan(TrialOptions(experiment=str(spec), rounds=2)).rounds == 2  # the option wins
+    # the papers' quick variants are one pass; their full runs take the default 2
+    assert plan(TrialOptions(experiment="000", quick=True)).rounds == 1
+    assert plan(TrialOptions(experiment="000")).rounds == 2
+    spec.write_text('rounds = 0\n[[matrix]]\nengine = "local"\nworkload = "knn"\n')
+    with pytest.raises(RunnerError, match="rounds must be an integer >= 1"):
+        plan(TrialOptions(experiment=str(spec)))
