@@ -411,7 +411,10 @@ where = {solver = "adam"}
 @pytest.mark.parametrize(
     ("quick", "message"),
     [
-        ("[quick]\nnn = 2\n", "[quick] has unknown key(s) nn; allowed: n, warmup, timeout, rounds, matrix"),
+        (
+            "[quick]\nnn = 2\n",
+            "[quick] has unknown key(s) nn; allowed: n, warmup, timeout, rounds, matrix",
+        ),
         ("[quick]\nwhere = {wrkers = 1}\n", "where.wrkers names no key"),
         ("[quick]\nwhere = {workers = 5}\n", "where keeps no configuration"),
         ("[quick]\nwhere = 3\n", "where must be a table"),
