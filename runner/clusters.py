@@ -43,16 +43,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runner.errors import RunnerError
+from runner.registry import ENGINES
 
 __all__ = ["ClusterInfo", "NodeInfo", "check_cluster", "check_dask", "check_ray", "check_spark"]
 
-#: The command-line option that gives each engine's address (named in error messages).
-OPTION = {"spark": "--spark-master", "dask": "--dask-scheduler", "ray": "--ray-address"}
-EXAMPLE = {
-    "spark": "spark://127.0.0.1:7077",
-    "dask": "tcp://127.0.0.1:8786",
-    "ray": "127.0.0.1:6379",
-}
+#: The command-line option that gives each engine's address (named in error messages) and an
+#: example address: read from the registry, the one place that says which engines take one.
+OPTION = {e.name: e.address_option for e in ENGINES.values() if e.address_option}
+EXAMPLE = {e.name: e.address_example for e in ENGINES.values() if e.address_option}
 SPARK_UI_PORT = 8080
 #: Seconds a probe (a child process) may spend starting and importing Dask or Ray, on top of
 #: ``timeout`` for talking to the cluster.

@@ -29,7 +29,6 @@ __all__ = [
     "EngineSession",
     "check_installed",
     "check_memory",
-    "check_reachable",
     "check_supported",
     "fit_in_driver",
     "get_engine",
@@ -109,33 +108,6 @@ def check_installed(engine: str, on: str | None = None) -> None:
         raise RunnerError(
             f"{what} is not installed; install it with pip install 'trialkit[{info.extra}]'"
         )
-
-
-def check_reachable(engine: str, address: str, timeout: float = 5.0) -> None:
-    """Refuse an existing-cluster address that does not accept a TCP connection."""
-    import socket
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    info = get_engine(engine)
-    flag = info.address_option or "address"
-    if not host or not port:
-        raise RunnerError(
-            f"{flag} {address!r} has no host:port; write e.g. "
-            f"{info.address_example or '127.0.0.1:6379'}"
-        )
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-    except OSError as exc:
-        raise RunnerError(
-            f"{flag} {address}: cannot connect to {host}:{port} ({exc.strerror or exc}); "
-            "start the cluster or fix the address"
-        ) from None
 
 
 def fit_in_driver(
