@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.config import Config
 from runner.errors import RunnerError
 from runner.spec import FACTORS
 
@@ -320,16 +321,21 @@ class _ConfigState:
     def n_ok(self) -> int:
         return self.counts["ok"]
 
+    @property
+    def typed(self) -> Config:
+        """The configuration's typed view (its defaults were filled once, by the spec)."""
+        return Config.from_mapping(self.config)
+
     def outcome(self) -> ConfigOutcome:
-        config = self.config
+        config, typed = self.config, self.typed
         interval = self.interval
         return ConfigOutcome(
             config_id=self.cid,
-            engine=str(config["engine"]),
-            workload=str(config["workload"]),
-            dataset=str(config["dataset"]),
-            workers=int(config["workers"]),
-            threads_per_worker=int(config.get("threads_per_worker") or 1),
+            engine=typed.engine,
+            workload=typed.workload,
+            dataset=typed.dataset,
+            workers=typed.workers,
+            threads_per_worker=typed.threads_per_worker,
             setup_s=self.first_setup_s,
             n_ok=self.counts["ok"],
             n_failed=self.counts["failed"],
@@ -364,7 +370,7 @@ def _run_round(
     config = state.config
     schedule = [(True, state.warmups + i) for i in range(1, warmup + 1)]
     schedule += [(False, state.measured + i) for i in range(1, n + 1)]
-    base_seed = int(config.get("seed", 0))
+    base_seed = state.typed.seed
     state.rounds += 1
     worker: _Worker | None = None
     setup: dict[str, Any] = {}
