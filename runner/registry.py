@@ -141,6 +141,13 @@ CELLS: tuple[Cell, ...] = (
         "003's image pre-processing in-process: decode, resize, normalise, write, batch after "
         "batch",
     ),
+    Cell(
+        "local",
+        "noop",
+        "runner.workloads.noop:Session",
+        "nothing: the trial returns at once (the runner's own cost per trial), or spins a fixed "
+        "pure-Python loop",
+    ),
     # -- dask -------------------------------------------------------------------------------
     Cell(
         "dask",

@@ -12,6 +12,7 @@ from typing import Any
 from runner import registry
 from runner.config import Config
 from runner.errors import RunnerError
+from runner.workloads.noop import DEFAULTS as NOOP_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -391,17 +392,25 @@ def _resolve_preprocess(config: Mapping[str, Any]) -> dict[str, Any]:
     return resolve(config)
 
 
+def _check_noop(config: Mapping[str, Any]) -> None:
+    from runner.workloads.noop import check
+
+    check(config)
+
+
 _FACTORIES: dict[str, Callable[[Config, int], Any]] = {
     "knn": _knn,
     "mlp": _mlp,
     "cnn": lambda config, seed: _keras_only("cnn"),
     "preprocess": lambda config, seed: None,  # no estimator: runner.preprocess sessions
+    "noop": lambda config, seed: None,  # no estimator: runner.workloads.noop
 }
 _CHECKS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "knn": _check_knn,
     "mlp": _check_mlp,
     "cnn": _check_cnn,
     "preprocess": _check_preprocess,
+    "noop": _check_noop,
 }
 _RESOLVE: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "mlp": _resolve_mlp,
@@ -435,6 +444,12 @@ WORKLOADS: dict[str, Workload] = {
         "image pre-processing throughput (paper 003): decode -> resize -> normalise -> write, "
         "images per second (throughput_ips); file_format images | records, batch_size, "
         "batch_number, data_size, passes, cache",
+    ),
+    "noop": Workload(
+        "noop",
+        "does nothing (measures the runner's own per-trial cost): reports `metrics` metrics "
+        "noop_1.. (7); spin: a fixed pure-Python loop of that many iterations as train_s (0)",
+        dict(NOOP_DEFAULTS),
     ),
 }
 
