@@ -1,13 +1,16 @@
 """The results store: a DuckDB file, the one contract between the runner and the analysis.
 
-Tables (see README "Database schema"): ``meta``, ``runs``, ``setups``, ``trials``, ``metrics``,
-``samples``, ``curves`` (per-epoch training curves), ``prices`` and ``observation_columns`` (the
-catalogue of metric and param names that the ``observations`` view spreads into columns). Every
-trial is appended in its own transaction.
+Tables (see README "Database schema"): ``meta``, ``runs``, ``setups``, ``trials`` (one DOUBLE
+column per metric name, added the first time the name is seen), ``params`` (a configuration's
+parameters, stored once and referenced by ``trials.params_id``), ``samples``, ``curves`` (per-epoch
+training curves), ``stops``, ``prices`` and ``observation_columns`` (the catalogue of metric and
+param names that the ``observations`` view shows as columns). Every trial is appended in its own
+transaction, with one INSERT; importers copy a staged table with :meth:`Store.insert_staged`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -23,7 +26,7 @@ import duckdb
 
 from runner.errors import RunnerError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_DB = "results.duckdb"
 
 #: Factor and timing columns of ``trials`` in order; the observations view starts with them.
@@ -58,6 +61,14 @@ TRIAL_COLUMNS: dict[str, str] = {
 }
 #: Columns a caller may set when appending a trial (trial_id comes from a sequence).
 WRITABLE_TRIAL_COLUMNS = [c for c in TRIAL_COLUMNS if c != "trial_id"]
+#: Columns of the ``trials`` table before its metric columns: ``params`` is stored once per
+#: distinct value in ``params`` and referenced by ``params_id``.
+TABLE_TRIAL_COLUMNS: dict[str, str] = {
+    ("params_id" if name == "params" else name): ("VARCHAR" if name == "params" else typ)
+    for name, typ in TRIAL_COLUMNS.items()
+}
+#: Names no metric or param may take (they are columns of ``trials`` or of ``params``).
+_RESERVED_NAMES = frozenset({"params_id"})
 TRIAL_STATUSES = ("ok", "failed", "timeout")
 SAMPLE_COLUMNS = (
     "t_s",
@@ -96,6 +107,12 @@ _STOPS_DDL = """CREATE TABLE IF NOT EXISTS stops (
         target DOUBLE,
         PRIMARY KEY (run_id, config_id)
     )"""
+_TRIALS_DDL = (
+    "CREATE TABLE IF NOT EXISTS trials ("
+    + ", ".join(f"{name} {typ}" for name, typ in TABLE_TRIAL_COLUMNS.items())
+    + ")"
+)
+_PARAMS_DDL = "CREATE TABLE IF NOT EXISTS params (params_id VARCHAR PRIMARY KEY, params JSON)"
 #: Columns the view adds from ``runs``.
 RUN_VIEW_COLUMNS = {"source": "VARCHAR"}
 
@@ -126,18 +143,9 @@ _DDL = [
     )""",
     "CREATE SEQUENCE IF NOT EXISTS setup_id_seq START 1",
     "CREATE SEQUENCE IF NOT EXISTS trial_id_seq START 1",
-    "CREATE TABLE IF NOT EXISTS trials ("
-    + ", ".join(
-        f"{name} {typ}" + (" PRIMARY KEY" if name == "trial_id" else "")
-        for name, typ in TRIAL_COLUMNS.items()
-    )
-    + ")",
-    """CREATE TABLE IF NOT EXISTS metrics (
-        trial_id BIGINT NOT NULL,
-        name VARCHAR NOT NULL,
-        value DOUBLE,
-        PRIMARY KEY (trial_id, name)
-    )""",
+    # No PRIMARY KEY: ids come from trial_id_seq, and the index would cost space and inserts.
+    _TRIALS_DDL,
+    _PARAMS_DDL,
     """CREATE TABLE IF NOT EXISTS samples (
         trial_id BIGINT NOT NULL,
         t_s DOUBLE NOT NULL,
@@ -165,8 +173,9 @@ _DDL = [
 ]
 
 #: Migrations from version N to N+1. 1 -> 2: the ``curves`` table. 2 -> 3: rounds (a trial's
-#: and a setup's ``round``), the machine's load around each setup, and ``stops``.
-MIGRATIONS: dict[int, list[str]] = {
+#: and a setup's ``round``), the machine's load around each setup, and ``stops``. 3 -> 4:
+#: :func:`_migrate_3_to_4` (metrics as columns of ``trials``, params stored once).
+MIGRATIONS: dict[int, list[str] | Callable[[Store], None]] = {
     1: [_CURVES_DDL],
     2: [
         "ALTER TABLE trials ADD COLUMN IF NOT EXISTS round INTEGER",
@@ -174,8 +183,10 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE setups ADD COLUMN IF NOT EXISTS load JSON",
         _STOPS_DDL,
     ],
+    3: lambda store: _migrate_3_to_4(store),
 }
 
+_WRITABLE = frozenset(WRITABLE_TRIAL_COLUMNS)
 _DUCKDB_MAGIC = b"DUCK"
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -211,6 +222,17 @@ def _sql_type_of(value: Any) -> str:
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def params_key(params: Any) -> tuple[str, str]:
+    """(params_id, canonical JSON) of a configuration's params: the id is the first 16 hex
+    digits of the SHA-256 of the JSON with sorted keys, so equal params share one row."""
+    text = _json(params)
+    return hashlib.sha256(text.encode()).hexdigest()[:16], text
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 @dataclass
@@ -274,6 +296,8 @@ class Store:
         self.path = path
         self.read_only = read_only
         self._columns: dict[str, tuple[str, str]] | None = None
+        self._params_ids: set[str] | None = None
+        self._insert_sql: dict[tuple[str, ...], str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Store:
@@ -308,8 +332,12 @@ class Store:
     def _migrate(self, version: int) -> None:
         with self.transaction():
             while version < SCHEMA_VERSION:
-                for statement in MIGRATIONS[version]:
-                    self.con.execute(statement)
+                step = MIGRATIONS[version]
+                if callable(step):
+                    step(self)
+                else:
+                    for statement in step:
+                        self.con.execute(statement)
                 version += 1
             self.con.execute(
                 "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
@@ -324,9 +352,15 @@ class Store:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
-            self._columns = None
+            self._forget()
             raise
         self.con.execute("COMMIT")
+
+    def _forget(self) -> None:
+        """Drop the in-memory copies of the catalogue and of the known params ids."""
+        self._columns = None
+        self._params_ids = None
+        self._insert_sql.clear()
 
     # -- observation view --------------------------------------------------------------------
     def observation_columns(self) -> dict[str, tuple[str, str]]:
@@ -337,7 +371,9 @@ class Store:
         return self._columns
 
     def _register_columns(self, kind: str, items: Mapping[str, Any]) -> bool:
-        """Add unseen metric/param names to the catalogue; True when the view must change."""
+        """Add unseen metric/param names to the catalogue (a new metric also becomes a DOUBLE
+        column of ``trials``); True when the view must change. Names of trial columns are
+        skipped: the view shows the trial column."""
         known = self.observation_columns()
         changed = False
         for name, value in items.items():
@@ -349,6 +385,12 @@ class Store:
                     raise StoreError(
                         f"{kind} name {name!r} is not a snake_case identifier; rename it "
                         "(letters, digits and _ only)"
+                    )
+                if name in _RESERVED_NAMES:
+                    raise StoreError(f"{kind} name {name!r} is used by the store; rename it")
+                if kind == "metric":
+                    self.con.execute(
+                        f"ALTER TABLE trials ADD COLUMN IF NOT EXISTS {quote_ident(name)} DOUBLE"
                     )
                 self.con.execute(
                     "INSERT INTO observation_columns VALUES (?, ?, ?)", [name, kind, typ]
@@ -372,31 +414,24 @@ class Store:
 
     def _rebuild_view(self) -> None:
         cols = self.observation_columns()
-        trial_cols = ", ".join(f"t.{c}" for c in TRIAL_COLUMNS)
         metric_names = sorted(n for n, (k, _) in cols.items() if k == "metric")
         param_cols = sorted((n, typ) for n, (k, typ) in cols.items() if k == "param")
-        select = [trial_cols, "r.source"]
-        select += [f"m.{quote_ident(n)}" for n in metric_names]
-        for name, typ in param_cols:
-            path = "$." + json.dumps(name)
-            # Names are checked identifiers; the JSON path is a literal built from them.
-            select.append(
-                f"TRY_CAST(json_extract_string(t.params, '{path}') AS {typ}) AS {quote_ident(name)}"
-            )
-        pivot = ", ".join(
-            [
-                "trial_id",
-                *(
-                    f"max(value) FILTER (WHERE name = '{n}') AS {quote_ident(n)}"
-                    for n in metric_names
-                ),
-            ]
-        )
+        select = ["p.params" if c == "params" else f"t.{c}" for c in TRIAL_COLUMNS]
+        select.append("r.source")
+        select += [f"t.{quote_ident(n)}" for n in metric_names]
+        select += [f"p.{quote_ident(n)}" for n, _ in param_cols]
+        # Each param column is extracted once per distinct params row, then joined.
+        # Names are checked identifiers; the JSON path is a literal built from them.
+        extract = ["params_id", "params"] + [
+            f"TRY_CAST(json_extract_string(params, '{'$.' + json.dumps(name)}') AS {typ}) "
+            f"AS {quote_ident(name)}"
+            for name, typ in param_cols
+        ]
         self.con.execute(
             "CREATE OR REPLACE VIEW observations AS SELECT "
             + ", ".join(select)
             + " FROM trials t JOIN runs r USING (run_id)"
-            + f" LEFT JOIN (SELECT {pivot} FROM metrics GROUP BY trial_id) m USING (trial_id)"
+            + f" LEFT JOIN (SELECT {', '.join(extract)} FROM params) p USING (params_id)"
         )
 
     # -- writing -----------------------------------------------------------------------------
@@ -495,51 +530,75 @@ class Store:
             ],
         )
 
+    def _known_params_ids(self) -> set[str]:
+        if self._params_ids is None:
+            rows = self.con.execute("SELECT params_id FROM params").fetchall()
+            self._params_ids = {r[0] for r in rows}
+        return self._params_ids
+
+    def _store_params(self, params: Any) -> tuple[str | None, bool]:
+        """(params_id, view changed) for a trial's params (a mapping, or its JSON text): a new
+        configuration gets its ``params`` row and registers its param columns."""
+        if params is None:
+            return None, False
+        value = json.loads(params) if isinstance(params, str) else params
+        params_id, text = params_key(value)
+        known = self._known_params_ids()
+        if params_id in known:
+            return params_id, False
+        self.con.execute(
+            "INSERT INTO params VALUES (?, ?) ON CONFLICT DO NOTHING", [params_id, text]
+        )
+        known.add(params_id)
+        changed = isinstance(value, Mapping) and self._register_columns("param", value)
+        return params_id, changed
+
     def _insert_trial(self, record: TrialRecord) -> int:
         if record.status not in TRIAL_STATUSES:
             raise ValueError(f"bad trial status {record.status!r}")
-        unknown = set(record.values) - set(WRITABLE_TRIAL_COLUMNS)
-        if unknown:
-            raise ValueError(f"not trial columns: {sorted(unknown)}")
         values = dict(record.values)
+        if not values.keys() <= _WRITABLE:
+            raise ValueError(f"not trial columns: {sorted(set(values) - _WRITABLE)}")
         values["run_id"] = record.run_id
         values["status"] = record.status
-        params = values.get("params")
-        if isinstance(params, Mapping):
-            values["params"] = _json(params)
-        names = list(values)
-        placeholders = ", ".join("?" for _ in names)
-        trial_id = self.con.execute(
-            f"INSERT INTO trials (trial_id, {', '.join(names)}) "
-            f"VALUES (nextval('trial_id_seq'), {placeholders}) RETURNING trial_id",
-            [values[n] for n in names],
-        ).fetchone()[0]
-        metrics = {
-            k: float(v)
-            for k, v in record.metrics.items()
-            if v is not None and not (isinstance(v, float) and math.isnan(v))
-        }
+        changed = False
+        if "params" in values:
+            values["params_id"], changed = self._store_params(values.pop("params"))
+        metrics = {k: float(v) for k, v in record.metrics.items() if not _is_missing(v)}
         if metrics:
-            self.con.executemany(
-                "INSERT INTO metrics VALUES (?, ?, ?)",
-                [(trial_id, k, v) for k, v in metrics.items()],
-            )
-        if record.samples:
-            self.con.executemany(
-                f"INSERT INTO samples VALUES (?, {', '.join('?' for _ in SAMPLE_COLUMNS)})",
-                [(trial_id, *row) for row in record.samples],
-            )
-        if record.curves:
-            self.con.executemany(
-                "INSERT INTO curves VALUES (?, ?, ?, ?, ?)",
-                [(trial_id, *row) for row in record.curves],
-            )
-        changed = self._register_columns("metric", metrics)
-        if isinstance(params, Mapping):
-            changed |= self._register_columns("param", params)
+            known = self.observation_columns()
+            if not all(known.get(k, ("",))[0] == "metric" for k in metrics):
+                changed |= self._register_columns("metric", metrics)
+            for name in metrics.keys() & TRIAL_COLUMNS.keys() | metrics.keys() & RUN_VIEW_COLUMNS:
+                del metrics[name]  # a trial column's name: the view shows the trial column
         if changed:
             self._rebuild_view()
-        return int(trial_id)
+        names = (*values, *metrics)
+        sql = self._insert_sql.get(names)
+        if sql is None:
+            sql = (
+                f"INSERT INTO trials (trial_id, {', '.join(map(quote_ident, names))}) "
+                f"VALUES (nextval('trial_id_seq'){', ?' * len(names)}) RETURNING trial_id"
+            )
+            self._insert_sql[names] = sql
+        trial_id = int(self.con.execute(sql, [*values.values(), *metrics.values()]).fetchone()[0])
+        if record.samples:
+            self._insert_rows("samples", trial_id, SAMPLE_COLUMNS, record.samples)
+        if record.curves:
+            self._insert_rows("curves", trial_id, CURVE_COLUMNS, record.curves)
+        return trial_id
+
+    def _insert_rows(
+        self, table: str, trial_id: int, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """All ``rows`` of a trial's samples or curves in one statement (a list per column)."""
+        lists = [list(col) for col in zip(*rows, strict=True)]
+        if len(lists) != len(columns):
+            raise ValueError(f"{table} rows need {len(columns)} values: {', '.join(columns)}")
+        self.con.execute(
+            f"INSERT INTO {table} SELECT ?, {', '.join('unnest(?)' for _ in columns)}",
+            [trial_id, *lists],
+        )
 
     def append_trial(self, record: TrialRecord) -> int:
         """Append one trial, its metrics and samples in one transaction; return its id."""
@@ -569,6 +628,100 @@ class Store:
             self.finish_run(run_id)
         return run_id
 
+    def insert_staged(self, table: str, *, run_id: str, metrics: Sequence[str]) -> int:
+        """Copy every row of ``table`` (a table on :attr:`con`, usually a temp table an importer
+        filled) into ``trials`` as trials of ``run_id``; return the number of rows.
+
+        ``table`` holds any of :data:`WRITABLE_TRIAL_COLUMNS` (``status`` required; ``run_id``
+        comes from the argument; ``params`` as JSON text of an object) and one DOUBLE column
+        per name in ``metrics``; other columns are ignored. Metric and param names are
+        registered as :meth:`append_trial` does (param types from the distinct params values, in
+        the order they first occur), each new configuration gets its ``params`` row, and the
+        rows are copied with one INSERT ... SELECT in the table's row order, trial ids from the
+        sequence. Runs inside the caller's transaction (begin one to make it all or nothing).
+        """
+        src = quote_ident(table)
+        try:
+            described = self.con.execute(f"DESCRIBE {src}").fetchall()
+        except duckdb.Error:
+            raise StoreError(f"insert_staged: no table {table!r} on this connection") from None
+        present = [row[0] for row in described]
+        missing = [m for m in metrics if m not in present]
+        if missing:
+            raise StoreError(f"insert_staged: {table!r} has no column for metrics {missing}")
+        if "status" not in present:
+            raise StoreError(f"insert_staged: {table!r} needs a status column")
+        bad = self.con.execute(
+            f"SELECT count(*) FROM {src} WHERE status IS NULL OR status NOT IN "
+            f"({', '.join(repr(s) for s in TRIAL_STATUSES)})"
+        ).fetchone()[0]
+        if bad:
+            raise StoreError(
+                f"insert_staged: {bad} rows of {table!r} have a status other than "
+                f"{', '.join(TRIAL_STATUSES)}"
+            )
+        columns = [c for c in WRITABLE_TRIAL_COLUMNS if c in present and c != "run_id"]
+        changed = self._register_columns("metric", dict.fromkeys(metrics, 0.0))
+        # a metric named like a trial column is not stored: the view shows the trial column
+        metric_cols = [
+            m
+            for m in dict.fromkeys(metrics)
+            if m not in TRIAL_COLUMNS and m not in RUN_VIEW_COLUMNS
+        ]
+        target = ["trial_id", "run_id"]
+        select = ["nextval('trial_id_seq')", "?"]
+        joins = ""
+        for c in columns:
+            if c == "params":
+                continue
+            target.append(c)
+            select.append(f"s.{quote_ident(c)}")
+        if "params" in columns:
+            changed |= self._stage_params(src)
+            target.append("params_id")
+            select.append("k.params_id")
+            joins = " LEFT JOIN _staged_params_ids k ON k.raw = s.params::VARCHAR"
+        target += metric_cols
+        select += [f"s.{quote_ident(m)}" for m in metric_cols]
+        if changed:
+            self._rebuild_view()
+        before = self.con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]
+        self.con.execute(
+            f"INSERT INTO trials ({', '.join(map(quote_ident, target))}) "
+            f"SELECT {', '.join(select)} FROM {src} s{joins}",
+            [run_id],
+        )
+        if joins:
+            self.con.execute("DROP TABLE _staged_params_ids")
+        return int(before)
+
+    def _stage_params(self, src: str) -> bool:
+        """Params rows and catalogue entries for the distinct params of a staged table, and the
+        temp table ``_staged_params_ids (raw, params_id)`` mapping its text to ids."""
+        rows = self.con.execute(
+            f"SELECT params::VARCHAR, min(rowid) AS first FROM {src} WHERE params IS NOT NULL "
+            "GROUP BY 1 ORDER BY first"
+        ).fetchall()
+        changed = False
+        mapping = []
+        for raw, _ in rows:
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise StoreError(f"insert_staged: params {raw[:80]!r} is not JSON") from None
+            params_id, changed_one = self._store_params(value)
+            changed |= changed_one
+            mapping.append((raw, params_id))
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _staged_params_ids (raw VARCHAR, params_id VARCHAR)"
+        )
+        if mapping:
+            self.con.execute(
+                "INSERT INTO _staged_params_ids SELECT unnest(?), unnest(?)",
+                [[r for r, _ in mapping], [i for _, i in mapping]],
+            )
+        return changed
+
     def add_prices(self, rows: Iterable[tuple[str, int | None, float | None, float, str]]) -> int:
         rows = list(rows)
         with self.transaction():
@@ -583,6 +736,75 @@ class Store:
 
     def count_trials(self) -> int:
         return int(self.con.execute("SELECT count(*) FROM trials").fetchone()[0])
+
+
+def _migrate_3_to_4(store: Store) -> None:
+    """Schema 3 -> 4 inside the caller's transaction: ``trials`` rebuilt with one DOUBLE column
+    per metric (the long ``metrics`` table pivoted once, as the old view did: the max of a
+    trial's values of a name) and ``params_id`` in place of ``params``, whose distinct values
+    go to ``params``; ``metrics`` dropped. Metric names that are trial columns (never shown by
+    the view) are not kept."""
+    con = store.con
+    con.execute("DROP VIEW IF EXISTS observations")
+    con.execute(_PARAMS_DDL)
+    catalogue = {
+        name
+        for name, kind in con.execute("SELECT name, kind FROM observation_columns").fetchall()
+        if kind == "metric"
+    }
+    names = [
+        r[0] for r in con.execute("SELECT DISTINCT name FROM metrics ORDER BY name").fetchall()
+    ]
+    skipped = set(TRIAL_COLUMNS) | set(RUN_VIEW_COLUMNS) | _RESERVED_NAMES
+    metric_names = sorted(
+        n for n in set(names) | catalogue if n not in skipped and _NAME_RE.match(n)
+    )
+    for name in sorted(set(metric_names) - catalogue):
+        con.execute("INSERT INTO observation_columns VALUES (?, 'metric', 'DOUBLE')", [name])
+    mapping: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for (raw,) in con.execute(
+        "SELECT DISTINCT params::VARCHAR FROM trials WHERE params IS NOT NULL"
+    ).fetchall():
+        params_id, text = params_key(json.loads(raw))
+        mapping.append((raw, params_id))
+        if params_id not in seen:
+            seen.add(params_id)
+            con.execute("INSERT INTO params VALUES (?, ?)", [params_id, text])
+    con.execute("CREATE TEMP TABLE _params_ids_v3 (raw VARCHAR, params_id VARCHAR)")
+    if mapping:
+        con.execute(
+            "INSERT INTO _params_ids_v3 SELECT unnest(?), unnest(?)",
+            [[r for r, _ in mapping], [i for _, i in mapping]],
+        )
+    columns = [("k.params_id" if c == "params_id" else f"t.{c}") for c in TABLE_TRIAL_COLUMNS]
+    pivot = ", ".join(
+        [
+            "trial_id",
+            *(f"max(value) FILTER (WHERE name = ?) AS {quote_ident(n)}" for n in metric_names),
+        ]
+    )
+    con.execute(
+        "CREATE TABLE trials_v4 ("
+        + ", ".join(
+            [f"{name} {typ}" for name, typ in TABLE_TRIAL_COLUMNS.items()]
+            + [f"{quote_ident(n)} DOUBLE" for n in metric_names]
+        )
+        + ")"
+    )
+    con.execute(
+        "INSERT INTO trials_v4 SELECT "
+        + ", ".join(columns + [f"m.{quote_ident(n)}" for n in metric_names])
+        + " FROM trials t LEFT JOIN _params_ids_v3 k ON k.raw = t.params::VARCHAR"
+        + f" LEFT JOIN (SELECT {pivot} FROM metrics GROUP BY trial_id) m USING (trial_id)"
+        + " ORDER BY t.trial_id",
+        metric_names,
+    )
+    con.execute("DROP TABLE _params_ids_v3")
+    con.execute("DROP TABLE metrics")
+    con.execute("DROP TABLE trials")
+    con.execute("ALTER TABLE trials_v4 RENAME TO trials")
+    store._forget()
 
 
 def open_store(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Store:
