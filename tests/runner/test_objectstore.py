@@ -325,9 +325,9 @@ def test_knn_on_local_files_and_on_s3(s3: object, tmp_path: Path) -> None:
     rows = con.execute(
         "SELECT json_extract_string(s.params, '$.data_dir'), "
         "json_extract_string(s.params, '$.storage'), count(DISTINCT t.trial_id), "
-        "min(s.load_s), min(m.value), max(m.value) FROM setups s JOIN trials t USING (run_id, "
-        "config_id) JOIN metrics m ON m.trial_id = t.trial_id AND m.name = 'accuracy' "
-        "WHERE t.status = 'ok' GROUP BY 1, 2 ORDER BY 1"
+        "min(s.load_s), min(t.accuracy), max(t.accuracy) FROM setups s JOIN observations t "
+        "USING (run_id, config_id) WHERE t.status = 'ok' AND t.accuracy IS NOT NULL "
+        "GROUP BY 1, 2 ORDER BY 1"
     ).fetchall()
     con.close()
     # a URL is stored as given, with its storage factor

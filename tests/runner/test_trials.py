@@ -52,7 +52,7 @@ def test_default_experiment_records_every_trial(default_run: tuple[Path, str]) -
     assert setups[0] == setups[1] == 12
     assert setups[2] > 0.05  # a LocalCluster takes a measurable time to start
     # the five classification metrics for every trial, sane values
-    metrics = dict(con.execute("SELECT name, min(value) FROM metrics GROUP BY name").fetchall())
+    metrics = dict(con.execute("SELECT name, kind FROM observation_columns").fetchall())
     assert {"accuracy", "precision", "recall", "f1", "train_accuracy"} <= set(metrics)
     knn_acc = con.execute(
         "SELECT min(accuracy) FROM observations WHERE workload = 'knn'"
@@ -167,7 +167,7 @@ k = [5000, 5]
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute(
         "SELECT json_extract(params, '$.k')::INT AS k, status, error IS NOT NULL, "
-        "train_s IS NOT NULL FROM trials ORDER BY k, repetition"
+        "train_s IS NOT NULL FROM observations ORDER BY k, repetition"
     ).fetchall()
     assert rows == [
         (5, "ok", False, True),
