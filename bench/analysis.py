@@ -9,9 +9,11 @@ statsmodels).
 
 `make-db` opens PATH with ``runner.store.open_store`` (the real schema, meta version and
 observations view), starts one run (source ``import:bench``), appends two warm-up trials through
-the public ``append_trials`` (they register the metric and param columns, so the view pivots them
-as it does for real runs) and bulk-inserts the other trials and their metrics with DuckDB SQL over
-``range(N)``, with noise derived from ``hash(i, seed, k)``: the same seed gives the same database.
+the public ``append_trials`` (they register the metric and param columns, so the view shows them
+as it does for real runs), stores each configuration's params once in ``params`` and
+bulk-inserts the other trials with their metric columns in one DuckDB INSERT over ``range(N)``,
+with noise derived from ``hash(i, seed, k)`` (a metric's from ``hash(trial_id, seed + 1 + its
+index, k)``): the same seed gives the same database.
 
 `run` times each analysis as a child process of the real `analyze` console script (median wall
 time of --repeat runs, peak RSS of the child from ``os.wait4``), then the same analysis done the
@@ -125,7 +127,7 @@ def configurations(seed: int) -> list[dict[str, Any]]:
 
 
 def make_db(path: Path, *, trials: int, seed: int, metrics: Sequence[str], force: bool) -> None:
-    from runner.store import TrialRecord, open_store
+    from runner.store import TrialRecord, open_store, params_key
 
     unknown = [m for m in metrics if m not in METRIC_SQL]
     if unknown or not metrics:
@@ -149,7 +151,8 @@ def make_db(path: Path, *, trials: int, seed: int, metrics: Sequence[str], force
         )
 
         # Two warm-up trials through the public API: they register the metrics and params
-        # (k, impl) in observation_columns, and the store rebuilds the view to pivot them.
+        # (k, impl) in observation_columns (a metric also becomes a column of trials), and the
+        # store rebuilds the view to show them.
         def record(workload: str) -> TrialRecord:
             cfg = next(c for c in cfgs if c["workload"] == workload and c["engine"] == "local")
             values = {k: cfg[k] for k in ("config_id", "engine", "workload", "workers")}
@@ -164,20 +167,36 @@ def make_db(path: Path, *, trials: int, seed: int, metrics: Sequence[str], force
                 "CREATE TEMP TABLE bench_cfg (c INTEGER, config_id VARCHAR, engine VARCHAR, "
                 "workload VARCHAR, workers INTEGER, data_fraction DOUBLE, params VARCHAR, "
                 "serial DOUBLE, overhead DOUBLE, constant DOUBLE, noise DOUBLE, setup DOUBLE, "
-                "base DOUBLE, acc DOUBLE)"
+                "base DOUBLE, acc DOUBLE, params_id VARCHAR)"
             )
+            keys = [params_key(json.loads(c["params"])) for c in cfgs]
             con.executemany(
-                "INSERT INTO bench_cfg VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [list(c.values()) for c in cfgs],
+                "INSERT INTO bench_cfg VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[*c.values(), pid] for c, (pid, _) in zip(cfgs, keys, strict=True)],
+            )
+            # a configuration's params once (the warm-ups stored two of them already)
+            con.execute(
+                "INSERT INTO params SELECT DISTINCT params_id, params::JSON FROM bench_cfg "
+                "ON CONFLICT DO NOTHING"
             )
             z1, z2 = _normals("i", 1)
             first = int(con.execute("SELECT max(trial_id) FROM trials").fetchone()[0])
+            # Each metric's normals come from hash(trial_id, seed + 1 + its index, k); trial ids
+            # are first + 1 + i (checked below), so the metrics go in the same INSERT.
+            metric_sql = []
+            for name in metrics:
+                m_seed = f"{seed + 1 + list(METRIC_SQL).index(name)}::BIGINT"
+                m1, m2 = (z.replace("$seed::BIGINT", m_seed) for z in _normals("t.tid", 100))
+                value = METRIC_SQL[name].replace("g.acc", "t.acc")
+                value = value.replace("z1", f"({m1})").replace("z2", f"({m2})")
+                metric_sql.append(f"CASE WHEN t.status = 'ok' THEN {value} END")
+            metric_cols = "".join(f", {name}" for name in metrics)
             con.execute(
                 f"""
                 INSERT INTO trials (trial_id, run_id, config_id, experiment, engine, workload,
                     dataset, workers, threads_per_worker, memory_gb, batch_size, epochs,
-                    data_fraction, params, repetition, warmup, seed, status, error, started_at,
-                    wall_s, setup_s, load_s, train_s, infer_s)
+                    data_fraction, params_id, repetition, warmup, seed, status, error, started_at,
+                    wall_s, setup_s, load_s, train_s, infer_s{metric_cols})
                 WITH r AS (
                     SELECT i, (hash(i, $seed::BIGINT, 0) % $ncfg)::INTEGER AS c,
                         {z1} AS z1, {z2} AS z2,
@@ -195,39 +214,37 @@ def make_db(path: Path, *, trials: int, seed: int, metrics: Sequence[str], force
                             * CASE WHEN u_warm < {WARMUP_RATE} THEN 1.4 ELSE 1.0 END AS t,
                         0.05 * g.data_fraction * exp(0.1 * z2) AS inf
                     FROM r JOIN bench_cfg g USING (c)
+                ), y AS (
+                    SELECT i, ($first + 1 + i)::BIGINT AS tid, config_id, engine, workload,
+                        workers, data_fraction, params_id, warmup, status, acc,
+                        CASE status WHEN 'ok' THEN t + inf + 0.02 * data_fraction + 0.01
+                                    WHEN 'failed' THEN 0.5 * t ELSE 600.0 END AS wall_s,
+                        setup AS setup_s, 0.02 * data_fraction AS load_s,
+                        CASE WHEN status = 'ok' THEN t END AS train_s,
+                        CASE WHEN status = 'ok' THEN inf END AS infer_s
+                    FROM x
                 )
                 SELECT nextval('trial_id_seq'), $run, config_id, 'bench', engine, workload,
                     'digits', workers, 1, 1.0,
                     CASE WHEN workload = 'mlp' THEN 32 END,
                     CASE WHEN workload = 'mlp' THEN 30 END,
-                    data_fraction, params::JSON, (i // $ncfg)::INTEGER, warmup, $seed::BIGINT,
+                    data_fraction, params_id, (i // $ncfg)::INTEGER, warmup, $seed::BIGINT,
                     status,
                     CASE status WHEN 'failed' THEN 'RuntimeError: synthetic failure'
                                 WHEN 'timeout' THEN 'timeout: trial exceeded 600 s' END,
                     TIMESTAMP '2026-01-01' + to_seconds(i * 3.0),
-                    CASE status WHEN 'ok' THEN t + inf + 0.02 * data_fraction + 0.01
-                                WHEN 'failed' THEN 0.5 * t ELSE 600.0 END,
-                    setup, 0.02 * data_fraction,
-                    CASE WHEN status = 'ok' THEN t END,
-                    CASE WHEN status = 'ok' THEN inf END
-                FROM x ORDER BY i
+                    wall_s, setup_s, load_s, train_s, infer_s{"".join(", " + m for m in metric_sql)}
+                FROM y t ORDER BY i
                 """,
-                {"seed": seed, "ncfg": len(cfgs), "n": trials - 2, "run": run_id},
+                {"seed": seed, "ncfg": len(cfgs), "n": trials - 2, "run": run_id, "first": first},
             )
-            m1, m2 = _normals("t.trial_id", 100)
-            for name in metrics:
-                con.execute(
-                    f"""
-                    INSERT INTO metrics
-                    SELECT trial_id, '{name}', value FROM (
-                        SELECT t.trial_id, {METRIC_SQL[name]} AS value
-                        FROM (SELECT t.*, {m1} AS z1, {m2} AS z2 FROM trials t
-                              WHERE t.trial_id > $first AND t.status = 'ok') t
-                        JOIN bench_cfg g USING (config_id)
-                    )
-                    """,
-                    {"seed": seed + 1 + list(METRIC_SQL).index(name), "first": first},
-                )
+            off = con.execute(
+                "SELECT count(*) FROM trials WHERE trial_id > $first AND trial_id != $first + 1 "
+                "+ (epoch(started_at) - epoch(TIMESTAMP '2026-01-01')) / 3",
+                {"first": first},
+            ).fetchone()[0]
+            if off:
+                raise SystemExit(f"make-db: {off} trial ids out of row order; metrics would differ")
         store.finish_run(run_id)
         con.execute("CHECKPOINT")
         view = store.view_columns()
