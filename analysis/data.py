@@ -96,6 +96,9 @@ def connect(db: Database) -> Iterator[duckdb.DuckDBPyConnection]:
         store = open_store(db, read_only=True)
     except StoreError as exc:
         raise AnalysisError(str(exc)) from None
+    from analysis.query import configure
+
+    configure(store.con)
     try:
         yield store.con
     finally:
@@ -221,25 +224,20 @@ def group_moments(
     :func:`moment_scale`: 1 unless the values are huge), computed in DuckDB.
 
     Rows with a NULL metric or a NULL group value are left out. Levels are sorted by value.
+    Computed by :func:`analysis.query.moments` (two passes of plain GROUP BY).
     """
-    m, g = quote(metric), quote(group)
-    where_sql = sel.where_and(f"{m} IS NOT NULL", f"{g} IS NOT NULL")
-    sql = (
-        f"SELECT __g, count(*), any_value(__shift), avg(__d), var_samp(__d) FROM ("
-        f"SELECT {g} AS __g, CAST({m} AS DOUBLE) / ? - __shift AS __d, __shift FROM ("
-        f"SELECT {g}, {m}, min(CAST({m} AS DOUBLE) / ?) OVER (PARTITION BY {g}) AS __shift "
-        f"FROM {VIEW}{where_sql})) GROUP BY __g ORDER BY __g"
-    )
-    rows = execute(con, sql, [scale, scale, *sel.params])
+    from analysis.query import moments
+
+    rows = moments(con, sel, metrics=[metric], keys=[group], scale=scale)
     return [
         GroupMoments(
-            level=format_level(level),
-            n=int(n),
-            shift=float(shift),
-            mean_dev=float(mean_dev),
-            var=float("nan") if var is None else float(var),
+            level=format_level(r.key[0]),
+            n=r.n,
+            shift=r.stat.shift,
+            mean_dev=r.stat.mean_dev,
+            var=r.stat.var,
         )
-        for level, n, shift, mean_dev, var in rows
+        for r in rows
     ]
 
 

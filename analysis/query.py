@@ -1,0 +1,211 @@
+"""How analyses read the store: the one place that writes the "shift, then moments" SQL and sets
+up DuckDB connections for it.
+
+Every analysis that needs per-group sufficient statistics calls :func:`moments`; no other module
+writes its own moments SQL.
+
+:func:`moments` — for a :class:`~analysis.data.Selection` and any tuple of key columns, per
+combination of key values: the row count, and for each metric ``x = metric / scale`` (``scale``
+a power of two, so the division is exact) its count, the *shift* (the key's minimum of ``x``,
+or an exact shift passed in), and the mean and sample variance of ``x - shift``; plus any
+further aggregates the caller names over the shifted values. Signature (stable)::
+
+    moments(con, sel, *, metrics, keys=(), scale=1.0, shifts=None, aggregates=(),
+            where=(), params=(), require="all", null_keys=False) -> list[KeyMoments]
+
+- ``metrics``, ``keys``: column names of the ``observations`` view (quoted here), or raw SQL
+  wrapped in :class:`Sql` (e.g. ``Sql("CAST(workers AS DOUBLE)")``);
+- ``scale``: one power of two for every metric, or one per metric (1.0: no scaling);
+- ``shifts``: ``{key tuple: (shift per metric, ...)}`` to use instead of the per-key minimum
+  (pass 1 is then skipped); a key missing from the mapping is left out of the result;
+- ``aggregates``: further SQL aggregates evaluated per key over the columns ``x0, x1, ...``
+  (the scaled metrics), ``s0, ...`` (their shifts) and ``d0, ...`` (``x - s``), e.g.
+  ``"sum(d0 * d1)"`` or ``"median(x0)"``; their values come back in ``KeyMoments.extra``;
+- ``where``/``params``: SQL conditions ANDed to the selection, and their ``?`` parameters;
+- ``require``: ``"all"`` (default) keeps rows where every metric is non-NULL, ``"any"`` rows
+  with at least one, ``"none"`` every selected row (``KeyMoments.n`` counts them; each
+  :class:`Stat` counts its own non-NULL values);
+- ``null_keys``: keep rows whose key values are NULL (as a key of their own); default: leave
+  them out.
+
+Results come sorted by the key values (NULLs last). The SQL is two passes of plain ``GROUP BY``
+and no window function: pass 1 the per-key minima, pass 2 the moments of ``x - shift`` joined
+to pass 1's small table. Subtracting a data value of the key (its minimum) before any sum keeps
+every digit of ``1e12 + noise``; dividing by a power of two keeps 1e300's squares finite.
+
+:func:`configure` applies the connection settings analyses run with (memory limit, threads,
+``preserve_insertion_order = false``); :func:`analysis.data.connect` calls it on the
+connections it opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from analysis.data import VIEW, Selection, execute, quote
+from analysis.errors import AnalysisError
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["KeyMoments", "Sql", "Stat", "configure", "moments", "scale_literal"]
+
+#: DuckDB's memory limit for analyses (the whole process stays within 1 GB at 100M trials:
+#: aggregates spill or stream beyond it). ``TRIALKIT_DUCKDB_MEMORY`` overrides it.
+MEMORY_LIMIT = "500MB"
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> None:
+    """Settings for analysis queries on a connection this package opened: a memory limit, no
+    insertion order to keep (aggregates and sorted results never need it)."""
+    limit = os.environ.get("TRIALKIT_DUCKDB_MEMORY", MEMORY_LIMIT)
+    for stmt in (f"SET memory_limit = '{limit}'", "SET preserve_insertion_order = false"):
+        with contextlib.suppress(Exception):  # a setting refused: keep DuckDB's default
+            con.execute(stmt)
+
+
+@dataclass(frozen=True)
+class Sql:
+    """Raw SQL for a key or metric of :func:`moments` (a plain string is a column name)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One metric of one key: ``mean = shift + mean_dev`` (values divided by the scale)."""
+
+    n: int  # non-NULL values
+    shift: float  # NaN when n == 0
+    mean_dev: float  # NaN when n == 0
+    var: float  # sample variance (n - 1) of x - shift; NaN when n < 2
+
+    @property
+    def mean(self) -> float:
+        return self.shift + self.mean_dev
+
+
+@dataclass(frozen=True)
+class KeyMoments:
+    """Per key: its values (as stored), its row count, one :class:`Stat` per metric and the
+    values of the extra aggregates."""
+
+    key: tuple[Any, ...]
+    n: int
+    stats: tuple[Stat, ...]
+    extra: tuple[Any, ...] = ()
+
+    @property
+    def stat(self) -> Stat:
+        """The first (often the only) metric's statistics."""
+        return self.stats[0]
+
+
+def _sql(item: str | Sql) -> str:
+    return item.text if isinstance(item, Sql) else quote(item)
+
+
+def scale_literal(scale: float) -> str:
+    """A power of two as an exact SQL DOUBLE literal."""
+    if not (math.isfinite(scale) and scale > 0 and math.frexp(scale)[0] == 0.5):
+        raise AnalysisError(f"internal: scale {scale!r} is not a positive power of two")
+    return f"CAST('{float(scale)!r}' AS DOUBLE)"
+
+
+def _float(v: Any) -> float:
+    return math.nan if v is None else float(v)
+
+
+def moments(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    *,
+    metrics: Sequence[str | Sql],
+    keys: Sequence[str | Sql] = (),
+    scale: float | Sequence[float] = 1.0,
+    shifts: Mapping[tuple[Any, ...], Sequence[float]] | None = None,
+    aggregates: Sequence[str] = (),
+    where: Sequence[str] = (),
+    params: Sequence[Any] = (),
+    require: str = "all",
+    null_keys: bool = False,
+) -> list[KeyMoments]:
+    """Per key: counts, shifts, means and variances of ``metrics`` (see the module docstring)."""
+    if not metrics:
+        raise AnalysisError("internal: moments() needs at least one metric")
+    if require not in ("all", "any", "none"):
+        raise AnalysisError(f"internal: require={require!r}")
+    scales = [scale] * len(metrics) if isinstance(scale, int | float) else list(scale)
+    if len(scales) != len(metrics):
+        raise AnalysisError("internal: one scale per metric")
+    nk, nm = len(keys), len(metrics)
+    ks = [f"k{i}" for i in range(nk)]
+    cols = [f"{_sql(k)} AS k{i}" for i, k in enumerate(keys)]
+    for i, (m, s) in enumerate(zip(metrics, scales, strict=True)):
+        x = f"CAST({_sql(m)} AS DOUBLE)"
+        cols.append(f"{x} / {scale_literal(float(s))} AS x{i}" if s != 1 else f"{x} AS x{i}")
+    conds = [] if null_keys else [f"{_sql(k)} IS NOT NULL" for k in keys]
+    not_null = [f"{_sql(m)} IS NOT NULL" for m in metrics]
+    if require == "all":
+        conds += not_null
+    elif require == "any":
+        conds.append("(" + " OR ".join(not_null) + ")")
+    conds += list(where)
+    args: list[Any] = [*sel.params, *params]
+    src = f"SELECT {', '.join(cols)} FROM {VIEW}{sel.where_and(*conds)}"
+    shift_cols = [f"s{i}" for i in range(nm)]
+    if shifts is None:
+        group = f" GROUP BY {', '.join(ks)}" if ks else ""
+        mins = ", ".join(f"min(x{i}) AS s{i}" for i in range(nm))
+        shift_sql = f"SELECT {''.join(k + ', ' for k in ks)}{mins} FROM __src{group}"
+    else:
+        if not shifts:
+            return []
+        rows = []
+        for key, values in shifts.items():
+            if len(key) != nk or len(values) != nm:
+                raise AnalysisError("internal: a shift per metric for each key tuple")
+            rows.append(
+                "("
+                + ", ".join(["?"] * nk + [f"CAST('{float(v)!r}' AS DOUBLE)" for v in values])
+                + ")"
+            )
+            args += list(key)
+        shift_sql = f"SELECT * FROM (VALUES {', '.join(rows)}) AS t({', '.join(ks + shift_cols)})"
+    if ks:
+        on = " AND ".join(f"__src.{k} IS NOT DISTINCT FROM __s.{k}" for k in ks)
+        join = f"__src JOIN __s ON {on}"
+    else:
+        join = "__src CROSS JOIN __s"
+    dev = ", ".join(f"x{i} - s{i} AS d{i}" for i in range(nm))
+    keysel = "".join(f"__src.{k} AS {k}, " for k in ks)
+    xs = ", ".join(f"x{i}, s{i}" for i in range(nm))
+    aggs = ["count(*)"]
+    for i in range(nm):
+        aggs += [f"count(x{i})", f"min(s{i})", f"avg(d{i})", f"var_samp(d{i})"]
+    aggs += list(aggregates)
+    group = f" GROUP BY {', '.join(ks)} ORDER BY {', '.join(ks)}" if ks else ""
+    sql = (
+        f"WITH __src AS ({src}), __s AS ({shift_sql}) "
+        f"SELECT {''.join(k + ', ' for k in ks)}{', '.join(aggs)} "
+        f"FROM (SELECT {keysel}{xs}, {dev} FROM {join}){group}"
+    )
+    out = []
+    for row in execute(con, sql, args):
+        key, rest = tuple(row[:nk]), row[nk:]
+        n = int(rest[0])
+        stats = []
+        for i in range(nm):
+            cnt, s, mean_dev, var = rest[1 + 4 * i : 5 + 4 * i]
+            stats.append(Stat(int(cnt), _float(s), _float(mean_dev), _float(var)))
+        if shifts is not None and n == 0:
+            continue
+        out.append(KeyMoments(key, n, tuple(stats), tuple(rest[1 + 4 * nm :])))
+    if not ks and out and out[0].n == 0:
+        return []
+    return out
