@@ -8,9 +8,12 @@ from typing import Annotated
 
 import typer
 
+from analysis.cli_common import QuickHelpGroup
 from reports.errors import ReportError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    cls=QuickHelpGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False
+)
 
 
 class Format(StrEnum):
