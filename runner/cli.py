@@ -244,6 +244,14 @@ def trials(
         str | None, typer.Option(help="Run ray configurations on this existing cluster.")
     ] = None,
     db: DbOption = Path("results.duckdb"),
+    no_sample: Annotated[
+        bool,
+        typer.Option(
+            "--no-sample",
+            help="Do not sample each trial's process tree (CPU, memory, disk, network at 10 Hz): "
+            "no samples rows, no peak_rss_mb / cpu_s metrics.",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
@@ -285,6 +293,7 @@ def trials(
             rounds=rounds,
             until_ci=_fraction(until_ci, "--until-ci"),
             max_n=max_n,
+            sample=not no_sample,
         )
         if dry_run:
             the_plan = plan(options)

@@ -58,6 +58,9 @@ class TrialOptions:
     spark_mode: str | None = None
     #: run the experiment's [quick] variant
     quick: bool = False
+    #: sample each trial's process tree at 10 Hz (False: ``--no-sample``, no samples rows, no
+    #: peak_rss_mb / cpu_s metrics, no sampler thread)
+    sample: bool = True
 
 
 #: Configuration keys the run table shows as columns (or that name the run, not the config).
@@ -188,11 +191,13 @@ def _stop_text(c: ConfigOutcome) -> str:
 
 
 class _Worker:
-    """A running configuration worker process."""
+    """A running configuration worker process, and the sampler of its process tree (one for all
+    its trials; None with ``--no-sample``)."""
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], sample: bool = True) -> None:
         import multiprocessing
 
+        from runner.sampler import TreeSampler
         from runner.worker import config_worker
 
         ctx = multiprocessing.get_context("spawn")
@@ -200,6 +205,7 @@ class _Worker:
         self.process = ctx.Process(target=config_worker, args=(child, dict(config)))
         self.process.start()
         child.close()
+        self.sampler = TreeSampler(self.process.pid) if sample else None
 
     def receive(self, timeout: float) -> dict[str, Any] | None:
         """The next message, or None if none came within ``timeout`` or the worker died."""
@@ -213,9 +219,15 @@ class _Worker:
     def alive(self) -> bool:
         return self.process.is_alive()
 
+    def close_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
+
     def kill(self) -> None:
         import psutil
 
+        self.close_sampler()
         try:
             children = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.Error:
@@ -228,6 +240,7 @@ class _Worker:
         self.conn.close()
 
     def stop(self) -> None:
+        self.close_sampler()
         with contextlib.suppress(OSError, BrokenPipeError):
             self.conn.send({"kind": "stop"})
         self.process.join(60)
@@ -244,12 +257,14 @@ def _trial_values(config: Mapping[str, Any], cid: str) -> dict[str, Any]:
     return values
 
 
-def _start_worker(config: Mapping[str, Any], grace: float) -> tuple[_Worker | None, dict[str, Any]]:
+def _start_worker(
+    config: Mapping[str, Any], grace: float, sample: bool = True
+) -> tuple[_Worker | None, dict[str, Any]]:
     """Start a worker and wait until its engine is up and the data loaded.
 
     Returns the worker and its ``ready`` message, or None and a message whose ``error`` says why
     start-up failed (the worker is then already gone)."""
-    worker = _Worker(config)
+    worker = _Worker(config, sample)
     message = worker.receive(grace)
     if message is not None and message["kind"] == "ready":
         return worker, message
@@ -264,18 +279,21 @@ def _start_worker(config: Mapping[str, Any], grace: float) -> tuple[_Worker | No
 
 
 def _run_trial(worker: _Worker, seed: int, timeout: float) -> tuple[dict[str, Any], Any, bool]:
-    """One trial on a ready worker, its process tree sampled throughout.
+    """One trial on a ready worker, its process tree sampled throughout (unless the worker has
+    no sampler: ``--no-sample``).
 
     Returns the worker's result (or a timeout/failure result), the resource samples, and whether
     the worker is still usable (False when it was killed or died)."""
-    from runner.sampler import TreeSampler
+    from runner.sampler import SampleSet
     from runner.store import now_utc
 
     started = now_utc()
-    sampler = TreeSampler(worker.process.pid).start()
+    sampler = worker.sampler
+    if sampler is not None:
+        sampler.begin()
     worker.conn.send({"kind": "trial", "seed": seed})
     result = worker.receive(timeout)
-    resources = sampler.stop()
+    resources = sampler.end() if sampler is not None else SampleSet()
     if result is not None:
         return result, resources, True
     timed_out = worker.alive()
@@ -361,6 +379,7 @@ def _run_round(
     timeout: float,
     advance: Any,
     loads: _Loads,
+    sample: bool = True,
 ) -> None:
     """One round of a configuration: start its engine afresh, run ``warmup`` warm-up and ``n``
     measured trials, stop the engine. A start-up failure records every trial the configuration
@@ -379,7 +398,7 @@ def _run_round(
     try:
         for done, (is_warmup, repetition) in enumerate(schedule):
             if worker is None:
-                worker, setup = _start_worker(config, timeout + SETUP_GRACE_S)
+                worker, setup = _start_worker(config, timeout + SETUP_GRACE_S, sample)
                 setup_id = store.add_setup(
                     run_id=run_id,
                     config_id=state.cid,
@@ -776,7 +795,7 @@ def run_experiment(
     cap = the_plan.max_n if the_plan.until_ci is not None else experiment.n
     for state in states:
         state.planned_measured = experiment.n
-    spec = {**experiment.to_dict(), **the_plan.to_dict()}
+    spec = {**experiment.to_dict(), **the_plan.to_dict(), "sample": options.sample}
     env = collect_env()
     if clusters:  # each existing cluster's nodes: host, cores, memory, library versions
         env["clusters"] = [c.to_dict() for c in clusters]
@@ -823,6 +842,7 @@ def run_experiment(
                         timeout=experiment.timeout,
                         advance=lambda: bar.advance(task),
                         loads=loads,
+                        sample=options.sample,
                     )
         loads.finish()
         for state in states:

@@ -40,7 +40,9 @@ def test_sampler_sees_the_whole_tree() -> None:
     assert ts == sorted(ts)
     assert result.peak_rss_mb >= 140  # the parent's 150 MB block
     assert 0.8 <= result.cpu_s <= 5.0  # the child's 1 s of CPU, counted though it ended
-    assert max(row[1] for row in result.rows) >= 50  # a busy core shows as CPU %
+    # CPU % over time adds up to the CPU seconds (less the grandchild's first period, which it
+    # spent before it was first seen; a busy machine spreads the second over more samples)
+    assert result.cpu_s - 0.25 <= _cpu_seconds(result.rows) <= result.cpu_s + 0.05
     assert max(row[4] for row in result.rows) >= 2 * 2**20  # the child's disk writes
     assert set(result.metrics()) == {"peak_rss_mb", "cpu_s"}
 
@@ -50,3 +52,75 @@ def test_sampler_on_a_process_that_is_gone() -> None:
     proc.wait()
     result = TreeSampler(proc.pid).start().stop()
     assert result.peak_rss_mb == 0.0 and result.cpu_s == 0.0
+
+
+def test_one_sampler_for_many_trials_short_ones_take_no_sample(monkeypatch) -> None:
+    import psutil
+
+    from runner import sampler as module
+
+    walks = []
+    real_tree = module._tree
+    monkeypatch.setattr(module, "_tree", lambda pid: walks.append(pid) or real_tree(pid))
+    # a child holding ~60 MB, asleep: its RSS is known from psutil, independently of /proc/stat
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "b = bytearray(60 * 2**20)\nimport time; time.sleep(60)"]
+    )
+    try:
+        time.sleep(1.0)
+        rss_mb = psutil.Process(proc.pid).memory_info().rss / 2**20
+        sampler = TreeSampler(proc.pid)
+        results = []
+        for _ in range(5):  # trials far shorter than one period
+            sampler.begin()
+            results.append(sampler.end())
+        thread = sampler._thread
+        assert thread is not None and thread.is_alive()
+        assert walks == [proc.pid]  # the tree was walked once, not per trial
+        for result in results:
+            assert result.rows == []  # no sample
+            assert set(result.metrics()) == {"peak_rss_mb", "cpu_s"}
+            assert abs(result.peak_rss_mb - rss_mb) < 2
+            assert 0 <= result.cpu_s < 0.05
+        # a trial longer than a period is sampled at ~10 Hz, by the same thread
+        sampler.begin()
+        time.sleep(0.55)
+        long = sampler.end()
+        assert sampler._thread is thread
+        assert 4 <= len(long.rows) <= 8  # 5 periodic samples and the last one
+        assert all(abs(row[2] - rss_mb) < 2 for row in long.rows)
+        sampler.close()
+        assert not thread.is_alive()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sampled_cpu_matches_the_process_own_count() -> None:
+    # a child that burns ~0.6 s of CPU and prints its own process_time
+    code = (
+        "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6:\n    pass\n"
+        "print(time.process_time())\nimport sys; sys.stdout.flush(); time.sleep(5)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        sampler = TreeSampler(proc.pid).start()
+        assert proc.stdout is not None
+        own = float(proc.stdout.readline())
+        result = sampler.stop()
+    finally:
+        proc.kill()
+        proc.wait()
+    # what the tree used during the trial: the child's own count, less its start-up before
+    # the sampler began (interpreter start, < 0.3 s), at the kernel's tick resolution
+    assert own - 0.3 <= result.cpu_s <= own + 0.05
+    assert abs(_cpu_seconds(result.rows) - result.cpu_s) < 0.02
+
+
+def _cpu_seconds(rows: list[tuple]) -> float:
+    """The CPU seconds the samples' CPU % add up to (each covers the time since the last)."""
+    total, last = 0.0, 0.0
+    for row in rows:
+        total += row[1] / 100 * (row[0] - last)
+        last = row[0]
+    return total
