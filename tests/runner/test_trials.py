@@ -68,15 +68,25 @@ def test_default_experiment_records_every_trial(default_run: tuple[Path, str]) -
         "WHERE engine = 'dask' GROUP BY workers ORDER BY workers"
     ).fetchall()
     assert used == [(1, 1.0, 1.0), (2, 2.0, 2.0)]
-    # resources: every trial sampled; the Dask tree (scheduler side + worker processes) is
-    # bigger than the in-process engine's
+    # resources: every trial's CPU and memory measured; samples at ~10 Hz during a trial
+    # (none for one shorter than a period), and a last one at its end; the Dask tree
+    # (scheduler side + worker processes) is bigger than the in-process engine's
     assert (
         con.execute(
-            "SELECT count(*) FROM trials t WHERE NOT EXISTS "
-            "(SELECT 1 FROM samples s WHERE s.trial_id = t.trial_id)"
+            "SELECT count(*) FROM observations WHERE cpu_s IS NULL OR peak_rss_mb IS NULL"
         ).fetchone()[0]
         == 0
     )
+    sampled = con.execute(
+        "SELECT t.wall_s, count(s.trial_id) FROM trials t LEFT JOIN samples s "
+        "ON s.trial_id = t.trial_id GROUP BY t.trial_id, t.wall_s"
+    ).fetchall()
+    for wall_s, samples in sampled:
+        # at most one per period (the trial loop's span is the worker's wall_s and a reply)
+        assert samples <= (wall_s + 0.2) / 0.1 + 1, (wall_s, samples)
+        if wall_s >= 0.5:
+            assert samples >= 2, (wall_s, samples)
+    assert any(samples >= 2 for _, samples in sampled)
     rss = dict(
         con.execute(
             "SELECT engine || workers, min(peak_rss_mb) FROM observations "
