@@ -440,48 +440,73 @@ def import_csv(
     experiment: str | None = None,
     argv: Sequence[str] = (),
 ) -> ImportResult:
-    """Import ``file`` into ``db`` as one new run with one ``ok`` trial per row.
+    """Import ``file`` into ``db`` as one new run with one trial per row (``ok`` unless a
+    ``status`` column says otherwise).
 
     ``experiment`` (default: the file's stem) fills ``trials.experiment`` where the CSV has no
     ``experiment`` column or leaves it empty. Raises RunnerError, writing nothing, when the file
-    or the database is unusable.
+    or the database is unusable. The file is read in bulk by DuckDB and checked in SQL
+    (:mod:`runner.importer_bulk`) with the rules of :func:`parse_csv`.
     """
     from runner.envinfo import collect_env
+    from runner.importer_bulk import STAGED, scan_file, stage_csv
 
     path = Path(file)
     experiment = (experiment or "").strip() or path.stem
-    parsed = parse_csv(path, experiment=experiment)
+    head = scan_file(path)  # unreadable, binary, non-UTF-8 or empty: before any database
     env = collect_env()
 
-    def write(store: Store) -> str:
-        return append_import_run(
-            store,
-            source=f"import:{path.name}",
-            argv=argv,
-            spec={
-                "import": path.name,
-                "experiment": experiment,
-                "path": str(path.resolve()),
-                "sha256": parsed.sha256,
-                "delimiter": parsed.delimiter,
-                "renamed": [list(pair) for pair in parsed.renamed],
-            },
-            env=env,
-            tables=[parsed],
-        )
+    def write(store: Store) -> tuple[str, Any]:
+        staged = stage_csv(store.con, path, head, experiment=experiment)
+        try:
+            _check_kinds(store, staged.metric_columns, staged.param_columns, where=path.name)
+            with store.transaction():
+                run_id = store.begin_run(
+                    source=f"import:{path.name}",
+                    argv=argv,
+                    spec={
+                        "import": path.name,
+                        "experiment": experiment,
+                        "path": str(path.resolve()),
+                        "sha256": staged.sha256,
+                        "delimiter": staged.delimiter,
+                        "renamed": [list(pair) for pair in staged.renamed],
+                    },
+                    env=env,
+                )
+                store.insert_staged(STAGED, run_id=run_id, metrics=staged.metric_columns)
+                store.finish_run(run_id)
+        finally:
+            store.con.execute(f"DROP TABLE IF EXISTS {STAGED}")
+        return run_id, staged
 
-    run_id = _write(Path(db), write)  # only now: a bad CSV must not create the database
-    used = sorted({r.get("experiment") or experiment for r in parsed.records})
+    # a new database file is removed again when the CSV turns out bad
+    run_id, staged = _write(Path(db), write)
     return ImportResult(
         path=path,
         run_id=run_id,
-        n_trials=len(parsed.records),
-        experiment=", ".join(used),
-        trial_columns=parsed.trial_columns,
-        metric_columns=parsed.metric_columns,
-        param_columns=parsed.param_columns,
-        renamed=parsed.renamed,
+        n_trials=staged.n_rows,
+        experiment=", ".join(staged.experiments),
+        trial_columns=staged.trial_columns,
+        metric_columns=staged.metric_columns,
+        param_columns=staged.param_columns,
+        renamed=staged.renamed,
     )
+
+
+def _check_kinds(
+    store: Store, metrics: Sequence[str], params: Sequence[str], *, where: str
+) -> None:
+    """RunnerError when a metric here is a param in ``store`` or the other way round."""
+    kinds = {name: kind for name, (kind, _) in store.observation_columns().items()}
+    for kind, columns in (("metric", metrics), ("param", params)):
+        for name in columns:
+            old = kinds.get(name, kind)
+            if old != kind:
+                raise RunnerError(
+                    f"{where}: {name!r} would be a {kind} but is already a {old} in this "
+                    "database; import into another --db, or rename the column"
+                )
 
 
 # -- prices ------------------------------------------------------------------------------------

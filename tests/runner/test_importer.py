@@ -78,7 +78,7 @@ def test_import_writes_run_trials_metrics_and_view(tmp_path: Path) -> None:
     trials = query(
         db,
         "SELECT engine, workers, train_s, experiment, status, warmup, params, repetition "
-        "FROM trials ORDER BY trial_id",
+        "FROM observations ORDER BY trial_id",
     )
     assert [t[:6] for t in trials] == [
         ("spark", 2, 1.5, "bench", "ok", False),
@@ -93,8 +93,8 @@ def test_import_writes_run_trials_metrics_and_view(tmp_path: Path) -> None:
     # Rows 1 and 3 are the same configuration: repetitions 1 and 2 of it.
     assert [t[7] for t in trials] == [1, 1, 2]
 
-    metrics = query(db, "SELECT name, value FROM metrics ORDER BY trial_id")
-    assert metrics == [("accuracy", 93.25), ("accuracy", 91.5), ("accuracy", 94.0)]
+    metrics = query(db, "SELECT accuracy FROM observations ORDER BY trial_id")
+    assert metrics == [(93.25,), (91.5,), (94.0,)]
 
     obs = query(
         db, "SELECT engine, workers, accuracy, impl, source FROM observations ORDER BY 1, 3"
@@ -123,7 +123,8 @@ def test_semicolon_file_empty_cells_and_mixed_column(tmp_path: Path) -> None:
     assert result.param_columns == ("note",)
     assert result.experiment == "exp1"
     trials = query(
-        db, "SELECT engine, workers, status, experiment, params FROM trials ORDER BY trial_id"
+        db,
+        "SELECT engine, workers, status, experiment, params FROM observations ORDER BY trial_id",
     )
     assert [t[:4] for t in trials] == [
         ("spark", 2, "ok", "exp1"),
@@ -132,15 +133,8 @@ def test_semicolon_file_empty_cells_and_mixed_column(tmp_path: Path) -> None:
     ]
     # A column mixing text and numbers is a param; its numbers stay numbers in the JSON.
     assert [json.loads(t[4]) for t in trials] == [{"note": "first"}, {"note": 3}, {}]
-    metrics = query(db, "SELECT trial_id, name, value FROM metrics ORDER BY trial_id, name")
-    by_trial: dict[int, dict[str, float]] = {}
-    for trial_id, name, value in metrics:
-        by_trial.setdefault(trial_id, {})[name] = value
-    assert list(by_trial.values()) == [
-        {"f1": 0.9, "train_time_s": 1.5},
-        {"train_time_s": 2.5},
-        {"f1": 0.7},
-    ]
+    metrics = query(db, "SELECT f1, train_time_s FROM observations ORDER BY trial_id")
+    assert metrics == [(0.9, 1.5), (None, 2.5), (0.7, None)]
     obs = query(db, "SELECT engine, train_time_s, f1, note FROM observations ORDER BY trial_id")
     assert obs == [("spark", 1.5, 0.9, "first"), ("dask", 2.5, None, "3"), ("ray", None, 0.7, None)]
 

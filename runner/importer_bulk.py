@@ -1,0 +1,481 @@
+"""The bulk path of ``runner import csv``: DuckDB's ``read_csv`` into a staging table, the
+checks of :mod:`runner.importer` done in SQL, then :meth:`Store.insert_staged`.
+
+Every cell is read as text. A cell DuckDB reads as a plain finite number (``TRY_CAST`` to DOUBLE,
+no ``_``) is a number, as it is to the row-by-row rules; every other non-empty cell is *rare* and
+goes, once per distinct value, through the same Python functions as before (``_cast``,
+``_is_number``, stripping, decimal commas), so text, odd spellings and bad values get exactly the
+old treatment and messages. Configurations (experiment, factors, params) are few: their
+``config_id`` and params JSON are computed in Python once per distinct configuration.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.errors import RunnerError
+
+if TYPE_CHECKING:
+    import duckdb
+
+_CHUNK = 1 << 23
+_HEAD = 1 << 20
+#: Python's whitespace (``str.isspace``) as an RE2 class.
+_WS = r"[\t\n\x0b\x0c\r\x1c-\x1f\x85\pZ]"
+_INT_BOUNDS = {"INTEGER": 2**31, "BIGINT": 2**63}
+#: Trial columns read with a fast numeric path: DOUBLE, INTEGER, BIGINT.
+_NUMERIC = ("DOUBLE", "INTEGER", "BIGINT")
+RAW = "_tk_import_raw"
+STAGED = "_tk_import_staged"
+_BAD_LISTED = 5
+
+
+@dataclass(frozen=True)
+class FileHead:
+    """What a streaming pass over the file found: its digest, its opening text and size."""
+
+    sha256: str
+    head: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A CSV checked and staged in table :data:`STAGED` on the store's connection."""
+
+    n_rows: int
+    trial_columns: tuple[str, ...]
+    metric_columns: tuple[str, ...]
+    param_columns: tuple[str, ...]
+    renamed: tuple[tuple[str, str], ...]
+    delimiter: str
+    sha256: str
+    experiments: tuple[str, ...]
+
+
+def scan_file(path: Path) -> FileHead:
+    """One streaming pass: sha256, no NUL byte, valid UTF-8, not blank; RunnerError otherwise
+    (the messages of :func:`runner.importer._read_text`)."""
+    import codecs
+
+    if not path.exists():
+        raise RunnerError(f"no such file: {path}; check the path to the CSV file")
+    if path.is_dir():
+        raise RunnerError(f"{path} is a directory; give the path of a CSV file inside it")
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    head: list[str] = []
+    head_len = 0
+    offset = 0
+    blank = True
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+                if b"\x00" in chunk:
+                    raise RunnerError(
+                        f"{path} is a binary file, not CSV text; export the data as a UTF-8 "
+                        "CSV file"
+                    )
+                if chunk.isascii() and not decoder.getstate()[0]:
+                    text = chunk.decode("ascii") if head_len < _HEAD or blank else ""
+                else:
+                    try:
+                        text = decoder.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        at = offset + exc.start - len(decoder.getstate()[0])
+                        raise RunnerError(
+                            f"{path} is not UTF-8 text (bad byte at offset {max(at, 0)}); "
+                            "re-save it as a UTF-8 CSV file"
+                        ) from None
+                if head_len < _HEAD:
+                    head.append(text)
+                    head_len += len(text)
+                if blank and text.strip(" \t\r\n\ufeff\x0b\x0c"):
+                    blank = False
+                offset += len(chunk)
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                raise RunnerError(
+                    f"{path} is not UTF-8 text (bad byte at offset {offset - 1}); "
+                    "re-save it as a UTF-8 CSV file"
+                ) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RunnerError(f"cannot read {path}: {reason}; check its permissions") from None
+    text = "".join(head).removeprefix("\ufeff")
+    if blank or not text.strip():
+        raise RunnerError(f"{path} is empty; it needs a header row and at least one data row")
+    return FileHead(sha256=digest.hexdigest(), head=text, size=offset)
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _header_row(head: str, delimiter: str, path: Path) -> list[str]:
+    reader = csv.reader(io.StringIO(head, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise RunnerError(
+            f"{path.name}, line {reader.line_num}: not valid CSV ({exc}); fix the quoting"
+        ) from None
+    if header is None or not any(c.strip() for c in header):
+        raise RunnerError(f"{path.name} has no header row; the first line must name the columns")
+    return header
+
+
+def line_numbers(path: Path, delimiter: str, rows: Sequence[int]) -> dict[int, int]:
+    """Line numbers (as ``csv.reader`` counts them, blank rows skipped) of data rows ``rows``
+    (0-based among non-blank data rows). Used on the error path only."""
+    wanted = set(rows)
+    found: dict[int, int] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader, None)
+        index = -1
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue
+            index += 1
+            if index in wanted:
+                found[index] = reader.line_num
+            if index >= last:
+                break
+    return found
+
+
+def _fast(col: str, typ: str, delimiter: str) -> tuple[str, str]:
+    """(predicate, value) SQL of a cell of ``col`` that DuckDB reads as a number exactly as the
+    Python rules would, for a column of SQL type ``typ`` (DOUBLE for metric candidates)."""
+    d = f"TRY_CAST({col} AS DOUBLE)"
+    if delimiter == ";":
+        # a decimal comma (0,93) in a semicolon file: the same regex as _DECIMAL_COMMA_RE
+        d = (
+            f"(CASE WHEN contains({col}, ',') THEN CASE WHEN regexp_full_match({col}, "
+            rf"'[+-]?\d*,\d+([eE][+-]?\d+)?') THEN TRY_CAST(replace({col}, ',', '.') AS DOUBLE)"
+            f" END ELSE {d} END)"
+        )
+    ok = f"coalesce(NOT contains({col}, '_') AND isfinite({d}), false)"
+    if typ == "DOUBLE":
+        return ok, d
+    bound = _INT_BOUNDS[typ]
+    as_int = f"TRY_CAST({d} AS BIGINT)" if delimiter == ";" else f"TRY_CAST({col} AS BIGINT)"
+    pred = (
+        f"coalesce({ok} AND {d} = trunc({d}) AND {as_int} BETWEEN {-bound} AND {bound - 1}, false)"
+    )
+    if typ == "BIGINT":  # beyond 2**53 a double is not exact: read the integer itself
+        pred = f"coalesce({ok} AND {d} = trunc({d}) AND {as_int} IS NOT NULL, false)"
+    return pred, as_int
+
+
+def _fill(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], rows: list) -> None:
+    """A temp table ``table`` (name -> SQL type) holding ``rows`` (tuples), one statement."""
+    cols = ", ".join(f"{n} {t}" for n, t in columns.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({cols})")
+    if rows:
+        lists = [list(c) for c in zip(*rows, strict=True)]
+        con.execute(f"INSERT INTO {table} SELECT {', '.join('unnest(?)' for _ in columns)}", lists)
+
+
+def stage_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, head: FileHead, *, experiment: str
+) -> Staged:
+    """Read ``path`` with DuckDB, check it as :func:`runner.importer.parse_csv` does and fill
+    temp table :data:`STAGED`; RunnerError (nothing staged to keep) on the first problem."""
+    import duckdb
+
+    from runner.importer import (
+        _DECIMAL_COMMA_RE,
+        FACTOR_COLUMNS,
+        _cast,
+        _config_id,
+        _header,
+        _is_number,
+        _number,
+        sniff_delimiter,
+    )
+    from runner.store import TRIAL_COLUMNS, WRITABLE_TRIAL_COLUMNS
+
+    delimiter = sniff_delimiter(head.head)
+    header = _header_row(head.head, delimiter, path)
+    width = len(header)
+    cols = [f"c{i}" for i in range(width)]
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
+    non_blank = "coalesce(" + ", ".join(f"nullif(trim({c}), '')" for c in cols) + ")"
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {RAW} AS SELECT * FROM read_csv(?, header = true, "
+            f"delim = {_sql_str(delimiter)}, quote = '\"', escape = '\"', auto_detect = false, "
+            f"columns = {columns}, store_rejects = true, ignore_errors = true, "
+            f"rejects_table = '_tk_rejects', rejects_scan = '_tk_rejects_scan', "
+            f"max_line_size = 16777216) WHERE {non_blank} IS NOT NULL",
+            [str(path)],
+        )
+        rejects = con.execute(
+            "SELECT line, error_type, csv_line, error_message FROM _tk_rejects "
+            "ORDER BY line LIMIT 1000"
+        ).fetchall()
+        con.execute("DROP TABLE IF EXISTS _tk_rejects")
+        con.execute("DROP TABLE IF EXISTS _tk_rejects_scan")
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise RunnerError(f"{path.name}: not valid CSV ({first}); fix the file") from None
+
+    # Spreadsheets often end every line with a delimiter: drop unnamed columns with no values.
+    blank_titled = [i for i, title in enumerate(header) if not title.strip()]
+    dropped: set[int] = set()
+    if blank_titled:
+        counts = con.execute(
+            "SELECT "
+            + ", ".join(f"count(nullif(trim(c{i}), ''))" for i in blank_titled)
+            + f" FROM {RAW}"
+        ).fetchone()
+        dropped = {i for i, n in zip(blank_titled, counts, strict=True) if n == 0}
+    kept = [i for i in range(width) if i not in dropped]
+    names, renamed = _header([header[i] for i in kept], path)
+
+    seen_lines: set[int] = set()
+    for line, error_type, csv_line, message in rejects:
+        fields = next(csv.reader([csv_line or ""], delimiter=delimiter), [])
+        if not any(f.strip() for f in fields) and error_type != "UNQUOTED VALUE":
+            continue  # a blank line: skipped, as the row-by-row reader skips it
+        if line in seen_lines:
+            continue
+        seen_lines.add(line)
+        if error_type in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
+            n = len(fields) - sum(1 for i in dropped if i < len(fields))
+            raise RunnerError(
+                f"{path.name}, line {line}: {n} fields but the header has {len(names)} "
+                f"(delimiter {delimiter!r}); make every row match the header"
+            )
+        raise RunnerError(f"{path.name}, line {line}: not valid CSV ({message}); fix the quoting")
+    n_rows = con.execute(f"SELECT count(*) FROM {RAW}").fetchone()[0]
+    if not n_rows:
+        raise RunnerError(f"{path.name} has a header but no data rows; add one row per trial")
+
+    col_of = {name: f"c{i}" for name, i in zip(names, kept, strict=True)}
+    writable = set(WRITABLE_TRIAL_COLUMNS)
+    trial_cols = [n for n in names if n in writable]
+    other = [n for n in names if n not in writable]
+    factor_cols = [n for n in names if n in FACTOR_COLUMNS or n == "config_id"]
+    # one typed SQL kind per column with a fast path: numeric trial columns and candidates
+    fast_kind = {
+        n: TRIAL_COLUMNS[n]
+        for n in trial_cols
+        if TRIAL_COLUMNS[n] in _NUMERIC and n not in factor_cols
+    }
+    fast_kind.update({n: "DOUBLE" for n in other})
+    fast = {n: _fast(col_of[n], k, delimiter) for n, k in fast_kind.items()}
+
+    # -- one scan: per column, how many cells and how many take the fast path
+    aggs = [f"count({col_of[n]}), count(*) FILTER (WHERE {fast[n][0]})" for n in fast]
+    counts = con.execute(f"SELECT {', '.join(aggs) or '0'} FROM {RAW}").fetchone()
+    rare_cols = [n for j, n in enumerate(fast) if counts[2 * j] != counts[2 * j + 1]] + [
+        n for n in trial_cols if n not in fast
+    ]
+
+    def clean(value: str) -> str:
+        cell = value.strip()
+        if delimiter == ";" and _DECIMAL_COMMA_RE.match(cell):
+            cell = cell.replace(",", ".")
+        return cell
+
+    # -- rare values, once per distinct value, through the row-by-row rules
+    rare: dict[str, list[tuple[str, int, int]]] = {}
+    for n in rare_cols:
+        col = col_of[n]
+        where = f"{col} IS NOT NULL" + (f" AND NOT {fast[n][0]}" if n in fast else "")
+        rare[n] = con.execute(
+            f"SELECT {col}, count(*), min(rowid) FROM {RAW} WHERE {where} GROUP BY {col}"
+        ).fetchall()
+
+    metric_cols: list[str] = []
+    for n in other:
+        fast_cells = counts[2 * list(fast).index(n) + 1]
+        cells = [clean(v) for v, _, _ in rare.get(n, [])]
+        nonempty = [c for c in cells if c]
+        if (fast_cells or nonempty) and all(_is_number(c) for c in nonempty):
+            metric_cols.append(n)
+    param_cols = [n for n in other if n not in metric_cols]
+    key_cols = factor_cols + param_cols
+
+    # -- bad values of trial columns: all counted, the first ones named by line
+    bad: dict[str, dict[str, str]] = {}  # column -> raw value -> message
+    maps: dict[str, list[tuple[str, Any]]] = {}
+    for n in trial_cols:
+        if n not in rare or n in FACTOR_COLUMNS or n == "config_id":
+            continue
+        values: list[tuple[str, Any]] = []
+        for raw, _, _ in rare[n]:
+            cell = clean(raw)
+            if not cell:
+                values.append((raw, None))
+                continue
+            try:
+                values.append((raw, _cast(cell, n, "@@")))
+            except RunnerError as exc:
+                bad.setdefault(n, {})[raw] = str(exc)
+        maps[n] = values
+    for n in FACTOR_COLUMNS:  # factors are cast per configuration below; check them here too
+        if n in rare:
+            for raw, _, _ in rare[n]:
+                cell = clean(raw)
+                if cell:
+                    try:
+                        _cast(cell, n, "@@")
+                    except RunnerError as exc:
+                        bad.setdefault(n, {})[raw] = str(exc)
+    if bad:
+        _raise_bad(con, path, delimiter, names, col_of, bad, rare)
+
+    for n in metric_cols:
+        if n in rare:
+            maps[n] = [(raw, float(clean(raw)) if clean(raw) else None) for raw, _, _ in rare[n]]
+
+    # -- configurations: config_id and params JSON once per distinct configuration
+    key_sql = ", ".join(col_of[n] for n in key_cols)
+    configs = con.execute(f"SELECT DISTINCT {key_sql} FROM {RAW}").fetchall() if key_cols else [()]
+    factor_types = {n: TRIAL_COLUMNS[n] for n in FACTOR_COLUMNS}
+    cfg_rows = []
+    experiments: set[str] = set()
+    for raw in configs:
+        cells = {n: ("" if v is None else clean(v)) for n, v in zip(key_cols, raw, strict=True)}
+        values: dict[str, Any] = {"experiment": experiment}
+        for n in FACTOR_COLUMNS:
+            if cells.get(n):
+                values[n] = _cast(cells[n], n, "@@")
+        params = {
+            n: (_number(cells[n]) if _is_number(cells[n]) else cells[n])
+            for n in param_cols
+            if cells[n]
+        }
+        values["params"] = params
+        cid = cells.get("config_id") or _config_id(values)
+        experiments.add(values["experiment"])
+        cfg_rows.append(
+            (
+                *raw,
+                cid,
+                json.dumps(params, sort_keys=True),
+                *(values.get(n) for n in FACTOR_COLUMNS),
+            )
+        )
+    cfg_columns = {f"k{j}": "VARCHAR" for j in range(len(key_cols))}
+    cfg_columns |= {"config_id": "VARCHAR", "params": "VARCHAR"}
+    cfg_columns |= {f"f_{n}": t for n, t in factor_types.items()}
+    _fill(con, "_tk_import_cfg", cfg_columns, cfg_rows)
+    for n, values in maps.items():
+        typ = "DOUBLE" if n in metric_cols else TRIAL_COLUMNS[n]
+        _fill(con, f"_tk_map_{n}", {"raw": "VARCHAR", "value": typ}, values)
+
+    # -- the staged table, typed, in file order
+    select: list[str] = []
+    joins: list[str] = []
+    joined: set[str] = set()
+    on = " AND ".join(f"r.{col_of[n]} IS NOT DISTINCT FROM g.k{j}" for j, n in enumerate(key_cols))
+    joins.append(f"JOIN _tk_import_cfg g ON {on}" if on else "CROSS JOIN _tk_import_cfg g")
+    for n in FACTOR_COLUMNS:
+        select.append(f"g.f_{n} AS {n}")
+    select += ["g.config_id AS config_id", "g.params AS params"]
+
+    def typed(n: str, typ: str) -> str:
+        col = f"r.{col_of[n]}"
+        if n in maps and n not in joined:
+            joined.add(n)
+            joins.append(f"LEFT JOIN _tk_map_{n} m_{n} ON m_{n}.raw = {col}")
+        if n in fast:
+            pred, value = _fast(col, fast_kind[n], delimiter)
+            value = f"CAST({value} AS {typ})"
+            if n in maps:
+                return f"CASE WHEN {pred} THEN {value} ELSE m_{n}.value END"
+            return f"CASE WHEN {pred} THEN {value} END"
+        return f"m_{n}.value"
+
+    for n in trial_cols:
+        if n in FACTOR_COLUMNS or n == "config_id":
+            continue
+        expr = typed(n, TRIAL_COLUMNS[n])
+        if n == "status":
+            expr = f"coalesce({expr}, 'ok')"
+        elif n == "warmup":
+            expr = f"coalesce({expr}, false)"
+        select.append(f"{expr} AS {n}")
+    if "status" not in trial_cols:
+        select.append("'ok' AS status")
+    if "warmup" not in trial_cols:
+        select.append("false AS warmup")
+    counter = "row_number() OVER (PARTITION BY g.config_id{} ORDER BY r.rowid)"
+    if "repetition" in trial_cols:
+        rep = typed("repetition", "INTEGER")
+        select.append(
+            f"coalesce({rep}, CAST({counter.format(f', ({rep}) IS NULL')} AS INTEGER)) "
+            "AS repetition"
+        )
+    else:
+        select.append(f"CAST({counter.format('')} AS INTEGER) AS repetition")
+    select += [f"{typed(n, 'DOUBLE')} AS {n}" for n in metric_cols]
+    # select the metric columns under their own names; trial names win (store drops them)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {STAGED} AS SELECT {', '.join(select)} "
+        f"FROM {RAW} r {' '.join(joins)} ORDER BY r.rowid"
+    )
+    con.execute(f"DROP TABLE {RAW}")
+    return Staged(
+        n_rows=int(n_rows),
+        trial_columns=tuple(trial_cols),
+        metric_columns=tuple(metric_cols),
+        param_columns=tuple(param_cols),
+        renamed=renamed,
+        delimiter=delimiter,
+        sha256=head.sha256,
+        experiments=tuple(sorted(experiments)),
+    )
+
+
+def _raise_bad(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    delimiter: str,
+    names: list[str],
+    col_of: dict[str, str],
+    bad: dict[str, dict[str, str]],
+    rare: dict[str, list[tuple[str, int, int]]],
+) -> None:
+    """RunnerError naming the first bad cell (by line, then column order) and counting all."""
+    total = sum(count for n, vals in bad.items() for raw, count, _ in rare[n] if raw in vals)
+    order = {n: j for j, n in enumerate(names)}
+    first_row, _, column, raw = min(
+        (row, order[n], n, raw) for n, vals in bad.items() for raw, _, row in rare[n] if raw in vals
+    )
+    listed: dict[str, list[int]] = {}
+    for n, vals in bad.items():
+        rows = con.execute(
+            f"SELECT rowid FROM {RAW} WHERE list_contains(?, {col_of[n]}) ORDER BY rowid "
+            f"LIMIT {_BAD_LISTED}",
+            [list(vals)],
+        ).fetchall()
+        listed[n] = [r[0] for r in rows]
+    lines = line_numbers(path, delimiter, [first_row, *(r for v in listed.values() for r in v)])
+    message = bad[column][raw].replace("@@", f"{path.name}, line {lines.get(first_row, '?')}")
+    if total > 1:
+        parts = []
+        for n in sorted(bad, key=order.__getitem__):
+            n_bad = sum(count for raw_, count, _ in rare[n] if raw_ in bad[n])
+            shown = ", ".join(str(lines.get(r, "?")) for r in listed[n])
+            more = ", ..." if n_bad > len(listed[n]) else ""
+            parts.append(f"{n}: {n_bad} (lines {shown}{more})")
+        message += f" [{total} bad values in all; {'; '.join(parts)}]"
+    raise RunnerError(message)
