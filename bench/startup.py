@@ -107,7 +107,15 @@ def _load() -> str:
         return "n/a"
 
 
-def table(timings: dict[str, list[Timing]], runs: int, load_before: str) -> str:
+def _busy() -> bool:
+    """Whether the 1-minute load average exceeds the number of CPUs."""
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:  # pragma: no cover
+        return False
+
+
+def table(timings: dict[str, list[Timing]], runs: int, load_before: str, busy: bool) -> str:
     """The markdown report: machine line, then one row per case."""
     floor = statistics.median(t.wall_s for t in timings["python -c pass"])
     lines = [
@@ -115,6 +123,15 @@ def table(timings: dict[str, list[Timing]], runs: int, load_before: str) -> str:
         f"(`python bench/startup.py`). Machine: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}; load average {load_before} before, {_load()} after.",
         "",
+        *(
+            [
+                "The machine was busy (load above its CPU count): wall times wait for a CPU; "
+                "the CPU column is the better guide to what an idle machine takes.",
+                "",
+            ]
+            if busy
+            else []
+        ),
         "| case | wall s (median) | CPU s user+sys (median) | wall − `python -c pass` s | "
         f"≤ {TARGET_S} s wall |",
         "|---|---:|---:|---:|:---:|",
@@ -136,9 +153,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    load_before = _load()
+    load_before, busy = _load(), _busy()
     found = cases(args.only)
-    text = table(measure(found, args.runs), args.runs, load_before)
+    timings = measure(found, args.runs)
+    text = table(timings, args.runs, load_before, busy or _busy())
     sys.stdout.write(text)
     if args.markdown is not None:
         args.markdown.write_text(text)
