@@ -29,9 +29,9 @@ from analysis.data import (
     check_distinct,
     connect,
     execute,
-    finite_check,
     format_level,
     is_numeric_type,
+    nonfinite_message,
     quote,
     select,
 )
@@ -68,17 +68,19 @@ __all__ = [
 ]
 
 
-def _group_sql(by: Sequence[str]) -> tuple[str, str, str, str]:
-    """(select-list prefix, PARTITION BY clause, GROUP BY clause, ORDER BY clause)."""
+def _order_sql(by: Sequence[str]) -> str:
+    """`` ORDER BY`` the ``by`` columns, NULLs last (empty without ``by``)."""
     if not by:
-        return "", "", "", ""
-    cols = ", ".join(quote(b) for b in by)
-    order = ", ".join(f"{quote(b)} NULLS LAST" for b in by)
-    return f"{cols}, ", f"PARTITION BY {cols}", f" GROUP BY {cols}", f" ORDER BY {order}"
+        return ""
+    return " ORDER BY " + ", ".join(f"{quote(b)} NULLS LAST" for b in by)
 
 
 def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
+
+
+#: Per metric, the values :func:`_first_pass` returns after the three non-finite counts.
+_FIRST = ("count", "low", "high", "quartiles", "nonpositive")
 
 
 def summarize(
@@ -99,8 +101,15 @@ def summarize(
     (metric, configuration) has its own stream derived from ``seed``, the metric and the
     configuration's levels, so a row's interval does not depend on the other rows. The draws are
     simulated exactly from order statistics (:mod:`analysis.bootstrap`): DuckDB returns only the
-    few sorted values near each median, never the rows.
+    few values near each median, never the rows.
+
+    Three scans of the selection, each a plain ``GROUP BY`` (no window function): counts,
+    extremes, quartiles and the non-finite check; the moments of the values shifted by each
+    configuration's minimum (:func:`analysis.query.moments`), the MAD and the log moments; the
+    Tukey outliers and the values near each median for its bootstrap interval.
     """
+    from analysis.query import moments
+
     by = check_distinct(by, "--by")
     metrics = check_distinct(metrics, "--metric")
     if not metrics:
@@ -118,66 +127,34 @@ def summarize(
         )
         for m in metrics:
             check_column(sel.columns, m, "--metric", numeric=True)
-        finite_check(con, sel, metrics, extra=["status = 'ok'"] if "status" in sel.columns else [])
         has_acc = "accuracy" in sel.columns and is_numeric_type(sel.columns["accuracy"])
-        prefix, partition, group_by, order_by = _group_sql(by)
-        ok = "status = 'ok'"
-        inner = [quote(b) for b in by] + ([] if "status" in by else ["status"])
-        outer = [f"count(*) FILTER (WHERE {ok})"]
-        scales = []
-        for i, m in enumerate(metrics):
-            x = f"CAST({quote(m)} AS DOUBLE)"
-            shift = f"min({x}) FILTER (WHERE {ok}) OVER ({partition})"
-            inner += [f"{x} AS __x{i}", f"{x} - {shift} AS __d{i}", f"{shift} AS __s{i}"]
-            xo = f"CASE WHEN {ok} THEN {x} END"
-            inner += [
-                f"quantile_cont({xo}, 0.25) OVER ({partition}) AS __q1_{i}",
-                f"quantile_cont({xo}, 0.75) OVER ({partition}) AS __q3_{i}",
-            ]
-            okx = f"FILTER (WHERE {ok} AND __x{i} IS NOT NULL)"
-            fence = f"{TUKEY_K!r} * (__q3_{i} - __q1_{i})"
-            # scale before squaring: the deviations over a power of two near their largest
-            # (exact), so values up to 1e308 have a finite variance of the scaled values
-            big = f"max(abs(__d{i})) FILTER (WHERE {ok}) OVER ({partition})"
-            scales.append(
-                f"CASE WHEN coalesce({big}, 0) = 0 THEN 1.0 "
-                f"ELSE pow(2.0, floor(log2({big}))) END AS __k{i}"
+        first = _first_pass(con, sel, by, metrics, has_acc=has_acc)
+        scales = [_scale(first, j) for j in range(len(metrics))]
+        shifts = {
+            tuple(rec["key"]): tuple(
+                _nan(rec["metrics"][j]["low"]) / scales[j] for j in range(len(metrics))
             )
-            outer += [
-                f"count(__x{i}) {okx}",
-                f"any_value(__s{i})",
-                f"any_value(__k{i})",
-                f"avg(__d{i} / __k{i}) {okx}",
-                f"var_samp(__d{i} / __k{i}) {okx}",
-                f"median(__x{i}) {okx}",
-                f"mad(__d{i}) {okx}",
-                f"min(__x{i}) {okx}",
-                f"max(__x{i}) {okx}",
-                f"any_value(__q1_{i}) {okx}",
-                f"any_value(__q3_{i}) {okx}",
-                f"count(*) FILTER (WHERE {ok} AND (__x{i} < __q1_{i} - {fence} "
-                f"OR __x{i} > __q3_{i} + {fence}))",
-                # log scale, as ln(x / min): no digits lost to the offset of ln(min)
-                f"count(*) FILTER (WHERE {ok} AND __x{i} <= 0)",
-                f"avg(CASE WHEN __s{i} > 0 THEN ln(__x{i} / __s{i}) END) {okx}",
-                f"var_samp(CASE WHEN __s{i} > 0 THEN ln(__x{i} / __s{i}) END) {okx}",
-            ]
-        if has_acc:
-            inner.append("CAST(accuracy AS DOUBLE) AS __acc")
-            outer.append(f"avg(__acc) FILTER (WHERE {ok})")
-        else:
-            outer.append("NULL")
-        outer += ["count(*) FILTER (WHERE status = 'failed')"]
-        outer += ["count(*) FILTER (WHERE status = 'timeout')"]
-        sql = (
-            f"SELECT {prefix}{', '.join(outer)} FROM "
-            f"(SELECT *, {', '.join(scales)} FROM "
-            f"(SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql})){group_by}{order_by}"
+            for rec in first
+            if rec["n"]
+        }
+        aggregates = []
+        for j in range(len(metrics)):
+            log = f"CASE WHEN s{j} > 0 THEN ln(x{j} / s{j}) END"
+            aggregates += [f"mad(d{j})", f"avg({log})", f"var_samp({log})"]
+        moved = moments(
+            con,
+            sel,
+            metrics=metrics,
+            keys=by,
+            scale=scales,
+            shifts=shifts,
+            aggregates=aggregates,
+            where=["status = 'ok'"],
+            require="none",
+            null_keys=True,
         )
-        raw = execute(con, sql, sel.params)
-        rows, counts = _summary_rows(raw, by, metrics)
-        if n_boot > 0:
-            _median_intervals(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
+        rows, counts = _summary_rows(first, moved, by, metrics, scales)
+        _tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
     labels = [", ".join(f"{b}={format_level(r[b])}" for b in by) or "all trials" for r in rows]
     few = small_sample_note([(label, r["n"]) for label, r in zip(labels, rows, strict=True)])
     below = below_zero_note(rows, metrics, labels)
@@ -192,47 +169,137 @@ def summarize(
     )
 
 
+def _first_pass(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    *,
+    has_acc: bool,
+) -> list[dict[str, Any]]:
+    """Per configuration (all statuses, NULL levels kept, sorted as the summary): ok trials,
+    failed, timed out, mean accuracy and per metric the count, min, max, quartiles and values
+    <= 0 of ok trials. Applies :func:`analysis.data.finite_check`'s rule (same counts, same
+    message) from the same scan."""
+    ok = "status = 'ok'"
+    inner = [quote(b) for b in by] + ([] if "status" in by else ["status"])
+    inner += [f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)]
+    every = " AND ".join([ok, *(f"__x{j} IS NOT NULL" for j in range(len(metrics)))])
+    aggs = [f"count(*) FILTER (WHERE {ok})", f"count(*) FILTER (WHERE {every})"]
+    for j in range(len(metrics)):
+        x = f"__x{j}"
+        aggs += [
+            f"count(*) FILTER (WHERE {every} AND isnan({x}))",
+            f"count(*) FILTER (WHERE {every} AND {x} = 'inf'::DOUBLE)",
+            f"count(*) FILTER (WHERE {every} AND {x} = '-inf'::DOUBLE)",
+            f"count({x}) FILTER (WHERE {ok})",
+            f"min({x}) FILTER (WHERE {ok})",
+            f"max({x}) FILTER (WHERE {ok})",
+            f"quantile_cont({x}, [0.25, 0.5, 0.75]) FILTER (WHERE {ok} AND {x} IS NOT NULL)",
+            f"count(*) FILTER (WHERE {ok} AND {x} <= 0)",
+        ]
+    if has_acc:
+        inner.append("CAST(accuracy AS DOUBLE) AS __acc")
+        aggs.append(f"avg(__acc) FILTER (WHERE {ok})")
+    else:
+        aggs.append("NULL")
+    aggs += ["count(*) FILTER (WHERE status = 'failed')"]
+    aggs += ["count(*) FILTER (WHERE status = 'timeout')"]
+    group_by = f" GROUP BY {', '.join(quote(b) for b in by)}" if by else ""
+    sql = (
+        f"SELECT {''.join(quote(b) + ', ' for b in by)}{', '.join(aggs)} FROM "
+        f"(SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql}){group_by}{_order_sql(by)}"
+    )
+    out = []
+    bad = [[0, 0, 0] for _ in metrics]
+    n_every = 0
+    for rec in execute(con, sql, sel.params):
+        rest = list(rec[len(by) :])
+        row: dict[str, Any] = {"key": rec[: len(by)], "n": int(rest.pop(0))}
+        n_every += int(rest.pop(0))
+        row["metrics"] = []
+        for j in range(len(metrics)):
+            for k in range(3):
+                bad[j][k] += int(rest.pop(0))
+            row["metrics"].append({name: rest.pop(0) for name in _FIRST})
+        row["accuracy"], row["failed"], row["timeout"] = rest
+        out.append(row)
+    for m, (nan, pos, neg) in zip(metrics, bad, strict=True):
+        if nan or pos or neg:
+            raise AnalysisError(nonfinite_message(m, n_every, nan=nan, pos_inf=pos, neg_inf=neg))
+    return out
+
+
+def _scale(first: Sequence[dict[str, Any]], j: int) -> float:
+    """The power of two at or below metric ``j``'s largest deviation from a configuration's
+    minimum (1 when there is none): the values are divided by it before any sum of squares, so
+    the variance of values up to 1e308 (or down to 1e-308) stays finite and exact."""
+    spans = [
+        float(r["metrics"][j]["high"]) - float(r["metrics"][j]["low"])
+        for r in first
+        if r["metrics"][j]["count"]
+    ]
+    big = max(spans, default=0.0)
+    if not big > 0:
+        return 1.0
+    if not math.isfinite(big):
+        return math.ldexp(1.0, 1023)
+    return math.ldexp(1.0, math.frexp(big)[1] - 1)
+
+
 def _summary_rows(
-    raw: Sequence[tuple], by: Sequence[str], metrics: Sequence[str]
+    first: Sequence[dict[str, Any]],
+    moved: Sequence[Any],
+    by: Sequence[str],
+    metrics: Sequence[str],
+    scales: Sequence[float],
 ) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
-    """Rows of the summary from the main query, and per metric the number of ok trials with a
-    value in each row."""
+    """Rows of the summary from :func:`_first_pass` and the moments (``moved``: one
+    :class:`analysis.query.KeyMoments` per configuration with ok trials), and per metric the
+    number of ok trials with a value in each row."""
+    by_key = {tuple(km.key): km for km in moved}
     rows = []
     counts: dict[str, list[int]] = {m: [] for m in metrics}
-    for rec in raw:
-        row: dict[str, Any] = dict(zip(by, rec[: len(by)], strict=True))
-        rest = list(rec[len(by) :])
-        row["n"] = int(rest.pop(0))
-        for m in metrics:
-            count, shift, scale, mean_dev, var, median = (rest.pop(0) for _ in range(6))
-            mad, low, high, q1, q3, outliers = (rest.pop(0) for _ in range(6))
-            counts[m].append(int(count))
-            k = 1.0 if scale is None else float(scale)
-            mean = math.nan if mean_dev is None else float(shift) + float(mean_dev) * k
-            sd = math.sqrt(var) * k if var is not None else math.nan
+    for rec in first:
+        row: dict[str, Any] = dict(zip(by, rec["key"], strict=True))
+        row["n"] = rec["n"]
+        km = by_key.get(tuple(rec["key"]))
+        for j, m in enumerate(metrics):
+            got = rec["metrics"][j]
+            count = int(got["count"])
+            counts[m].append(count)
+            k = scales[j]
+            if km is None or not count:
+                mean, sd, mad, log_mean, log_var = math.nan, math.nan, math.nan, None, None
+            else:
+                stat = km.stats[j]
+                mean = float(got["low"]) + stat.mean_dev * k
+                sd = math.sqrt(stat.var) * k if not math.isnan(stat.var) else math.nan
+                mad, log_mean, log_var = km.extra[3 * j : 3 * j + 3]
+                mad = _nan(mad) * k
             if count > 1 and not math.isnan(sd):
                 se = sd / math.sqrt(count)
                 ci_low, ci_high = t_interval(mean, se, count - 1, CONFIDENCE)
             else:
                 ci_low, ci_high = math.nan, math.nan
+            q1, median, q3 = got["quartiles"] or (None, None, None)
             row[f"{m}_mean"] = mean
             row[f"{m}_sd"] = sd
             row[f"{m}_median"] = _nan(median)
             row[f"{m}_ci_low"] = ci_low
             row[f"{m}_ci_high"] = ci_high
             row[f"{m}_median_ci_low"] = row[f"{m}_median_ci_high"] = math.nan  # filled later
-            row[f"{m}_mad"] = _nan(mad)
-            row[f"{m}_min"] = _nan(low)
-            row[f"{m}_max"] = _nan(high)
+            row[f"{m}_mad"] = mad
+            row[f"{m}_min"] = _nan(got["low"])
+            row[f"{m}_max"] = _nan(got["high"])
             row[f"{m}_cv"] = sd / abs(mean) if mean and not math.isnan(sd) else math.nan
             row[f"{m}_q1"] = _nan(q1)
             row[f"{m}_q3"] = _nan(q3)
-            row[f"{m}_outliers"] = int(outliers)
-            nonpositive, log_mean, log_var = (rest.pop(0) for _ in range(3))
-            row.update(_geometric(m, count, shift, nonpositive, log_mean, log_var))
-        row["accuracy_mean"] = _nan(rest.pop(0))
-        row["failed"] = int(rest.pop(0))
-        row["timeout"] = int(rest.pop(0))
+            row[f"{m}_outliers"] = 0  # counted by _tails
+            row.update(_geometric(m, count, got["low"], got["nonpositive"], log_mean, log_var))
+        row["accuracy_mean"] = _nan(rec["accuracy"])
+        row["failed"] = int(rec["failed"])
+        row["timeout"] = int(rec["timeout"])
         total = row["n"] + row["failed"] + row["timeout"]
         row["failure_rate"] = (row["failed"] + row["timeout"]) / total if total else math.nan
         rows.append(row)
@@ -257,7 +324,13 @@ def _geometric(
     return out
 
 
-def _median_intervals(
+#: A configuration's values near its median are fetched between its median minus this many
+#: times the spread the rank window would have if the values were spread evenly between the
+#: quartiles, and as much above (a guess; the counts then prove the window was covered).
+WINDOW_MARGIN = 4.0
+
+
+def _tails(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
     by: Sequence[str],
@@ -268,86 +341,135 @@ def _median_intervals(
     n_boot: int,
     seed: int,
 ) -> None:
-    """Fill ``<metric>_median_ci_low/high`` of ``rows`` (rows with at least 2 values).
+    """Fill ``<metric>_outliers`` (beyond Tukey's fences) and, with ``n_boot``, the bootstrap
+    interval of the median ``<metric>_median_ci_low/high`` (rows with at least 2 values).
 
-    One query fetches, per (metric, row), the sorted values in :func:`median_window`'s rank
-    window; the bootstrap medians' ranks are then drawn from the row's own stream, one row at a
-    time (memory: one row's draws). A row whose draws leave the window (probability below
-    1e-20) is fetched whole and drawn again from the same stream, so the result is exact.
+    One scan counts the outliers and fetches, per (metric, row), the values in a guessed range
+    around the median and the count below it: the rank window of :func:`median_window` is
+    covered when the count below is under its first rank and the count up to the range's top
+    reaches its last (else the row is fetched again whole). The bootstrap medians' ranks are
+    drawn from the row's own stream, one row at a time; a row whose draws leave the fetched
+    ranks (probability below 1e-20) is fetched whole and drawn again from the same stream, so
+    the result is exact.
     """
-    wanted = {
-        (i, j): median_window(counts[m][i])
-        for j, m in enumerate(metrics)
-        for i in range(len(rows))
-        if counts[m][i] >= 2
-    }
-    while wanted:
-        fetched = _order_statistics(con, sel, by, metrics, rows, wanted)
-        missed: dict[tuple[int, int], tuple[int, int]] = {}
-        for (i, j), (first, last) in wanted.items():
+    ranges: dict[tuple[int, int], tuple[float, float]] = {}
+    if n_boot > 0:
+        for j, m in enumerate(metrics):
+            for i, row in enumerate(rows):
+                if counts[m][i] >= 2:
+                    ranges[i, j] = _guess_range(row, m, counts[m][i])
+    outliers = True
+    while True:
+        fetched = _tail_scan(con, sel, by, metrics, rows, ranges, outliers=outliers)
+        outliers = False
+        missed: dict[tuple[int, int], tuple[float, float]] = {}
+        for (i, j), (below, values) in fetched.items():
             m, row = metrics[j], rows[i]
-            key = [m, [[b, format_level(row[b])] for b in by]]
-            lo, hi = median_ranks(counts[m][i], n_boot, group_rng(seed, key))
-            if lo.min() < first or hi.max() > last:
-                missed[i, j] = (1, counts[m][i])
+            n = counts[m][i]
+            first, last = median_window(n)
+            lo_rank, hi_rank = below + 1, below + len(values)
+            if lo_rank > first or hi_rank < last:
+                missed[i, j] = (-math.inf, math.inf)
                 continue
-            medians = medians_from_ranks(fetched[i, j], first, lo, hi)
+            key = [m, [[b, format_level(row[b])] for b in by]]
+            lo, hi = median_ranks(n, n_boot, group_rng(seed, key))
+            if lo.min() < lo_rank or hi.max() > hi_rank:
+                missed[i, j] = (-math.inf, math.inf)
+                continue
+            medians = medians_from_ranks(values, lo_rank, lo, hi)
             low, high = percentile_interval(medians, CONFIDENCE)
             row[f"{m}_median_ci_low"], row[f"{m}_median_ci_high"] = low, high
-        wanted = missed
+        if not missed or all(ranges.get(k) == r for k, r in missed.items()):
+            if missed:  # pragma: no cover - a whole group always covers every rank
+                raise RuntimeError("the values of a group do not cover its own ranks")
+            return
+        ranges = missed
 
 
-def _order_statistics(
+def _guess_range(row: dict[str, Any], m: str, n: int) -> tuple[float, float]:
+    """A value range that likely holds ranks :func:`median_window` of the ``n`` values of
+    metric ``m`` in ``row`` (from its quartiles and median); everything for a small ``n``."""
+    first, last = median_window(n)
+    if first == 1 and last == n:
+        return -math.inf, math.inf
+    q1, median, q3 = row[f"{m}_q1"], row[f"{m}_median"], row[f"{m}_q3"]
+    mid = (n + 1) / 2
+    low = median - WINDOW_MARGIN * (median - q1) * (mid - first + 1) / (0.25 * n)
+    high = median + WINDOW_MARGIN * (q3 - median) * (last - mid + 1) / (0.25 * n)
+    return low, high
+
+
+def _tail_scan(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
     by: Sequence[str],
     metrics: Sequence[str],
-    rows: Sequence[dict[str, Any]],
-    windows: dict[tuple[int, int], tuple[int, int]],
-) -> dict[tuple[int, int], np.ndarray]:
-    """The sorted values of ok trials with ranks ``first..last`` (1-based) of metric ``j`` in
-    row ``i``, for each ``(i, j): (first, last)`` of ``windows``, as float arrays.
-
-    DuckDB sorts each group's values into a list and returns only the slices. The rows are
-    matched by position: this query groups the same selection by ``by`` and orders the groups
-    as the summary does (``__gid``; aliases start with ``__`` so no ``by`` column is shadowed).
-    """
+    rows: list[dict[str, Any]],
+    ranges: dict[tuple[int, int], tuple[float, float]],
+    *,
+    outliers: bool,
+) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
+    """One scan of the ok trials joined to a small table of the rows' levels, quartiles and
+    ``ranges``: with ``outliers`` sets ``<metric>_outliers`` of ``rows``; returns per
+    ``(i, j)`` of ``ranges`` the count of values of metric ``j`` in row ``i`` below the range
+    and the sorted values in it."""
     import numpy as np
 
-    prefix, _, group_by, order_by = _group_sql(by)
-    ok = "status = 'ok'"
-    inner = [quote(b) for b in by] + ([] if "status" in by else ["status"])
-    inner += [f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)]
-    lists = [
-        f"list(__x{j} ORDER BY __x{j}) FILTER (WHERE {ok} AND __x{j} IS NOT NULL) AS __xs{j}"
-        for j in range(len(metrics))
+    if not ranges and not outliers:
+        return {}
+    ok_rows = [i for i, row in enumerate(rows) if row["n"]]
+    if not ok_rows:
+        return {}
+    nb, nm = len(by), len(metrics)
+    names = [f"__g{k}" for k in range(nb)] + ["__gid"]
+    cells, args = [], []
+    for i in ok_rows:
+        row = rows[i]
+        cast = [f"CAST(? AS {sel.columns[b]})" for b in by]
+        args += [row[b] for b in by]
+        values = [str(i)]
+        for j, m in enumerate(metrics):
+            lo, hi = ranges.get((i, j), (math.nan, math.nan))
+            values += [_literal(v) for v in (row[f"{m}_q1"], row[f"{m}_q3"], lo, hi)]
+        cells.append("(" + ", ".join(cast + values) + ")")
+    for j in range(nm):
+        names += [f"__q1_{j}", f"__q3_{j}", f"__lo{j}", f"__hi{j}"]
+    aggs = []
+    for j in range(nm):
+        x, q1, q3 = f"__x{j}", f"__q1_{j}", f"__q3_{j}"
+        fence = f"{TUKEY_K!r} * ({q3} - {q1})"
+        aggs.append(
+            f"count(*) FILTER (WHERE {x} < {q1} - {fence} OR {x} > {q3} + {fence})"
+            if outliers
+            else "0"
+        )
+        aggs += [
+            f"count(*) FILTER (WHERE {x} < __lo{j})",
+            f"list({x}) FILTER (WHERE {x} BETWEEN __lo{j} AND __hi{j})",
+        ]
+    inner = [quote(b) for b in by] + [
+        f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)
     ]
-    bound = ", ".join(
-        f"?::BIGINT[] AS __lo{j}, ?::BIGINT[] AS __hi{j}" for j in range(len(metrics))
-    )
-    slices = [f"__xs{j}[__p.__lo{j}[__gid]:__p.__hi{j}[__gid]]" for j in range(len(metrics))]
+    on = " AND ".join(f"b.{quote(b)} IS NOT DISTINCT FROM p.__g{k}" for k, b in enumerate(by))
+    where_ok = sel.where_and("status = 'ok'")
     sql = (
-        f"WITH __p AS (SELECT {bound}) "
-        f"SELECT {prefix}{', '.join(slices)} FROM ("
-        f"SELECT {prefix}row_number() OVER ({order_by.strip()}) AS __gid, {', '.join(lists)} "
-        f"FROM (SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql}){group_by}"
-        f"), __p ORDER BY __gid"
+        f"SELECT p.__gid, {', '.join(aggs)} "
+        f"FROM (SELECT {', '.join(inner)} FROM {VIEW}{where_ok}) AS b "
+        f"{'JOIN' if by else 'CROSS JOIN'} (VALUES {', '.join(cells)}) AS p({', '.join(names)})"
+        f"{' ON ' + on if by else ''} GROUP BY p.__gid"
     )
-    bounds: list[list[int]] = []
-    for j in range(len(metrics)):
-        first, last = [1] * len(rows), [0] * len(rows)  # [1:0]: an empty slice
-        for (i, jj), (lo, hi) in windows.items():
-            if jj == j:
-                first[i], last[i] = lo, hi
-        bounds += [first, last]
-    raw = execute(con, sql, [*bounds, *sel.params])
-    levels = [[format_level(row[b]) for b in by] for row in rows]
-    if [[format_level(v) for v in rec[: len(by)]] for rec in raw] != levels:
-        raise RuntimeError("the order-statistics query returned other groups than the summary")
     out = {}
-    for (i, j), (lo, hi) in windows.items():
-        values = np.asarray(raw[i][len(by) + j], dtype=float)
-        if len(values) != hi - lo + 1:
-            raise RuntimeError(f"ranks {lo}..{hi} of {metrics[j]} are not all in row {i}")
-        out[i, j] = values
+    for rec in execute(con, sql, [*sel.params, *args]):
+        i = int(rec[0])
+        for j, m in enumerate(metrics):
+            n_out, below, values = rec[1 + 3 * j : 4 + 3 * j]
+            if outliers:
+                rows[i][f"{m}_outliers"] = int(n_out)
+            if (i, j) in ranges:
+                out[i, j] = (int(below), np.sort(np.asarray(values or [], dtype=float)))
     return out
+
+
+def _literal(value: float) -> str:
+    """An exact SQL DOUBLE literal (NaN and infinities included)."""
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
