@@ -405,7 +405,7 @@ def stage_csv(
         return f"m_{n}.value"
 
     for n in trial_cols:
-        if n in FACTOR_COLUMNS or n == "config_id":
+        if n in FACTOR_COLUMNS or n in ("config_id", "repetition"):
             continue
         expr = typed(n, TRIAL_COLUMNS[n])
         if n == "status":
@@ -427,7 +427,6 @@ def stage_csv(
     else:
         select.append(f"CAST({counter.format('')} AS INTEGER) AS repetition")
     select += [f"{typed(n, 'DOUBLE')} AS {n}" for n in metric_cols]
-    # select the metric columns under their own names; trial names win (store drops them)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {STAGED} AS SELECT {', '.join(select)} "
         f"FROM {RAW} r {' '.join(joins)} ORDER BY r.rowid"

@@ -1,0 +1,122 @@
+"""runner.importer_bulk: the bulk path gives the row-by-row rules' results and messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from runner.errors import RunnerError
+from runner.importer import import_csv, parse_csv
+from runner.spec import config_id
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_bad_values_counted_with_their_lines(tmp_path: Path) -> None:
+    csv_path = tmp_path / "bad.csv"
+    # line 3 is blank and skipped; bad workers on lines 4, 6 and 7, a bad train_s on line 5
+    csv_path.write_text(
+        "engine,workers,train_s\nlocal,1,0.5\n\nlocal,two,0.5\nlocal,2,slow\nlocal,x,1\n"
+        "local,two,1\n"
+    )
+    db = tmp_path / "r.duckdb"
+    with pytest.raises(RunnerError) as info:
+        import_csv(csv_path, db=db)
+    message = str(info.value)
+    assert message.startswith("bad.csv, line 4, column workers: 'two' is not a whole number")
+    assert "[4 bad values in all; workers: 3 (lines 4, 6, 7); train_s: 1 (lines 5)]" in message
+    assert "\n" not in message
+    assert not db.exists()
+
+
+def test_config_id_matches_the_spec_hash(tmp_path: Path) -> None:
+    csv_path = tmp_path / "c.csv"
+    csv_path.write_text(
+        "engine,workers,data_fraction,k,impl,acc\n"
+        "dask,4,0.5,5,sk,0.9\n"
+        "dask,4.0,0.50,5,sk,0.8\n"
+        "ray,,1,x,,0.7\n"
+    )
+    db = tmp_path / "r.duckdb"
+    import_csv(csv_path, db=db, experiment="e")
+    got = rows(db, "SELECT config_id, repetition, params FROM observations ORDER BY trial_id")
+    none = dict.fromkeys(("workload", "dataset", "threads_per_worker", "memory_gb"))
+    none |= dict.fromkeys(("batch_size", "epochs"))
+    first = config_id(
+        {
+            "experiment": "e",
+            "engine": "dask",
+            "workers": 4,
+            "data_fraction": 0.5,
+            **none,
+            "params": {"k": 5, "impl": "sk"},
+        }
+    )
+    third = config_id(
+        {
+            "experiment": "e",
+            "engine": "ray",
+            "workers": None,
+            "data_fraction": 1.0,
+            **none,
+            "params": {"k": "x"},
+        }
+    )
+    # "4" and "4.0", "0.5" and "0.50" are one configuration: repetitions 1 and 2
+    assert [(c, r) for c, r, _ in got] == [(first, 1), (first, 2), (third, 1)]
+    assert [json.loads(p) for _, _, p in got] == [{"impl": "sk", "k": 5}] * 2 + [{"k": "x"}]
+
+
+TRICKY = (
+    "Engine;Workers;Train time;acc;note;Status;repetition\n"
+    " spark ; 2 ;1,5; 0,93 ;a,b;OK;\n"
+    "dask;4.0;2;1e-3;3;failed;7\n"
+    ";;;;;;\n"
+    "ray;+1;.5;\u00a00,5\u00a0;;TIMEOUT;\n"
+    "ray;1;1_0;1;x y;ok;\n"
+)
+
+
+def test_bulk_import_equals_the_row_by_row_reading(tmp_path: Path) -> None:
+    """Whitespace, decimal commas, underscores, case, blank rows, given repetitions: the
+    database holds what parse_csv (the row-by-row reader published tables use) reads."""
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_text(TRICKY, encoding="utf-8")
+    parsed = parse_csv(csv_path, experiment="t")
+    db = tmp_path / "r.duckdb"
+    result = import_csv(csv_path, db=db)
+    assert result.trial_columns == parsed.trial_columns
+    assert result.metric_columns == parsed.metric_columns == ("acc",)
+    assert result.param_columns == parsed.param_columns == ("train_time", "note")
+    got = rows(
+        db,
+        "SELECT engine, workers, status, repetition, config_id, params, acc "
+        "FROM observations ORDER BY trial_id",
+    )
+    want = [
+        (
+            r["engine"],
+            r.get("workers"),
+            r["status"],
+            r["repetition"],
+            r["config_id"],
+            r["params"],
+            m.get("acc"),
+        )
+        for r, m in zip(parsed.records, parsed.metrics, strict=True)
+    ]
+    assert [(*g[:5], json.loads(g[5]), g[6]) for g in got] == want
+    # literal values, as read by hand: 1,5 -> 1.5 (a param here: 1_0 is text), 0,93 -> 0.93
+    assert [g[6] for g in got] == [0.93, 0.001, 0.5, 1.0]
+    assert json.loads(got[0][5]) == {"note": "a,b", "train_time": 1.5}
+    assert [g[3] for g in got] == [1, 7, 1, 1]
+    assert json.loads(got[3][5]) == {"note": "x y", "train_time": "1_0"}
