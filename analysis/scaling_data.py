@@ -1,8 +1,10 @@
 """What :mod:`analysis.scaling` reads from DuckDB: per-level and per-cell sufficient statistics.
 
-- GROUP BY (group, x): count, median, mean and variance of the time: the per-level table.
-- GROUP BY (group, x, size): count, mean and variance (and, for the bootstrap, the values of a
-  cell of at most :data:`BOOT_EXACT_MAX` trials): the fits' sufficient statistics.
+- per (group, x): count, median, mean and variance of the time: the per-level table;
+- per (group, x, size): count, mean and variance: the fits' sufficient statistics; for the
+  bootstrap, the values of the cells of at most :data:`BOOT_EXACT_MAX` trials (only those).
+
+All through :func:`analysis.query.moments` (plain GROUP BY, no window function).
 
 Precision: every cell's time is carried as its smallest trial (a data value) plus the mean
 deviation from it. Times whose magnitude is beyond 2^400 or below 2^-400 (1e120, 1e-120 and
@@ -32,6 +34,7 @@ from analysis.data import (
     select,
 )
 from analysis.errors import AnalysisError
+from analysis.query import Sql, moments
 
 #: Cells with more trials than this are bootstrapped from their normal approximation.
 BOOT_EXACT_MAX = 5000
@@ -108,93 +111,82 @@ def load(
         if n == 0:
             raise no_trials_error(sel, f"{metric} and {x}")
         raw = f"CAST({quote(metric)} AS DOUBLE)"
-        not_null = sel.where_and(f"{quote(metric)} IS NOT NULL", f"{quote(x)} IS NOT NULL")
-        (big,) = execute(con, f"SELECT max(abs({raw})) FROM {VIEW}{not_null}", sel.params)[0]
-        scale = time_scale(big)
-        t = raw if scale == 1 else f"({raw} / {scale!r})"
         xm = f"CAST({quote(x)} AS DOUBLE)"
         sz = f"coalesce(CAST({quote(size)} AS DOUBLE), 1.0)" if size else "1.0"
-        gs = [f"g{i}" for i in range(len(by))]
-        cols = [f"{quote(b)} AS {g}" for b, g in zip(by, gs, strict=True)]
-        # the order of a cell's values for the bootstrap (resampled by index, so it must not
-        # depend on DuckDB's threads): by trial id, else by value
-        tid = ""
-        if fetch_values:
-            tid = f", {'trial_id' if 'trial_id' in sel.columns else t} AS tid"
-        base = (
-            f"SELECT {''.join(c + ', ' for c in cols)}{xm} AS m, {sz} AS sz, {t} AS t{tid} "
-            f"FROM {VIEW}{not_null}"
-        )
-        bad = execute(
+        not_null = sel.where_and(f"{quote(metric)} IS NOT NULL", f"{quote(x)} IS NOT NULL")
+        big, *bad = execute(
             con,
-            f"SELECT count(*) FILTER (WHERE m <= 0), count(*) FILTER (WHERE t < 0), "
-            f"count(*) FILTER (WHERE NOT isfinite(sz) OR sz <= 0) FROM ({base})",
+            f"SELECT max(abs({raw})), count(*) FILTER (WHERE {xm} <= 0), "
+            f"count(*) FILTER (WHERE {raw} < 0), "
+            f"count(*) FILTER (WHERE NOT isfinite({sz}) OR {sz} <= 0) FROM {VIEW}{not_null}",
             sel.params,
         )[0]
-        if bad[0]:
-            raise AnalysisError(
-                f"--x {x} is zero or negative in {bad[0]} selected trials; scaling needs a "
-                f"positive count: exclude them with --where '{x}>0'"
+        scale = time_scale(big)
+        _check_bad(bad, metric=metric, x=x, size=size)
+        keys = [*by, Sql(xm)]
+        x_set = [f"{quote(x)} IS NOT NULL"]
+        common = {"metrics": [metric], "scale": scale, "null_keys": True, "where": x_set}
+        level_rows = moments(con, sel, keys=keys, aggregates=["median(x0)"], **common)
+        # the order of a cell's values for the bootstrap (resampled by index, so it must not
+        # depend on DuckDB's threads): by trial id, else by value
+        cells = moments(con, sel, keys=[*keys, Sql(sz)], **common)
+        values: dict[tuple[Any, ...], Any] = {}
+        small = {c.key: (c.stat.shift,) for c in cells if c.n <= BOOT_EXACT_MAX}
+        if fetch_values and small:
+            tid = "trial_id" if "trial_id" in sel.columns else None
+            order = "x1" if tid else "x0"
+            listed = moments(
+                con,
+                sel,
+                keys=[*keys, Sql(sz)],
+                metrics=[metric, Sql(f"CAST({tid} AS DOUBLE)") if tid else metric],
+                scale=[scale, 1.0],
+                shifts={k: (v[0], 0.0) for k, v in small.items()},
+                aggregates=[f"list(d0 ORDER BY {order})"],
+                null_keys=True,
+                where=x_set,
             )
-        if bad[1]:
-            raise AnalysisError(
-                f"--metric {metric} is negative in {bad[1]} selected trials; a time cannot be "
-                f"negative: check the data or exclude them with --where '{metric}>=0'"
-            )
-        if bad[2]:
-            raise AnalysisError(
-                f"--size {size} is zero, negative or not finite in {bad[2]} selected trials; "
-                f"exclude them with --where, or name another --size column"
-            )
-        keys = ", ".join([*gs, "m"])
-        order = ", ".join(f"{k} NULLS LAST" for k in [*gs, "m"])
-        shifted = (
-            f"SELECT *, t - min(t) OVER (PARTITION BY {{p}}) AS d, "
-            f"min(t) OVER (PARTITION BY {{p}}) AS s FROM ({base})"
-        )
-        level_rows = execute(
-            con,
-            f"SELECT {keys}, count(*), median(t), any_value(s) + avg(d), var_samp(d) "
-            f"FROM ({shifted.format(p=keys)}) GROUP BY {keys} ORDER BY {order}",
-            sel.params,
-        )
-        cell_keys = f"{keys}, sz"
-        vals = (
-            f", CASE WHEN count(*) <= {BOOT_EXACT_MAX} THEN list(d ORDER BY tid) END"
-            if fetch_values
-            else ""
-        )
-        cell_rows = execute(
-            con,
-            f"SELECT {cell_keys}, count(*), any_value(s), avg(d), var_samp(d){vals} "
-            f"FROM ({shifted.format(p=cell_keys)}) GROUP BY {cell_keys} "
-            f"ORDER BY {order}, sz",
-            sel.params,
-        )
+            values = {c.key: c.extra[0] for c in listed}
     import numpy as np
 
-    g = len(by)
     groups: dict[tuple[Any, ...], Group] = {}
-    for row in level_rows:
-        key = tuple(row[:g])
-        m, count, median, mean, var = row[g:]
+    for km in level_rows:
+        key, m = tuple(km.key[:-1]), km.key[-1]
+        st = km.stat
         grp = groups.setdefault(key, Group(level=key))
-        grp.levels.append(
-            (float(m), int(count), float(median), float(mean), math.nan if var is None else var)
-        )
-    for row in cell_rows:
-        key = tuple(row[:g])
-        m, sz, count, shift, mean_dev, var = row[g : g + 6]
-        values = row[g + 6] if fetch_values else None
+        grp.levels.append((float(m), km.n, float(km.extra[0]), st.mean, st.var))
+    for km in cells:
+        key, (m, sz_value) = tuple(km.key[:-2]), km.key[-2:]
+        st = km.stat
+        listed_values = values.get(km.key)
         groups[key].cells.append(
             Cell(
                 m=float(m),
-                size=float(sz),
-                n=int(count),
-                shift=float(shift),
-                mean_dev=float(mean_dev),
-                var=math.nan if var is None else float(var),
-                values=None if values is None else np.asarray(values, dtype=float),
+                size=float(sz_value),
+                n=km.n,
+                shift=st.shift,
+                mean_dev=st.mean_dev,
+                var=st.var,
+                values=None if listed_values is None else np.asarray(listed_values, dtype=float),
             )
         )
     return Loaded(sel, list(groups.values()), size, scale)
+
+
+def _check_bad(bad: Sequence[int], *, metric: str, x: str, size: str | None) -> None:
+    """Refuse x <= 0, a negative time or a size that is not a positive number."""
+    if bad[0]:
+        raise AnalysisError(
+            f"--x {x} is zero or negative in {bad[0]} selected trials; scaling needs a "
+            f"positive count: exclude them with --where '{x}>0'"
+        )
+    if bad[1]:
+        raise AnalysisError(
+            f"--metric {metric} is negative in {bad[1]} selected trials; a time cannot be "
+            f"negative: check the data or exclude them with --where '{metric}>=0'"
+        )
+    if bad[2]:
+        raise AnalysisError(
+            f"--size {size} is zero, negative or not finite in {bad[2]} selected trials; "
+            f"exclude them with --where, or name another --size column"
+        )
