@@ -52,9 +52,9 @@ def spin(n):
     return total
 for line in sys.stdin:
     n = int(line)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     spin(n)
-    print(time.perf_counter() - t, flush=True)
+    print(time.perf_counter() - t, time.process_time() - c, flush=True)
 """
 
 
@@ -82,7 +82,10 @@ def run_cli(tree: Path, db: Path, trials: int, extra: list[str]) -> dict[str, An
     cpu1, rss = _children_usage()
     if proc.returncode != 0:
         raise SystemExit(f"runner trials failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    result = json.loads(proc.stdout)
+    start = proc.stdout.find('{\n  "run_id"')  # the JSON summary (anything printed before it)
+    if start < 0:
+        raise SystemExit(f"runner trials printed no JSON summary:\n{proc.stdout[-2000:]}")
+    result = json.loads(proc.stdout[start:])
     gaps = _gaps(db, result["run_id"])
     ran = _ran_from(tree, db.parent)
     if ran != tree:
@@ -98,6 +101,8 @@ def run_cli(tree: Path, db: Path, trials: int, extra: list[str]) -> dict[str, An
         "gap_mean_ms": statistics.fmean(gaps) * 1e3,
         "gap_p90_ms": statistics.quantiles(gaps, n=10)[-1] * 1e3,
         "setup_s": result["configs"][0]["setup_s"],
+        # the trial loop's own spans, where the tree records them (RunResult.overhead)
+        "spans": result.get("overhead") or {},
     }
 
 
@@ -258,10 +263,15 @@ def perturbation(tree: Path, pairs: int, spin_s: float) -> dict[str, Any]:
     )
     assert child.stdin is not None and child.stdout is not None
 
-    def once(n: int) -> float:
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+
+    def once(n: int, sampled: bool | None = None) -> float:
         child.stdin.write(f"{n}\n")  # type: ignore[union-attr]
         child.stdin.flush()  # type: ignore[union-attr]
-        return float(child.stdout.readline())  # type: ignore[union-attr]
+        wall, used = map(float, child.stdout.readline().split())  # type: ignore[union-attr]
+        if sampled is not None:
+            cpu[sampled].append(used)
+        return wall
 
     try:
         once(100_000)
@@ -273,11 +283,11 @@ def perturbation(tree: Path, pairs: int, spin_s: float) -> dict[str, Any]:
             for with_sampler in (i % 2 == 0, i % 2 == 1):  # ABBA
                 if with_sampler:
                     sampler = TreeSampler(child.pid).start()
-                    sampled.append(once(n))
+                    sampled.append(once(n, True))
                     rows = len(sampler.stop().rows)
-                    assert rows >= 5, f"the sampler took {rows} samples in {spin_s} s"
+                    assert rows >= spin_s * 5, f"the sampler took {rows} samples in {spin_s} s"
                 else:
-                    plain.append(once(n))
+                    plain.append(once(n, False))
     finally:
         child.kill()
         child.wait()
@@ -290,6 +300,9 @@ def perturbation(tree: Path, pairs: int, spin_s: float) -> dict[str, Any]:
         "median_plain_s": statistics.median(plain),
         "ratio_of_medians": ratio,
         "median_pair_ratio": statistics.median(pair_ratios),
+        # the loop's own CPU seconds: what the sampler's reads cost it, without the machine's
+        # other load (which stretches wall time, not CPU time)
+        "cpu_ratio_of_medians": statistics.median(cpu[True]) / statistics.median(cpu[False]),
     }
 
 
@@ -323,6 +336,9 @@ def measure(tree: Path, trials: int, pairs: int, spin_s: float) -> dict[str, Any
         out["sampler_per_trial_ms"] = (
             out["runs"][0]["gap_median_ms"] - out["runs"][1]["gap_median_ms"]
         )
+    span = out["runs"][0]["spans"]
+    if span:
+        out["sampler_per_trial_ms"] = span["sampler"]["median_ms"]
     return out
 
 
@@ -343,6 +359,22 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {run['gap_p90_ms']:.3f} | {run['wall_s']:.2f} | {run['cpu_s']:.2f} "
             f"| {run['cpu_s'] / run['trials'] * 1e3:.2f} | {run['peak_rss_kb'] / 1024:.0f} |"
         )
+    spans = [(r, r["spans"]) for r in results["runs"] if r["spans"]]
+    if spans:
+        lines += [
+            "",
+            "| run (the trial loop's own spans, median ms / p90 ms) | result to next request "
+            "| of which store append + commit | of which sampler end + begin | rest |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for run, span in spans:
+            loop, store, sampler = (span[k]["median_ms"] for k in ("loop", "store", "sampler"))
+            p90 = [span[k]["p90_ms"] for k in ("loop", "store", "sampler")]
+            rest = loop - store - sampler
+            lines.append(
+                f"| noop {' '.join(run['args']) or '(sampled)'} | {loop:.3f} / {p90[0]:.3f} "
+                f"| {store:.3f} / {p90[1]:.3f} | {sampler:.3f} / {p90[2]:.3f} | {rest:.3f} |"
+            )
     s, p, st = results["sampler"], results["perturbation"], results["store"]
     lines += [
         "",
@@ -363,7 +395,8 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     if "sampler_per_trial_ms" in results:
         lines.append(
-            f"| noop: sampled minus --no-sample, median ms per trial | "
+            "| noop: sampler end + begin per trial (the loop's span; else sampled minus "
+            f"--no-sample gap), median ms | "
             f"{results['sampler_per_trial_ms']:.3f} |"
         )
     lines += [
@@ -371,6 +404,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"{p['median_sampled_s']:.4f} / {p['median_plain_s']:.4f} |",
         f"| perturbation: ratio of medians (median of pair ratios) | "
         f"{p['ratio_of_medians']:.4f} ({p['median_pair_ratio']:.4f}) |",
+        f"| perturbation: ratio of the loop's median CPU seconds, sampled / plain | "
+        f"{p['cpu_ratio_of_medians']:.4f} |",
+        f"| the sampler's CPU share at 10 Hz (10 scans' CPU per second) | "
+        f"{10 * s['scan_cpu_ms'] / 1e3:.3%} |",
     ]
     return "\n".join(lines) + "\n"
 

@@ -102,6 +102,8 @@ class RunResult:
     configs: tuple[ConfigOutcome, ...] = field(default_factory=tuple)
     rounds: int = 1
     notes: tuple[str, ...] = ()
+    #: the trial loop's own time per trial (see :class:`Overhead`)
+    overhead: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_ok(self) -> int:
@@ -121,6 +123,7 @@ class RunResult:
             "n_bad": self.n_bad,
             "rounds": self.rounds,
             "notes": list(self.notes),
+            "overhead": self.overhead,
             "configs": [asdict(c) for c in self.configs],
         }
 
@@ -278,7 +281,43 @@ def _start_worker(
     return None, message
 
 
-def _run_trial(worker: _Worker, seed: int, timeout: float) -> tuple[dict[str, Any], Any, bool]:
+class Overhead:
+    """What the trial loop itself spends per trial, in the process that owns the database: from
+    one trial's result arriving to the next trial's request leaving the same worker
+    (``loop``: the sampler's end and begin, the store's append and commit, the progress bar, the
+    rest of the bookkeeping), and of that the store's ``append_trial`` (``store``) and the
+    sampler's ``end`` + ``begin`` (``sampler``). Nanoseconds per trial; a few microseconds to
+    keep."""
+
+    def __init__(self) -> None:
+        self.loop: list[int] = []
+        self.store: list[int] = []
+        self.sampler: list[int] = []
+        self.received: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Medians and 90th percentiles in milliseconds, and how many trials each is over."""
+
+        def stats(values: list[int]) -> dict[str, float | None]:
+            if not values:
+                return {"median_ms": None, "p90_ms": None}
+            ordered = sorted(values)
+            return {
+                "median_ms": statistics.median(ordered) / 1e6,
+                "p90_ms": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))] / 1e6,
+            }
+
+        return {
+            "trials": len(self.loop),
+            "loop": stats(self.loop),
+            "store": stats(self.store),
+            "sampler": stats(self.sampler),
+        }
+
+
+def _run_trial(
+    worker: _Worker, seed: int, timeout: float, overhead: Overhead | None = None
+) -> tuple[dict[str, Any], Any, bool]:
     """One trial on a ready worker, its process tree sampled throughout (unless the worker has
     no sampler: ``--no-sample``).
 
@@ -289,11 +328,19 @@ def _run_trial(worker: _Worker, seed: int, timeout: float) -> tuple[dict[str, An
 
     started = now_utc()
     sampler = worker.sampler
+    t0 = time.perf_counter_ns()
     if sampler is not None:
         sampler.begin()
+    t1 = time.perf_counter_ns()
     worker.conn.send({"kind": "trial", "seed": seed})
     result = worker.receive(timeout)
+    t2 = time.perf_counter_ns()
     resources = sampler.end() if sampler is not None else SampleSet()
+    if overhead is not None:
+        if overhead.received is not None:
+            overhead.loop.append(t1 - overhead.received)
+        overhead.received = t2
+        overhead.sampler.append(t1 - t0 + time.perf_counter_ns() - t2)
     if result is not None:
         return result, resources, True
     timed_out = worker.alive()
@@ -380,11 +427,14 @@ def _run_round(
     advance: Any,
     loads: _Loads,
     sample: bool = True,
+    overhead: Overhead | None = None,
 ) -> None:
     """One round of a configuration: start its engine afresh, run ``warmup`` warm-up and ``n``
     measured trials, stop the engine. A start-up failure records every trial the configuration
     still has planned as failed (see :func:`_record_failed`)."""
     from runner.store import TrialRecord, curve_rows, now_utc
+
+    overhead = Overhead() if overhead is None else overhead
 
     config = state.config
     schedule = [(True, state.warmups + i) for i in range(1, warmup + 1)]
@@ -398,6 +448,7 @@ def _run_round(
     try:
         for done, (is_warmup, repetition) in enumerate(schedule):
             if worker is None:
+                overhead.received = None  # a new worker: no loop span across its start-up
                 worker, setup = _start_worker(config, timeout + SETUP_GRACE_S, sample)
                 setup_id = store.add_setup(
                     run_id=run_id,
@@ -425,32 +476,34 @@ def _run_round(
                 state.warmups += 1
             else:
                 state.measured += 1
-            result, resources, usable = _run_trial(worker, seed, timeout)
+            result, resources, usable = _run_trial(worker, seed, timeout, overhead)
             if not usable:
                 worker = None
-            store.append_trial(
-                TrialRecord(
-                    run_id=run_id,
-                    status=result["status"],
-                    values={
-                        **state.base_values,
-                        "repetition": repetition,
-                        "round": round_no,
-                        "warmup": is_warmup,
-                        "seed": seed,
-                        "error": result.get("error"),
-                        "started_at": result.get("started_at"),
-                        "wall_s": result.get("wall_s"),
-                        "train_s": result.get("train_s"),
-                        "infer_s": result.get("infer_s"),
-                        "setup_s": setup.get("setup_s"),
-                        "load_s": setup.get("load_s"),
-                    },
-                    metrics={**result.get("metrics", {}), **resources.metrics()},
-                    samples=resources.rows,
-                    curves=curve_rows(result.get("history")),
-                )
+                overhead.received = None
+            record = TrialRecord(
+                run_id=run_id,
+                status=result["status"],
+                values={
+                    **state.base_values,
+                    "repetition": repetition,
+                    "round": round_no,
+                    "warmup": is_warmup,
+                    "seed": seed,
+                    "error": result.get("error"),
+                    "started_at": result.get("started_at"),
+                    "wall_s": result.get("wall_s"),
+                    "train_s": result.get("train_s"),
+                    "infer_s": result.get("infer_s"),
+                    "setup_s": setup.get("setup_s"),
+                    "load_s": setup.get("load_s"),
+                },
+                metrics={**result.get("metrics", {}), **resources.metrics()},
+                samples=resources.rows,
+                curves=curve_rows(result.get("history")),
             )
+            t_store = time.perf_counter_ns()
+            store.append_trial(record)
+            overhead.store.append(time.perf_counter_ns() - t_store)
             if not is_warmup:
                 state.counts[result["status"]] += 1
                 if result["status"] == "ok":
@@ -802,6 +855,7 @@ def run_experiment(
     run_id = store.begin_run(source="measured", argv=list(argv), spec=spec, env=env)
     status = "failed"
     loads = _Loads(store)
+    overhead = Overhead()
     try:
         with _progress(progress) as bar:
             per_round = experiment.warmup
@@ -843,6 +897,7 @@ def run_experiment(
                         advance=lambda: bar.advance(task),
                         loads=loads,
                         sample=options.sample,
+                        overhead=overhead,
                     )
         loads.finish()
         for state in states:
@@ -875,6 +930,7 @@ def run_experiment(
         elapsed_s=(time.perf_counter_ns() - t0) / 1e9,
         configs=tuple(s.outcome() for s in states),
         rounds=round_no,
+        overhead=overhead.summary(),
         notes=(
             experiment.notes
             + tuple(f"{c.engine} at {c.address}: {w}" for c in clusters for w in c.warnings)

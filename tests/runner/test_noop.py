@@ -55,8 +55,12 @@ def test_noop_trials_record_metrics_and_sample_only_long_trials(tmp_path: Path) 
 
 def test_no_sample_takes_no_samples_and_no_resource_metrics(tmp_path: Path) -> None:
     db = tmp_path / "r.duckdb"
-    out = _noop(db, "--n", "2", "--param", f"spin={LONG}", "--no-sample")
-    assert "2 ok trials, 0 failed" in out
+    out = json.loads(_noop(db, "--n", "2", "--param", f"spin={LONG}", "--no-sample", "--json"))
+    assert out["n_ok"] == 2
+    # the loop's own spans: one between the two trials of the one worker; no sampler ran
+    spans = out["overhead"]
+    assert spans["trials"] == 1
+    assert 0 < spans["store"]["median_ms"] <= spans["loop"]["median_ms"]
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
     names = {r[0] for r in con.execute("SELECT name FROM observation_columns").fetchall()}
