@@ -43,6 +43,7 @@ from analysis.data import (
 from analysis.errors import AnalysisError
 from analysis.intervals import t_interval
 from analysis.options import CONFIDENCE, check_confidence
+from analysis.query import Sql, moments
 from analysis.regress_result import (
     COEFFICIENT_COLUMNS,
     CORRELATION_COLUMNS,
@@ -52,7 +53,7 @@ from analysis.regress_result import (
     RegressionFit,
     RegressionResult,
 )
-from analysis.regress_sql import base_ctes, moments, qr_factors, residual_sums
+from analysis.regress_sql import base_ctes, qr_factors, rank_sums, residual_sums
 
 if TYPE_CHECKING:
     import numpy as np
@@ -250,7 +251,7 @@ def _fit(
             jarque_bera_p=nan, skew=nan, kurtosis=nan, breusch_pagan=nan, breusch_pagan_p=nan,
             exact=True, notes=notes,
         )  # fmt: skip
-    rss_e, m2, m3, m4, dw_num, uu = (float(v) for v in resid[1:7])
+    rss_e, m2, m3, m4, dw_num, uu = (math.nan if v is None else float(v) for v in resid[1:7])
     bp_g = np.array([float(v) for v in resid[7 : 7 + p]])
     # the smaller of ESS and RSS keeps its relative digits: R^2 near 0 and near 1 both exact
     r_squared = sol.ess / sol.tss if sol.ess < sol.rss else 1.0 - sol.rss / sol.tss
@@ -303,6 +304,7 @@ def regress(
     where: Sequence[str | Filter] = (),
     include_warmup: bool = False,
     confidence_level: float = CONFIDENCE,
+    rank_checks: bool | None = None,
 ) -> RegressionResult:
     """OLS of ``y`` on the ``x`` columns with an intercept, one fit per level of ``by``.
 
@@ -311,6 +313,10 @@ def regress(
     x, and x's that are not collinear; otherwise :class:`AnalysisError` says which level fails.
     A level with no residual degrees of freedom (or zero residuals) is an exact fit: its
     coefficients, R^2 = 1 and a note; its standard errors, tests and intervals are NaN.
+
+    ``rank_checks``: Spearman's rho and the Durbin-Watson statistic, which sort every value;
+    None (default) computes them up to :data:`RANK_CHECKS_MAX` selected trials and otherwise
+    leaves them NaN with a note saying so.
     """
     confidence_level = check_confidence(confidence_level)
     x = check_distinct(x, "--x")
@@ -334,14 +340,28 @@ def regress(
             e = f"CAST({quote(name)} AS DOUBLE)"
             exprs.append(f"ln({e})" if logged else e)
         not_null = [f"{quote(c)} IS NOT NULL" for c in (y, *x)]
-        ctes, gs = base_ctes(sel.where_and(*not_null), by, exprs)
-        rows = moments(con, ctes, gs, len(exprs), sel.params)
-        groups = [_group(row, k=len(exprs), by=by, y=y, x=x) for row in rows]
-        factors = qr_factors(con, ctes, [grp.exps for grp in groups], sel.params)
+        k = len(exprs)
+        got = moments(con, sel, metrics=[Sql(e) for e in exprs], keys=by, null_keys=True,
+                      where=not_null, aggregates=[f"max(d{j})" for j in range(k)])  # fmt: skip
+        ctes, args = base_ctes(
+            sel.where_and(*not_null),
+            by,
+            exprs,
+            [(km.key, [st.shift for st in km.stats], [st.mean_dev for st in km.stats])
+             for km in got],
+        )  # fmt: skip
+        params = [*sel.params, *args]
+        ranked = rank_checks if rank_checks is not None else n <= RANK_CHECKS_MAX
+        ranks = {int(r[0]): r[1:] for r in rank_sums(con, ctes, k, params)} if ranked else {}
+        groups = [
+            _group(_moment_row(km, ranks.get(gi, [math.nan] * (2 * k - 1))), k=k, by=by, y=y, x=x)
+            for gi, km in enumerate(got, start=1)
+        ]
+        factors = qr_factors(con, ctes, [grp.exps for grp in groups], params)
         solved = [_solve(r, grp, by=by, x=x) for r, grp in zip(factors, groups, strict=True)]
         betas = [[float(b) for b in sol.beta] for sol in solved]
         scales = [[math.ldexp(1.0, -e) for e in grp.exps] for grp in groups]
-        resid = residual_sums(con, ctes, len(x), betas, scales, sel.params)
+        resid = residual_sums(con, ctes, len(x), betas, scales, params, durbin_watson=ranked)
     if len(resid) != len(solved):  # the two passes must see the same groups
         raise RuntimeError("residual pass found a different set of groups")
     fits = tuple(
@@ -357,4 +377,28 @@ def regress(
         confidence_level=confidence_level,
         fits=fits,
         where=sel.where_text,
+        notes=() if ranked else (_skipped_note(n),),
     )
+
+
+#: Above this many selected trials, Spearman's rho and the Durbin-Watson statistic (both sort
+#: every value) are computed only when asked (``rank_checks=True``).
+RANK_CHECKS_MAX = 1_000_000
+
+
+def _skipped_note(n: int) -> str:
+    return (
+        f"Spearman's rho and Durbin-Watson not computed for {n:,} trials (they sort every "
+        f"value; computed by default up to {RANK_CHECKS_MAX:,}): ask for them with --rank-checks"
+    )
+
+
+def _moment_row(km: Any, ranks: Sequence[Any]) -> tuple[Any, ...]:
+    """The row :func:`_group` reads: levels, n, shifts, mean deviations, the largest centred
+    value of each variable (from its largest deviation and mean deviation: the smallest
+    deviation is 0) and the rank sums."""
+    shifts = [st.shift for st in km.stats]
+    mean_devs = [st.mean_dev for st in km.stats]
+    k = len(km.stats)
+    maxabs = [max(float(km.extra[j]) - mean_devs[j], mean_devs[j]) for j in range(k)]
+    return (*km.key, km.n, *shifts, *mean_devs, *maxabs, *ranks)

@@ -1,5 +1,6 @@
-"""The SQL of :mod:`analysis.regress`: the per-group moments, the centred values streamed into a
-QR factorisation, and the residual sums given the coefficients (scaled units throughout)."""
+"""The SQL of :mod:`analysis.regress` beyond the moments (:func:`analysis.query.moments`): the
+centred values streamed into a QR factorisation, the rank sums for Spearman's rho, and the residual
+sums given the coefficients (scaled units throughout)."""
 
 from __future__ import annotations
 
@@ -16,49 +17,59 @@ if TYPE_CHECKING:
 CHUNK_VECTORS = 64
 
 
-def base_ctes(sel_where: str, by: Sequence[str], exprs: Sequence[str]) -> tuple[str, list[str]]:
-    """CTEs ``b`` (group aliases, trial id, variables), ``s`` (shifted), ``c`` (centred values
-    ``c<k>`` and centred average ranks ``r<k>``) and ``i`` (``gi``: the group's 1-based index in
-    the order of :func:`moments`). Returns (sql, group aliases)."""
+def base_ctes(
+    sel_where: str, by: Sequence[str], exprs: Sequence[str], groups: Sequence[Sequence[Any]]
+) -> tuple[str, list[Any]]:
+    """CTEs ``b`` (group aliases, trial id, variables), ``p`` (per group, in the order of
+    ``groups``: its levels, ``gi`` its 1-based index, the shifts ``s<k>`` and mean deviations
+    ``m<k>`` of :func:`analysis.query.moments`) and ``i`` (``gi``, trial id, variables and the
+    centred values ``c<k> = (v<k> - s<k>) - m<k>``): a join to a small table, no window.
+
+    ``groups``: per group ``(levels, shifts, mean_devs)``. Returns (sql, the parameters of
+    ``p``, which come after the selection's)."""
     gs = [f"g{i}" for i in range(len(by))]
-    part = f"PARTITION BY {', '.join(gs)}" if gs else ""
+    k_all = range(len(exprs))
     cols = [f"{quote(b)} AS {g}" for b, g in zip(by, gs, strict=True)]
     cols.append("trial_id AS _t")
     cols += [f"{e} AS v{k}" for k, e in enumerate(exprs)]
-    k_all = range(len(exprs))
-    shifted = ", ".join(f"v{k} - min(v{k}) OVER w AS d{k}, min(v{k}) OVER w AS s{k}" for k in k_all)
-    centred = ", ".join(
-        f"d{k} - avg(d{k}) OVER w AS c{k}, avg(d{k}) OVER w AS m{k}, "
-        f"rank() OVER ({part} ORDER BY v{k}) "
-        f"+ (count(*) OVER ({part}{', ' if gs else 'PARTITION BY '}v{k}) - 1) / 2.0 "
-        f"- (count(*) OVER w + 1) / 2.0 AS r{k}"
-        for k in k_all
-    )
-    gi = f"dense_rank() OVER (ORDER BY {', '.join(f'{g} NULLS LAST' for g in gs)})" if gs else "1"
+    names = [*gs, "gi", *(f"s{k}" for k in k_all), *(f"m{k}" for k in k_all)]
+    rows, args = [], []
+    for gi, (levels, shifts, mean_devs) in enumerate(groups, start=1):
+        args += list(levels)
+        consts = [str(gi), *(_literal(v) for v in (*shifts, *mean_devs))]
+        rows.append("(" + ", ".join([*(["?"] * len(gs)), *consts]) + ")")
+    on = " AND ".join(f"b.{g} IS NOT DISTINCT FROM p.{g}" for g in gs)
+    centred = ", ".join(f"(v{k} - s{k}) - m{k} AS c{k}" for k in k_all)
     sql = (
         f"b AS (SELECT {', '.join(cols)} FROM {VIEW}{sel_where}), "
-        f"s AS (SELECT *, {shifted} FROM b WINDOW w AS ({part})), "
-        f"c AS (SELECT *, {centred} FROM s WINDOW w AS ({part})), "
-        f"i AS (SELECT *, {gi} AS gi FROM c)"
+        f"p AS (SELECT * FROM (VALUES {', '.join(rows)}) AS t({', '.join(names)})), "
+        f"i AS (SELECT gi, _t, {', '.join(f'v{k}' for k in k_all)}, {centred} "
+        f"FROM b {'JOIN' if gs else 'CROSS JOIN'} p{' ON ' + on if gs else ''})"
     )
-    return sql, gs
+    return sql, args
 
 
-def moments(
-    con: duckdb.DuckDBPyConnection, ctes: str, gs: Sequence[str], k: int, params: list[Any]
-) -> list[tuple]:
-    aggs = ["count(*)"]
-    aggs += [f"any_value(s{i})" for i in range(k)]
-    aggs += [f"any_value(m{i})" for i in range(k)]
-    aggs += [f"max(abs(c{i}))" for i in range(k)]
-    aggs += [f"fsum(r0 * r{j})" for j in range(k)]
+def _literal(value: float) -> str:
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
+def rank_sums(con: duckdb.DuckDBPyConnection, ctes: str, k: int, params: list[Any]) -> list[tuple]:
+    """Per group (by ``gi``): the cross-products of centred average ranks (ties get the mean of
+    their ranks, as in scipy) for Spearman's rho: ``r0 r0, r0 r1 .. r0 rp, r1 r1 .. rp rp``.
+    Window functions sort every value: the caller runs this only when asked or for few trials."""
+    ranks = ", ".join(
+        f"rank() OVER (PARTITION BY gi ORDER BY v{j}) "
+        f"+ (count(*) OVER (PARTITION BY gi, v{j}) - 1) / 2.0 "
+        f"- (count(*) OVER (PARTITION BY gi) + 1) / 2.0 AS r{j}"
+        for j in range(k)
+    )
+    aggs = [f"fsum(r0 * r{j})" for j in range(k)]
     aggs += [f"fsum(r{j} * r{j})" for j in range(1, k)]
-    group = f" GROUP BY {', '.join(gs)}" if gs else ""
-    order = f" ORDER BY {', '.join(f'{g} NULLS LAST' for g in gs)}" if gs else ""
-    sel_gs = "".join(f"{g}, " for g in gs)
-    return execute(
-        con, f"WITH {ctes} SELECT {sel_gs}{', '.join(aggs)} FROM c{group}{order}", params
+    sql = (
+        f"WITH {ctes}, r AS (SELECT gi, {ranks} FROM i) "
+        f"SELECT gi, {', '.join(aggs)} FROM r GROUP BY gi ORDER BY gi"
     )
+    return execute(con, sql, params)
 
 
 def qr_factors(
@@ -106,10 +117,13 @@ def residual_sums(
     betas: list[list[float]],
     scales: list[list[float]],
     params: list[Any],
+    *,
+    durbin_watson: bool = True,
 ) -> list[tuple]:
-    """Per group (in the order of :func:`moments`), in scaled units (``scales``: 2^-exp of y,
+    """Per group (by ``gi``), in scaled units (``scales``: 2^-exp of y,
     x_1..x_p): sum e^2, sum of centred e^2, e^3 and e^4, the Durbin-Watson numerator, sum of
-    centred (e^2)^2 and sum(c_xj * centred e^2) per x. ``betas``: intercept, then slopes."""
+    centred (e^2)^2 and sum(c_xj * centred e^2) per x. ``betas``: intercept, then slopes.
+    Without ``durbin_watson`` (its lag sorts every residual by trial) its numerator is NULL."""
     fitted = " + ".join(f"coef.B[gi][{j + 1}] * (c{j} * coef.S[gi][{j + 1}])"
                         for j in range(1, p + 1))  # fmt: skip
     xs = "".join(f", c{j} * coef.S[gi][{j + 1}] AS x{j}" for j in range(1, p + 1))
@@ -119,7 +133,8 @@ def residual_sums(
         "FROM i CROSS JOIN coef), "
         "f AS (SELECT *, e - avg(e) OVER (PARTITION BY gi) AS ec, "
         "e * e - avg(e * e) OVER (PARTITION BY gi) AS uc, "
-        "e - lag(e) OVER (PARTITION BY gi ORDER BY _t) AS de FROM e) "
+        + ("e - lag(e) OVER (PARTITION BY gi ORDER BY _t)" if durbin_watson else "NULL::DOUBLE")
+        + " AS de FROM e) "
         "SELECT gi, fsum(e * e), fsum(ec * ec), fsum(ec * ec * ec), fsum(ec * ec * ec * ec), "
         "fsum(de * de), fsum(uc * uc)"
         + "".join(f", fsum(x{j} * uc)" for j in range(1, p + 1))
