@@ -153,16 +153,37 @@ def factor_columns(con: Any) -> list[str]:
     return [c for c in TRIAL_FACTORS if c in view] + [p for p in params if p not in TRIAL_FACTORS]
 
 
-def _cells(con: Any, factors: Sequence[str], metric: str) -> dict[tuple[Any, ...], _Task]:
+def _sql_order(value: Any) -> tuple[bool, bool, Any]:
+    """``ORDER BY`` of one column's values in Python: ascending, NaN after numbers, NULL last."""
+    if value is None:
+        return (True, False, 0)
+    if isinstance(value, float) and value != value:
+        return (False, True, 0)
+    return (False, False, value)
+
+
+def _cells(
+    con: Any,
+    factors: Sequence[str],
+    metric: str,
+    combos: Sequence[tuple[Any, ...]] | None = None,
+) -> dict[tuple[Any, ...], _Task]:
+    """Trials with ``metric`` per task and combination of ``factors`` (ok, non-warm-up), in
+    ``ORDER BY ALL`` order; from one GROUP BY, or from ``combos`` when the caller has those rows
+    already (``(source, workload, *factors, count of metric)``, as the report's context reads
+    them)."""
     from analysis.data import quote
 
-    cols = [*TASK_KEYS, *factors]
-    sel = ", ".join(quote(c) for c in cols)
-    rows = con.execute(
-        f"SELECT {sel}, count(*) FROM observations WHERE status = 'ok' "
-        f"AND NOT coalesce(warmup, false) AND {quote(metric)} IS NOT NULL "
-        f"GROUP BY ALL ORDER BY ALL"
-    ).fetchall()
+    if combos is None:
+        cols = [*TASK_KEYS, *factors]
+        sel = ", ".join(quote(c) for c in cols)
+        rows = con.execute(
+            f"SELECT {sel}, count(*) FROM observations WHERE status = 'ok' "
+            f"AND NOT coalesce(warmup, false) AND {quote(metric)} IS NOT NULL "
+            f"GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    else:
+        rows = sorted((r for r in combos if r[-1]), key=lambda r: tuple(_sql_order(v) for v in r))
     tasks: dict[tuple[Any, ...], _Task] = {}
     for row in rows:
         key = tuple(row[: len(TASK_KEYS)])
@@ -285,9 +306,12 @@ def compare(
     metric: str = METRIC,
     requested: Sequence[tuple[str, Sequence[str]]] = (),
     max_tests: int = MAX_TESTS,
+    combos: Sequence[tuple[Any, ...]] | None = None,
 ) -> CompareResult:
     """Every comparison the trials in ``con`` support (or those ``requested``: factor and
-    levels, no levels meaning all). Raises :class:`ReportError` for a requested factor or level
+    levels, no levels meaning all). ``combos``: the rows ``(source, workload, *factors, trials
+    with metric)`` of ok, non-warm-up trials, when the caller has read them already (else one
+    GROUP BY here). Raises :class:`ReportError` for a requested factor or level
     the data do not have."""
     factors = factor_columns(con)
     req = {name: tuple(levels) for name, levels in requested}
@@ -301,7 +325,7 @@ def compare(
             raise ReportError(
                 f"--compare {name!r} is not a factor of these trials; factors: {', '.join(factors)}"
             )
-    tasks = _cells(con, factors, metric)
+    tasks = _cells(con, factors, metric, combos)
     for name, levels in req.items():
         i = factors.index(name)
         present = {_level(values[i]) for t in tasks.values() for values, _ in t.cells}

@@ -10,7 +10,7 @@ here (:mod:`reports.format`), so templates only loop and place strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,7 +406,12 @@ def comparisons_section(result: CompareResult, several_sources: bool) -> Section
 
 # -- distributions ------------------------------------------------------------------------------
 def distribution_section(
-    con: Any, tasks: Sequence[tuple[Any, ...]], varying: Sequence[str], several_sources: bool
+    con: Any,
+    tasks: Sequence[tuple[Any, ...]],
+    varying: Sequence[str],
+    several_sources: bool,
+    *,
+    varying_in: Callable[[tuple[Any, ...], Sequence[str]], list[str]],
 ) -> tuple[Section, list[str]]:
     from reports.figures import distribution
 
@@ -421,7 +426,7 @@ def distribution_section(
             for k, v in zip(TASK_KEYS, task, strict=True)
         ]
         # label a panel's groups by what varies within its task, not in the whole database
-        task_by = tuple(_varying(con, where, by)) if by else by
+        task_by = tuple(varying_in(tuple(task), by)) if by else by
         try:
             groups = groups_for(con, by=task_by, metric=METRIC, where=where)
         except AnalysisError as exc:
@@ -452,22 +457,45 @@ def distribution_section(
 
 
 # -- the general report -------------------------------------------------------------------------
-def _varying(
-    con: Any, where: Sequence[Filter] = (), columns: Sequence[str] | None = None
-) -> list[str]:
-    """Factor columns (or ``columns``) with more than one value among ok, non-warm-up trials
-    (of the selection ``where``; any task without)."""
+def _combinations(con: Any, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The distinct ``(source, workload, *columns)`` among ok, non-warm-up trials, each with
+    its count of trials with the metric: one ``GROUP BY`` over the view, whatever the number
+    of columns and tasks."""
     from analysis.data import quote, view_columns, where_clause
 
-    sql, params = where_clause(view_columns(con), where)
+    sql, params = where_clause(view_columns(con), [])
+    cols = ", ".join(quote(c) for c in (*TASK_KEYS, *columns))
+    query = f"SELECT {cols}, count({quote(METRIC)}) FROM observations{sql} GROUP BY ALL"
+    return [tuple(r) for r in con.execute(query, params).fetchall()]
+
+
+def _task_order(task: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    """``ORDER BY ALL`` of text columns: ascending, NULLs last."""
+    return tuple((v is None, "" if v is None else str(v)) for v in task)
+
+
+def _value_key(value: Any) -> Any:
+    """A value as ``count(DISTINCT CAST(v AS VARCHAR))`` tells values apart (NaN is one)."""
+    if isinstance(value, float) and value != value:
+        return "nan"
+    return value
+
+
+def _varying(
+    combos: Sequence[tuple[Any, ...]],
+    columns: Sequence[str],
+    task: tuple[Any, ...] | None = None,
+    among: Sequence[str] | None = None,
+) -> list[str]:
+    """Columns (of ``among``, default all of ``columns``) with more than one value (NULL
+    counting as one) among ``combos`` from :func:`_combinations` (of ``task`` only when
+    given)."""
+    k = len(TASK_KEYS)
+    rows = [r for r in combos if task is None or r[:k] == task]
     out = []
-    for col in factor_columns(con) if columns is None else columns:
-        n = con.execute(
-            f"SELECT count(DISTINCT coalesce(CAST({quote(col)} AS VARCHAR), '\x00')) "
-            f"FROM observations{sql}",
-            params,
-        ).fetchone()[0]
-        if n > 1:
+    for col in columns if among is None else among:
+        i = k + list(columns).index(col)
+        if len({_value_key(r[i]) for r in rows}) > 1:
             out.append(col)
     return out
 
@@ -479,26 +507,22 @@ def general_context(
     if not runs or sum(int(r.n_trials) for r in runs) == 0:
         raise ReportError("no trials in DB: run `runner trials` first")
     run_ids = [str(r.run_id) for r in runs if int(r.n_trials) > 0]
-    varying = _varying(con)
-    result = compare(con, requested=compare_items)
+    factors = factor_columns(con)
+    combos = _combinations(con, factors)
+    varying = _varying(combos, factors)
+    result = compare(con, requested=compare_items, combos=combos)
     summary = summary_section(con, run_ids, varying)
-    n = sum(
-        int(row[0])
-        for row in con.execute(
-            f"SELECT count(*) FROM observations WHERE status = 'ok' "
-            f"AND NOT coalesce(warmup, false) AND {METRIC} IS NOT NULL"
-        ).fetchall()
-    )
-    tasks = [
-        tuple(r)
-        for r in con.execute(
-            "SELECT DISTINCT source, workload FROM observations WHERE status = 'ok' "
-            "AND NOT coalesce(warmup, false) ORDER BY ALL"
-        ).fetchall()
-    ]
+    n = sum(int(r[-1]) for r in combos)
+    tasks = sorted({r[: len(TASK_KEYS)] for r in combos}, key=_task_order)
     several = len({t[0] for t in tasks}) > 1
     sections = [summary, comparisons_section(result, several)]
-    dist, dist_notes = distribution_section(con, tasks, varying, several)
+    dist, dist_notes = distribution_section(
+        con,
+        tasks,
+        varying,
+        several,
+        varying_in=lambda t, among: _varying(combos, factors, t, among),
+    )
     sections.append(dist)
     sections.append(environment_section(runs))
     warnings = [f"figure {n}" for n in dist_notes]

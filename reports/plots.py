@@ -70,14 +70,26 @@ def groups_for(con: Any, *, by: Sequence[str], metric: str, where: Sequence[Filt
     res = box_stats(con, by=by, metric=metric, where=where)
     if all(b.n >= DOT_BELOW for b in res.boxes):
         return list(res.boxes)
+    from analysis.data import view_columns, where_clause
+
     keys = list(dict.fromkeys([*by, *(f.column for f in where)]))
     cols = ", ".join(quote(k) for k in keys)
     x = f"CAST({quote(metric)} AS DOUBLE)"
-    rows = con.execute(
-        f"SELECT {cols}, CASE WHEN count(*) < {DOT_BELOW} THEN list({x}) END FROM observations "
-        f"WHERE status = 'ok' AND NOT coalesce(warmup, false) AND {x} IS NOT NULL "
-        f"GROUP BY ALL"
-    ).fetchall()
+    # only the groups of fewer than DOT_BELOW trials are fetched, one short list each: the
+    # counts first (no list of every trial), then the values of those groups alone
+    sql, params = where_clause(view_columns(con), where)
+    sql += f"{' AND' if sql else ' WHERE'} {x} IS NOT NULL"
+    if keys:
+        b_cols = ", ".join(f"b.{quote(k)}" for k in keys)
+        match = " AND ".join(f"b.{quote(k)} IS NOT DISTINCT FROM s.{quote(k)}" for k in keys)
+        query = (
+            f"WITH b AS (SELECT {cols}, {x} AS x FROM observations{sql}), "
+            f"s AS (SELECT {cols} FROM b GROUP BY ALL HAVING count(*) < {DOT_BELOW}) "
+            f"SELECT {b_cols}, list(b.x) FROM b SEMI JOIN s ON {match} GROUP BY ALL"
+        )
+    else:
+        query = f"SELECT list({x}) FROM observations{sql} HAVING count(*) < {DOT_BELOW}"
+    rows = con.execute(query, params).fetchall()
     text_cols = {
         r[0] for r in con.execute("DESCRIBE observations").fetchall() if str(r[1]) == "VARCHAR"
     }
