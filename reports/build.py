@@ -144,7 +144,13 @@ def build_report(
     if fmt == "pdf":
         check_tex()  # fail before any work when TeX is missing
 
-    context = build_context(db, compare_items=compare_items, papers=papers, papers_dir=papers_dir)
+    from reports.figures_base import rendering
+
+    # each figure is rendered in the one format this report embeds: SVG in HTML, PDF in LaTeX
+    with rendering("svg" if fmt == "html" else "pdf"):
+        context = build_context(
+            db, compare_items=compare_items, papers=papers, papers_dir=papers_dir
+        )
 
     if fmt == "html":
         _write_atomic(out, render_html(context).encode("utf-8"))

@@ -13,11 +13,13 @@ bug. Non-finite values (NaN, ±inf) are dropped point by point, counted in
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import io
 import math
 import re
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -214,22 +216,47 @@ def _scope_ids(svg: str) -> str:
     return _ID.sub(lambda m: m.group(1) + prefix + m.group(2), svg)
 
 
+#: The formats :func:`render` writes (a report needs one: SVG for HTML, PDF for LaTeX).
+_FORMATS: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "figure_formats", default=frozenset({"svg", "pdf"})
+)
+
+
+@contextlib.contextmanager
+def rendering(*formats: str) -> Iterator[None]:
+    """Within this block :func:`render` writes only ``formats`` (``"svg"``, ``"pdf"``); the
+    other field of :class:`RenderedFigure` stays empty. Outside it, both."""
+    token = _FORMATS.set(frozenset(formats))
+    try:
+        yield
+    finally:
+        _FORMATS.reset(token)
+
+
 def render(fig: Figure, *, dropped: int = 0) -> RenderedFigure:
-    """SVG (scalable: viewBox, no absolute size) and PDF of ``fig``; closes it."""
+    """SVG (scalable: viewBox, no absolute size) and PDF of ``fig`` (only those
+    :func:`rendering` asks for); closes it."""
     plt = pyplot()
+    formats = _FORMATS.get()
+    svg, pdf = "", b""
     try:
         with style():
-            svg_buf = io.StringIO()
-            fig.savefig(svg_buf, format="svg", metadata={"Date": None})
-            pdf_buf = io.BytesIO()
-            fig.savefig(pdf_buf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+            if "svg" in formats:
+                svg_buf = io.StringIO()
+                fig.savefig(svg_buf, format="svg", metadata={"Date": None})
+                svg = svg_buf.getvalue()
+            if "pdf" in formats:
+                pdf_buf = io.BytesIO()
+                fig.savefig(pdf_buf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+                pdf = pdf_buf.getvalue()
     finally:
         plt.close(fig)
-    svg = svg_buf.getvalue()
-    svg = svg[svg.find("<svg") :]
-    end = svg.find(">")
-    root = _ROOT_SIZE.sub("", svg[:end])
-    return RenderedFigure(svg=_scope_ids(root + svg[end:]), pdf=pdf_buf.getvalue(), dropped=dropped)
+    if svg:
+        svg = svg[svg.find("<svg") :]
+        end = svg.find(">")
+        root = _ROOT_SIZE.sub("", svg[:end])
+        svg = _scope_ids(root + svg[end:])
+    return RenderedFigure(svg=svg, pdf=pdf, dropped=dropped)
 
 
 def count_nonfinite(values: Iterable[float | None]) -> int:
