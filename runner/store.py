@@ -330,6 +330,8 @@ class Store:
         return int(row[0]) if row else None
 
     def _migrate(self, version: int) -> None:
+        # a large file's rebuild would draw DuckDB's progress bar over the command's output
+        self.con.execute("SET enable_progress_bar = false")
         with self.transaction():
             while version < SCHEMA_VERSION:
                 step = MIGRATIONS[version]
