@@ -242,3 +242,19 @@ def test_a_spec_may_set_its_rounds(tmp_path: Path) -> None:
     spec.write_text('rounds = 0\n[[matrix]]\nengine = "local"\nworkload = "knn"\n')
     with pytest.raises(RunnerError, match="rounds must be an integer >= 1"):
         plan(TrialOptions(experiment=str(spec)))
+
+
+def test_median_interval_ranks_at_large_n() -> None:
+    """Beyond a thousand values the ranks stay exact (no float overflow of 2**n), and the
+    log-space path above EXACT_N agrees with SciPy's binomial."""
+    from scipy import stats
+
+    from runner.stopping import EXACT_N
+
+    for n in (1000, 1031, 4999, EXACT_N, EXACT_N + 1, 20_000, 200_001):
+        ranks = median_ci_ranks(n)
+        assert ranks is not None
+        j, k = ranks
+        assert k == n + 1 - j
+        assert 2 * stats.binom.cdf(j - 1, n, 0.5) <= 0.05
+        assert 2 * stats.binom.cdf(j, n, 0.5) > 0.05
