@@ -14,25 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperGroup
 
 from analysis.errors import AnalysisError
-
-
-class QuickHelpGroup(TyperGroup):
-    """A Typer group whose own ``--help`` flag defaults to False instead of None.
-
-    typer 0.29 coerces a flag's value through a pydantic TypeAdapter unless it is already a bool,
-    so ``analyze anova --help`` (the group's flag unset, None) imported pydantic (~0.08 s) just to
-    read "not given". Use it as ``typer.Typer(cls=QuickHelpGroup)`` (``report`` does too).
-    """
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None and option.default is None:
-            option.default = False
-        return option
-
+from runner.climain import QuickHelpGroup
 
 app = typer.Typer(
     cls=QuickHelpGroup,

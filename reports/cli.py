@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from analysis.cli_common import QuickHelpGroup
 from reports.errors import ReportError
+from runner.climain import QuickHelpGroup
 
 app = typer.Typer(
     cls=QuickHelpGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False

@@ -14,18 +14,25 @@ from typing import Annotated, Any
 import typer
 
 from runner.cli_data import data_app
+from runner.climain import QuickHelpGroup
 from runner.errors import RunnerError
 
 app = typer.Typer(
+    cls=QuickHelpGroup,
     add_completion=False,
     no_args_is_help=True,
     help="Run repeated trials of ML workloads on real engines into a DuckDB results file.",
     pretty_exceptions_enable=False,
 )
 import_app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="Import measurements made elsewhere."
+    cls=QuickHelpGroup,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Import measurements made elsewhere.",
 )
-list_app = typer.Typer(add_completion=False, no_args_is_help=True, help="List what is supported.")
+list_app = typer.Typer(
+    cls=QuickHelpGroup, add_completion=False, no_args_is_help=True, help="List what is supported."
+)
 app.add_typer(import_app, name="import")
 app.add_typer(list_app, name="list")
 app.add_typer(data_app, name="data")

@@ -11,9 +11,11 @@ from typing import Annotated
 
 import typer
 
+from runner.climain import QuickHelpGroup
 from runner.errors import RunnerError
 
 data_app = typer.Typer(
+    cls=QuickHelpGroup,
     add_completion=False,
     no_args_is_help=True,
     help="Datasets as IDX files in a folder or an object store (s3://, gs://, file://).",

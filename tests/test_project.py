@@ -88,4 +88,5 @@ def test_usage_errors_are_one_line_exit_2(tmp_path, args: list[str], needle: str
 @pytest.mark.parametrize("tool", ["runner", "analyze", "report"])
 def test_no_arguments_prints_help(tool: str) -> None:
     proc = run_cli(tool)
-    assert proc.returncode == 2 and "Usage" in proc.stdout and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stdout.count("Usage") == 1, proc.stdout  # printed once, not twice

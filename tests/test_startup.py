@@ -93,10 +93,9 @@ def test_help_imports_no_heavy_module(module: str, args: list[str]) -> None:
     report = json.loads(_python(HELP_PROBE, module, *args).splitlines()[-1])
     assert report["usage"], f"{module} {' '.join(args)} printed no help"
     assert _heavy(report["modules"]) == []
-    if module != "runner.cli":  # runner/cli.py does not use QuickHelpGroup yet
-        # typer 0.29 coerces an unset --help flag of the group through pydantic (~0.08 s);
-        # analysis.cli_common.QuickHelpGroup avoids that
-        assert "pydantic" not in {m.split(".")[0] for m in report["modules"]}
+    # typer 0.29 coerces an unset --help flag of the group through pydantic (~0.08 s);
+    # runner.climain.QuickHelpGroup avoids that
+    assert "pydantic" not in {m.split(".")[0] for m in report["modules"]}
 
 
 def test_the_probe_sees_heavy_modules() -> None:
