@@ -42,20 +42,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from analysis import anova_text
 from analysis.anova_checks import (  # noqa: F401  (re-exported: analysis.anova's public names)
     CHECK_MIN_N,
+    CHECKS_AUTO_MAX_N,
+    CHECKS_CHOICES,
     FAR_OUT_K,
     HEAVY_MIN_COUNT,
     SHAPIRO_MAX_N,
     TAIL_MIN_N,
     TEST_CHOICES,
-    abs_deviation_moments,
+    check_notes,
     far_out_count,
-    far_out_counts,
     kruskal_from_ranks,
     levene_from_moments,
     metric_scale,
@@ -71,19 +72,21 @@ from analysis.data import (
     Database,
     Filter,
     GroupMoments,
+    Selection,
     connect,
     finite_check,
-    group_moments,
+    format_level,
     no_trials_error,
     select,
 )
 from analysis.errors import AnalysisError
 from analysis.options import ALPHA, DEFAULT_SEED, check_alpha, check_seed
 from analysis.posthoc import PosthocResult, check_method, posthoc_from_moments
+from analysis.query import LevelStats, level_stats
 from analysis.ranks import rank_sums
-from analysis.smallsample import small_sample_note
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
     from analysis.tables import Table
@@ -151,6 +154,8 @@ class AnovaResult:
     posthoc: PosthocResult | None = None
     #: per level (in ``groups`` order): values beyond the far-out fences; None = not checked
     far_out: tuple[int | None, ...] = ()
+    #: checks left out (``"kruskal"``, ``"shapiro"``): see ``checks`` of :func:`anova`
+    not_run: tuple[str, ...] = ()
 
     @property
     def shapiro_sampled(self) -> bool:
@@ -158,44 +163,7 @@ class AnovaResult:
         return 0 < self.shapiro_n < self.n
 
     def to_dict(self) -> dict:
-        out = {
-            "metric": self.metric,
-            "group": self.group,
-            "statistic": self.statistic,
-            "p_value": self.p_value,
-            "df_num": self.df_num,
-            "df_den": self.df_den,
-            "eta_sq": self.eta_sq,
-            "n": self.n,
-            "where": list(self.where),
-            "groups": [asdict(g) for g in self.groups],
-        }
-        for name in (
-            "omega_sq",
-            "welch_statistic",
-            "welch_df_num",
-            "welch_df_den",
-            "welch_p_value",
-            "kruskal_statistic",
-            "kruskal_df",
-            "kruskal_p_value",
-            "levene_statistic",
-            "levene_df_num",
-            "levene_df_den",
-            "levene_p_value",
-            "shapiro_statistic",
-            "shapiro_p_value",
-            "shapiro_n",
-            "seed",
-            "alpha",
-            "recommended",
-            "recommendation",
-        ):
-            out[name] = getattr(self, name)
-        out["notes"] = list(self.notes)
-        out["posthoc"] = None if self.posthoc is None else self.posthoc.to_dict()
-        out["far_out"] = list(self.far_out)
-        return out
+        return anova_text.to_dict(self)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per level: ``level, n, mean, sd``."""
@@ -290,6 +258,39 @@ def anova_from_moments(
 
 
 # -- the analysis -----------------------------------------------------------------------------
+def check_options(
+    *,
+    test: str = "auto",
+    posthoc: str | None = None,
+    checks: str = "auto",
+    alpha: float = ALPHA,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
+    """The options of :func:`anova` checked (a one-line :class:`AnalysisError` each)."""
+    if test not in TEST_CHOICES:
+        raise AnalysisError(f"--test {test!r}: give one of {', '.join(TEST_CHOICES)}")
+    if checks not in CHECKS_CHOICES:
+        raise AnalysisError(f"--checks {checks!r}: give one of {', '.join(CHECKS_CHOICES)}")
+    if posthoc is not None:
+        check_method(posthoc)
+    return {"test": test, "posthoc": posthoc, "checks": checks, "alpha": check_alpha(alpha),
+            "seed": check_seed(seed)}  # fmt: skip
+
+
+def anova_levels(
+    con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, group: str,
+    strata: Sequence[str] = (),
+) -> dict[tuple[Any, ...], list[LevelStats]]:  # fmt: skip
+    """Per stratum (the values of ``strata``, as stored): the per-level statistics every
+    ANOVA needs by default (:func:`analysis.query.level_stats`: two plain GROUP BY passes for
+    all strata at once)."""
+    out: dict[tuple[Any, ...], list[LevelStats]] = {}
+    for r in level_stats(con, sel, metric=metric, keys=[*strata, group], strata=len(strata),
+                         far_k=FAR_OUT_K):  # fmt: skip
+        out.setdefault(r.key[:-1], []).append(r)
+    return out
+
+
 def anova(
     db: Database,
     *,
@@ -301,6 +302,7 @@ def anova(
     alpha: float = ALPHA,
     seed: int = DEFAULT_SEED,
     test: str = "auto",
+    checks: str = "auto",
 ) -> AnovaResult:
     """One-way ANOVA of ``metric`` across the levels of ``group`` (ok, non-warm-up trials),
     with Welch's ANOVA, Kruskal–Wallis, Brown–Forsythe and Shapiro–Wilk, a recommendation,
@@ -309,60 +311,63 @@ def anova(
     post-hoc decisions; ``seed`` picks the Shapiro–Wilk sample above 5000 trials. ``test``:
     ``auto`` (the rule in the module docstring: Welch's ANOVA unless a level is clearly
     heavy-tailed) or the test to recommend (``anova`` for the classic F, ``welch``,
-    ``kruskal``)."""
-    if test not in TEST_CHOICES:
-        raise AnalysisError(f"--test {test!r}: give one of {', '.join(TEST_CHOICES)}")
-    if posthoc is not None:
-        check_method(posthoc)
-    alpha = check_alpha(alpha)
-    seed = check_seed(seed)
+    ``kruskal``). ``checks``: ``auto`` runs Kruskal–Wallis and Shapiro–Wilk (which rank or
+    sample every value) up to :data:`CHECKS_AUTO_MAX_N` trials, and Kruskal–Wallis beyond that
+    only when it is asked for or recommended (heavy tails); ``all`` runs both always. The
+    result's ``not_run`` names the checks left out."""
+    opts = check_options(test=test, posthoc=posthoc, checks=checks, alpha=alpha, seed=seed)
     with connect(db) as con:
         sel = select(con, metric=metric, group=[group], where=where, include_warmup=include_warmup)
         finite_check(con, sel, [(metric, "--metric")])
-        scale = metric_scale(con, sel, metric=metric)
-        groups = group_moments(con, sel, metric=metric, group=group, scale=scale)
-        if not groups:
-            raise no_trials_error(sel, metric)
-        result = anova_from_moments(groups, metric=metric, group=group, where=sel.where_text)
-        ranks = rank_sums(con, sel, metric=metric, group=group)
-        abs_dev = abs_deviation_moments(con, sel, metric=metric, group=group, scale=scale)
-        residuals = residual_sample(
-            con, sel, metric=metric, group=group, n_total=result.n, seed=seed, scale=scale
-        )
-        far_out = far_out_counts(con, sel, metric=metric, group=group, scale=scale)
-    assert ranks.n == tuple(g.n for g in groups), "rank sums and moments disagree on levels"
-    kruskal_h, kruskal_df, kruskal_p = kruskal_from_ranks(ranks)
-    levene = levene_from_moments(abs_dev)
-    shapiro_w, shapiro_p = shapiro_wilk(residuals)
+        levels = anova_levels(con, sel, metric=metric, group=group).get((), [])
+        return anova_of_levels(con, sel, levels, metric=metric, group=group, **opts)
 
-    notes = []
-    levene_reason = ""
-    if math.isnan(levene[0]):
-        levene_reason = (
-            "equal variances not checked: Brown-Forsythe could not run, as the absolute "
-            "deviations from the level medians do not vary within any level (as with 2 trials "
-            "per level)"
-        )
-        notes.append(levene_reason)
-    if math.isnan(shapiro_w):
-        notes.append(
-            f"normality not checked: Shapiro-Wilk could not run, as there are only "
-            f"{len(residuals)} residuals"
-            if len(residuals) < 3
-            else "normality not checked: Shapiro-Wilk could not run, as every residual is equal"
-        )
-    if math.isnan(result.welch_statistic):
-        zero = [g.level for g in groups if g.var == 0]
-        noun = "level" if len(zero) == 1 else "levels"
-        notes.append(
-            f"Welch's ANOVA is undefined: {group} {noun} {', '.join(zero)} with zero variance"
-        )
-    if math.isnan(kruskal_h):
-        notes.append("Kruskal-Wallis is undefined: every value is tied")
-    few = small_sample_note([(g.level, g.n) for g in groups], what=f"{group}=")
-    if few:
-        notes.insert(0, few)
-    assert len(far_out) == len(groups), "far-out counts and moments disagree on levels"
+
+def anova_of_levels(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    levels: Sequence[LevelStats],
+    *,
+    metric: str,
+    group: str,
+    posthoc: str | None = None,
+    alpha: float = ALPHA,
+    seed: int = DEFAULT_SEED,
+    test: str = "auto",
+    checks: str = "auto",
+) -> AnovaResult:
+    """:func:`anova` from the per-level statistics of ``sel`` (:func:`anova_levels`); ``sel``
+    is only read again for the checks that rank or sample (see ``checks``)."""
+    if not levels:
+        raise no_trials_error(sel, metric)
+    scale = levels[0].scale
+    groups = [
+        GroupMoments(format_level(lv.key[-1]), lv.n, lv.shift, lv.mean_dev, lv.var) for lv in levels
+    ]
+    result = anova_from_moments(groups, metric=metric, group=group, where=sel.where_text)
+    far_out = [None if lv.n < TAIL_MIN_N else lv.far_out for lv in levels]
+    abs_dev = [GroupMoments(g.level, g.n, 0.0, lv.abs_mean, lv.abs_var)
+               for g, lv in zip(groups, levels, strict=True)]  # fmt: skip
+    heavy = any(k is not None and k >= HEAVY_MIN_COUNT for k in far_out)
+    small = result.n <= CHECKS_AUTO_MAX_N or checks == "all"
+    not_run = []
+    kruskal_h = kruskal_df = kruskal_p = NAN
+    if small or heavy or test == "kruskal":
+        ranks = rank_sums(con, sel, metric=metric, group=group)
+        assert ranks.n == tuple(g.n for g in groups), "rank sums and moments disagree on levels"
+        kruskal_h, kruskal_df, kruskal_p = kruskal_from_ranks(ranks)
+    else:
+        not_run.append("kruskal")
+    residuals = None
+    if small:
+        residuals = residual_sample(con, sel, levels, metric=metric, group=group,
+                                    n_total=result.n, seed=seed)  # fmt: skip
+    else:
+        not_run.append("shapiro")
+    levene = levene_from_moments(abs_dev)
+    shapiro_w, shapiro_p = shapiro_wilk(residuals) if residuals is not None else (NAN, NAN)
+    notes = check_notes(result, groups, group=group, levene=levene, shapiro_w=shapiro_w,
+                        residuals=residuals, kruskal_h=kruskal_h, not_run=not_run)  # fmt: skip
     recommended, recommendation = recommend(
         welch_p=result.welch_p_value,
         kruskal_p=kruskal_p,
@@ -372,7 +377,7 @@ def anova(
         sizes=[g.n for g in groups],
         alpha=alpha,
         test=test,
-        levene_reason=levene_reason,
+        levene_reason=notes.levene_reason,
     )
     return replace(
         result,
@@ -385,13 +390,14 @@ def anova(
         levene_p_value=levene[3],
         shapiro_statistic=shapiro_w,
         shapiro_p_value=shapiro_p,
-        shapiro_n=len(residuals),
+        shapiro_n=0 if residuals is None else len(residuals),
         seed=seed,
         alpha=alpha,
         recommended=recommended,
         recommendation=recommendation,
-        notes=tuple(notes),
+        notes=notes.notes,
         far_out=tuple(far_out),
+        not_run=tuple(not_run),
         groups=tuple(replace(g, mean=g.mean * scale, sd=g.sd * scale) for g in result.groups),
         posthoc=None
         if posthoc is None

@@ -11,24 +11,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from analysis.data import (
     VIEW,
     GroupMoments,
     Selection,
     execute,
-    format_level,
     p_text,
     quote,
 )
 from analysis.errors import AnalysisError
 from analysis.options import ALPHA, DEFAULT_SEED
 from analysis.ranks import RankSums
+from analysis.smallsample import small_sample_note
 
 if TYPE_CHECKING:
     import duckdb
     import numpy as np
+
+    from analysis.query import LevelStats
 
 #: Shapiro–Wilk uses every residual up to this many trials, a seeded sample of this size above.
 SHAPIRO_MAX_N = 5000
@@ -42,8 +45,13 @@ FAR_OUT_K = 3.0
 #: Below this many trials in the smallest level the checks have little power: said.
 CHECK_MIN_N = 10
 TEST_CHOICES = ("auto", "anova", "welch", "kruskal")
-#: Magnitudes outside ``[2**-SCALE_EXP, 2**SCALE_EXP]`` are scaled before any square.
-SCALE_EXP = 400
+#: ``checks="auto"`` runs Kruskal–Wallis and Shapiro–Wilk (a rank or a sample of every value:
+#: a sort or a hash per trial) up to this many trials; above it, Kruskal–Wallis only when asked
+#: for or recommended (heavy tails), Shapiro–Wilk only with ``checks="all"``.
+CHECKS_AUTO_MAX_N = 100_000
+CHECKS_CHOICES = ("auto", "all")
+#: How the checks left out are named.
+CHECK_NAMES = {"kruskal": "Kruskal-Wallis", "shapiro": "Shapiro-Wilk"}
 
 NAN = math.nan
 
@@ -53,14 +61,12 @@ def metric_scale(con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str)
     (squares near overflow) or below ``2**-400`` (squares near underflow), the power of two at
     or below it: dividing by it is exact, and sums of squares of the quotients are finite and
     keep every digit. Statistics of scale (means, sds, differences) are multiplied back."""
+    from analysis.query import power_of_two_scale
+
     x = f"CAST({quote(metric)} AS DOUBLE)"
     where_sql = sel.where_and(f"{quote(metric)} IS NOT NULL")
     (big,) = execute(con, f"SELECT max(abs({x})) FROM {VIEW}{where_sql}", sel.params)[0]
-    if big is None or not math.isfinite(big) or big == 0:
-        return 1.0
-    if math.ldexp(1.0, -SCALE_EXP) <= big <= math.ldexp(1.0, SCALE_EXP):
-        return 1.0
-    return math.ldexp(1.0, math.frexp(big)[1] - 1)
+    return power_of_two_scale(big)
 
 
 def relative_means(groups: Sequence[GroupMoments]) -> list[float]:
@@ -215,63 +221,40 @@ def recommend(
 
 
 # -- DuckDB queries ---------------------------------------------------------------------------
-def _shifted(sel: Selection, *, metric: str, group: str, scale: float, extra: str = "") -> str:
-    """``SELECT g, [extra,] d`` with ``d = x - min(x) over the level``, ``x = metric / scale``
-    (``scale`` a power of two written as a literal: exact, and no parameter to place)."""
-    m, g = quote(metric), quote(group)
-    x = f"(CAST({m} AS DOUBLE) / CAST({float(scale)!r} AS DOUBLE))"
-    where_sql = sel.where_and(f"{m} IS NOT NULL", f"{g} IS NOT NULL")
-    return (
-        f"SELECT {g} AS g, {extra}{x} - min({x}) OVER (PARTITION BY {g}) AS d "
-        f"FROM {VIEW}{where_sql}"
-    )
-
-
-def abs_deviation_moments(
-    con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, group: str, scale: float = 1.0
-) -> list[GroupMoments]:
-    """Per level (sorted by value): count, mean and sample variance of ``|x - level median|``,
-    computed in DuckDB on the shifted values."""
-    inner = _shifted(sel, metric=metric, group=group, scale=scale)
-    sql = (
-        "SELECT g, count(*), avg(z), var_samp(z) FROM ("
-        f"SELECT g, abs(d - median(d) OVER (PARTITION BY g)) AS z FROM ({inner})"
-        ") GROUP BY g ORDER BY g"
-    )
-    return [
-        GroupMoments(
-            level=format_level(level),
-            n=int(n),
-            shift=0.0,
-            mean_dev=float(mean),
-            var=NAN if var is None else float(var),
-        )
-        for level, n, mean, var in execute(con, sql, sel.params)
-    ]
-
-
 def residual_sample(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
+    levels: Sequence[LevelStats],
     *,
     metric: str,
     group: str,
     n_total: int,
     seed: int = DEFAULT_SEED,
     limit: int = SHAPIRO_MAX_N,
-    scale: float = 1.0,
 ) -> np.ndarray:
-    """Residuals ``x - level mean`` (shifted values minus their level mean, in DuckDB): all of
-    them when ``n_total <= limit``, else the ``limit`` trials with the smallest
-    ``md5(seed:trial_id)`` — a simple random sample that depends only on the seed and the trial
-    ids (not on thread scheduling, unlike ``USING SAMPLE ... REPEATABLE``)."""
+    """Residuals ``x - level mean`` (``x = metric / scale`` minus its level's shift, minus the
+    level's mean of that, from ``levels``: :func:`analysis.query.level_stats`): all of them when
+    ``n_total <= limit``, else the ``limit`` trials with the smallest ``md5(seed:trial_id)`` — a
+    simple random sample that depends only on the seed and the trial ids (not on thread
+    scheduling, unlike ``USING SAMPLE ... REPEATABLE``). No window function: the shifts and
+    means are joined from a table of one row per level."""
     import numpy as np
 
+    m, g = quote(metric), quote(group)
     key = "trial_id" if "trial_id" in sel.columns else None
-    extra = "trial_id AS k, " if key else ""
-    inner = _shifted(sel, metric=metric, group=group, scale=scale, extra=extra)
-    base = f"SELECT {'k, ' if key else 'g, '}d - avg(d) OVER (PARTITION BY g) AS r FROM ({inner})"
-    params = list(sel.params)
+    where_sql = sel.where_and(f"{m} IS NOT NULL", f"{g} IS NOT NULL")
+    values = ", ".join(
+        f"(?, CAST('{lv.scale!r}' AS DOUBLE), CAST('{lv.shift!r}' AS DOUBLE), "
+        f"CAST('{lv.mean_dev!r}' AS DOUBLE))"
+        for lv in levels
+    )
+    base = (
+        f"SELECT {'trial_id AS k' if key else 'g'}, (x / sc - s) - md AS r FROM "
+        f"(SELECT {'trial_id, ' if key else ''}{g} AS g, CAST({m} AS DOUBLE) AS x "
+        f"FROM {VIEW}{where_sql}) JOIN (SELECT * FROM (VALUES {values}) AS t(g, sc, s, md)) "
+        "USING (g)"
+    )
+    params = [*sel.params, *(lv.key[-1] for lv in levels)]
     if n_total <= limit:
         sql = f"SELECT r FROM ({base})"
     else:
@@ -285,18 +268,57 @@ def residual_sample(
     return np.fromiter((r[0] for r in rows), dtype=np.float64, count=len(rows))
 
 
-def far_out_counts(
-    con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, group: str, scale: float = 1.0
-) -> list[int | None]:
-    """Per level (sorted by value): :func:`far_out_count` computed in DuckDB (on the shifted
-    values), None for levels of fewer than :data:`TAIL_MIN_N` trials."""
-    inner = _shifted(sel, metric=metric, group=group, scale=scale)
-    k = FAR_OUT_K
-    sql = (
-        "SELECT g, count(*), count(*) FILTER (WHERE d < q1 - ? * (q3 - q1) OR d > q3 + ? * "
-        "(q3 - q1)) FROM (SELECT g, d, quantile_cont(d, 0.25) OVER (PARTITION BY g) AS q1, "
-        f"quantile_cont(d, 0.75) OVER (PARTITION BY g) AS q3 FROM ({inner})) "
-        "GROUP BY g ORDER BY g"
-    )
-    rows = execute(con, sql, [k, k, *sel.params])
-    return [None if int(n) < TAIL_MIN_N else int(bad) for _, n, bad in rows]
+@dataclass(frozen=True)
+class CheckNotes:
+    """The notes of a one-way ANOVA and why Brown–Forsythe could not run (empty: it ran)."""
+
+    notes: tuple[str, ...]
+    levene_reason: str
+
+
+def check_notes(
+    result: Any,
+    groups: Sequence[GroupMoments],
+    *,
+    group: str,
+    levene: tuple[float, float, float, float],
+    shapiro_w: float,
+    residuals: np.ndarray | None,
+    kruskal_h: float,
+    not_run: Sequence[str] = (),
+) -> CheckNotes:
+    """What could not run and why, and which checks were left out (``not_run``)."""
+    notes = []
+    levene_reason = ""
+    if math.isnan(levene[0]):
+        levene_reason = (
+            "equal variances not checked: Brown-Forsythe could not run, as the absolute "
+            "deviations from the level medians do not vary within any level (as with 2 trials "
+            "per level)"
+        )
+        notes.append(levene_reason)
+    if residuals is not None and math.isnan(shapiro_w):
+        notes.append(
+            f"normality not checked: Shapiro-Wilk could not run, as there are only "
+            f"{len(residuals)} residuals"
+            if len(residuals) < 3
+            else "normality not checked: Shapiro-Wilk could not run, as every residual is equal"
+        )
+    if math.isnan(result.welch_statistic):
+        zero = [g.level for g in groups if g.var == 0]
+        noun = "level" if len(zero) == 1 else "levels"
+        notes.append(
+            f"Welch's ANOVA is undefined: {group} {noun} {', '.join(zero)} with zero variance"
+        )
+    if "kruskal" not in not_run and math.isnan(kruskal_h):
+        notes.append("Kruskal-Wallis is undefined: every value is tied")
+    few = small_sample_note([(g.level, g.n) for g in groups], what=f"{group}=")
+    if few:
+        notes.insert(0, few)
+    if not_run:
+        names = " and ".join(CHECK_NAMES[c] for c in not_run)
+        notes.append(
+            f"not run: {names} (they rank or sample every one of the {result.n} trials, above "
+            f"{CHECKS_AUTO_MAX_N}); ask for them with --checks all"
+        )
+    return CheckNotes(tuple(notes), levene_reason)

@@ -23,6 +23,8 @@ TEST_COLUMNS = ("test", "statistic", "df_num", "df_den", "p_value")
 #: Terminal lines are cut (at words) to this width.
 WIDTH = lines.WIDTH
 NAN = math.nan
+#: What a check left out (``AnovaResult.not_run``) reads as.
+NOT_RUN = "not run (--checks all)"
 
 
 def wrap(text: str, *, prefix: str = "") -> str:
@@ -56,6 +58,49 @@ def test_rows(r: AnovaResult) -> list[tuple[str, float, float, float, float]]:
         ),
         ("shapiro", r.shapiro_statistic, NAN, NAN, r.shapiro_p_value),
     ]
+
+
+def to_dict(r: AnovaResult) -> dict:
+    """Every field, in a fixed order; nested results as dicts."""
+    out = {
+        "metric": r.metric,
+        "group": r.group,
+        "statistic": r.statistic,
+        "p_value": r.p_value,
+        "df_num": r.df_num,
+        "df_den": r.df_den,
+        "eta_sq": r.eta_sq,
+        "n": r.n,
+        "where": list(r.where),
+        "groups": [asdict(g) for g in r.groups],
+    }
+    for name in (
+        "omega_sq",
+        "welch_statistic",
+        "welch_df_num",
+        "welch_df_den",
+        "welch_p_value",
+        "kruskal_statistic",
+        "kruskal_df",
+        "kruskal_p_value",
+        "levene_statistic",
+        "levene_df_num",
+        "levene_df_den",
+        "levene_p_value",
+        "shapiro_statistic",
+        "shapiro_p_value",
+        "shapiro_n",
+        "seed",
+        "alpha",
+        "recommended",
+        "recommendation",
+    ):
+        out[name] = getattr(r, name)
+    out["notes"] = list(r.notes)
+    out["posthoc"] = None if r.posthoc is None else r.posthoc.to_dict()
+    out["far_out"] = list(r.far_out)
+    out["not_run"] = list(r.not_run)
+    return out
 
 
 def level_frame(r: AnovaResult) -> pd.DataFrame:
@@ -107,6 +152,7 @@ def tables(r: AnovaResult) -> list[Table]:
     tests["n"] = [r.n, r.n, r.n, r.n, r.shapiro_n]
     tests["seed"] = [None, None, None, None, r.seed if r.shapiro_sampled else None]
     tests["alpha"] = r.alpha
+    tests["ran"] = [name not in r.not_run for name in tests["test"]]
     rec = pd.DataFrame(
         [
             {
@@ -170,6 +216,8 @@ def render(r: AnovaResult) -> str:
     else:
         sw = f"Shapiro-Wilk (n={r.shapiro_n})"
     w_text = "not checked" if math.isnan(r.shapiro_statistic) else f"W = {fmt(r.shapiro_statistic)}"
+    if "shapiro" in r.not_run:
+        sw, w_text = "Shapiro-Wilk", NOT_RUN
     checks = render_table(
         ["assumption", "test", "statistic", "p"],
         [
@@ -179,7 +227,12 @@ def render(r: AnovaResult) -> str:
                 _f_text(r.levene_statistic, r.levene_df_num, r.levene_df_den),
                 _checked_p(r.levene_p_value),
             ),
-            ("normal residuals (pooled)", sw, w_text, _checked_p(r.shapiro_p_value)),
+            (
+                "normal residuals (pooled)",
+                sw,
+                w_text,
+                "" if "shapiro" in r.not_run else _checked_p(r.shapiro_p_value),
+            ),
             ("no heavy tails (per level)", "far-out values (3 IQR)", tails_text(r), ""),
         ],
     )
@@ -188,6 +241,9 @@ def render(r: AnovaResult) -> str:
         if math.isnan(r.kruskal_statistic)
         else f"H({fmt(r.kruskal_df)}) = {fmt(r.kruskal_statistic)}"
     )
+    kruskal_p = fmt_p(r.kruskal_p_value)
+    if "kruskal" in r.not_run:
+        kruskal, kruskal_p = NOT_RUN, ""
     alternatives = render_table(
         ["for", "test", "statistic", "p"],
         [
@@ -201,7 +257,7 @@ def render(r: AnovaResult) -> str:
                 "rank-based",
                 "Kruskal-Wallis (tie-corrected)",
                 kruskal,
-                fmt_p(r.kruskal_p_value),
+                kruskal_p,
             ),
         ],
     )

@@ -54,12 +54,9 @@ from analysis.strata import (
 if TYPE_CHECKING:
     import duckdb
 
-    from analysis.anova import AnovaResult
     from analysis.cost import CostMetricResult, CostResult
-    from analysis.power import PowerResult
     from analysis.regress import RegressionResult
     from analysis.scaling import ScalingResult
-    from analysis.ttest import TtestResult
     from analysis.twoway import TwoWayAnovaResult
 
 Pool = Iterable[str] | str | bool | None
@@ -139,68 +136,6 @@ def per_stratum(
                 run(())  # raises: a level is not present
                 raise AssertionError("unreachable")  # pragma: no cover
         return run_strata(p, run, title=title, where=sel.where_text)
-
-
-def ttest(
-    db: Database,
-    *,
-    group: str,
-    a: str,
-    b: str,
-    metric: str = "train_s",
-    where: Sequence[str | Filter] = (),
-    include_warmup: bool = False,
-    pool: Pool = None,
-    **options: Any,
-) -> StratifiedResult[TtestResult]:
-    """:func:`analysis.ttest.ttest` of ``group=a`` against ``group=b`` once per stratum."""
-    from analysis.ttest import TITLES
-    from analysis.ttest import ttest as plain
-
-    test = "student" if options.get("student") else str(options.get("test", "welch"))
-    title = f"{TITLES.get(test, test)} of {metric}: {group}={a} vs {b}"
-    return per_stratum(db, plain, compared=[group], pair=(a, b), title=title, metric=metric,
-                       where=where, include_warmup=include_warmup, pool=pool, group=group, a=a,
-                       b=b, **options)  # fmt: skip
-
-
-def power(
-    db: Database,
-    *,
-    group: str,
-    a: str,
-    b: str,
-    metric: str = "train_s",
-    where: Sequence[str | Filter] = (),
-    include_warmup: bool = False,
-    pool: Pool = None,
-    **options: Any,
-) -> StratifiedResult[PowerResult]:
-    """:func:`analysis.power.power` of ``group=a`` against ``group=b`` once per stratum."""
-    from analysis.power import power as plain
-
-    title = f"power of a t-test of {metric}: {group}={a} vs {b}"
-    return per_stratum(db, plain, compared=[group], pair=(a, b), title=title, metric=metric,
-                       where=where, include_warmup=include_warmup, pool=pool, group=group, a=a,
-                       b=b, **options)  # fmt: skip
-
-
-def anova(
-    db: Database,
-    *,
-    group: str,
-    metric: str = "train_s",
-    where: Sequence[str | Filter] = (),
-    include_warmup: bool = False,
-    pool: Pool = None,
-    **options: Any,
-) -> StratifiedResult[AnovaResult]:
-    """:func:`analysis.anova.anova` across the levels of ``group`` once per stratum."""
-    from analysis.anova import anova as plain
-
-    return per_stratum(db, plain, compared=[group], title=f"One-way ANOVA of {metric} by {group}",
-                       metric=metric, where=where, include_warmup=include_warmup, pool=pool,
-                       group=group, **options)  # fmt: skip
 
 
 def twoway(
@@ -404,3 +339,8 @@ def cost_metric(
     if first is None:
         raise AnalysisError(f"no trials match {describe_where(sel.filters)}")
     return replace(first, rows=tuple(rows), where=sel.where_text, notes=p.notes())
+
+
+# the stratified t-test, power and one-way ANOVA (batched: one pair of GROUP BY passes for every
+# stratum) live in analysis.held_batch; imported last, as it builds on plan() above
+from analysis.held_batch import anova, power, ttest  # noqa: E402, F401

@@ -72,11 +72,13 @@ def level_median(
 def level_values(
     con: duckdb.DuckDBPyConnection, sel: Selection, key: Any, *, metric: str, group: str
 ) -> np.ndarray:
-    """The level's values of ``metric`` (float64), fetched from DuckDB."""
+    """The level's values of ``metric`` (float64), fetched from DuckDB in trial order (a
+    bootstrap resamples them by position: the order is part of its result)."""
     import numpy as np
 
     where_sql, params = level_where(sel, key, metric=metric, group=group)
-    sql = f"SELECT CAST({quote(metric)} AS DOUBLE) AS x FROM {VIEW}{where_sql}"
+    order = " ORDER BY trial_id" if "trial_id" in sel.columns else ""
+    sql = f"SELECT CAST({quote(metric)} AS DOUBLE) AS x FROM {VIEW}{where_sql}{order}"
     return np.asarray(con.execute(sql, params).fetchnumpy()["x"], dtype=np.float64)
 
 

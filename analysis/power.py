@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING
 
 from analysis.anova_checks import metric_scale
 from analysis.anova_text import wrap
-from analysis.data import Database, Filter, connect, fmt, group_moments, render_table
+from analysis.data import (
+    Database,
+    Filter,
+    GroupMoments,
+    Selection,
+    connect,
+    fmt,
+    group_moments,
+    render_table,
+)
 from analysis.errors import AnalysisError
 from analysis.options import ALPHA, check_alpha, check_fraction
 from analysis.smallsample import small_sample_note
@@ -231,6 +240,25 @@ def power(
             scaled = {g.level: g for g in group_moments(con, sel, metric=metric, group=group,
                                                         scale=scale)}  # fmt: skip
             sa, sb = scaled[ga.level], scaled[gb.level]
+    return power_of_pair(sel, (ga, gb), (sa, sb), scale, group=group, metric=metric,
+                         effect=effect, alpha=alpha, target_power=target_power)  # fmt: skip
+
+
+def power_of_pair(
+    sel: Selection,
+    pair: tuple[GroupMoments, GroupMoments],
+    scaled: tuple[GroupMoments, GroupMoments],
+    scale: float,
+    *,
+    group: str,
+    metric: str,
+    effect: float,
+    alpha: float,
+    target_power: float,
+) -> PowerResult:
+    """:func:`power` from the two levels' moments (unscaled, and of ``metric / scale``)."""
+    ga, gb = pair
+    sa, sb = scaled
     out = power_from_moments(
         sa.n,
         sa.mean,

@@ -33,9 +33,8 @@ and no window function: pass 1 the per-key minima, pass 2 the moments of ``x - s
 to pass 1's small table. Subtracting a data value of the key (its minimum) before any sum keeps
 every digit of ``1e12 + noise``; dividing by a power of two keeps 1e300's squares finite.
 
-:func:`configure` applies the connection settings analyses run with (memory limit, threads,
-``preserve_insertion_order = false``); :func:`analysis.data.connect` calls it on the
-connections it opens.
+:func:`configure` applies the connection settings analyses run with (a memory limit);
+:func:`analysis.data.connect` calls it on the connections it opens.
 """
 
 from __future__ import annotations
@@ -61,10 +60,11 @@ MEMORY_LIMIT = "500MB"
 
 
 def configure(con: duckdb.DuckDBPyConnection) -> None:
-    """Settings for analysis queries on a connection this package opened: a memory limit, no
-    insertion order to keep (aggregates and sorted results never need it)."""
+    """Settings for analysis queries on a connection this package opened: a memory limit."""
     limit = os.environ.get("TRIALKIT_DUCKDB_MEMORY", MEMORY_LIMIT)
-    for stmt in (f"SET memory_limit = '{limit}'", "SET preserve_insertion_order = false"):
+    # preserve_insertion_order stays on: a bootstrap resamples fetched rows by position, so
+    # their order (the store's) is part of its result
+    for stmt in (f"SET memory_limit = '{limit}'",):
         with contextlib.suppress(Exception):  # a setting refused: keep DuckDB's default
             con.execute(stmt)
 
@@ -209,3 +209,147 @@ def moments(
     if not ks and out and out[0].n == 0:
         return []
     return out
+
+
+# -- per-level statistics for the one-way layout ------------------------------------------------
+#: Magnitudes outside ``[2**-SCALE_EXP, 2**SCALE_EXP]`` are divided by a power of two first.
+SCALE_EXP = 400
+
+
+def power_of_two_scale(big: float | None) -> float:
+    """1, or when ``big`` (the largest magnitude) is beyond ``2**400`` (squares near overflow)
+    or below ``2**-400`` (squares near underflow), the power of two at or below it."""
+    if big is None or not math.isfinite(big) or big == 0:
+        return 1.0
+    if math.ldexp(1.0, -SCALE_EXP) <= big <= math.ldexp(1.0, SCALE_EXP):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(big)[1] - 1)
+
+
+@dataclass(frozen=True)
+class LevelStats:
+    """One key (the stratum's values, then the level) of :func:`level_stats`; every value is of
+    ``x = metric / scale``."""
+
+    key: tuple[Any, ...]
+    n: int
+    scale: float  # a power of two, one per stratum
+    shift: float  # the key's minimum of x
+    mean_dev: float  # mean of x - shift
+    var: float  # sample variance; NaN when n < 2
+    quartiles: tuple[float, float, float]  # q1, median, q3 (linear interpolation)
+    abs_mean: float  # mean of |x - median| (Brown-Forsythe)
+    abs_var: float  # its sample variance
+    far_out: int  # values beyond q1 - k IQR or q3 + k IQR
+
+
+def _values(
+    rows: dict[tuple[Any, ...], Sequence[float]], nk: int, names: Sequence[str]
+) -> tuple[str, list[Any]]:
+    """A VALUES table of one row per key: the key values as parameters, then exact DOUBLEs."""
+    lines, args = [], []
+    for key, values in rows.items():
+        lits = [f"CAST('{float(v)!r}' AS DOUBLE)" for v in values]
+        lines.append("(" + ", ".join(["?"] * nk + lits) + ")")
+        args += list(key)
+    cols = ", ".join([*(f"k{i}" for i in range(nk)), *names])
+    return f"SELECT * FROM (VALUES {', '.join(lines)}) AS t({cols})", args
+
+
+def level_stats(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    *,
+    metric: str,
+    keys: Sequence[str],
+    strata: int,
+    far_k: float = 3.0,
+    quartiles: bool = True,
+    spread: bool = True,
+) -> list[LevelStats]:
+    """Per combination of ``keys`` (the first ``strata`` of them define a stratum, the rest a
+    level): moments, quartiles, moments of ``|x - median|`` and Tukey's far-out count, in three
+    plain GROUP BY passes, each joined to the small per-key table of the one before: (1) count,
+    min and max ``|x|``; (2) moments and quartiles (``quantile_cont``, an aggregate) of
+    ``d = x - min``; (3) moments of ``|d - median|`` and the values beyond the fences. Values
+    relative to the key's minimum, as every moment here: ``1e12 + noise`` keeps its noise and
+    its medians. The scale is one per stratum (:func:`power_of_two_scale` of its largest
+    magnitude). ``quartiles=False`` leaves them out of pass 2 (NaN), ``spread=False`` skips pass
+    3 (NaN, far-out 0). Rows with a NULL metric or key are left out; sorted by key."""
+    nk = len(keys)
+    ks = [f"k{i}" for i in range(nk)]
+    x = f"CAST({quote(metric)} AS DOUBLE)"
+    conds = [f"{quote(k)} IS NOT NULL" for k in keys] + [f"{quote(metric)} IS NOT NULL"]
+    cols = ", ".join(f"{quote(k)} AS k{i}" for i, k in enumerate(keys))
+    src = f"SELECT {cols + ', ' if cols else ''}{x} AS x FROM {VIEW}{sel.where_and(*conds)}"
+    kk = "".join(k + ", " for k in ks)
+    group = f" GROUP BY {', '.join(ks)}" if ks else ""
+    on = " AND ".join(f"__src.{k} IS NOT DISTINCT FROM __p.{k}" for k in ks) or "true"
+    keysel = "".join(f"__src.{k} AS {k}, " for k in ks)
+
+    def joined(table: str, args: list[Any], select: str, inner: str) -> list[tuple]:
+        sql = (
+            f"WITH __src AS ({src}), __p AS ({table}) SELECT {kk}{select} FROM ("
+            f"SELECT {keysel}{inner} FROM __src JOIN __p ON {on}){group}"
+        )
+        return [tuple(r) for r in execute(con, sql, [*sel.params, *args])]
+
+    pass1 = execute(con, f"SELECT {kk}count(*), min(x), max(abs(x)) FROM ({src}){group}",
+                    sel.params)  # fmt: skip
+    pass1 = [r for r in pass1 if r[nk]]
+    if not pass1:
+        return []
+    big: dict[tuple[Any, ...], float] = {}
+    for r in pass1:
+        big[tuple(r[:strata])] = max(big.get(tuple(r[:strata]), 0.0), float(r[nk + 2]))
+    scales = {s: power_of_two_scale(b) for s, b in big.items()}
+    p1 = {tuple(r[:nk]): (scales[tuple(r[:strata])], float(r[nk + 1])) for r in pass1}
+    p1 = {k: (sc, lo / sc) for k, (sc, lo) in p1.items()}
+    table, args = _values(p1, nk, ["sc", "s"])
+    quantiles = "quantile_cont(d, [0.25, 0.5, 0.75])" if quartiles else "[NULL, NULL, NULL]"
+    pass2 = joined(table, args, f"count(*), avg(d), var_samp(d), {quantiles}",
+                   "__src.x / sc - s AS d")  # fmt: skip
+    p2 = {}
+    for r in pass2 if spread and quartiles else ():
+        q1, med, q3 = (float(q) for q in r[nk + 3])
+        p2[tuple(r[:nk])] = (
+            *p1[tuple(r[:nk])],
+            med,
+            q1 - far_k * (q3 - q1),
+            q3 + far_k * (q3 - q1),
+        )
+    third: dict[tuple[Any, ...], Sequence[Any]] = {}
+    if p2:
+        table, args = _values(p2, nk, ["sc", "s", "med", "lo", "hi"])
+        pass3 = joined(table, args, "avg(abs(d - med)), var_samp(abs(d - med)), "
+                   "count(*) FILTER (WHERE d < lo OR d > hi)",
+                       "__src.x / sc - s AS d, med, lo, hi")  # fmt: skip
+        third = {tuple(r[:nk]): r[nk:] for r in pass3}
+    out = []
+    for r in sorted(pass2, key=lambda r: [_sort(v) for v in r[:nk]]):
+        key = tuple(r[:nk])
+        n, mean_dev, var, quartiles = r[nk:]
+        sc, shift = p1[key]
+        abs_mean, abs_var, far = third.get(key, (None, None, 0))
+        out.append(
+            LevelStats(
+                key,
+                int(n),
+                sc,
+                shift,
+                _float(mean_dev),
+                _float(var),
+                tuple(shift + _float(q) for q in quartiles),  # type: ignore[arg-type]
+                _float(abs_mean),
+                _float(abs_var),
+                int(far),
+            )  # fmt: skip
+        )
+    return out
+
+
+def _sort(v: Any) -> tuple[int, Any]:
+    """Sort keys as SQL's ORDER BY does here: values, NULLs last."""
+    if v is None:
+        return (2, 0)
+    return (0, v)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from analysis.data import Database, Filter, GroupMoments, connect
+from analysis.data import Database, Filter, GroupMoments, Selection, connect
 from analysis.errors import AnalysisError
 from analysis.intervals import t_interval
 from analysis.mwu import MWU_EXACT_MAX_U, mwu_asymptotic, mwu_result, mwu_uses_exact
@@ -41,6 +42,10 @@ from analysis.ratio import (
 )
 from analysis.smallsample import small_sample_note
 from analysis.ttest_result import TITLES, TtestResult
+
+if TYPE_CHECKING:
+    import duckdb
+
 from analysis.twosample import (
     check_sizes,
     describe,
@@ -125,7 +130,7 @@ def ttest_from_moments(
     )
 
 
-def _check_options(
+def check_options(
     test: str, student: bool, n_boot: int, seed: int, confidence_level: float
 ) -> tuple[str, int, int, float]:
     """The test to run (``student=True`` is ``test="student"``) and the checked options; bad
@@ -167,7 +172,7 @@ def ttest(
     interval). ``confidence_level`` applies to the t interval of ``mean_diff`` and to the
     ratio's interval. See :class:`TtestResult` for every field.
     """
-    name, n_boot, seed, confidence_level = _check_options(
+    name, n_boot, seed, confidence_level = check_options(
         test, student, n_boot, seed, confidence_level
     )
     with connect(db) as con:
@@ -178,60 +183,88 @@ def ttest(
         median_a = level_median(con, sel, ga, keys[0], metric=metric, group=group)
         median_b = level_median(con, sel, gb, keys[1], metric=metric, group=group)
         sa, sb, scale = scaled_pair(con, sel, ga, gb, metric=metric, group=group)
-        if name == "mwu":
-            result = mwu_result(
-                con,
-                sel,
-                keys,
-                sa,
-                sb,
-                metric=metric,
-                group=group,
-                confidence_level=confidence_level,
-            )
-        else:
-            result = ttest_from_moments(
-                sa,
-                sb,
-                metric=metric,
-                group=group,
-                equal_var=name == "student",
-                where=sel.where_text,
-                confidence_level=confidence_level,
-            )
-        if scale != 1.0:
-            result = replace(
-                result,
-                mean_a=ga.mean,
-                mean_b=gb.mean,
-                sd_a=result.sd_a * scale,
-                sd_b=result.sd_b * scale,
-                mean_diff=result.mean_diff * scale,
-                ci_low=result.ci_low * scale,
-                ci_high=result.ci_high * scale,
-            )
-        ratio, ci_low, ci_high, ci_method = math.nan, math.nan, math.nan, "none"
-        if gb.mean != 0:
-            ratio = float(ratio_of_means(result.mean_diff, ga.mean, gb.mean))
-        elif n_boot:
-            raise AnalysisError(
-                f"the mean of {metric} at {group}={gb.level} is 0, so the ratio "
-                f"mean_a / mean_b is undefined; swap --a and --b, or pass n_boot=0 "
-                "(--bootstrap 0) to skip the ratio"
-            )
-        if n_boot:
-            ci_low, ci_high, ci_method = ratio_interval(
-                con,
-                sel,
-                keys,
-                ga,
-                gb,
-                metric=metric,
-                group=group,
-                n_boot=n_boot,
-                seed=seed,
-                confidence_level=confidence_level,
-            )
+        return ttest_of_pair(con, sel, keys, (ga, gb), (sa, sb), scale, (median_a, median_b),
+                             metric=metric, group=group, test=name, n_boot=n_boot, seed=seed,
+                             confidence_level=confidence_level)  # fmt: skip
+
+
+def ttest_of_pair(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    keys: tuple[Any, ...],
+    pair: tuple[GroupMoments, GroupMoments],
+    scaled: tuple[GroupMoments, GroupMoments],
+    scale: float,
+    medians: tuple[float, float],
+    *,
+    metric: str,
+    group: str,
+    test: str,
+    n_boot: int,
+    seed: int,
+    confidence_level: float,
+) -> TtestResult:
+    """:func:`ttest` from the two levels' stored keys, moments (unscaled and of
+    ``metric / scale``) and medians; ``sel`` is read again only for Mann-Whitney's ranks and a
+    small bootstrap. Options as checked by :func:`ttest`."""
+    name = test
+    ga, gb = pair
+    sa, sb = scaled
+    median_a, median_b = medians
+    if name == "mwu":
+        result = mwu_result(
+            con,
+            sel,
+            keys,
+            sa,
+            sb,
+            metric=metric,
+            group=group,
+            confidence_level=confidence_level,
+        )
+    else:
+        result = ttest_from_moments(
+            sa,
+            sb,
+            metric=metric,
+            group=group,
+            equal_var=name == "student",
+            where=sel.where_text,
+            confidence_level=confidence_level,
+        )
+    if scale != 1.0:
+        result = replace(
+            result,
+            mean_a=ga.mean,
+            mean_b=gb.mean,
+            sd_a=result.sd_a * scale,
+            sd_b=result.sd_b * scale,
+            mean_diff=result.mean_diff * scale,
+            ci_low=result.ci_low * scale,
+            ci_high=result.ci_high * scale,
+        )
+    ratio, ci_low, ci_high, ci_method = math.nan, math.nan, math.nan, "none"
+    if gb.mean != 0:
+        ratio = float(ratio_of_means(result.mean_diff, ga.mean, gb.mean))
+    elif n_boot:
+        raise AnalysisError(
+            f"the mean of {metric} at {group}={gb.level} is 0, so the ratio "
+            f"mean_a / mean_b is undefined; swap --a and --b, or pass n_boot=0 "
+            "(--bootstrap 0) to skip the ratio"
+        )
+    if n_boot:
+        ci_low, ci_high, ci_method = ratio_interval(
+            con,
+            sel,
+            keys,
+            ga,
+            gb,
+            metric=metric,
+            group=group,
+            n_boot=n_boot,
+            seed=seed,
+            confidence_level=confidence_level,
+        )
     notes = list(result.notes)
     fieller = (math.nan, math.nan)
     if gb.mean != 0:

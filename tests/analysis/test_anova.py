@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import tracemalloc
@@ -199,6 +200,7 @@ def test_result_shapes(db):
         "notes",
         "posthoc",
         "far_out",
+        "not_run",
     ]
     assert d["groups"][0] == {
         "level": "1",
@@ -624,7 +626,7 @@ def test_a_million_trials_in_duckdb(tmp_path):
     }
     path = bulk_db(tmp_path / "million.duckdb", samples)
     tracemalloc.start()
-    res = anova(path, group="workers", posthoc="tukey")
+    res = anova(path, group="workers", posthoc="tukey", checks="all")
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert res.n == 1_000_000 and res.shapiro_n == 5000
@@ -642,6 +644,31 @@ def test_a_million_trials_in_duckdb(tmp_path):
     assert res.levene_statistic == pytest.approx(
         stats.levene(*free, center="median").statistic, rel=1e-6
     )
+
+
+def test_rank_and_sample_checks_beyond_the_auto_limit_run_only_when_asked(
+    make_db, trials_for, rng, monkeypatch
+):
+    samples = {w: rng.normal(3.0 + w, 0.2, 30) for w in (1, 2, 4)}
+    db = make_db(trials_for(samples))
+    module = importlib.import_module("analysis.anova")  # the module, not the function
+    monkeypatch.setattr(module, "CHECKS_AUTO_MAX_N", 50)
+    res = anova(db, group="workers")
+    assert res.not_run == ("kruskal", "shapiro")
+    assert math.isnan(res.kruskal_statistic) and res.shapiro_n == 0
+    text = str(res)
+    assert (
+        text.count("not run (--checks all)") == 2 and "not run: Kruskal-Wallis and Shapiro" in text
+    )
+    tests = res.tables()[1].frame
+    assert list(tests["ran"]) == [True, True, False, True, False]
+    full = anova(db, group="workers", checks="all")
+    assert full.not_run == () and full.shapiro_n == 90
+    assert full.kruskal_statistic == pytest.approx(stats.kruskal(*samples.values()).statistic)
+    # the recommended test always runs: heavy tails make Kruskal-Wallis run without asking
+    samples[2][:3] = [40.0, 50.0, 60.0]
+    heavy = anova(make_db(trials_for(samples)), group="workers")
+    assert heavy.recommended == "kruskal" and heavy.not_run == ("shapiro",)
 
 
 def test_a_metric_named_shift_is_analysed(make_db, trials_for, rng):

@@ -120,4 +120,4 @@ def test_connect_sets_the_memory_limit(db):
         limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
         order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     assert "MiB" in limit or "MB" in limit
-    assert order is False
+    assert order is True  # a bootstrap resamples fetched rows by position

@@ -1,0 +1,214 @@
+"""The stratified t-test, power analysis and one-way ANOVA of :mod:`analysis.held`, batched: the
+per-level statistics of every stratum come from one pair of plain GROUP BY passes
+(:func:`analysis.query.level_stats`) instead of a handful of queries per stratum. A stratum the
+batch cannot answer (a level missing, values that need scaling) runs the plain analysis, which
+says what is wrong or scales."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from analysis.data import Database, Filter, Selection, connect, format_level, select
+from analysis.errors import AnalysisError
+from analysis.held import Pool, _two_levels, plan
+from analysis.options import ALPHA, CONFIDENCE, DEFAULT_SEED, N_BOOT
+from analysis.strata import Plan, StratifiedResult, level_matches, run_strata
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from analysis.anova import AnovaResult
+    from analysis.power import PowerResult
+    from analysis.query import LevelStats
+    from analysis.ttest import TtestResult
+
+
+def _pair_batch(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    p: Plan,
+    *,
+    metric: str,
+    group: str,
+    medians: bool = True,
+) -> dict[tuple[Any, ...], dict[str, LevelStats]]:
+    """Per stratum (its values as :class:`Filter` text): the levels' statistics, from one pair
+    of GROUP BY passes over every stratum (:func:`analysis.query.level_stats`)."""
+    from analysis.query import level_stats
+
+    out: dict[tuple[Any, ...], dict[str, LevelStats]] = {}
+    n = len(p.split)
+    for r in level_stats(
+        con, sel, metric=metric, keys=[*p.split, group], strata=n, quartiles=medians, spread=False
+    ):
+        key = tuple(None if v is None else format_level(v) for v in r.key[:n])
+        out.setdefault(key, {})[format_level(r.key[-1])] = r
+    return out
+
+
+def _pair_of(
+    levels: dict[str, LevelStats], a: str, b: str, group: str
+) -> tuple[LevelStats, LevelStats] | None:
+    """The two levels' statistics when both are present, distinct and at unit scale (else
+    None: the plain analysis then runs and says what is wrong, or scales)."""
+    from analysis.data import GroupMoments
+    from analysis.pair_levels import find_level
+
+    moments = {k: GroupMoments(k, v.n, v.shift, v.mean_dev, v.var) for k, v in levels.items()}
+    try:
+        la = find_level(moments, str(a), option="--a", group=group).level
+        lb = find_level(moments, str(b), option="--b", group=group).level
+    except AnalysisError:
+        return None
+    if la == lb or levels[la].scale != 1.0:
+        return None
+    return levels[la], levels[lb]
+
+
+def ttest(
+    db: Database,
+    *,
+    group: str,
+    a: str,
+    b: str,
+    metric: str = "train_s",
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+    pool: Pool = None,
+    **options: Any,
+) -> StratifiedResult[TtestResult]:
+    """:func:`analysis.ttest.ttest` of ``group=a`` against ``group=b`` once per stratum; the
+    moments and medians of every stratum come from one pair of GROUP BY passes."""
+    from analysis.data import GroupMoments
+    from analysis.ttest import TITLES, check_options, ttest_of_pair
+    from analysis.ttest import ttest as plain
+
+    test = "student" if options.get("student") else str(options.get("test", "welch"))
+    title = f"{TITLES.get(test, test)} of {metric}: {group}={a} vs {b}"
+    name, n_boot, seed, confidence = check_options(
+        options.get("test", "welch"), bool(options.get("student", False)),
+        options.get("n_boot", N_BOOT), options.get("seed", DEFAULT_SEED),
+        options.get("confidence_level", CONFIDENCE),
+    )  # fmt: skip
+    if str(a) == str(b):
+        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
+    with connect(db) as con:
+        sel = select(con, metric=metric, group=[group], where=where,
+                     include_warmup=include_warmup)  # fmt: skip
+        p = plan(con, sel, compared=[group], required=[metric, group], pool=pool,
+                 keep=_two_levels(a, b))  # fmt: skip
+        batch = _pair_batch(con, sel, p, metric=metric, group=group)
+
+        def run(extra: tuple[Filter, ...]) -> TtestResult:
+            pair = None
+            if len(extra) == len(p.split):
+                pair = _pair_of(batch.get(tuple(f.value for f in extra), {}), a, b, group)
+            if pair is None:
+                return plain(con, metric=metric, group=group, a=a, b=b,
+                             include_warmup=include_warmup, where=[*sel.filters, *extra],
+                             **options)  # fmt: skip
+            stratum = select(con, metric=metric, group=[group], where=[*sel.filters, *extra],
+                             include_warmup=include_warmup)  # fmt: skip
+            ga, gb = (GroupMoments(format_level(v.key[-1]), v.n, v.shift, v.mean_dev, v.var)
+                      for v in pair)  # fmt: skip
+            return ttest_of_pair(con, stratum, (pair[0].key[-1], pair[1].key[-1]), (ga, gb),
+                                 (ga, gb), 1.0, (pair[0].quartiles[1], pair[1].quartiles[1]),
+                                 metric=metric, group=group, test=name, n_boot=n_boot,
+                                 seed=seed, confidence_level=confidence)  # fmt: skip
+
+        present = {lv[0] for s in p.strata for lv in s.levels}
+        if not all(any(level_matches(v, str(x)) for v in present) for x in (a, b)):
+            run(())  # raises: a level is not present
+            raise AssertionError("unreachable")  # pragma: no cover
+        return run_strata(p, run, title=title, where=sel.where_text)
+
+
+def power(
+    db: Database,
+    *,
+    group: str,
+    a: str,
+    b: str,
+    metric: str = "train_s",
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+    pool: Pool = None,
+    **options: Any,
+) -> StratifiedResult[PowerResult]:
+    """:func:`analysis.power.power` of ``group=a`` against ``group=b`` once per stratum; the
+    moments of every stratum come from one pair of GROUP BY passes."""
+    from analysis.data import GroupMoments
+    from analysis.power import power as plain
+    from analysis.power import power_of_pair
+
+    title = f"power of a t-test of {metric}: {group}={a} vs {b}"
+    if str(a) == str(b):
+        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
+    with connect(db) as con:
+        sel = select(con, metric=metric, group=[group], where=where,
+                     include_warmup=include_warmup)  # fmt: skip
+        p = plan(con, sel, compared=[group], required=[metric, group], pool=pool,
+                 keep=_two_levels(a, b))  # fmt: skip
+        batch = _pair_batch(con, sel, p, metric=metric, group=group, medians=False)
+
+        def run(extra: tuple[Filter, ...]) -> PowerResult:
+            pair = None
+            if len(extra) == len(p.split):
+                pair = _pair_of(batch.get(tuple(f.value for f in extra), {}), a, b, group)
+            where_ = [*sel.filters, *extra]
+            if pair is None:
+                return plain(con, metric=metric, group=group, a=a, b=b,
+                             include_warmup=include_warmup, where=where_, **options)  # fmt: skip
+            stratum = select(con, metric=metric, group=[group], where=where_,
+                             include_warmup=include_warmup)  # fmt: skip
+            ga, gb = (GroupMoments(format_level(v.key[-1]), v.n, v.shift, v.mean_dev, v.var)
+                      for v in pair)  # fmt: skip
+            return power_of_pair(stratum, (ga, gb), (ga, gb), 1.0, group=group, metric=metric,
+                                 effect=options.get("effect", 0.1),
+                                 alpha=options.get("alpha", ALPHA),
+                                 target_power=options.get("target_power", 0.8))  # fmt: skip
+
+        present = {lv[0] for s in p.strata for lv in s.levels}
+        if not all(any(level_matches(v, str(x)) for v in present) for x in (a, b)):
+            run(())  # raises: a level is not present
+            raise AssertionError("unreachable")  # pragma: no cover
+        return run_strata(p, run, title=title, where=sel.where_text)
+
+
+def anova(
+    db: Database,
+    *,
+    group: str,
+    metric: str = "train_s",
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+    pool: Pool = None,
+    **options: Any,
+) -> StratifiedResult[AnovaResult]:
+    """:func:`analysis.anova.anova` across the levels of ``group`` once per stratum; the
+    per-level statistics of every stratum come from one pair of GROUP BY passes
+    (:func:`analysis.anova.anova_levels`), not a query per stratum."""
+    from analysis.anova import anova as plain
+    from analysis.anova import anova_levels, anova_of_levels, check_options
+
+    opts = check_options(**options)
+    title = f"One-way ANOVA of {metric} by {group}"
+    with connect(db) as con:
+        sel = select(con, metric=metric, group=[group], where=where,
+                     include_warmup=include_warmup)  # fmt: skip
+        p = plan(con, sel, compared=[group], required=[metric, group], pool=pool)
+        batch = anova_levels(con, sel, metric=metric, group=group, strata=p.split)
+        texts = {tuple(None if v is None else format_level(v) for v in k): v
+                 for k, v in batch.items()}  # fmt: skip
+
+        def run(extra: tuple[Filter, ...]) -> AnovaResult:
+            if len(extra) != len(p.split):  # the whole selection (too few levels): as plain
+                return plain(con, metric=metric, group=group, where=[*sel.filters, *extra],
+                             include_warmup=include_warmup, **opts)  # fmt: skip
+            stratum = select(con, metric=metric, group=[group], where=[*sel.filters, *extra],
+                             include_warmup=include_warmup)  # fmt: skip
+            levels = texts.get(tuple(f.value for f in extra), [])
+            return anova_of_levels(con, stratum, levels, metric=metric, group=group, **opts)
+
+        return run_strata(p, run, title=title, where=sel.where_text)
