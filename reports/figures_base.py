@@ -66,6 +66,7 @@ class RenderedFigure:
     svg: str  # an ``<svg>`` element, without the XML prolog, for inlining in HTML
     pdf: bytes  # for ``\\includegraphics`` in LaTeX
     dropped: int = 0  # non-finite input values left out (said under the figure too)
+    note: str = ""  # how the data were reduced for drawing, for the caption ("" when not)
 
 
 def _shorten(part: str) -> str:
@@ -233,7 +234,7 @@ def rendering(*formats: str) -> Iterator[None]:
         _FORMATS.reset(token)
 
 
-def render(fig: Figure, *, dropped: int = 0) -> RenderedFigure:
+def render(fig: Figure, *, dropped: int = 0, note: str = "") -> RenderedFigure:
     """SVG (scalable: viewBox, no absolute size) and PDF of ``fig`` (only those
     :func:`rendering` asks for); closes it."""
     plt = pyplot()
@@ -256,7 +257,7 @@ def render(fig: Figure, *, dropped: int = 0) -> RenderedFigure:
         end = svg.find(">")
         root = _ROOT_SIZE.sub("", svg[:end])
         svg = _scope_ids(root + svg[end:])
-    return RenderedFigure(svg=svg, pdf=pdf, dropped=dropped)
+    return RenderedFigure(svg=svg, pdf=pdf, dropped=dropped, note=note)
 
 
 def count_nonfinite(values: Iterable[float | None]) -> int:

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 DOT_BELOW = 10
 _GOLDEN = 0.6180339887498949
 
+#: A box with more points beyond its whiskers than this draws each circle that would cover
+#: another (values within 1/FLIER_BINS of the panel's range) once; the caption says so.
+MAX_FLIERS = 1000
+FLIER_BINS = 2000
+
 _LABEL_WRAP = 30  # characters per y label line: the data keep most of a phone-wide figure
 
 
@@ -113,15 +118,52 @@ def _prepare(group: Group, dot_below: int) -> tuple[str, dict[str, Any] | list[f
     return label, box, len(group.fliers) - len(fliers)
 
 
+def thin_fliers(fliers: Sequence[float], lo: float, hi: float) -> list[float]:
+    """``fliers`` (sorted) with one value kept per ``1/FLIER_BINS`` of ``[lo, hi]`` (the
+    smallest in each bin): circles 3 pt wide on a 6.5 in axis, so the dropped ones lay within a
+    quarter point of one kept. Every value is a data value; the extremes are kept."""
+    span = hi - lo
+    if not span > 0 or len(fliers) <= MAX_FLIERS:
+        return list(fliers)
+    kept: list[float] = []
+    last = None
+    for v in sorted(fliers):
+        b = int((v - lo) / span * FLIER_BINS)
+        if b != last:
+            kept.append(v)
+            last = b
+    top = max(fliers)
+    if kept[-1] != top:
+        kept.append(top)
+    return kept
+
+
+def _thin_panel(rows: list[tuple[str, dict[str, Any] | list[float]]]) -> int:
+    """Thin the fliers of the boxes of one panel in place; the count of circles not drawn."""
+    values = [v for _, d in rows for v in (d if isinstance(d, list) else d["fliers"])]
+    values += [d[k] for _, d in rows if isinstance(d, dict) for k in ("whislo", "whishi")]
+    if not values:
+        return 0
+    lo, hi = min(values), max(values)
+    gone = 0
+    for _, d in rows:
+        if isinstance(d, dict) and len(d["fliers"]) > MAX_FLIERS:
+            kept = thin_fliers(d["fliers"], lo, hi)
+            gone += len(d["fliers"]) - len(kept)
+            d["fliers"] = kept
+    return gone
+
+
 def _build_distribution(
     panels: Sequence[tuple[str, Sequence[Group]]],
     *,
     metric: str,
     xlabel: str | None = None,
     dot_below: int = DOT_BELOW,
-) -> tuple[Figure, int]:
-    """The figure (not yet rendered) and the count of non-finite values left out."""
-    dropped = 0
+) -> tuple[Figure, int, str]:
+    """The figure (not yet rendered), the count of non-finite values left out and the note on
+    fliers drawn once (see :data:`MAX_FLIERS`; "" when none were)."""
+    dropped = thinned = 0
     drawn: list[tuple[str, list[tuple[str, dict[str, Any] | list[float]]]]] = []
     for title_text, groups in panels:
         rows = []
@@ -131,6 +173,7 @@ def _build_distribution(
             if data:
                 rows.append((label, data))
         if rows:
+            thinned += _thin_panel(rows)
             drawn.append((_plain_label(title_text, wrap=70, elide=False), rows[::-1]))
     if not drawn:
         raise FigureDataError(f"no group with a finite {metric} to draw")
@@ -190,7 +233,13 @@ def _build_distribution(
             grid(ax, "x")
         axes[-1].set_xlabel(_plain_label(xlabel or f"{metric} (s)", wrap=False))
         legend_below(fig, list(legend.values()), list(legend.keys()), dropped=dropped)
-    return fig, dropped
+    note = ""
+    if thinned:
+        note = (
+            f"Boxes with more than {MAX_FLIERS} trials beyond the whiskers: circles that would "
+            f"overlap (within 1/{FLIER_BINS} of the axis) drawn once ({thinned} not drawn)."
+        )
+    return fig, dropped, note
 
 
 def distribution(
@@ -209,8 +258,8 @@ def distribution(
     y axis, each panel on its own scale. Raises :class:`FigureDataError` when no group has a
     finite value; non-finite values are dropped and counted.
     """
-    fig, dropped = _build_distribution(panels, metric=metric, xlabel=xlabel)
-    return render(fig, dropped=dropped)
+    fig, dropped, note = _build_distribution(panels, metric=metric, xlabel=xlabel)
+    return render(fig, dropped=dropped, note=note)
 
 
 def boxplot(
@@ -218,8 +267,8 @@ def boxplot(
 ) -> RenderedFigure:
     """Every group a box, whatever its n: the general report's figure of ``BoxStats``. Prefer
     :func:`distribution`, which draws groups of fewer than 10 trials as dots."""
-    fig, dropped = _build_distribution(panels, metric=metric, xlabel=xlabel, dot_below=0)
-    return render(fig, dropped=dropped)
+    fig, dropped, note = _build_distribution(panels, metric=metric, xlabel=xlabel, dot_below=0)
+    return render(fig, dropped=dropped, note=note)
 
 
-__all__ = ["DOT_BELOW", "Trials", "boxplot", "distribution", "jitter"]
+__all__ = ["DOT_BELOW", "MAX_FLIERS", "Trials", "boxplot", "distribution", "jitter", "thin_fliers"]

@@ -34,6 +34,9 @@ def draw(
     dropped = int(getattr(rendered, "dropped", 0) or 0)
     if dropped:
         caption += f" {dropped} non-finite value(s) not drawn."
+    note = str(getattr(rendered, "note", "") or "")
+    if note:
+        caption += f" {note}"
     return Figure(id=slug(fig_id), caption=caption, svg=rendered.svg, pdf=rendered.pdf)
 
 

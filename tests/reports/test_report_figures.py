@@ -27,7 +27,7 @@ from reports.figures import (
 )
 from reports.figures_base import pyplot
 from reports.figures_cost import CostPoint, _build_pareto_plot
-from reports.figures_dist import _build_distribution, jitter
+from reports.figures_dist import FLIER_BINS, MAX_FLIERS, _build_distribution, jitter
 from reports.figures_fit import (
     FitPoint,
     LineFit,
@@ -162,7 +162,8 @@ def test_distribution_dots_below_ten_trials_box_from_ten() -> None:
         BoxStats("stats", 12, 1.0, 2.0, 3.0, 0.0, 4.0, ()),
         Trials("two", [1.0, 2.0]),
     ]
-    fig, dropped = _build_distribution([("p", groups)], metric="train_s")
+    fig, dropped, note = _build_distribution([("p", groups)], metric="train_s")
+    assert note == ""
     try:
         assert dropped == 0
         (ax,) = fig.axes
@@ -177,7 +178,7 @@ def test_distribution_dots_below_ten_trials_box_from_ten() -> None:
 
 
 def test_distribution_medians_and_jitter_are_exact_and_deterministic() -> None:
-    fig, _ = _build_distribution([("p", [Trials("g", [3.0, 1.0, 2.0, 10.0])])], metric="m")
+    fig, _, _ = _build_distribution([("p", [Trials("g", [3.0, 1.0, 2.0, 10.0])])], metric="m")
     try:
         (med,) = _lines_by_gid(fig, "median_")
         assert list(med.get_xdata()) == [2.5, 2.5]
@@ -187,6 +188,34 @@ def test_distribution_medians_and_jitter_are_exact_and_deterministic() -> None:
     finally:
         _close(fig)
     assert all(-0.25 <= o < 0.25 for o in jitter(100))
+
+
+def test_many_fliers_drawn_once_per_bin_with_a_caption_note() -> None:
+    # 5000 fliers above a box on [0, 1]: circles closer than 1/FLIER_BINS of the panel's range
+    # are drawn once, every kept circle is a data value, the extremes stay, and the note says so
+    step = 1e-6  # far below 1/FLIER_BINS of the range: most circles coincide
+    fliers = tuple(2.0 + i * step for i in range(MAX_FLIERS + 4000)) + (9.0,)
+    box = BoxStats("many", 100_000, 0.25, 0.5, 0.75, 0.0, 1.0, fliers)
+    few = BoxStats("few", 100, 0.25, 0.5, 0.75, 0.0, 1.0, (1.5, 1.5000001))
+    fig, dropped, note = _build_distribution([("p", [box, few])], metric="m")
+    try:
+        (ax,) = fig.axes
+        drawn = {}
+        for line in ax.lines:
+            xs = [float(x) for x in line.get_xdata()]
+            if line.get_marker() == "o" and xs:
+                drawn[len(drawn)] = xs
+        kept = sorted(v for xs in drawn.values() for v in xs if v > 1.6)
+        assert set(kept) <= set(fliers)
+        assert min(kept) == min(fliers) and max(kept) == max(fliers)
+        width = (9.0 - 0.0) / FLIER_BINS
+        assert all(any(abs(v - k) <= width for k in kept) for v in fliers)
+        assert len(kept) < 10
+        # the small box keeps both of its (overlapping) circles
+        assert sorted(v for xs in drawn.values() for v in xs if 1.4 < v < 1.6) == [1.5, 1.5000001]
+        assert str(MAX_FLIERS) in note and f"{len(fliers) - len(kept)} not drawn" in note
+    finally:
+        _close(fig)
 
 
 def test_distribution_needs_values_below_ten() -> None:
@@ -204,7 +233,7 @@ def test_distribution_drops_and_counts_nonfinite() -> None:
 
 def test_distribution_hostile_labels() -> None:
     groups = [Trials(lb, [1.0, 2.0]) for lb in HOSTILE_LABELS]
-    fig, _ = _build_distribution([(HOSTILE, groups)], metric="m", xlabel="$x$ (s)")
+    fig, _, _ = _build_distribution([(HOSTILE, groups)], metric="m", xlabel="$x$ (s)")
     try:
         _assert_literal(fig, HOSTILE_LABELS)
     finally:
@@ -623,7 +652,7 @@ def test_pareto_plot_hostile_labels() -> None:
 BUILDERS: dict[str, Callable[[], tuple[Any, int]]] = {
     "distribution": lambda: _build_distribution(
         [("p", [Trials("a", [1.0, 2.0]), Trials("b", [float(v) for v in range(12)])])], metric="m"
-    ),
+    )[:2],
     "line_plot": lambda: _build_line_plot(
         _series(), x_label="x", y_label="y", lower=_series(), lower_y_label="z"
     ),
