@@ -187,6 +187,8 @@ MIGRATIONS: dict[int, list[str] | Callable[[Store], None]] = {
 }
 
 _WRITABLE = frozenset(WRITABLE_TRIAL_COLUMNS)
+#: Names the view takes from ``trials`` or ``runs``: a metric or param of that name is not stored.
+_VIEW_NAMES = frozenset(TRIAL_COLUMNS) | frozenset(RUN_VIEW_COLUMNS)
 _DUCKDB_MAGIC = b"DUCK"
 _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -555,7 +557,9 @@ class Store:
         changed = isinstance(value, Mapping) and self._register_columns("param", value)
         return params_id, changed
 
-    def _insert_trial(self, record: TrialRecord) -> int:
+    def _trial_values(self, record: TrialRecord) -> tuple[dict[str, Any], dict[str, float], Any]:
+        """A trial's checked row values (params left out), its metrics (missing values and
+        names of trial columns dropped: the view shows the trial column) and its params."""
         if record.status not in TRIAL_STATUSES:
             raise ValueError(f"bad trial status {record.status!r}")
         values = dict(record.values)
@@ -563,18 +567,18 @@ class Store:
             raise ValueError(f"not trial columns: {sorted(set(values) - _WRITABLE)}")
         values["run_id"] = record.run_id
         values["status"] = record.status
-        changed = False
-        if "params" in values:
-            values["params_id"], changed = self._store_params(values.pop("params"))
-        metrics = {k: float(v) for k, v in record.metrics.items() if not _is_missing(v)}
-        if metrics:
-            known = self.observation_columns()
-            if not all(known.get(k, ("",))[0] == "metric" for k in metrics):
-                changed |= self._register_columns("metric", metrics)
-            for name in metrics.keys() & TRIAL_COLUMNS.keys() | metrics.keys() & RUN_VIEW_COLUMNS:
-                del metrics[name]  # a trial column's name: the view shows the trial column
-        if changed:
-            self._rebuild_view()
+        params = values.pop("params", None)
+        metrics = {
+            k: float(v)
+            for k, v in record.metrics.items()
+            if not _is_missing(v) and k not in _VIEW_NAMES
+        }
+        return values, metrics, params
+
+    def _trial_statement(
+        self, values: Mapping[str, Any], metrics: Mapping[str, float]
+    ) -> tuple[str, list[Any]]:
+        """The one INSERT of a trial's row (statements cached by column list)."""
         names = (*values, *metrics)
         sql = self._insert_sql.get(names)
         if sql is None:
@@ -583,7 +587,21 @@ class Store:
                 f"VALUES (nextval('trial_id_seq'){', ?' * len(names)}) RETURNING trial_id"
             )
             self._insert_sql[names] = sql
-        trial_id = int(self.con.execute(sql, [*values.values(), *metrics.values()]).fetchone()[0])
+        return sql, [*values.values(), *metrics.values()]
+
+    def _insert_trial(self, record: TrialRecord) -> int:
+        values, metrics, params = self._trial_values(record)
+        changed = False
+        if params is not None:
+            values["params_id"], changed = self._store_params(params)
+        if metrics:
+            known = self.observation_columns()
+            if not all(known.get(k, ("",))[0] == "metric" for k in metrics):
+                changed |= self._register_columns("metric", metrics)
+        if changed:
+            self._rebuild_view()
+        sql, args = self._trial_statement(values, metrics)
+        trial_id = int(self.con.execute(sql, args).fetchone()[0])
         if record.samples:
             self._insert_rows("samples", trial_id, SAMPLE_COLUMNS, record.samples)
         if record.curves:
@@ -603,7 +621,11 @@ class Store:
         )
 
     def append_trial(self, record: TrialRecord) -> int:
-        """Append one trial, its metrics and samples in one transaction; return its id."""
+        """Append one trial, its metrics, samples and curves in one transaction; return its id.
+
+        A known configuration with known metrics is one INSERT (the catalogue is checked
+        against its in-memory copy). BEGIN/INSERT/COMMIT measured faster than the INSERT
+        autocommitted alone (interleaved runs on a file database, medians)."""
         with self.transaction():
             return self._insert_trial(record)
 

@@ -185,3 +185,17 @@ def test_insert_staged_refuses_bad_input(tmp_path: Path) -> None:
         store.con.execute('ALTER TABLE staged ADD COLUMN "Bad Name" DOUBLE')
         with pytest.raises(StoreError, match="not a snake_case identifier"):
             store.insert_staged("staged", run_id=run, metrics=["Bad Name"])
+
+
+def test_a_failed_append_of_a_known_configuration_leaves_nothing(tmp_path: Path) -> None:
+    with open_store(tmp_path / "r.duckdb") as store:
+        run = store.begin_run(source="measured")
+        first = store.append_trial(TrialRecord(run, "ok", {"params": {"k": 1}}, {"acc": 1.0}))
+        with pytest.raises(duckdb.ConversionException):
+            store.append_trial(
+                TrialRecord(run, "ok", {"workers": "many", "params": {"k": 1}}, {"acc": 2.0})
+            )
+        second = store.append_trial(TrialRecord(run, "ok", {"params": {"k": 1}}, {"acc": 3.0}))
+        rows = store.con.execute("SELECT trial_id, k, acc FROM observations ORDER BY 1").fetchall()
+    assert [r[1:] for r in rows] == [(1.0, 1.0), (1.0, 3.0)]
+    assert [r[0] for r in rows] == [first, second]
