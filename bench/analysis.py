@@ -1284,7 +1284,14 @@ def run_main(args: argparse.Namespace) -> int:
         trials, ok = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE status = 'ok') FROM trials"
         ).fetchone()
-        metric_rows = con.execute("SELECT count(*) FROM metrics").fetchone()[0]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT name FROM observation_columns WHERE kind = 'metric'"
+            ).fetchall()
+        ]
+        counts = ", ".join(f'count("{n}")' for n in names) or "0"
+        metric_rows = sum(con.execute(f"SELECT {counts} FROM trials").fetchone())
     commit = subprocess.run(
         ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -1320,7 +1327,7 @@ def run_main(args: argparse.Namespace) -> int:
             )
             profiles.append(prof.stdout.strip() or prof.stderr.strip()[-2000:])
     header = [
-        f"# analyze on {trials:,} trials ({ok:,} ok, {metric_rows:,} metric rows)",
+        f"# analyze on {trials:,} trials ({ok:,} ok, {metric_rows:,} metric values)",
         "",
         f"- database: `{db.name}`, {db.stat().st_size / 2**20:.0f} MiB; duckdb "
         f"{duckdb.__version__}; python {platform.python_version()}",

@@ -182,7 +182,7 @@ def test_existing_cluster_via_ray_address(
     _assert_good(rows, min_setup_s=0.0)
     con = duckdb.connect(str(db), read_only=True)
     try:
-        params = con.execute("SELECT DISTINCT params->>'address' FROM trials").fetchall()
+        params = con.execute("SELECT DISTINCT params->>'address' FROM observations").fetchall()
     finally:
         con.close()
     assert params == [(address,)]  # the cluster address is part of the configuration

@@ -122,7 +122,7 @@ def test_every_spark_configuration_runs_ok(spark_run: tuple[Path, str, str]) -> 
     rows = _rows(
         db,
         "SELECT workload, workers, coalesce(params->>'solver', ''), status, error "
-        "FROM trials ORDER BY ALL",
+        "FROM observations ORDER BY ALL",
     )
     assert rows == [
         ("knn", 2, "", "ok", None),

@@ -170,7 +170,7 @@ def test_rounds_are_stored_and_each_starts_the_engine_afresh(tmp_path: Path) -> 
     rows = con.execute(
         "SELECT params->>'$.k', round, count(*) FILTER (WHERE NOT warmup), "
         "count(*) FILTER (WHERE warmup), list(repetition ORDER BY repetition) "
-        "FILTER (WHERE NOT warmup) FROM trials GROUP BY ALL ORDER BY ALL"
+        "FILTER (WHERE NOT warmup) FROM observations GROUP BY ALL ORDER BY ALL"
     ).fetchall()
     assert rows == [
         ("1", 1, 2, 1, [1, 2]),
