@@ -126,7 +126,22 @@ def configurations(seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def make_db(path: Path, *, trials: int, seed: int, metrics: Sequence[str], force: bool) -> None:
+#: Trials per INSERT (and transaction) of make-db: 10M take about 3 GB in one INSERT.
+CHUNK = 10_000_000
+
+
+def make_db(
+    path: Path,
+    *,
+    trials: int,
+    seed: int,
+    metrics: Sequence[str],
+    force: bool,
+    chunk: int = CHUNK,
+) -> None:
+    """Create the synthetic database at ``path``; the bulk trials go in INSERTs of ``chunk``
+    trials, each in its own transaction (the same database for the same seed, whatever the
+    chunk)."""
     from runner.store import TrialRecord, open_store, params_key
 
     unknown = [m for m in metrics if m not in METRIC_SQL]
@@ -134,6 +149,8 @@ def make_db(path: Path, *, trials: int, seed: int, metrics: Sequence[str], force
         raise SystemExit(f"--metrics: unknown {unknown}; choose from {', '.join(METRIC_SQL)}")
     if trials < 10:
         raise SystemExit("--trials must be at least 10")
+    if chunk < 1:
+        raise SystemExit("--chunk must be at least 1")
     if path.exists() and not force:
         raise SystemExit(f"{path} exists; pass --force to replace it")
     tmp = path.with_name(path.name + ".tmp")
@@ -179,72 +196,85 @@ def make_db(path: Path, *, trials: int, seed: int, metrics: Sequence[str], force
                 "INSERT INTO params SELECT DISTINCT params_id, params::JSON FROM bench_cfg "
                 "ON CONFLICT DO NOTHING"
             )
-            z1, z2 = _normals("i", 1)
-            first = int(con.execute("SELECT max(trial_id) FROM trials").fetchone()[0])
-            # Each metric's normals come from hash(trial_id, seed + 1 + its index, k); trial ids
-            # are first + 1 + i (checked below), so the metrics go in the same INSERT.
-            metric_sql = []
-            for name in metrics:
-                m_seed = f"{seed + 1 + list(METRIC_SQL).index(name)}::BIGINT"
-                m1, m2 = (z.replace("$seed::BIGINT", m_seed) for z in _normals("t.tid", 100))
-                value = METRIC_SQL[name].replace("g.acc", "t.acc")
-                value = value.replace("z1", f"({m1})").replace("z2", f"({m2})")
-                metric_sql.append(f"CASE WHEN t.status = 'ok' THEN {value} END")
-            metric_cols = "".join(f", {name}" for name in metrics)
-            con.execute(
-                f"""
-                INSERT INTO trials (trial_id, run_id, config_id, experiment, engine, workload,
-                    dataset, workers, threads_per_worker, memory_gb, batch_size, epochs,
-                    data_fraction, params_id, repetition, warmup, seed, status, error, started_at,
-                    wall_s, setup_s, load_s, train_s, infer_s{metric_cols})
-                WITH r AS (
-                    SELECT i, (hash(i, $seed::BIGINT, 0) % $ncfg)::INTEGER AS c,
-                        {z1} AS z1, {z2} AS z2,
-                        {_uniform("i", 3)} AS u_status, {_uniform("i", 4)} AS u_warm
-                    FROM range($n) t(i)
-                ), x AS (
-                    SELECT r.*, g.*,
-                        CASE WHEN u_status < {FAILED_RATE} THEN 'failed'
-                             WHEN u_status < {FAILED_RATE + TIMEOUT_RATE} THEN 'timeout'
-                             ELSE 'ok' END AS status,
-                        u_warm < {WARMUP_RATE} AS warmup,
-                        (g.constant + g.base * g.data_fraction
-                            * (g.serial + (1 - g.serial) / g.workers)
-                            + g.overhead * (g.workers - 1)) * exp(g.noise * z1)
-                            * CASE WHEN u_warm < {WARMUP_RATE} THEN 1.4 ELSE 1.0 END AS t,
-                        0.05 * g.data_fraction * exp(0.1 * z2) AS inf
-                    FROM r JOIN bench_cfg g USING (c)
-                ), y AS (
-                    SELECT i, ($first + 1 + i)::BIGINT AS tid, config_id, engine, workload,
-                        workers, data_fraction, params_id, warmup, status, acc,
-                        CASE status WHEN 'ok' THEN t + inf + 0.02 * data_fraction + 0.01
-                                    WHEN 'failed' THEN 0.5 * t ELSE 600.0 END AS wall_s,
-                        setup AS setup_s, 0.02 * data_fraction AS load_s,
-                        CASE WHEN status = 'ok' THEN t END AS train_s,
-                        CASE WHEN status = 'ok' THEN inf END AS infer_s
-                    FROM x
+        z1, z2 = _normals("i", 1)
+        first = int(con.execute("SELECT max(trial_id) FROM trials").fetchone()[0])
+        # Each metric's normals come from hash(trial_id, seed + 1 + its index, k); trial ids
+        # are first + 1 + i (checked below), so the metrics go in the same INSERT.
+        metric_sql = []
+        for name in metrics:
+            m_seed = f"{seed + 1 + list(METRIC_SQL).index(name)}::BIGINT"
+            m1, m2 = (z.replace("$seed::BIGINT", m_seed) for z in _normals("t.tid", 100))
+            value = METRIC_SQL[name].replace("g.acc", "t.acc")
+            value = value.replace("z1", f"({m1})").replace("z2", f"({m2})")
+            metric_sql.append(f"CASE WHEN t.status = 'ok' THEN {value} END")
+        metric_cols = "".join(f", {name}" for name in metrics)
+        metric_values = "".join(", " + m for m in metric_sql)
+        # One INSERT per chunk of i, each in its own transaction: the rows depend on i only,
+        # and ids are taken in order of i, so the chunks give the same trials as one INSERT.
+        for lo in range(0, trials - 2, chunk):
+            hi = min(lo + chunk, trials - 2)
+            with store.transaction():
+                con.execute(
+                    f"""
+                    INSERT INTO trials (trial_id, run_id, config_id, experiment, engine, workload,
+                        dataset, workers, threads_per_worker, memory_gb, batch_size, epochs,
+                        data_fraction, params_id, repetition, warmup, seed, status, error,
+                        started_at, wall_s, setup_s, load_s, train_s, infer_s{metric_cols})
+                    WITH r AS (
+                        SELECT i, (hash(i, $seed::BIGINT, 0) % $ncfg)::INTEGER AS c,
+                            {z1} AS z1, {z2} AS z2,
+                            {_uniform("i", 3)} AS u_status, {_uniform("i", 4)} AS u_warm
+                        FROM range($lo, $hi) t(i)
+                    ), x AS (
+                        SELECT r.*, g.*,
+                            CASE WHEN u_status < {FAILED_RATE} THEN 'failed'
+                                 WHEN u_status < {FAILED_RATE + TIMEOUT_RATE} THEN 'timeout'
+                                 ELSE 'ok' END AS status,
+                            u_warm < {WARMUP_RATE} AS warmup,
+                            (g.constant + g.base * g.data_fraction
+                                * (g.serial + (1 - g.serial) / g.workers)
+                                + g.overhead * (g.workers - 1)) * exp(g.noise * z1)
+                                * CASE WHEN u_warm < {WARMUP_RATE} THEN 1.4 ELSE 1.0 END AS t,
+                            0.05 * g.data_fraction * exp(0.1 * z2) AS inf
+                        FROM r JOIN bench_cfg g USING (c)
+                    ), y AS (
+                        SELECT i, ($first + 1 + i)::BIGINT AS tid, config_id, engine, workload,
+                            workers, data_fraction, params_id, warmup, status, acc,
+                            CASE status WHEN 'ok' THEN t + inf + 0.02 * data_fraction + 0.01
+                                        WHEN 'failed' THEN 0.5 * t ELSE 600.0 END AS wall_s,
+                            setup AS setup_s, 0.02 * data_fraction AS load_s,
+                            CASE WHEN status = 'ok' THEN t END AS train_s,
+                            CASE WHEN status = 'ok' THEN inf END AS infer_s
+                        FROM x
+                    )
+                    SELECT nextval('trial_id_seq'), $run, config_id, 'bench', engine, workload,
+                        'digits', workers, 1, 1.0,
+                        CASE WHEN workload = 'mlp' THEN 32 END,
+                        CASE WHEN workload = 'mlp' THEN 30 END,
+                        data_fraction, params_id, (i // $ncfg)::INTEGER, warmup, $seed::BIGINT,
+                        status,
+                        CASE status WHEN 'failed' THEN 'RuntimeError: synthetic failure'
+                                    WHEN 'timeout' THEN 'timeout: trial exceeded 600 s' END,
+                        TIMESTAMP '2026-01-01' + to_seconds(i * 3.0),
+                        wall_s, setup_s, load_s, train_s, infer_s{metric_values}
+                    FROM y t ORDER BY i
+                    """,
+                    {
+                        "seed": seed,
+                        "ncfg": len(cfgs),
+                        "lo": lo,
+                        "hi": hi,
+                        "run": run_id,
+                        "first": first,
+                    },
                 )
-                SELECT nextval('trial_id_seq'), $run, config_id, 'bench', engine, workload,
-                    'digits', workers, 1, 1.0,
-                    CASE WHEN workload = 'mlp' THEN 32 END,
-                    CASE WHEN workload = 'mlp' THEN 30 END,
-                    data_fraction, params_id, (i // $ncfg)::INTEGER, warmup, $seed::BIGINT,
-                    status,
-                    CASE status WHEN 'failed' THEN 'RuntimeError: synthetic failure'
-                                WHEN 'timeout' THEN 'timeout: trial exceeded 600 s' END,
-                    TIMESTAMP '2026-01-01' + to_seconds(i * 3.0),
-                    wall_s, setup_s, load_s, train_s, infer_s{"".join(", " + m for m in metric_sql)}
-                FROM y t ORDER BY i
-                """,
-                {"seed": seed, "ncfg": len(cfgs), "n": trials - 2, "run": run_id, "first": first},
-            )
-            off = con.execute(
-                "SELECT count(*) FROM trials WHERE trial_id > $first AND trial_id != $first + 1 "
-                "+ (epoch(started_at) - epoch(TIMESTAMP '2026-01-01')) / 3",
-                {"first": first},
-            ).fetchone()[0]
-            if off:
-                raise SystemExit(f"make-db: {off} trial ids out of row order; metrics would differ")
+        off = con.execute(
+            "SELECT count(*) FROM trials WHERE trial_id > $first AND trial_id != $first + 1 "
+            "+ (epoch(started_at) - epoch(TIMESTAMP '2026-01-01')) / 3",
+            {"first": first},
+        ).fetchone()[0]
+        if off:
+            raise SystemExit(f"make-db: {off} trial ids out of row order; metrics would differ")
         store.finish_run(run_id)
         con.execute("CHECKPOINT")
         view = store.view_columns()
@@ -1535,6 +1565,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"Comma-separated metrics per ok trial (of {','.join(METRIC_SQL)}).",
     )
     mk.add_argument("--force", action="store_true", help="Replace an existing file.")
+    mk.add_argument(
+        "--chunk",
+        type=int,
+        default=CHUNK,
+        help="Trials per INSERT, each in its own transaction (bounds memory; same data).",
+    )
     run = sub.add_parser("run", help="Time every analysis, trialkit and pandas+scipy.")
     run.add_argument("db", type=Path)
     run.add_argument("--repeat", type=int, default=3)
@@ -1562,7 +1598,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "make-db":
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        make_db(args.db, trials=args.trials, seed=args.seed, metrics=metrics, force=args.force)
+        make_db(
+            args.db,
+            trials=args.trials,
+            seed=args.seed,
+            metrics=metrics,
+            force=args.force,
+            chunk=args.chunk,
+        )
         return 0
     if args.command == "naive":
         naive_main(args.db, args.case)
