@@ -92,6 +92,16 @@ def anova(
             show_default="auto",
         ),
     ] = None,
+    checks: Annotated[
+        str | None,
+        typer.Option(
+            "--checks",
+            help="One-way: auto (Kruskal-Wallis and Shapiro-Wilk, which rank or sort every "
+            "value, only for strata small enough or heavy-tailed; the output names any left "
+            "out) or all.",
+            show_default="auto",
+        ),
+    ] = None,
     where: WhereOpt = None,
     pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
@@ -118,7 +128,8 @@ def anova(
                     "of one factor within a level of the other, e.g. --where"
                 )
             )
-        for option, value in (("--alpha", alpha), ("--seed", seed), ("--test", test)):
+        one_way = (("--alpha", alpha), ("--seed", seed), ("--test", test), ("--checks", checks))
+        for option, value in one_way:
             if value is not None:
                 _fail(AnalysisError(f"{option} applies to a one-way ANOVA; give --group once"))
         from analysis.held import twoway
@@ -146,7 +157,11 @@ def anova(
         group=groups[0] if groups else "",
         metric=metric,
         posthoc=None if posthoc is None else posthoc.value,
-        **{k: v for k, v in (("alpha", alpha), ("seed", seed), ("test", test)) if v is not None},
+        **{
+            k: v
+            for k, v in (("alpha", alpha), ("seed", seed), ("test", test), ("checks", checks))
+            if v is not None
+        },
         where=where,
         include_warmup=include_warmup,
     )
@@ -259,6 +274,15 @@ def regress(
     confidence: Annotated[
         float, typer.Option("--confidence", help="Confidence level of the coefficient CIs.")
     ] = CONFIDENCE,
+    rank_checks: Annotated[
+        bool | None,
+        typer.Option(
+            "--rank-checks/--no-rank-checks",
+            help="Spearman's rho and Durbin-Watson, which sort every value (default: only for "
+            "selections small enough; the output says when they did not run).",
+            show_default=False,
+        ),
+    ] = None,
     where: WhereOpt = None,
     pool: PoolOpt = None,
     db: DbOpt = DEFAULT_DB,
@@ -284,6 +308,7 @@ def regress(
         where=where,
         include_warmup=include_warmup,
         confidence_level=confidence,
+        rank_checks=rank_checks,
     )
     _emit(result, format, table=table, wide=wide)
 

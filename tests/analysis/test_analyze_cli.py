@@ -188,6 +188,28 @@ def test_regress_json_matches_scipy(db, groups):
     assert fit["correlations"][0]["spearman_rho"] == pytest.approx(stats.spearmanr(x, y)[0])
 
 
+def test_checks_options_reach_the_analyses(db, groups):
+    # --checks all: Kruskal-Wallis and Shapiro-Wilk run whatever the size, nothing left out
+    result = invoke("anova", "--group", "workers", "--checks", "all", "--db", db, "--format",
+                    "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = only(json.loads(result.stdout))
+    assert data["not_run"] == []
+    assert data["kruskal_statistic"] == pytest.approx(
+        stats.kruskal(*groups.values()).statistic, rel=1e-9
+    )
+    # --no-rank-checks: Spearman's rho is not computed (null), Pearson's r still is
+    off = invoke("regress", "--x", "workers", "--no-rank-checks", "--db", db, "--format", "json")
+    assert off.exit_code == 0, off.output
+    (corr,) = json.loads(off.stdout)["fits"][0]["correlations"]
+    assert corr["spearman_rho"] is None and corr["pearson_r"] is not None
+    on = invoke("regress", "--x", "workers", "--rank-checks", "--db", db, "--format", "json")
+    (corr,) = json.loads(on.stdout)["fits"][0]["correlations"]
+    x = [w for w, values in groups.items() for _ in values]
+    y = [v for values in groups.values() for v in values]
+    assert corr["spearman_rho"] == pytest.approx(stats.spearmanr(x, y)[0])
+
+
 def test_regress_csv_table_latex_and_repeated_x(db):
     csv = invoke("regress", "--x", "workers", "--x", "wall_s", "--by", "engine", "--log-y",
                  "--db", db, "--format", "csv")  # fmt: skip
@@ -405,6 +427,8 @@ def test_two_way_anova_from_the_cli(make_db, trials_for, rng):
         (["--group", "workers", "--group", "engine", "--alpha", "0.1"], "--alpha applies"),
         (["--group", "workers", "--group", "engine", "--seed", "3"], "--seed applies"),
         (["--group", "workers", "--ss-type", "2"], "--ss-type applies"),
+        (["--group", "workers", "--checks", "some"], "--checks 'some'"),
+        (["--group", "workers", "--group", "engine", "--checks", "all"], "--checks applies"),
     ],
 )
 def test_anova_option_errors_exit_2_one_line(db, file_hash, args, needle):
