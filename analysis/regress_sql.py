@@ -123,21 +123,31 @@ def residual_sums(
     """Per group (by ``gi``), in scaled units (``scales``: 2^-exp of y,
     x_1..x_p): sum e^2, sum of centred e^2, e^3 and e^4, the Durbin-Watson numerator, sum of
     centred (e^2)^2 and sum(c_xj * centred e^2) per x. ``betas``: intercept, then slopes.
-    Without ``durbin_watson`` (its lag sorts every residual by trial) its numerator is NULL."""
+
+    Two passes of plain GROUP BY (no window function): the per-group means of e and e^2, then
+    the centred sums joined to that small table. Without ``durbin_watson`` (its lag sorts every
+    residual by trial) its numerator is NULL."""
     fitted = " + ".join(f"coef.B[gi][{j + 1}] * (c{j} * coef.S[gi][{j + 1}])"
                         for j in range(1, p + 1))  # fmt: skip
     xs = "".join(f", c{j} * coef.S[gi][{j + 1}] AS x{j}" for j in range(1, p + 1))
-    sql = (
+    head = (
         f"WITH coef AS (SELECT ?::DOUBLE[][] AS B, ?::DOUBLE[][] AS S), {ctes}, "
         f"e AS (SELECT gi, _t{xs}, c0 * coef.S[gi][1] - coef.B[gi][1] - ({fitted}) AS e "
-        "FROM i CROSS JOIN coef), "
-        "f AS (SELECT *, e - avg(e) OVER (PARTITION BY gi) AS ec, "
-        "e * e - avg(e * e) OVER (PARTITION BY gi) AS uc, "
-        + ("e - lag(e) OVER (PARTITION BY gi ORDER BY _t)" if durbin_watson else "NULL::DOUBLE")
-        + " AS de FROM e) "
+        "FROM i CROSS JOIN coef)"
+    )
+    args = [betas, scales, *params]
+    means = execute(con, f"{head} SELECT gi, fsum(e) / count(*), fsum(e * e) / count(*) "
+                    "FROM e GROUP BY gi ORDER BY gi", args)  # fmt: skip
+    if not means:
+        return []
+    table = ", ".join(f"({int(g)}, {_literal(m1)}, {_literal(m2)})" for g, m1, m2 in means)
+    lag = "e - lag(e) OVER (PARTITION BY gi ORDER BY _t)" if durbin_watson else "NULL::DOUBLE"
+    sql = (
+        f"{head}, f AS (SELECT e.*, e - me AS ec, e * e - me2 AS uc, {lag} AS de "
+        f"FROM e JOIN (VALUES {table}) AS m(mg, me, me2) ON e.gi = m.mg) "
         "SELECT gi, fsum(e * e), fsum(ec * ec), fsum(ec * ec * ec), fsum(ec * ec * ec * ec), "
         "fsum(de * de), fsum(uc * uc)"
         + "".join(f", fsum(x{j} * uc)" for j in range(1, p + 1))
         + " FROM f GROUP BY gi ORDER BY gi"
     )
-    return execute(con, sql, [betas, scales, *params])
+    return execute(con, sql, args)
