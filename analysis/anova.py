@@ -41,7 +41,7 @@ power to detect a violation with few trials per level (the recommendation says s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -280,13 +280,14 @@ def check_options(
 def anova_levels(
     con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str, group: str,
     strata: Sequence[str] = (),
+    extent: Mapping[tuple[Any, ...], tuple[int, float, float]] | None = None,
 ) -> dict[tuple[Any, ...], list[LevelStats]]:  # fmt: skip
     """Per stratum (the values of ``strata``, as stored): the per-level statistics every
     ANOVA needs by default (:func:`analysis.query.level_stats`: two plain GROUP BY passes for
-    all strata at once)."""
+    all strata at once; ``extent``: pass 1's answer, see there)."""
     out: dict[tuple[Any, ...], list[LevelStats]] = {}
     for r in level_stats(con, sel, metric=metric, keys=[*strata, group], strata=len(strata),
-                         far_k=FAR_OUT_K):  # fmt: skip
+                         far_k=FAR_OUT_K, extent=extent):  # fmt: skip
         out.setdefault(r.key[:-1], []).append(r)
     return out
 

@@ -33,7 +33,6 @@ from analysis.data import (
     Selection,
     connect,
     describe_where,
-    finite_check,
     is_numeric_type,
     select,
 )
@@ -79,12 +78,14 @@ def plan(
 ) -> Plan:
     """The strata of a selection: :func:`analysis.strata.make_plan` over the view's factors."""
     numeric = [c for c in required if c in sel.columns and is_numeric_type(sel.columns[c])]
-    finite_check(con, sel, numeric)  # the whole command refuses, not one stratum
     factors = factor_columns(con, sel.columns)
     pooled = parse_pool(pool)
     check_pool(pooled, factors)
-    cells = load_cells(con, sel, columns=[*compared, *by, *factors], required=required)
-    return make_plan(
+    # the non-finite rule of finite_check in the same scan: the whole command refuses, not
+    # one stratum
+    cells = load_cells(con, sel, columns=[*compared, *by, *factors], required=required,
+                       finite=numeric)  # fmt: skip
+    p = make_plan(
         cells,
         compared=compared,
         factors=factors,
@@ -96,6 +97,7 @@ def plan(
         detect_along=detect_along,
         by_groups=by_groups,
     )
+    return replace(p, cells=cells)
 
 
 def _two_levels(a: str, b: str) -> Callable[[tuple[Any, ...]], bool]:

@@ -24,6 +24,26 @@ if TYPE_CHECKING:
     from analysis.ttest import TtestResult
 
 
+def level_extent(
+    p: Plan, *, metric: str, keys: Sequence[str]
+) -> dict[tuple[Any, ...], tuple[int, float, float]] | None:
+    """Per combination of ``keys`` (stored values, none NULL): the trial count, the minimum of
+    ``metric`` and its largest magnitude, from the cells the plan was made from (pass 1 of
+    :func:`analysis.query.level_stats` without a scan); None when the plan has no extents."""
+    cells = p.cells
+    if cells is None or metric not in cells.extents:
+        return None
+    idx = [cells.index(k) for k in keys]
+    out: dict[tuple[Any, ...], tuple[int, float, float]] = {}
+    for (values, _, n), (lo, hi) in zip(cells.rows, cells.extents[metric], strict=True):
+        key = tuple(values[i] for i in idx)
+        if any(v is None for v in key):
+            continue
+        c, m, big = out.get(key, (0, lo, 0.0))
+        out[key] = (c + n, min(m, lo), max(big, abs(lo), abs(hi)))
+    return out
+
+
 def _pair_batch(
     con: duckdb.DuckDBPyConnection,
     sel: Selection,
@@ -31,17 +51,37 @@ def _pair_batch(
     *,
     metric: str,
     group: str,
+    a: str,
+    b: str,
     medians: bool = True,
 ) -> dict[tuple[Any, ...], dict[str, LevelStats]]:
-    """Per stratum (its values as :class:`Filter` text): the levels' statistics, from one pair
-    of GROUP BY passes over every stratum (:func:`analysis.query.level_stats`)."""
-    from analysis.query import level_stats
+    """Per stratum (its values as :class:`Filter` text): the statistics of the levels matching
+    ``a`` or ``b``, from one GROUP BY pass over every stratum (two without the plan's extents:
+    :func:`analysis.query.level_stats`). A stratum whose values need scaling (in any level) is
+    left out: the plain analysis scales it."""
+    from analysis.data import quote
+    from analysis.query import level_stats, power_of_two_scale
 
     out: dict[tuple[Any, ...], dict[str, LevelStats]] = {}
     n = len(p.split)
-    for r in level_stats(
-        con, sel, metric=metric, keys=[*p.split, group], strata=n, quartiles=medians, spread=False
-    ):
+    keys = [*p.split, group]
+    extent = level_extent(p, metric=metric, keys=keys)
+    where: list[str] = []
+    params: list[Any] = []
+    if extent is not None:
+        big: dict[tuple[Any, ...], float] = {}
+        for k, (_, _, m) in extent.items():
+            big[k[:n]] = max(big.get(k[:n], 0.0), m)
+        keep = {s for s, m in big.items() if power_of_two_scale(m) == 1.0}
+        two = _two_levels(a, b)
+        extent = {k: v for k, v in extent.items() if k[:n] in keep and two((k[-1],))}
+        stored = sorted({k[-1] for k in extent}, key=repr)
+        if not stored:
+            return out
+        where = [f"{quote(group)} IN ({', '.join('?' * len(stored))})"]
+        params = stored
+    for r in level_stats(con, sel, metric=metric, keys=keys, strata=n, quartiles=medians,
+                         spread=False, extent=extent, where=where, params=params):  # fmt: skip
         key = tuple(None if v is None else format_level(v) for v in r.key[:n])
         out.setdefault(key, {})[format_level(r.key[-1])] = r
     return out
@@ -98,7 +138,7 @@ def ttest(
                      include_warmup=include_warmup)  # fmt: skip
         p = plan(con, sel, compared=[group], required=[metric, group], pool=pool,
                  keep=_two_levels(a, b))  # fmt: skip
-        batch = _pair_batch(con, sel, p, metric=metric, group=group)
+        batch = _pair_batch(con, sel, p, metric=metric, group=group, a=a, b=b)
 
         def run(extra: tuple[Filter, ...]) -> TtestResult:
             pair = None
@@ -150,7 +190,7 @@ def power(
                      include_warmup=include_warmup)  # fmt: skip
         p = plan(con, sel, compared=[group], required=[metric, group], pool=pool,
                  keep=_two_levels(a, b))  # fmt: skip
-        batch = _pair_batch(con, sel, p, metric=metric, group=group, medians=False)
+        batch = _pair_batch(con, sel, p, metric=metric, group=group, a=a, b=b, medians=False)
 
         def run(extra: tuple[Filter, ...]) -> PowerResult:
             pair = None
@@ -198,7 +238,14 @@ def anova(
         sel = select(con, metric=metric, group=[group], where=where,
                      include_warmup=include_warmup)  # fmt: skip
         p = plan(con, sel, compared=[group], required=[metric, group], pool=pool)
-        batch = anova_levels(con, sel, metric=metric, group=group, strata=p.split)
+        batch = anova_levels(
+            con,
+            sel,
+            metric=metric,
+            group=group,
+            strata=p.split,
+            extent=level_extent(p, metric=metric, keys=[*p.split, group]),
+        )
         texts = {tuple(None if v is None else format_level(v) for v in k): v
                  for k, v in batch.items()}  # fmt: skip
 

@@ -266,6 +266,9 @@ def level_stats(
     far_k: float = 3.0,
     quartiles: bool = True,
     spread: bool = True,
+    extent: Mapping[tuple[Any, ...], tuple[int, float, float]] | None = None,
+    where: Sequence[str] = (),
+    params: Sequence[Any] = (),
 ) -> list[LevelStats]:
     """Per combination of ``keys`` (the first ``strata`` of them define a stratum, the rest a
     level): moments, quartiles, moments of ``|x - median|`` and Tukey's far-out count, in three
@@ -275,16 +278,22 @@ def level_stats(
     relative to the key's minimum, as every moment here: ``1e12 + noise`` keeps its noise and
     its medians. The scale is one per stratum (:func:`power_of_two_scale` of its largest
     magnitude). ``quartiles=False`` leaves them out of pass 2 (NaN), ``spread=False`` skips pass
-    3 (NaN, far-out 0). Rows with a NULL metric or key are left out; sorted by key."""
+    3 (NaN, far-out 0). Rows with a NULL metric or key are left out; sorted by key.
+
+    ``extent``: pass 1's answer when the caller has it (``{key: (count, min x, max |x|)}`` for
+    every key, of the metric as stored, e.g. from :attr:`analysis.cells.Cells.extents`):
+    pass 1 is then skipped and a key missing from it left out. ``where``/``params``: SQL
+    conditions ANDed to the selection (e.g. only two levels), and their ``?`` parameters."""
     nk = len(keys)
     ks = [f"k{i}" for i in range(nk)]
     x = f"CAST({quote(metric)} AS DOUBLE)"
     conds = [f"{quote(k)} IS NOT NULL" for k in keys] + [f"{quote(metric)} IS NOT NULL"]
+    conds += list(where)
     cols = ", ".join(f"{quote(k)} AS k{i}" for i, k in enumerate(keys))
     src = f"SELECT {cols + ', ' if cols else ''}{x} AS x FROM {VIEW}{sel.where_and(*conds)}"
     kk = "".join(k + ", " for k in ks)
     group = f" GROUP BY {', '.join(ks)}" if ks else ""
-    on = " AND ".join(f"__src.{k} IS NOT DISTINCT FROM __p.{k}" for k in ks) or "true"
+    on = " AND ".join(f"__src.{k} = __p.{k}" for k in ks) or "true"  # keys are not NULL
     keysel = "".join(f"__src.{k} AS {k}, " for k in ks)
 
     def joined(table: str, args: list[Any], select: str, inner: str) -> list[tuple]:
@@ -292,10 +301,13 @@ def level_stats(
             f"WITH __src AS ({src}), __p AS ({table}) SELECT {kk}{select} FROM ("
             f"SELECT {keysel}{inner} FROM __src JOIN __p ON {on}){group}"
         )
-        return [tuple(r) for r in execute(con, sql, [*sel.params, *args])]
+        return [tuple(r) for r in execute(con, sql, [*sel.params, *params, *args])]
 
-    pass1 = execute(con, f"SELECT {kk}count(*), min(x), max(abs(x)) FROM ({src}){group}",
-                    sel.params)  # fmt: skip
+    if extent is None:
+        pass1 = execute(con, f"SELECT {kk}count(*), min(x), max(abs(x)) FROM ({src}){group}",
+                        [*sel.params, *params])  # fmt: skip
+    else:
+        pass1 = [(*k, *v) for k, v in extent.items()]
     pass1 = [r for r in pass1 if r[nk]]
     if not pass1:
         return []

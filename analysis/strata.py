@@ -24,7 +24,7 @@ run), so it costs the same for ten trials or a million.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from analysis.cells import (
@@ -176,6 +176,9 @@ class Plan:
     pooled: tuple[tuple[str, str], ...]  # (factor or env field, its levels)
     strata: tuple[Stratum, ...]
     env_along: tuple[str, ...] = ()  # environment differences between compared levels
+    #: the trial counts the plan was made from (set by :func:`analysis.held.plan`: its
+    #: ``extents`` give the batched analyses each level's minimum without another scan)
+    cells: Cells | None = field(default=None, repr=False, compare=False)
 
     def notes(self) -> tuple[str, ...]:
         out = []
