@@ -84,50 +84,114 @@ LIST_MAX = 200_000
 
 
 # -- DuckDB -----------------------------------------------------------------------------------
-def _side_sql(sel: Selection, *, keys: Sequence[str], metric: str) -> tuple[str, list[Any]]:
-    """``SELECT key text, key values…, x, run_id`` of one side's trials."""
+def _side_sql(
+    sel: Selection, *, keys: Sequence[str], metric: str, side: int, overlap: Selection | None
+) -> tuple[str, list[Any]]:
+    """``SELECT key values…, x, run_id, side, in-overlap`` of one side's trials (``overlap``:
+    the selection of trials on both sides, flagged in this side's rows)."""
     m = quote(metric)
-    parts = [f"coalesce(CAST({quote(k)} AS VARCHAR), '\u2205')" for k in keys]
-    ktext = f"concat_ws('\u241f', {', '.join(parts)})" if parts else "''"
     cols = "".join(f"{quote(k)} AS k{i}, " for i, k in enumerate(keys))
+    ov, params = "false", []
+    if overlap is not None and overlap.where_sql.startswith(" WHERE "):
+        ov, params = f"({overlap.where_sql[len(' WHERE ') :]})", list(overlap.params)
     sql = (
-        f"SELECT {ktext} AS __k, {cols}CAST({m} AS DOUBLE) AS x, run_id AS __run "
+        f"SELECT {cols}CAST({m} AS DOUBLE) AS x, run_id AS __run, {side} AS side, {ov} AS __ov "
         f"FROM {VIEW}{sel.where_and(f'{m} IS NOT NULL')}"
     )
-    return sql, list(sel.params)
+    return sql, [*params, *sel.params]
 
 
 def _summaries(
     con: duckdb.DuckDBPyConnection,
     base: Selection,
     new: Selection,
+    both: Selection,
     *,
     keys: Sequence[str],
     metric: str,
-) -> list[tuple]:
-    """Per (configuration, side): key values, n, median, mean and variance of ln x, the rank sum
-    in the configuration's pooled sample, its tie term, the values (when few enough) and runs."""
-    b_sql, b_params = _side_sql(base, keys=keys, metric=metric)
-    n_sql, n_params = _side_sql(new, keys=keys, metric=metric)
-    kcols = "".join(f"any_value(k{i}), " for i in range(len(keys)))
+) -> tuple[list[tuple], int]:
+    """Per (configuration, side): the key values as the configuration's id, side, key values,
+    n, median, min, mean and variance of ln x, the rank sum in the configuration's pooled
+    sample, its tie term, the count of non-finite values, the runs and the sorted values (only
+    where a statistic reads them: :func:`_needs_values`, else None); and the number of trials
+    on both sides.
+
+    Plain GROUP BYs and no string key: per (configuration, side) the moments; per
+    (configuration, distinct value) the count of each side, whose running total over the
+    values (one window over that smaller table, partitioned by the key columns) gives each
+    value's mid-rank; the rank sums are the counts times the mid-ranks, summed."""
+    b_sql, b_params = _side_sql(base, keys=keys, metric=metric, side=0, overlap=both)
+    n_sql, n_params = _side_sql(new, keys=keys, metric=metric, side=1, overlap=None)
+    ks = [f"k{i}" for i in range(len(keys))]
+    kk = "".join(k + ", " for k in ks)
+    part = f"PARTITION BY {', '.join(ks)} " if ks else ""
+    on = " AND ".join(f"g.{k} IS NOT DISTINCT FROM rs.{k}" for k in ks) or "true"
+    by_keys = f" GROUP BY {', '.join(ks)}" if ks else ""
     sql = f"""
-        WITH s AS (SELECT 0 AS side, * FROM ({b_sql}) UNION ALL SELECT 1, * FROM ({n_sql})),
-        t AS (SELECT __k, x, count(*) AS t FROM s GROUP BY __k, x),
-        r AS (SELECT __k, x, t,
-                     sum(t) OVER (PARTITION BY __k ORDER BY x) - t + (t + 1) / 2.0 AS rk
+        WITH s AS MATERIALIZED (SELECT * FROM ({b_sql}) UNION ALL SELECT * FROM ({n_sql})),
+        g AS (SELECT {kk}side, count(*) AS n, median(x) AS med, min(x) AS lo,
+                     avg(ln(x)) FILTER (WHERE x > 0) AS lm,
+                     var_samp(ln(x)) FILTER (WHERE x > 0) AS lv,
+                     count(*) FILTER (WHERE NOT isfinite(x)) AS bad,
+                     list(DISTINCT __run) AS runs, count(*) FILTER (WHERE __ov) AS ov
+              FROM s GROUP BY {kk}side),
+        t AS (SELECT {kk}x, count(*) FILTER (WHERE side = 0) AS c0, count(*) AS t
+              FROM s GROUP BY {kk}x),
+        r AS (SELECT {kk}c0, t,
+                     sum(t) OVER ({part}ORDER BY x ROWS UNBOUNDED PRECEDING) - t + (t + 1) / 2.0
+                     AS rk
               FROM t),
-        ties AS (SELECT __k, CAST(sum(CAST(t AS HUGEINT) * t * t - t) AS DOUBLE) AS tie
-                 FROM t GROUP BY __k)
-        SELECT s.__k, side, {kcols}count(*), median(s.x), min(s.x),
-               avg(ln(s.x)) FILTER (WHERE s.x > 0), var_samp(ln(s.x)) FILTER (WHERE s.x > 0),
-               sum(r.rk), any_value(ties.tie),
-               count(*) FILTER (WHERE NOT isfinite(s.x)),
-               list(DISTINCT s.__run),
-               CASE WHEN count(*) <= {LIST_MAX} THEN list(s.x ORDER BY s.x) END
-        FROM s JOIN r ON s.__k = r.__k AND s.x = r.x JOIN ties ON s.__k = ties.__k
-        GROUP BY s.__k, side ORDER BY s.__k, side
+        rs AS (SELECT {kk}sum(c0 * rk) AS r0, sum((t - c0) * rk) AS r1,
+                      CAST(sum(CAST(t AS HUGEINT) * t * t - t) AS DOUBLE) AS tie
+               FROM r{by_keys})
+        SELECT {"".join(f"g.{k}, " for k in ks)}side, n, med, lo, lm, lv,
+               CASE WHEN side = 0 THEN r0 ELSE r1 END, tie, bad, runs, ov
+        FROM g JOIN rs ON {on} ORDER BY {"".join(f"g.{k}, " for k in ks)}side
     """
-    return execute(con, sql, [*b_params, *n_params])
+    raw = execute(con, sql, [*b_params, *n_params])
+    g = len(keys)
+    rows = [(tuple(r[:g]), r[g], *r[:g], *r[g + 1 : -1], None) for r in raw]
+    overlap = sum(int(r[-1]) for r in raw)
+    counts: dict[tuple[Any, ...], dict[int, int]] = {}
+    for r in rows:
+        counts.setdefault(r[0], {})[int(r[1])] = int(r[2 + g])
+    wanted = [k for k, c in counts.items() if _needs_values(c.get(0, 0), c.get(1, 0))]
+    if wanted and not overlap:
+        values = _values(con, b_sql, n_sql, [*b_params, *n_params], wanted, g)
+        rows = [(*r[:-1], values.get((r[0], int(r[1])))) for r in rows]
+    return rows, overlap
+
+
+def _needs_values(n_base: int, n_new: int) -> bool:
+    """Whether :func:`analysis.compare_stats.side_test` reads a configuration's values: both
+    sides fetchable (``LIST_MAX``) and few enough pairs for Hodges-Lehmann (the exact U test
+    needs a side of at most 8 trials, so it is among them)."""
+    return 0 < n_base <= LIST_MAX and 0 < n_new <= LIST_MAX and n_base * n_new <= HL_MAX_PAIRS
+
+
+def _values(
+    con: duckdb.DuckDBPyConnection,
+    b_sql: str,
+    n_sql: str,
+    params: list[Any],
+    wanted: Sequence[tuple[Any, ...]],
+    g: int,
+) -> dict[tuple[tuple[Any, ...], int], list[float]]:
+    """The sorted values of each side of the ``wanted`` configurations (key value tuples)."""
+    ks = [f"k{i}" for i in range(g)]
+    if ks:
+        lines = ", ".join("(" + ", ".join("?" * g) + ")" for _ in wanted)
+        on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM w.{k}" for k in ks)
+        src = f"s JOIN (SELECT * FROM (VALUES {lines}) AS t({', '.join(ks)})) AS w ON {on}"
+        args = [v for key in wanted for v in key]
+    else:
+        src, args = "s", []
+    sql = (
+        f"WITH s AS (SELECT * FROM ({b_sql}) UNION ALL SELECT * FROM ({n_sql})) "
+        f"SELECT {''.join(f's.{k}, ' for k in ks)}side, list(x ORDER BY x) FROM {src} "
+        f"GROUP BY {''.join(f's.{k}, ' for k in ks)}side"
+    )
+    return {(tuple(r[:g]), int(r[g])): r[g + 1] for r in execute(con, sql, [*params, *args])}
 
 
 def _run_env(con: duckdb.DuckDBPyConnection, runs: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -189,20 +253,20 @@ def compare(
         sel_n = select(con, metric=metric, where=[*common, *new_f], include_warmup=include_warmup)
         both = select(con, metric=metric, where=[*common, *base_f, *new_f],
                       include_warmup=include_warmup)  # fmt: skip
-        finite_check(con, sel_b, [metric])
-        finite_check(con, sel_n, [metric])
-        overlap = execute(con, f"SELECT count(*) FROM {VIEW}{both.where_sql}", both.params)[0][0]
-        if overlap:
-            raise AnalysisError(
-                f"{overlap} trials are both base and new; give selections that do not overlap"
-            )
         defining = {f.column for f in (*base_f, *new_f)} | {"run_id"}
         if match == "config_id":
             check_column(sel_b.columns, "config_id", "--match")
             keys = ["config_id"]
         else:
             keys = [f for f in factor_columns(con, sel_b.columns) if f not in defining]
-        rows = _summaries(con, sel_b, sel_n, keys=keys, metric=metric)
+        rows, overlap = _summaries(con, sel_b, sel_n, both, keys=keys, metric=metric)
+        if any(row[2 + len(keys) + 7] for row in rows):  # the counts of finite_check's rule
+            finite_check(con, sel_b, [metric])
+            finite_check(con, sel_n, [metric])
+        if overlap:
+            raise AnalysisError(
+                f"{overlap} trials are both base and new; give selections that do not overlap"
+            )
         runs = sorted({r for row in rows for r in row[-2]})
         env = _run_env(con, runs)
     g = len(keys)
