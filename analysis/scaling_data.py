@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analysis.data import (
     VIEW,
@@ -28,13 +28,16 @@ from analysis.data import (
     check_column,
     connect,
     execute,
-    finite_check,
     no_trials_error,
+    nonfinite_message,
     quote,
     select,
 )
 from analysis.errors import AnalysisError
 from analysis.query import Sql, moments
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: Cells with more trials than this are bootstrapped from their normal approximation.
 BOOT_EXACT_MAX = 5000
@@ -107,29 +110,34 @@ def load(
             size = "data_fraction"
         if size is not None:
             check_column(sel.columns, size, "--size", numeric=True)
-        n = finite_check(con, sel, [(metric, "--metric"), (x, "--x")])
-        if n == 0:
-            raise no_trials_error(sel, f"{metric} and {x}")
-        raw = f"CAST({quote(metric)} AS DOUBLE)"
         xm = f"CAST({quote(x)} AS DOUBLE)"
         sz = f"coalesce(CAST({quote(size)} AS DOUBLE), 1.0)" if size else "1.0"
-        not_null = sel.where_and(f"{quote(metric)} IS NOT NULL", f"{quote(x)} IS NOT NULL")
-        big, *bad = execute(
-            con,
-            f"SELECT max(abs({raw})), count(*) FILTER (WHERE {xm} <= 0), "
-            f"count(*) FILTER (WHERE {raw} < 0), "
-            f"count(*) FILTER (WHERE NOT isfinite({sz}) OR {sz} <= 0) FROM {VIEW}{not_null}",
-            sel.params,
-        )[0]
-        scale = time_scale(big)
-        _check_bad(bad, metric=metric, x=x, size=size)
         keys = [*by, Sql(xm)]
+        cell_keys = [*keys, Sql(sz)]
+        first = _first_scan(con, sel, metric=metric, x=x, keys=cell_keys)
+        n = sum(r[0] for r in first.values())
+        for name, k in ((metric, 0), (x, 1)):
+            nan, pos, neg = (sum(r[1 + 3 * k + i] for r in first.values()) for i in range(3))
+            if nan or pos or neg:
+                raise AnalysisError(nonfinite_message(name, n, nan=nan, pos_inf=pos, neg_inf=neg))
+        if n == 0:
+            raise no_trials_error(sel, f"{metric} and {x}")
+        big = max((r[8] for r in first.values() if r[8] is not None), default=None)
+        scale = time_scale(big)
+        _check_bad([sum(r[9 + i] for r in first.values()) for i in range(3)],
+                   metric=metric, x=x, size=size)  # fmt: skip
         x_set = [f"{quote(x)} IS NOT NULL"]
         common = {"metrics": [metric], "scale": scale, "null_keys": True, "where": x_set}
-        level_rows = moments(con, sel, keys=keys, aggregates=["median(x0)"], **common)
+        # every cell's and every level's minimum from the first scan (exact: / a power of two)
+        cell_min = {k: (float(r[7]) / scale,) for k, r in first.items() if r[0]}
+        level_min: dict[tuple[Any, ...], tuple[float]] = {}
+        for k, (lo,) in cell_min.items():
+            level_min[k[:-1]] = (min(lo, level_min.get(k[:-1], (lo,))[0]),)
+        level_rows = moments(con, sel, keys=keys, aggregates=["median(x0)"], shifts=level_min,
+                             **common)  # fmt: skip
         # the order of a cell's values for the bootstrap (resampled by index, so it must not
         # depend on DuckDB's threads): by trial id, else by value
-        cells = moments(con, sel, keys=[*keys, Sql(sz)], **common)
+        cells = moments(con, sel, keys=cell_keys, shifts=cell_min, **common)
         values: dict[tuple[Any, ...], Any] = {}
         small = {c.key: (c.stat.shift,) for c in cells if c.n <= BOOT_EXACT_MAX}
         if fetch_values and small:
@@ -171,6 +179,42 @@ def load(
             )
         )
     return Loaded(sel, list(groups.values()), size, scale)
+
+
+def _first_scan(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    *,
+    metric: str,
+    x: str,
+    keys: Sequence[str | Sql],
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """One GROUP BY of the selected trials with a time and an x, per cell (``keys``, NULLs
+    kept): the count; NaN, +inf, -inf counts of the time, then of x
+    (:func:`analysis.data.finite_check`'s rule); the smallest time, the largest magnitude;
+    the counts of x <= 0, of negative times and of sizes not a positive number (the last key)."""
+    raw = f"CAST({quote(metric)} AS DOUBLE)"
+    xm = f"CAST({quote(x)} AS DOUBLE)"
+    cols = [f"{k.text if isinstance(k, Sql) else quote(k)} AS k{i}" for i, k in enumerate(keys)]
+    ks = [f"k{i}" for i in range(len(keys))]
+    size = ks[-1]
+    aggs = ["count(*)"]
+    for v in ("t", "xv"):
+        aggs += [
+            f"count(*) FILTER (WHERE isnan({v}))",
+            f"count(*) FILTER (WHERE {v} = 'inf'::DOUBLE)",
+            f"count(*) FILTER (WHERE {v} = '-inf'::DOUBLE)",
+        ]
+    aggs += ["min(t)", "max(abs(t))", "count(*) FILTER (WHERE xv <= 0)"]
+    aggs += ["count(*) FILTER (WHERE t < 0)"]
+    aggs += [f"count(*) FILTER (WHERE NOT isfinite({size}) OR {size} <= 0)"]
+    where = sel.where_and(f"{quote(metric)} IS NOT NULL", f"{quote(x)} IS NOT NULL")
+    sql = (
+        f"SELECT {', '.join(ks)}, {', '.join(aggs)} FROM (SELECT {', '.join(cols)}, "
+        f"{raw} AS t, {xm} AS xv FROM {VIEW}{where}) GROUP BY {', '.join(ks)}"
+    )
+    nk = len(keys)
+    return {tuple(r[:nk]): tuple(r[nk:]) for r in execute(con, sql, sel.params)}
 
 
 def _check_bad(bad: Sequence[int], *, metric: str, x: str, size: str | None) -> None:
