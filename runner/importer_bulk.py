@@ -15,7 +15,8 @@ import csv
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ _INT_BOUNDS = {"INTEGER": 2**31, "BIGINT": 2**63}
 _NUMERIC = ("DOUBLE", "INTEGER", "BIGINT")
 RAW = "_tk_import_raw"
 STAGED = "_tk_import_staged"
+CFG = "_tk_import_cfg"
+REPS = "_tk_import_reps"
 _BAD_LISTED = 5
 
 
@@ -58,6 +61,10 @@ class Staged:
     delimiter: str
     sha256: str
     experiments: tuple[str, ...]
+    #: the staged view's ``params_id`` (a small integer) -> the configuration's params
+    params: dict[int, dict[str, Any]]
+    #: temp tables the view reads (drop them with :func:`drop_staged`)
+    temp_tables: tuple[str, ...]
 
 
 def scan_file(path: Path) -> FileHead:
@@ -345,13 +352,24 @@ def stage_csv(
         if n in rare:
             maps[n] = [(raw, float(clean(raw)) if clean(raw) else None) for raw, _, _ in rare[n]]
 
-    # -- configurations: config_id and params JSON once per distinct configuration
+    # -- configurations: config_id, factors and params once per distinct configuration, found
+    # by a hash of the key cells (proven collision-free here, else joined on the cells)
     key_sql = ", ".join(col_of[n] for n in key_cols)
-    configs = con.execute(f"SELECT DISTINCT {key_sql} FROM {RAW}").fetchall() if key_cols else [()]
+    if key_cols:
+        configs = con.execute(
+            f"SELECT *, hash({key_sql}) FROM (SELECT DISTINCT {key_sql} FROM {RAW})"
+        ).fetchall()
+    else:
+        configs = [(0,)]
+    by_hash = len({row[-1] for row in configs}) == len(configs)
     factor_types = {n: TRIAL_COLUMNS[n] for n in FACTOR_COLUMNS}
     cfg_rows = []
     experiments: set[str] = set()
-    for raw in configs:
+    config_index: dict[str, int] = {}
+    params_index: dict[str, int] = {}
+    params_of: dict[int, dict[str, Any]] = {}
+    for row in configs:
+        raw = row[:-1]
         cells = {n: ("" if v is None else clean(v)) for n, v in zip(key_cols, raw, strict=True)}
         values: dict[str, Any] = {"experiment": experiment}
         for n in FACTOR_COLUMNS:
@@ -365,49 +383,65 @@ def stage_csv(
         values["params"] = params
         cid = cells.get("config_id") or _config_id(values)
         experiments.add(values["experiment"])
+        text = json.dumps(params, sort_keys=True)
+        pkey = params_index.setdefault(text, len(params_index))
+        params_of[pkey] = params
         cfg_rows.append(
             (
                 *raw,
+                row[-1],
+                config_index.setdefault(cid, len(config_index)),
+                pkey,
                 cid,
-                json.dumps(params, sort_keys=True),
                 *(values.get(n) for n in FACTOR_COLUMNS),
             )
         )
     cfg_columns = {f"k{j}": "VARCHAR" for j in range(len(key_cols))}
-    cfg_columns |= {"config_id": "VARCHAR", "params": "VARCHAR"}
+    cfg_columns |= {"h": "UBIGINT", "cidx": "INTEGER", "pkey": "INTEGER", "config_id": "VARCHAR"}
     cfg_columns |= {f"f_{n}": t for n, t in factor_types.items()}
-    _fill(con, "_tk_import_cfg", cfg_columns, cfg_rows)
+    _fill(con, CFG, cfg_columns, cfg_rows)
+    temp = [CFG]
     for n, values in maps.items():
         typ = "DOUBLE" if n in metric_cols else TRIAL_COLUMNS[n]
         _fill(con, f"_tk_map_{n}", {"raw": "VARCHAR", "value": typ}, values)
+        temp.append(f"_tk_map_{n}")
 
-    # -- the staged table, typed, in file order
+    # -- the staged view: typed cells of RAW joined to the few configurations, in file order
+    # (a hash join's probe side and a positional join keep the scan's order)
     select: list[str] = []
     joins: list[str] = []
     joined: set[str] = set()
-    on = " AND ".join(f"r.{col_of[n]} IS NOT DISTINCT FROM g.k{j}" for j, n in enumerate(key_cols))
-    joins.append(f"JOIN _tk_import_cfg g ON {on}" if on else "CROSS JOIN _tk_import_cfg g")
+    if not key_cols:
+        cfg_join = f"CROSS JOIN {CFG} g"
+    elif by_hash:
+        cfg_join = f"JOIN {CFG} g ON hash({', '.join('r.' + col_of[n] for n in key_cols)}) = g.h"
+    else:
+        on = " AND ".join(
+            f"r.{col_of[n]} IS NOT DISTINCT FROM g.k{j}" for j, n in enumerate(key_cols)
+        )
+        cfg_join = f"JOIN {CFG} g ON {on}"
     for n in FACTOR_COLUMNS:
         select.append(f"g.f_{n} AS {n}")
-    select += ["g.config_id AS config_id", "g.params AS params"]
+    select += ["g.config_id AS config_id", "g.pkey AS params_id"]
 
-    def typed(n: str, typ: str) -> str:
+    def typed(n: str, typ: str, into: list[str]) -> str:
         col = f"r.{col_of[n]}"
         if n in maps and n not in joined:
             joined.add(n)
-            joins.append(f"LEFT JOIN _tk_map_{n} m_{n} ON m_{n}.raw = {col}")
+            into.append(f"LEFT JOIN _tk_map_{n} m_{n} ON m_{n}.raw = {col}")
         if n in fast:
             pred, value = _fast(col, fast_kind[n], delimiter)
             value = f"CAST({value} AS {typ})"
             if n in maps:
                 return f"CASE WHEN {pred} THEN {value} ELSE m_{n}.value END"
-            return f"CASE WHEN {pred} THEN {value} END"
+            # every cell took the fast path (or is empty): the value alone
+            return value
         return f"m_{n}.value"
 
     for n in trial_cols:
         if n in FACTOR_COLUMNS or n in ("config_id", "repetition"):
             continue
-        expr = typed(n, TRIAL_COLUMNS[n])
+        expr = typed(n, TRIAL_COLUMNS[n], joins)
         if n == "status":
             expr = f"coalesce({expr}, 'ok')"
         elif n == "warmup":
@@ -417,21 +451,41 @@ def stage_csv(
         select.append("'ok' AS status")
     if "warmup" not in trial_cols:
         select.append("false AS warmup")
-    counter = "row_number() OVER (PARTITION BY g.config_id{} ORDER BY r.rowid)"
+    source = f"{RAW} r"
+    rep_full = False
     if "repetition" in trial_cols:
-        rep = typed("repetition", "INTEGER")
-        select.append(
-            f"coalesce({rep}, CAST({counter.format(f', ({rep}) IS NULL')} AS INTEGER)) "
-            "AS repetition"
+        j = list(fast).index("repetition")
+        rep_full = counts[2 * j] == n_rows and all(
+            v is not None for _, v in maps.get("repetition", [])
         )
+        rep = typed("repetition", "INTEGER", joins)
+    if rep_full:
+        select.append(f"{rep} AS repetition")
     else:
-        select.append(f"CAST({counter.format('')} AS INTEGER) AS repetition")
-    select += [f"{typed(n, 'DOUBLE')} AS {n}" for n in metric_cols]
+        # rows without a repetition numbered 1, 2, ... per configuration in file order: a
+        # narrow (rank) table in file order, window partitioned by an integer, joined by position
+        rep_joins: list[str] = []
+        partition = "g.cidx"
+        if "repetition" in trial_cols:
+            joined.discard("repetition")
+            rep_null = f"({typed('repetition', 'INTEGER', rep_joins)}) IS NULL"
+            partition += f", {rep_null}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {REPS} AS SELECT CAST(row_number() OVER (PARTITION BY "
+            f"{partition} ORDER BY r.rowid) AS INTEGER) AS n FROM {RAW} r {cfg_join} "
+            f"{' '.join(rep_joins)} ORDER BY r.rowid"
+        )
+        temp.append(REPS)
+        source += f" POSITIONAL JOIN {REPS} q"
+        if "repetition" in trial_cols:
+            select.append(f"coalesce({rep}, q.n) AS repetition")
+        else:
+            select.append("q.n AS repetition")
+    select += [f"{typed(n, 'DOUBLE', joins)} AS {n}" for n in metric_cols]
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {STAGED} AS SELECT {', '.join(select)} "
-        f"FROM {RAW} r {' '.join(joins)} ORDER BY r.rowid"
+        f"CREATE OR REPLACE TEMP VIEW {STAGED} AS SELECT {', '.join(select)} "
+        f"FROM {source} {cfg_join} {' '.join(joins)}"
     )
-    con.execute(f"DROP TABLE {RAW}")
     return Staged(
         n_rows=int(n_rows),
         trial_columns=tuple(trial_cols),
@@ -441,7 +495,31 @@ def stage_csv(
         delimiter=delimiter,
         sha256=head.sha256,
         experiments=tuple(sorted(experiments)),
+        params=params_of,
+        temp_tables=(*temp, RAW),
     )
+
+
+@contextmanager
+def file_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Reading :data:`STAGED` in this block gives its rows in file order: the joins to the small
+    tables keep them on the build (right) side, so the file's rows stream through in scan
+    order (DuckDB keeps insertion order for such a pipeline), with no sort."""
+    (old,) = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
+    names = [n for n in str(old or "").split(",") if n.strip()]
+    off = ",".join(dict.fromkeys([*names, "join_order", "build_side_probe_side"]))
+    con.execute(f"SET disabled_optimizers = {_sql_str(off)}")
+    try:
+        yield
+    finally:
+        con.execute(f"SET disabled_optimizers = {_sql_str(','.join(names))}")
+
+
+def drop_staged(con: duckdb.DuckDBPyConnection, staged: Staged | None) -> None:
+    """Drop the view :data:`STAGED` and the temp tables it reads."""
+    con.execute(f"DROP VIEW IF EXISTS {STAGED}")
+    for table in staged.temp_tables if staged else (REPS, CFG, RAW):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def _raise_bad(

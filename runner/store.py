@@ -652,38 +652,44 @@ class Store:
             self.finish_run(run_id)
         return run_id
 
-    def insert_staged(self, table: str, *, run_id: str, metrics: Sequence[str]) -> int:
-        """Copy every row of ``table`` (a table on :attr:`con`, usually a temp table an importer
-        filled) into ``trials`` as trials of ``run_id``; return the number of rows.
+    def insert_staged(
+        self,
+        table: str,
+        *,
+        run_id: str,
+        metrics: Sequence[str],
+        params: Mapping[Any, Any] | None = None,
+    ) -> int:
+        """Copy every row of ``table`` (a table or view on :attr:`con`, usually a temp one an
+        importer filled) into ``trials`` as trials of ``run_id``; return the number of rows.
 
         ``table`` holds any of :data:`WRITABLE_TRIAL_COLUMNS` (``status`` required; ``run_id``
-        comes from the argument; ``params`` as JSON text of an object) and one DOUBLE column
-        per name in ``metrics``; other columns are ignored. Metric and param names are
-        registered as :meth:`append_trial` does (param types from the distinct params values, in
-        the order they first occur), each new configuration gets its ``params`` row, and the
-        rows are copied with one INSERT ... SELECT in the table's row order, trial ids from the
-        sequence. Runs inside the caller's transaction (begin one to make it all or nothing).
+        comes from the argument) and one DOUBLE column per name in ``metrics``; other columns
+        are ignored. A configuration's params come either as JSON text of an object in a
+        ``params`` column (a table only), or, with ``params`` given, as a ``params_id`` column
+        whose values (any keys, e.g. small integers) ``params`` maps to the params objects:
+        then only those few objects are read, and each row's key is swapped for the stored id
+        by a join to a small table. Metric and param names are registered as
+        :meth:`append_trial` does (param types from the distinct params values, in the order
+        they first occur), each new configuration gets its ``params`` row, and the rows are
+        copied with one INSERT ... SELECT in the table's row order, trial ids from the
+        sequence; a status other than :data:`TRIAL_STATUSES` or a ``params_id`` key missing
+        from ``params`` fails that statement. Runs inside the caller's transaction (begin one to
+        make it all or nothing).
         """
         src = quote_ident(table)
         try:
             described = self.con.execute(f"DESCRIBE {src}").fetchall()
         except duckdb.Error:
             raise StoreError(f"insert_staged: no table {table!r} on this connection") from None
-        present = [row[0] for row in described]
+        present = {row[0]: row[1] for row in described}
         missing = [m for m in metrics if m not in present]
         if missing:
             raise StoreError(f"insert_staged: {table!r} has no column for metrics {missing}")
         if "status" not in present:
             raise StoreError(f"insert_staged: {table!r} needs a status column")
-        bad = self.con.execute(
-            f"SELECT count(*) FROM {src} WHERE status IS NULL OR status NOT IN "
-            f"({', '.join(repr(s) for s in TRIAL_STATUSES)})"
-        ).fetchone()[0]
-        if bad:
-            raise StoreError(
-                f"insert_staged: {bad} rows of {table!r} have a status other than "
-                f"{', '.join(TRIAL_STATUSES)}"
-            )
+        if params is not None and "params_id" not in present:
+            raise StoreError(f"insert_staged: params given but {table!r} has no params_id column")
         columns = [c for c in WRITABLE_TRIAL_COLUMNS if c in present and c != "run_id"]
         changed = self._register_columns("metric", dict.fromkeys(metrics, 0.0))
         # a metric named like a trial column is not stored: the view shows the trial column
@@ -692,32 +698,88 @@ class Store:
             for m in dict.fromkeys(metrics)
             if m not in TRIAL_COLUMNS and m not in RUN_VIEW_COLUMNS
         ]
-        target = ["trial_id", "run_id"]
-        select = ["nextval('trial_id_seq')", "?"]
+        statuses = ", ".join(f"'{s}'" for s in TRIAL_STATUSES)
+        marker = "insert_staged: bad status"
+        target = ["trial_id", "run_id", "status"]
+        select = [
+            "nextval('trial_id_seq')",
+            "?",
+            f"CASE WHEN s.status IN ({statuses}) THEN s.status "
+            f"ELSE error('{marker} ' || coalesce(s.status, 'NULL')) END",
+        ]
         joins = ""
         for c in columns:
-            if c == "params":
+            if c in ("params", "status"):
                 continue
             target.append(c)
             select.append(f"s.{quote_ident(c)}")
-        if "params" in columns:
+        temp = None
+        if params is not None:
+            changed |= self._stage_param_keys(params, present["params_id"])
+            temp = "_staged_params_keys"
+            target.append("params_id")
+            select.append(
+                "CASE WHEN s.params_id IS NULL OR k.params_id IS NOT NULL THEN k.params_id "
+                "ELSE error('insert_staged: a params_id not in params: ' || s.params_id) END"
+            )
+            joins = f" LEFT JOIN {temp} k ON k.key = s.params_id"
+        elif "params" in columns:
             changed |= self._stage_params(src)
+            temp = "_staged_params_ids"
             target.append("params_id")
             select.append("k.params_id")
-            joins = " LEFT JOIN _staged_params_ids k ON k.raw = s.params::VARCHAR"
+            joins = f" LEFT JOIN {temp} k ON k.raw = s.params::VARCHAR"
         target += metric_cols
         select += [f"s.{quote_ident(m)}" for m in metric_cols]
         if changed:
             self._rebuild_view()
-        before = self.con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]
+        try:
+            (count,) = self.con.execute(
+                f"INSERT INTO trials ({', '.join(map(quote_ident, target))}) "
+                f"SELECT {', '.join(select)} FROM {src} s{joins}",
+                [run_id],
+            ).fetchone()
+        except duckdb.InvalidInputException as exc:
+            text = str(exc)
+            if marker in text:
+                bad = text.split(marker, 1)[1].strip()
+                raise StoreError(
+                    f"insert_staged: rows of {table!r} have a status other than "
+                    f"{', '.join(TRIAL_STATUSES)} (first seen: {bad!r})"
+                ) from None
+            if "insert_staged:" in text:
+                raise StoreError(text[text.index("insert_staged:") :]) from None
+            raise
+        if temp:
+            self.con.execute(f"DROP TABLE {temp}")
+        return int(count)
+
+    def _stage_param_keys(self, params: Mapping[Any, Any], key_type: str) -> bool:
+        """Params rows and catalogue entries for the objects of ``params`` (key -> params, the
+        order the configurations first occur), and the temp table ``_staged_params_keys (key,
+        params_id)`` mapping each key to its stored id."""
+        changed = False
+        keys, ids = [], []
+        for key, value in params.items():
+            if value is None:
+                continue
+            if isinstance(value, str):
+                try:
+                    value = json.loads(value)
+                except ValueError:
+                    raise StoreError(f"insert_staged: params {value[:80]!r} is not JSON") from None
+            params_id, changed_one = self._store_params(value)
+            changed |= changed_one
+            keys.append(key)
+            ids.append(params_id)
         self.con.execute(
-            f"INSERT INTO trials ({', '.join(map(quote_ident, target))}) "
-            f"SELECT {', '.join(select)} FROM {src} s{joins}",
-            [run_id],
+            f"CREATE OR REPLACE TEMP TABLE _staged_params_keys (key {key_type}, params_id VARCHAR)"
         )
-        if joins:
-            self.con.execute("DROP TABLE _staged_params_ids")
-        return int(before)
+        if keys:
+            self.con.execute(
+                "INSERT INTO _staged_params_keys SELECT unnest(?), unnest(?)", [keys, ids]
+            )
+        return changed
 
     def _stage_params(self, src: str) -> bool:
         """Params rows and catalogue entries for the distinct params of a staged table, and the
