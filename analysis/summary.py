@@ -12,13 +12,6 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from analysis.bootstrap import (
-    group_rng,
-    median_ranks,
-    median_window,
-    medians_from_ranks,
-    percentile_interval,
-)
 from analysis.boxstats import TUKEY_K, BoxStats, BoxStatsResult, box_stats
 from analysis.data import (
     VIEW,
@@ -47,10 +40,10 @@ from analysis.summary_result import (
     SummaryResult,
     below_zero_note,
 )
+from analysis.summary_tails import held_stats, tails
 
 if TYPE_CHECKING:
     import duckdb
-    import numpy as np
 
 __all__ = [
     "DEFAULT_BY",
@@ -77,6 +70,23 @@ def _order_sql(by: Sequence[str]) -> str:
 
 def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
+
+
+#: Values of the selection's metrics (rows of the store times metrics) above which quartiles
+#: and MADs, which DuckDB computes holding every value of a configuration, are taken a batch of
+#: configurations at a time (at most this many values each: ~200 MB of DOUBLEs).
+HELD_MAX = 25_000_000
+
+
+def _table_rows(con: duckdb.DuckDBPyConnection) -> int:
+    """Rows of the store's trials table (DuckDB's own count, no scan); 0 when unknown."""
+    try:
+        got = con.execute(
+            "SELECT sum(estimated_size) FROM duckdb_tables() WHERE table_name = 'trials'"
+        ).fetchone()
+    except Exception:  # noqa: BLE001 - not a store: keep the one-scan path
+        return 0
+    return int(got[0] or 0) if got else 0
 
 
 #: Per metric, the values :func:`_first_pass` returns after the three non-finite counts.
@@ -106,7 +116,10 @@ def summarize(
     Three scans of the selection, each a plain ``GROUP BY`` (no window function): counts,
     extremes, quartiles and the non-finite check; the moments of the values shifted by each
     configuration's minimum (:func:`analysis.query.moments`), the MAD and the log moments; the
-    Tukey outliers and the values near each median for its bootstrap interval.
+    Tukey outliers and the values near each median for its bootstrap interval. For a store of
+    more than :data:`HELD_MAX` metric values, the quartiles and MADs (DuckDB holds a
+    configuration's values for them) come from further scans, a batch of configurations each
+    (:func:`analysis.summary_tails.held_stats`), so memory stays bounded.
     """
     from analysis.query import moments
 
@@ -128,7 +141,10 @@ def summarize(
         for m in metrics:
             check_column(sel.columns, m, "--metric", numeric=True)
         has_acc = "accuracy" in sel.columns and is_numeric_type(sel.columns["accuracy"])
-        first = _first_pass(con, sel, by, metrics, has_acc=has_acc)
+        # quartiles and MAD hold a configuration's values in memory: beyond HELD_MAX values
+        # they are taken a batch of configurations at a time (same aggregates, same results)
+        batched = _table_rows(con) * len(metrics) > HELD_MAX
+        first = _first_pass(con, sel, by, metrics, has_acc=has_acc, quartiles=not batched)
         scales = [_scale(first, j) for j in range(len(metrics))]
         shifts = {
             tuple(rec["key"]): tuple(
@@ -140,7 +156,8 @@ def summarize(
         aggregates = []
         for j in range(len(metrics)):
             log = f"CASE WHEN s{j} > 0 THEN ln(x{j} / s{j}) END"
-            aggregates += [f"mad(d{j})", f"avg({log})", f"var_samp({log})"]
+            mad = "NULL" if batched else f"mad(d{j})"
+            aggregates += [mad, f"avg({log})", f"var_samp({log})"]
         moved = moments(
             con,
             sel,
@@ -153,8 +170,11 @@ def summarize(
             require="none",
             null_keys=True,
         )
-        rows, counts = _summary_rows(first, moved, by, metrics, scales)
-        _tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
+        mads = None
+        if batched:
+            mads = held_stats(con, sel, by, metrics, first, scales, shifts, HELD_MAX)
+        rows, counts = _summary_rows(first, moved, by, metrics, scales, mads)
+        tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
     labels = [", ".join(f"{b}={format_level(r[b])}" for b in by) or "all trials" for r in rows]
     few = small_sample_note([(label, r["n"]) for label, r in zip(labels, rows, strict=True)])
     below = below_zero_note(rows, metrics, labels)
@@ -176,11 +196,13 @@ def _first_pass(
     metrics: Sequence[str],
     *,
     has_acc: bool,
+    quartiles: bool = True,
 ) -> list[dict[str, Any]]:
     """Per configuration (all statuses, NULL levels kept, sorted as the summary): ok trials,
     failed, timed out, mean accuracy and per metric the count, min, max, quartiles and values
     <= 0 of ok trials. Applies :func:`analysis.data.finite_check`'s rule (same counts, same
-    message) from the same scan."""
+    message) from the same scan. Without ``quartiles`` they are left NULL (for
+    :func:`analysis.summary_tails.held_stats` to fill)."""
     ok = "status = 'ok'"
     inner = [quote(b) for b in by] + ([] if "status" in by else ["status"])
     inner += [f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)]
@@ -195,7 +217,9 @@ def _first_pass(
             f"count({x}) FILTER (WHERE {ok})",
             f"min({x}) FILTER (WHERE {ok})",
             f"max({x}) FILTER (WHERE {ok})",
-            f"quantile_cont({x}, [0.25, 0.5, 0.75]) FILTER (WHERE {ok} AND {x} IS NOT NULL)",
+            f"quantile_cont({x}, [0.25, 0.5, 0.75]) FILTER (WHERE {ok} AND {x} IS NOT NULL)"
+            if quartiles
+            else "NULL",
             f"count(*) FILTER (WHERE {ok} AND {x} <= 0)",
         ]
     if has_acc:
@@ -253,10 +277,12 @@ def _summary_rows(
     by: Sequence[str],
     metrics: Sequence[str],
     scales: Sequence[float],
+    mads: dict[tuple[Any, ...], list[Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
     """Rows of the summary from :func:`_first_pass` and the moments (``moved``: one
     :class:`analysis.query.KeyMoments` per configuration with ok trials), and per metric the
-    number of ok trials with a value in each row."""
+    number of ok trials with a value in each row. ``mads``: per configuration, the MAD of
+    each metric (of the shifted, scaled values) when the moments did not take it."""
     by_key = {tuple(km.key): km for km in moved}
     rows = []
     counts: dict[str, list[int]] = {m: [] for m in metrics}
@@ -276,6 +302,8 @@ def _summary_rows(
                 mean = float(got["low"]) + stat.mean_dev * k
                 sd = math.sqrt(stat.var) * k if not math.isnan(stat.var) else math.nan
                 mad, log_mean, log_var = km.extra[3 * j : 3 * j + 3]
+                if mads is not None:
+                    mad = mads.get(tuple(rec["key"]), [None] * len(metrics))[j]
                 mad = _nan(mad) * k
             if count > 1 and not math.isnan(sd):
                 se = sd / math.sqrt(count)
@@ -322,154 +350,3 @@ def _geometric(
         out[f"{m}_gmean_ci_low"] = float(shift) * math.exp(low)
         out[f"{m}_gmean_ci_high"] = float(shift) * math.exp(high)
     return out
-
-
-#: A configuration's values near its median are fetched between its median minus this many
-#: times the spread the rank window would have if the values were spread evenly between the
-#: quartiles, and as much above (a guess; the counts then prove the window was covered).
-WINDOW_MARGIN = 4.0
-
-
-def _tails(
-    con: duckdb.DuckDBPyConnection,
-    sel: Selection,
-    by: Sequence[str],
-    metrics: Sequence[str],
-    rows: list[dict[str, Any]],
-    counts: dict[str, list[int]],
-    *,
-    n_boot: int,
-    seed: int,
-) -> None:
-    """Fill ``<metric>_outliers`` (beyond Tukey's fences) and, with ``n_boot``, the bootstrap
-    interval of the median ``<metric>_median_ci_low/high`` (rows with at least 2 values).
-
-    One scan counts the outliers and fetches, per (metric, row), the values in a guessed range
-    around the median and the count below it: the rank window of :func:`median_window` is
-    covered when the count below is under its first rank and the count up to the range's top
-    reaches its last (else the row is fetched again whole). The bootstrap medians' ranks are
-    drawn from the row's own stream, one row at a time; a row whose draws leave the fetched
-    ranks (probability below 1e-20) is fetched whole and drawn again from the same stream, so
-    the result is exact.
-    """
-    ranges: dict[tuple[int, int], tuple[float, float]] = {}
-    if n_boot > 0:
-        for j, m in enumerate(metrics):
-            for i, row in enumerate(rows):
-                if counts[m][i] >= 2:
-                    ranges[i, j] = _guess_range(row, m, counts[m][i])
-    outliers = True
-    while True:
-        fetched = _tail_scan(con, sel, by, metrics, rows, ranges, outliers=outliers)
-        outliers = False
-        missed: dict[tuple[int, int], tuple[float, float]] = {}
-        for (i, j), (below, values) in fetched.items():
-            m, row = metrics[j], rows[i]
-            n = counts[m][i]
-            first, last = median_window(n)
-            lo_rank, hi_rank = below + 1, below + len(values)
-            if lo_rank > first or hi_rank < last:
-                missed[i, j] = (-math.inf, math.inf)
-                continue
-            key = [m, [[b, format_level(row[b])] for b in by]]
-            lo, hi = median_ranks(n, n_boot, group_rng(seed, key))
-            if lo.min() < lo_rank or hi.max() > hi_rank:
-                missed[i, j] = (-math.inf, math.inf)
-                continue
-            medians = medians_from_ranks(values, lo_rank, lo, hi)
-            low, high = percentile_interval(medians, CONFIDENCE)
-            row[f"{m}_median_ci_low"], row[f"{m}_median_ci_high"] = low, high
-        if not missed or all(ranges.get(k) == r for k, r in missed.items()):
-            if missed:  # pragma: no cover - a whole group always covers every rank
-                raise RuntimeError("the values of a group do not cover its own ranks")
-            return
-        ranges = missed
-
-
-def _guess_range(row: dict[str, Any], m: str, n: int) -> tuple[float, float]:
-    """A value range that likely holds ranks :func:`median_window` of the ``n`` values of
-    metric ``m`` in ``row`` (from its quartiles and median); everything for a small ``n``."""
-    first, last = median_window(n)
-    if first == 1 and last == n:
-        return -math.inf, math.inf
-    q1, median, q3 = row[f"{m}_q1"], row[f"{m}_median"], row[f"{m}_q3"]
-    mid = (n + 1) / 2
-    low = median - WINDOW_MARGIN * (median - q1) * (mid - first + 1) / (0.25 * n)
-    high = median + WINDOW_MARGIN * (q3 - median) * (last - mid + 1) / (0.25 * n)
-    return low, high
-
-
-def _tail_scan(
-    con: duckdb.DuckDBPyConnection,
-    sel: Selection,
-    by: Sequence[str],
-    metrics: Sequence[str],
-    rows: list[dict[str, Any]],
-    ranges: dict[tuple[int, int], tuple[float, float]],
-    *,
-    outliers: bool,
-) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
-    """One scan of the ok trials joined to a small table of the rows' levels, quartiles and
-    ``ranges``: with ``outliers`` sets ``<metric>_outliers`` of ``rows``; returns per
-    ``(i, j)`` of ``ranges`` the count of values of metric ``j`` in row ``i`` below the range
-    and the sorted values in it."""
-    import numpy as np
-
-    if not ranges and not outliers:
-        return {}
-    ok_rows = [i for i, row in enumerate(rows) if row["n"]]
-    if not ok_rows:
-        return {}
-    nb, nm = len(by), len(metrics)
-    names = [f"__g{k}" for k in range(nb)] + ["__gid"]
-    cells, args = [], []
-    for i in ok_rows:
-        row = rows[i]
-        cast = [f"CAST(? AS {sel.columns[b]})" for b in by]
-        args += [row[b] for b in by]
-        values = [str(i)]
-        for j, m in enumerate(metrics):
-            lo, hi = ranges.get((i, j), (math.nan, math.nan))
-            values += [_literal(v) for v in (row[f"{m}_q1"], row[f"{m}_q3"], lo, hi)]
-        cells.append("(" + ", ".join(cast + values) + ")")
-    for j in range(nm):
-        names += [f"__q1_{j}", f"__q3_{j}", f"__lo{j}", f"__hi{j}"]
-    aggs = []
-    for j in range(nm):
-        x, q1, q3 = f"__x{j}", f"__q1_{j}", f"__q3_{j}"
-        fence = f"{TUKEY_K!r} * ({q3} - {q1})"
-        aggs.append(
-            f"count(*) FILTER (WHERE {x} < {q1} - {fence} OR {x} > {q3} + {fence})"
-            if outliers
-            else "0"
-        )
-        aggs += [
-            f"count(*) FILTER (WHERE {x} < __lo{j})",
-            f"list({x}) FILTER (WHERE {x} BETWEEN __lo{j} AND __hi{j})",
-        ]
-    inner = [quote(b) for b in by] + [
-        f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)
-    ]
-    on = " AND ".join(f"b.{quote(b)} IS NOT DISTINCT FROM p.__g{k}" for k, b in enumerate(by))
-    where_ok = sel.where_and("status = 'ok'")
-    sql = (
-        f"SELECT p.__gid, {', '.join(aggs)} "
-        f"FROM (SELECT {', '.join(inner)} FROM {VIEW}{where_ok}) AS b "
-        f"{'JOIN' if by else 'CROSS JOIN'} (VALUES {', '.join(cells)}) AS p({', '.join(names)})"
-        f"{' ON ' + on if by else ''} GROUP BY p.__gid"
-    )
-    out = {}
-    for rec in execute(con, sql, [*sel.params, *args]):
-        i = int(rec[0])
-        for j, m in enumerate(metrics):
-            n_out, below, values = rec[1 + 3 * j : 4 + 3 * j]
-            if outliers:
-                rows[i][f"{m}_outliers"] = int(n_out)
-            if (i, j) in ranges:
-                out[i, j] = (int(below), np.sort(np.asarray(values or [], dtype=float)))
-    return out
-
-
-def _literal(value: float) -> str:
-    """An exact SQL DOUBLE literal (NaN and infinities included)."""
-    return f"CAST('{float(value)!r}' AS DOUBLE)"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from datetime import datetime
 
 import numpy as np
@@ -581,3 +582,34 @@ def test_box_stats_tables(db, groups):
         mine = fliers.frame[fliers.frame["label"] == row.label]["value"]
         assert sorted(mine) == pytest.approx(sorted(ref["fliers"]))
     assert len(fliers.frame) == int(boxes.frame["n_fliers"].sum())
+
+
+@pytest.mark.parametrize("held_max", [1, 60])
+def test_quartiles_and_mad_in_batches_of_configurations(db, groups, monkeypatch, held_max):
+    # a store of more metric values than HELD_MAX: quartiles and MADs come from one scan per
+    # batch of configurations (1: one configuration each; 60: several per batch)
+    import analysis.summary_tails as tails
+
+    monkeypatch.setattr(sys.modules["analysis.summary"], "HELD_MAX", held_max)
+    scans = []
+    real = tails.execute
+    monkeypatch.setattr(tails, "execute", lambda *a: scans.append(a[1]) or real(*a))
+    res = summarize(db, metrics=["train_s", "wall_s"])
+    assert sum("mad(" in sql for sql in scans) == (len(groups) if held_max == 1 else 2)
+    for row, (level, values) in zip(res.rows, groups.items(), strict=True):
+        assert row["workers"] == level and row["n"] == len(values)
+        for key, want in expected_row(values).items():
+            assert row[f"train_s_{key}"] == pytest.approx(want, rel=RTOL), key
+        assert not math.isnan(row["wall_s_mad"]) and not math.isnan(row["wall_s_q1"])
+
+
+def test_batched_quartiles_keep_digits_at_an_offset(make_db, trials_for, rng, monkeypatch):
+    monkeypatch.setattr(sys.modules["analysis.summary"], "HELD_MAX", 1)
+    values = {1: 1e12 + rng.normal(0.0, 0.01, 25), 2: 1e12 + rng.normal(0.0, 0.02, 30)}
+    res = summarize(make_db(trials_for(values)), by=["workers"], metrics=["train_s"])
+    for row, vals in zip(res.rows, values.values(), strict=True):
+        assert row["train_s_mad"] == pytest.approx(stats.median_abs_deviation(vals), rel=1e-3)
+        q1, med, q3 = np.percentile(vals, [25, 50, 75])
+        assert (row["train_s_q1"], row["train_s_median"], row["train_s_q3"]) == pytest.approx(
+            (q1, med, q3), rel=1e-15
+        )

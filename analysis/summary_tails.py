@@ -1,0 +1,242 @@
+"""The tails of :func:`analysis.summary.summarize`: Tukey outliers and the exact bootstrap
+interval of each median from only the values near it (one scan of the ok trials joined to a
+small per-configuration table; no list of every value)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from analysis.bootstrap import (
+    group_rng,
+    median_ranks,
+    median_window,
+    medians_from_ranks,
+    percentile_interval,
+)
+from analysis.boxstats import TUKEY_K
+from analysis.data import VIEW, Selection, execute, format_level, quote
+from analysis.options import CONFIDENCE
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+
+__all__ = ["WINDOW_MARGIN", "held_stats", "tails"]
+
+
+#: A configuration's values near its median are fetched between its median minus this many
+#: times the spread the rank window would have if the values were spread evenly between the
+#: quartiles, and as much above (a guess; the counts then prove the window was covered).
+WINDOW_MARGIN = 4.0
+
+
+def tails(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    rows: list[dict[str, Any]],
+    counts: dict[str, list[int]],
+    *,
+    n_boot: int,
+    seed: int,
+) -> None:
+    """Fill ``<metric>_outliers`` (beyond Tukey's fences) and, with ``n_boot``, the bootstrap
+    interval of the median ``<metric>_median_ci_low/high`` (rows with at least 2 values).
+
+    One scan counts the outliers and fetches, per (metric, row), the values in a guessed range
+    around the median and the count below it: the rank window of :func:`median_window` is
+    covered when the count below is under its first rank and the count up to the range's top
+    reaches its last (else the row is fetched again whole). The bootstrap medians' ranks are
+    drawn from the row's own stream, one row at a time; a row whose draws leave the fetched
+    ranks (probability below 1e-20) is fetched whole and drawn again from the same stream, so
+    the result is exact.
+    """
+    ranges: dict[tuple[int, int], tuple[float, float]] = {}
+    if n_boot > 0:
+        for j, m in enumerate(metrics):
+            for i, row in enumerate(rows):
+                if counts[m][i] >= 2:
+                    ranges[i, j] = _guess_range(row, m, counts[m][i])
+    outliers = True
+    while True:
+        fetched = _tail_scan(con, sel, by, metrics, rows, ranges, outliers=outliers)
+        outliers = False
+        missed: dict[tuple[int, int], tuple[float, float]] = {}
+        for (i, j), (below, values) in fetched.items():
+            m, row = metrics[j], rows[i]
+            n = counts[m][i]
+            first, last = median_window(n)
+            lo_rank, hi_rank = below + 1, below + len(values)
+            if lo_rank > first or hi_rank < last:
+                missed[i, j] = (-math.inf, math.inf)
+                continue
+            key = [m, [[b, format_level(row[b])] for b in by]]
+            lo, hi = median_ranks(n, n_boot, group_rng(seed, key))
+            if lo.min() < lo_rank or hi.max() > hi_rank:
+                missed[i, j] = (-math.inf, math.inf)
+                continue
+            medians = medians_from_ranks(values, lo_rank, lo, hi)
+            low, high = percentile_interval(medians, CONFIDENCE)
+            row[f"{m}_median_ci_low"], row[f"{m}_median_ci_high"] = low, high
+        if not missed or all(ranges.get(k) == r for k, r in missed.items()):
+            if missed:  # pragma: no cover - a whole group always covers every rank
+                raise RuntimeError("the values of a group do not cover its own ranks")
+            return
+        ranges = missed
+
+
+def _guess_range(row: dict[str, Any], m: str, n: int) -> tuple[float, float]:
+    """A value range that likely holds ranks :func:`median_window` of the ``n`` values of
+    metric ``m`` in ``row`` (from its quartiles and median); everything for a small ``n``."""
+    first, last = median_window(n)
+    if first == 1 and last == n:
+        return -math.inf, math.inf
+    q1, median, q3 = row[f"{m}_q1"], row[f"{m}_median"], row[f"{m}_q3"]
+    mid = (n + 1) / 2
+    low = median - WINDOW_MARGIN * (median - q1) * (mid - first + 1) / (0.25 * n)
+    high = median + WINDOW_MARGIN * (q3 - median) * (last - mid + 1) / (0.25 * n)
+    return low, high
+
+
+def _tail_scan(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    rows: list[dict[str, Any]],
+    ranges: dict[tuple[int, int], tuple[float, float]],
+    *,
+    outliers: bool,
+) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
+    """One scan of the ok trials joined to a small table of the rows' levels, quartiles and
+    ``ranges``: with ``outliers`` sets ``<metric>_outliers`` of ``rows``; returns per
+    ``(i, j)`` of ``ranges`` the count of values of metric ``j`` in row ``i`` below the range
+    and the sorted values in it."""
+    import numpy as np
+
+    if not ranges and not outliers:
+        return {}
+    ok_rows = [i for i, row in enumerate(rows) if row["n"]]
+    if not ok_rows:
+        return {}
+    nb, nm = len(by), len(metrics)
+    names = [f"__g{k}" for k in range(nb)] + ["__gid"]
+    cells, args = [], []
+    for i in ok_rows:
+        row = rows[i]
+        cast = [f"CAST(? AS {sel.columns[b]})" for b in by]
+        args += [row[b] for b in by]
+        values = [str(i)]
+        for j, m in enumerate(metrics):
+            lo, hi = ranges.get((i, j), (math.nan, math.nan))
+            values += [_literal(v) for v in (row[f"{m}_q1"], row[f"{m}_q3"], lo, hi)]
+        cells.append("(" + ", ".join(cast + values) + ")")
+    for j in range(nm):
+        names += [f"__q1_{j}", f"__q3_{j}", f"__lo{j}", f"__hi{j}"]
+    aggs = []
+    for j in range(nm):
+        x, q1, q3 = f"__x{j}", f"__q1_{j}", f"__q3_{j}"
+        fence = f"{TUKEY_K!r} * ({q3} - {q1})"
+        aggs.append(
+            f"count(*) FILTER (WHERE {x} < {q1} - {fence} OR {x} > {q3} + {fence})"
+            if outliers
+            else "0"
+        )
+        aggs += [
+            f"count(*) FILTER (WHERE {x} < __lo{j})",
+            f"list({x}) FILTER (WHERE {x} BETWEEN __lo{j} AND __hi{j})",
+        ]
+    inner = [quote(b) for b in by] + [
+        f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)
+    ]
+    on = " AND ".join(f"b.{quote(b)} IS NOT DISTINCT FROM p.__g{k}" for k, b in enumerate(by))
+    where_ok = sel.where_and("status = 'ok'")
+    sql = (
+        f"SELECT p.__gid, {', '.join(aggs)} "
+        f"FROM (SELECT {', '.join(inner)} FROM {VIEW}{where_ok}) AS b "
+        f"{'JOIN' if by else 'CROSS JOIN'} (VALUES {', '.join(cells)}) AS p({', '.join(names)})"
+        f"{' ON ' + on if by else ''} GROUP BY p.__gid"
+    )
+    out = {}
+    for rec in execute(con, sql, [*sel.params, *args]):
+        i = int(rec[0])
+        for j, m in enumerate(metrics):
+            n_out, below, values = rec[1 + 3 * j : 4 + 3 * j]
+            if outliers:
+                rows[i][f"{m}_outliers"] = int(n_out)
+            if (i, j) in ranges:
+                out[i, j] = (int(below), np.sort(np.asarray(values or [], dtype=float)))
+    return out
+
+
+def _literal(value: float) -> str:
+    """An exact SQL DOUBLE literal (NaN and infinities included)."""
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
+def held_stats(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    first: list[dict[str, Any]],
+    scales: Sequence[float],
+    shifts: dict[tuple[Any, ...], tuple[float, ...]],
+    held_max: int,
+) -> dict[tuple[Any, ...], list[Any]]:
+    """The quartiles (set into ``first``'s records, as the first pass would) and the MADs
+    (returned per configuration key, one per metric) of configurations in batches of at most
+    ``held_max`` values (a batch may be one larger configuration): one scan per batch, joined
+    to the batch's keys and shifts. The same aggregates over the same values as the one-scan
+    path (``quantile_cont`` of the values, ``mad`` of ``x / scale - shift``), so the same
+    results."""
+    from analysis.query import scale_literal
+
+    nb, nm = len(by), len(metrics)
+    todo = [i for i, rec in enumerate(first) if rec["n"]]
+    batches: list[list[int]] = []
+    size = 0
+    for i in todo:
+        held = sum(int(first[i]["metrics"][j]["count"]) for j in range(nm))
+        if not batches or size + held > held_max:
+            batches.append([])
+            size = 0
+        batches[-1].append(i)
+        size += held
+    inner = [quote(b) for b in by]
+    inner += [f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)]
+    aggs = []
+    for j, k in enumerate(scales):
+        x = f"__x{j}" if k == 1 else f"__x{j} / {scale_literal(float(k))}"
+        aggs += [
+            f"quantile_cont(__x{j}, [0.25, 0.5, 0.75]) FILTER (WHERE __x{j} IS NOT NULL)",
+            f"mad({x} - __s{j})",
+        ]
+    names = [f"__g{k}" for k in range(nb)] + ["__gid"] + [f"__s{j}" for j in range(nm)]
+    on = " AND ".join(f"b.{quote(b)} IS NOT DISTINCT FROM p.__g{k}" for k, b in enumerate(by))
+    where_ok = sel.where_and("status = 'ok'")
+    mads: dict[tuple[Any, ...], list[Any]] = {}
+    for batch in batches:
+        cells, args = [], []
+        for i in batch:
+            key = tuple(first[i]["key"])
+            args += list(key)
+            cast = [f"CAST(? AS {sel.columns[b]})" for b in by]
+            values = [str(i), *(_literal(v) for v in shifts[key])]
+            cells.append("(" + ", ".join(cast + values) + ")")
+        sql = (
+            f"SELECT p.__gid, {', '.join(aggs)} "
+            f"FROM (SELECT {', '.join(inner)} FROM {VIEW}{where_ok}) AS b "
+            f"{'JOIN' if by else 'CROSS JOIN'} (VALUES {', '.join(cells)}) AS "
+            f"p({', '.join(names)}){' ON ' + on if by else ''} GROUP BY p.__gid"
+        )
+        for rec in execute(con, sql, [*sel.params, *args]):
+            i = int(rec[0])
+            got = first[i]
+            for j in range(nm):
+                got["metrics"][j]["quartiles"] = rec[1 + 2 * j]
+            mads[tuple(got["key"])] = [rec[2 + 2 * j] for j in range(nm)]
+    return mads
