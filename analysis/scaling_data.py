@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 #: Cells with more trials than this are bootstrapped from their normal approximation.
 BOOT_EXACT_MAX = 5000
+#: Selected trials above which the per-level medians are taken a batch of levels at a time.
+HELD_MAX = 25_000_000
 #: Times beyond this magnitude (or below its inverse) are scaled by a power of two first.
 SCALE_LIMIT = 2.0**400
 
@@ -133,8 +135,16 @@ def load(
         level_min: dict[tuple[Any, ...], tuple[float]] = {}
         for k, (lo,) in cell_min.items():
             level_min[k[:-1]] = (min(lo, level_min.get(k[:-1], (lo,))[0]),)
-        level_rows = moments(con, sel, keys=keys, aggregates=["median(x0)"], shifts=level_min,
-                             **common)  # fmt: skip
+        # the median holds a level's values: beyond HELD_MAX selected trials, the levels go in
+        # batches of at most that many (one scan each; the same aggregates, the same results)
+        level_n: dict[tuple[Any, ...], int] = {}
+        for k, r in first.items():
+            level_n[k[:-1]] = level_n.get(k[:-1], 0) + int(r[0])
+        level_rows = []
+        for batch in _batches(level_min, level_n, HELD_MAX):
+            level_rows += moments(con, sel, keys=keys, aggregates=["median(x0)"], shifts=batch,
+                                  **common)  # fmt: skip
+        level_rows.sort(key=lambda km: [(v is None, v) for v in km.key])
         # the order of a cell's values for the bootstrap (resampled by index, so it must not
         # depend on DuckDB's threads): by trial id, else by value
         cells = moments(con, sel, keys=cell_keys, shifts=cell_min, **common)
@@ -179,6 +189,22 @@ def load(
             )
         )
     return Loaded(sel, list(groups.values()), size, scale)
+
+
+def _batches(
+    shifts: dict[tuple[Any, ...], tuple[float]], counts: dict[tuple[Any, ...], int], held: int
+) -> list[dict[tuple[Any, ...], tuple[float]]]:
+    """``shifts`` split into batches of keys whose ``counts`` sum to at most ``held`` (a key of
+    more is a batch of its own); one batch when everything fits."""
+    out: list[dict[tuple[Any, ...], tuple[float]]] = []
+    size = 0
+    for key, shift in shifts.items():
+        if not out or size + counts[key] > held:
+            out.append({})
+            size = 0
+        out[-1][key] = shift
+        size += counts[key]
+    return out
 
 
 def _first_scan(

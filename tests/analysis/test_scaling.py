@@ -623,3 +623,22 @@ def test_single_trial_levels_give_point_estimates_per_group(make_db) -> None:
     proc = run_cli("analyze", "scaling", "--by", "engine", "--predict", "8,16", "--db", db)
     assert proc.returncode == 0, proc.stderr
     assert "no intervals: workers=1, 2, 4, 8 measured by 1 trial" in proc.stdout
+
+
+@pytest.mark.parametrize("held_max", [1, 10**9])
+def test_level_medians_in_batches_of_levels(noisy_db: Path, monkeypatch, held_max) -> None:
+    """Beyond HELD_MAX selected trials the per-level medians (DuckDB holds a level's values)
+    are taken a batch of levels at a time: the same table against NumPy either way."""
+    data = sys.modules["analysis.scaling_data"]
+    monkeypatch.setattr(data, "HELD_MAX", held_max)
+    calls = []
+    real = data.moments
+    monkeypatch.setattr(data, "moments", lambda *a, **k: calls.append(k) or real(*a, **k))
+    test_level_table_matches_numpy(noisy_db)
+    batches = sum("median(x0)" in k.get("aggregates", ()) for k in calls)
+    assert batches == (len(LEVELS) if held_max == 1 else 1)
+
+
+def test_offset_level_medians_in_batches(make_db, rng, monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules["analysis.scaling_data"], "HELD_MAX", 1)
+    test_offset_level_table_matches_numpy(make_db, rng)
