@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from analysis.data import VIEW, Selection, execute, finite_check, is_numeric_type, quote
+from analysis.runs import trial_rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 #: Columns holding a trial's hourly price in US dollars (as ``runner import prices`` reads them),
 #: used when no price is given.
 HOURLY_COLUMNS = ("usd_per_hour", "cost_usd_hr", "cost_hr", "usd_hour")
+#: Trials in the store above which the medians are taken a batch of configurations at a time
+#: (of at most this many trials each: DuckDB holds a configuration's values for its median).
+HELD_MAX = 25_000_000
 #: What a core count is made of, for messages.
 CORES_TEXT = "cores, workers x threads_per_worker, or vcpu x nodes"
 
@@ -88,12 +92,18 @@ def config_medians(
     keys = [quote(c) for c in by]
     cols = ", ".join([*keys, f"{basis_sql} AS __basis"])
     where = sel.where_and(f"{quote(metric)} IS NOT NULL")
+    # the median holds every value of a configuration: in a store of more than HELD_MAX
+    # trials, counts first, then the medians a batch of configurations at a time
+    batched = trial_rows(con) > HELD_MAX
+    med = "NULL" if batched else f"median({m})"
     rows = execute(
         con,
-        f"SELECT {cols}, count(*), median({m}), count(*) FILTER (WHERE {one_thread_sql}) "
+        f"SELECT {cols}, count(*), {med}, count(*) FILTER (WHERE {one_thread_sql}) "
         f"FROM {VIEW}{where} GROUP BY ALL ORDER BY ALL",
         sel.params,
     )
+    if batched:
+        rows = _batched_medians(con, sel, [*keys, basis_sql], m, where, rows)
     g = len(by)
     return [
         ConfigMedian(
@@ -105,3 +115,38 @@ def config_medians(
         )  # fmt: skip
         for r in rows
     ]
+
+
+def _batched_medians(
+    con: duckdb.DuckDBPyConnection,
+    sel: Selection,
+    keys: Sequence[str],
+    m: str,
+    where: str,
+    rows: list[tuple],
+) -> list[tuple]:
+    """``rows`` (keys, count, NULL, one-thread count) with the median of ``m`` filled, one scan
+    per batch of configurations of at most :data:`HELD_MAX` trials, joined to its keys."""
+    g = len(keys)
+    batches: list[list[int]] = []
+    size = 0
+    for i, r in enumerate(rows):
+        if not batches or size + int(r[g]) > HELD_MAX:
+            batches.append([])
+            size = 0
+        batches[-1].append(i)
+        size += int(r[g])
+    out = [list(r) for r in rows]
+    cols = ", ".join(f"{k} AS __k{j}" for j, k in enumerate(keys))
+    names = ", ".join([*(f"__p{j}" for j in range(g)), "__i"])
+    on = " AND ".join(f"__k{j} IS NOT DISTINCT FROM __p{j}" for j in range(g))
+    for batch in batches:
+        values = ", ".join("(" + ", ".join(["?"] * g + [str(i)]) + ")" for i in batch)
+        args = [v for i in batch for v in rows[i][:g]]
+        sql = (
+            f"SELECT __i, median(__m) FROM (SELECT {cols}, {m} AS __m FROM {VIEW}{where}) "
+            f"JOIN (VALUES {values}) AS p({names}) ON {on} GROUP BY __i"
+        )
+        for i, median in execute(con, sql, [*sel.params, *args]):
+            out[int(i)][g + 1] = median
+    return [tuple(r) for r in out]

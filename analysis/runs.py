@@ -24,6 +24,18 @@ class RunInfo:
     experiments: tuple[str, ...]
 
 
+def trial_rows(con: Any) -> int:
+    """Rows of the store's ``trials`` table from DuckDB's catalogue (no scan); 0 when unknown.
+    Analyses whose aggregates hold every value (medians, quartiles) batch above a size."""
+    try:
+        got = con.execute(
+            "SELECT sum(estimated_size) FROM duckdb_tables() WHERE table_name = 'trials'"
+        ).fetchone()
+    except Exception:  # noqa: BLE001 - not a store: the caller keeps its one-scan path
+        return 0
+    return int(got[0] or 0) if got else 0
+
+
 def _json_value(text: Any, default: Any) -> Any:
     if text is None:
         return default

@@ -32,7 +32,7 @@ from analysis.defaults import DEFAULT_BY, DEFAULT_METRICS
 from analysis.errors import AnalysisError
 from analysis.intervals import t_interval
 from analysis.options import CONFIDENCE, DEFAULT_SEED, N_BOOT, check_bootstrap, check_seed
-from analysis.runs import RunInfo, list_runs
+from analysis.runs import RunInfo, list_runs, trial_rows
 from analysis.smallsample import small_sample_note
 from analysis.summary_result import (
     GEOMETRIC_SUFFIXES,
@@ -76,17 +76,6 @@ def _nan(value: Any) -> float:
 #: and MADs, which DuckDB computes holding every value of a configuration, are taken a batch of
 #: configurations at a time (at most this many values each: ~200 MB of DOUBLEs).
 HELD_MAX = 25_000_000
-
-
-def _table_rows(con: duckdb.DuckDBPyConnection) -> int:
-    """Rows of the store's trials table (DuckDB's own count, no scan); 0 when unknown."""
-    try:
-        got = con.execute(
-            "SELECT sum(estimated_size) FROM duckdb_tables() WHERE table_name = 'trials'"
-        ).fetchone()
-    except Exception:  # noqa: BLE001 - not a store: keep the one-scan path
-        return 0
-    return int(got[0] or 0) if got else 0
 
 
 #: Per metric, the values :func:`_first_pass` returns after the three non-finite counts.
@@ -143,7 +132,7 @@ def summarize(
         has_acc = "accuracy" in sel.columns and is_numeric_type(sel.columns["accuracy"])
         # quartiles and MAD hold a configuration's values in memory: beyond HELD_MAX values
         # they are taken a batch of configurations at a time (same aggregates, same results)
-        batched = _table_rows(con) * len(metrics) > HELD_MAX
+        batched = trial_rows(con) * len(metrics) > HELD_MAX
         first = _first_pass(con, sel, by, metrics, has_acc=has_acc, quartiles=not batched)
         scales = [_scale(first, j) for j in range(len(metrics))]
         shifts = {

@@ -3,6 +3,7 @@ medians and dominance worked out here with NumPy on the raw rows."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +220,23 @@ def test_cost_metric_without_a_single_core_configuration_says_so_per_task(make_d
     flat = " ".join(text.split())  # lines wrapped at 120 columns
     assert "no single-core configuration" in flat and "in 1 of 2 tasks: mlp on digits;" in flat
     assert "run one (e.g. engine local)" in flat
+
+
+@pytest.mark.parametrize("held_max", [0, 10**9])
+def test_medians_in_batches_of_configurations(measured, times, monkeypatch, held_max):
+    """A store of more than HELD_MAX trials: counts first, then the medians one scan per batch
+    of configurations (0: one each). The same results against NumPy, cost and cost-metric."""
+    data = sys.modules["analysis.cost_data"]
+    monkeypatch.setattr(data, "HELD_MAX", held_max)
+    scans = []
+    real = data.execute
+    monkeypatch.setattr(data, "execute", lambda *a: scans.append(a[1]) or real(*a))
+    test_cost_per_core_hour_matches_medians(measured, times)
+    test_cost_metric_smallest_configuration_beating_one_core(measured, times)
+    batches = sum(sql.startswith("SELECT __i, median") for sql in scans)
+    assert batches >= len(times) if held_max == 0 else batches == 0
+
+
+def test_ill_conditioned_medians_in_batches(make_db, times, monkeypatch):
+    monkeypatch.setattr(sys.modules["analysis.cost_data"], "HELD_MAX", 0)
+    test_ill_conditioned_medians_pareto_deadline_and_cost(make_db, times, "1e12 + tiny noise")
