@@ -62,10 +62,18 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _split_csv(values: list[str] | None) -> tuple[str, ...] | None:
-    """Repeated and comma-separated option values as one tuple; None when not given."""
-    out = tuple(v.strip() for value in values or () for v in value.split(",") if v.strip())
-    return out or None
+def _split_csv(values: list[str] | None, option: str) -> tuple[str, ...] | None:
+    """Repeated and comma-separated option values as one tuple; None when not given. An empty
+    piece (``--engine ""``, ``--engine local,``) is refused: it would otherwise mean "all"."""
+    if not values:
+        return None
+    pieces = [v.strip() for value in values for v in value.split(",")]
+    if not all(pieces):
+        raise RunnerError(
+            f"{option} has an empty name ({', '.join(map(repr, values))}); give names such as "
+            "local,dask, or leave the option out"
+        )
+    return tuple(pieces)
 
 
 def _split_levels(text: str) -> list[str]:
@@ -268,9 +276,9 @@ def trials(
 
     try:
         grid = {
-            "engine": _split_csv(engine),
-            "workload": _split_csv(workload),
-            "dataset": _split_csv(dataset),
+            "engine": _split_csv(engine, "--engine"),
+            "workload": _split_csv(workload, "--workload"),
+            "dataset": _split_csv(dataset, "--dataset"),
             "workers": _numbers(workers, "--workers", int),
             "threads_per_worker": _numbers(threads, "--threads", int),
             "batch_size": _numbers(batch_size, "--batch-size", int),
@@ -285,7 +293,7 @@ def trials(
             params=_parse_params(param),
             seed=seed,
             timeout=timeout,
-            data_dir=_split_csv(data_dir) or (),
+            data_dir=_split_csv(data_dir, "--data-dir") or (),
             addresses=tuple(
                 (name, address)
                 for name, address in (

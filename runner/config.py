@@ -20,6 +20,7 @@ This module is at the bottom of the runner's imports: it imports nothing of the 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -40,6 +41,13 @@ REQUIRED = ("engine", "workload", "experiment", "seed")
 _TEXT = ("engine", "workload", "dataset", "experiment")
 _COUNTS = ("workers", "threads_per_worker")
 _OPTIONAL_COUNTS = ("batch_size", "epochs")
+#: The most a configuration may ask for of each count: beyond it a value is a typo (or an attack
+#: on the machine: each worker is a process), not a plan.
+MAX_COUNTS = {"workers": 1024, "threads_per_worker": 1024, "batch_size": 10**7, "epochs": 10**6}
+#: The most trials (``n``, ``warmup``, ``--max-n``) a run may plan per configuration.
+MAX_TRIALS = 1_000_000
+#: The longest ``timeout`` of a trial, in seconds (a week).
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 def _fail(key: str, what: str, value: Any) -> RunnerError:
@@ -47,15 +55,49 @@ def _fail(key: str, what: str, value: Any) -> RunnerError:
 
 
 def _count(key: str, value: Any) -> int:
+    top = MAX_COUNTS.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _fail(key, "an integer >= 1", value)
+    if top is not None and value > top:
+        raise _fail(key, f"an integer from 1 to {top:,}", value)
     return value
 
 
 def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _fail(key, "a number > 0", value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise _fail(key, "a finite number > 0", value)
     return float(value)
+
+
+def check_timeout(value: Any, where: str) -> float:
+    """A trial timeout in seconds: a finite number > 0 and at most :data:`MAX_TIMEOUT_S`
+    (NaN, inf and 1e308 would never fire); ``where`` names the option or spec key."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_TIMEOUT_S
+    ):
+        raise RunnerError(
+            f"{where} must be a number of seconds > 0 and at most {MAX_TIMEOUT_S:,.0f} "
+            f"(a week), got {value!r}"
+        )
+    return float(value)
+
+
+def check_trials(value: Any, where: str, *, minimum: int = 1) -> int:
+    """A number of trials per configuration: an integer from ``minimum`` to
+    :data:`MAX_TRIALS`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_TRIALS:
+        raise RunnerError(
+            f"{where} must be an integer from {minimum} to {MAX_TRIALS:,}, got {value!r}"
+        )
+    return value
 
 
 def _freeze(value: Any) -> Any:

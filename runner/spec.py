@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.config import FACTOR_DEFAULTS, Config
+from runner.config import FACTOR_DEFAULTS, Config, check_timeout, check_trials
 from runner.errors import RunnerError
 
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
@@ -335,11 +335,8 @@ def _spec_number(
         table, where = quick, f"experiment {path.name}: [quick] {key}"
     value = table.get(key, default)
     if key == "timeout":
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= minimum:
-            raise RunnerError(f"{where} must be a number of seconds > 0, got {value!r}")
-    elif isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise RunnerError(f"{where} must be an integer >= {minimum:g}, got {value!r}")
-    return value
+        return check_timeout(value, where)
+    return check_trials(value, where, minimum=int(minimum))
 
 
 def _matches(config: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
@@ -628,12 +625,9 @@ def _expand_spec(
     seed = int(raw.get("seed", 0)) if seed is None else seed
     if timeout is None:
         timeout = float(_spec_number(raw, quick_table if quick else None, "timeout", 600, 0, path))
-    if n < 1:
-        raise RunnerError(f"--n must be at least 1, got {n}")
-    if warmup < 0:
-        raise RunnerError(f"--warmup must be 0 or more, got {warmup}")
-    if timeout <= 0:
-        raise RunnerError(f"--timeout must be a positive number of seconds, got {timeout}")
+    check_trials(n, "--n")
+    check_trials(warmup, "--warmup", minimum=0)
+    timeout = check_timeout(timeout, "--timeout")
     if workers is not None and any(w < 1 for w in workers):
         raise RunnerError(f"--workers must all be >= 1, got {','.join(map(str, workers))}")
     if spark_mode is not None and spark_mode not in SPARK_MODES:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.config import Config
+from runner.config import Config, check_trials
 from runner.errors import RunnerError
 from runner.spec import FACTORS
 
@@ -673,12 +673,12 @@ def plan(options: TrialOptions) -> Plan:
             f"{n} or fewer, or raise --n"
         )
     target, max_n = options.until_ci, options.max_n
-    if target is not None and not (0 < target < 1):
+    if target is not None and not (0 < target < 1):  # NaN fails too
         raise RunnerError(f"--until-ci {target:g} must be a fraction in (0, 1), e.g. 5%")
     if max_n is not None and target is None:
         raise RunnerError("--max-n caps --until-ci; give --until-ci too (e.g. --until-ci 5%)")
     if target is not None:
-        max_n = DEFAULT_MAX_N if max_n is None else max_n
+        max_n = DEFAULT_MAX_N if max_n is None else check_trials(max_n, "--max-n")
         if max_n < n:
             raise RunnerError(f"--max-n {max_n} is below --n {n}; raise --max-n or lower --n")
     return Plan(experiment, rounds, target, max_n)
