@@ -425,7 +425,10 @@ where = {solver = "adam"}
         ("[quick]\nn = 0\n", "[quick] n must be an integer from 1 to 1,000,000, got 0"),
         ('[quick]\nwarmup = "1"\n', "[quick] warmup must be an integer from 0 to"),
         ("[quick]\ntimeout = 0\n", "[quick] timeout must be a number of seconds > 0"),
-        ("n = 2.5\n[quick]\nwarmup = 0\n", "exp.toml: n must be an integer from 1 to 1,000,000, got 2.5"),
+        (
+            "n = 2.5\n[quick]\nwarmup = 0\n",
+            "exp.toml: n must be an integer from 1 to 1,000,000, got 2.5",
+        ),
     ],
 )
 def test_bad_quick_tables_are_refused(tmp_path: Path, quick: str, message: str) -> None:
