@@ -122,36 +122,12 @@ def _summaries(
     value's mid-rank; the rank sums are the counts times the mid-ranks, summed."""
     b_sql, b_params = _side_sql(base, keys=keys, metric=metric, side=0, overlap=both)
     n_sql, n_params = _side_sql(new, keys=keys, metric=metric, side=1, overlap=None)
-    ks = [f"k{i}" for i in range(len(keys))]
-    kk = "".join(k + ", " for k in ks)
-    part = f"PARTITION BY {', '.join(ks)} " if ks else ""
-    on = " AND ".join(f"g.{k} IS NOT DISTINCT FROM rs.{k}" for k in ks) or "true"
-    by_keys = f" GROUP BY {', '.join(ks)}" if ks else ""
-    sql = f"""
-        WITH s AS MATERIALIZED (SELECT * FROM ({b_sql}) UNION ALL SELECT * FROM ({n_sql})),
-        g AS (SELECT {kk}side, count(*) AS n, median(x) AS med, min(x) AS lo,
-                     avg(ln(x)) FILTER (WHERE x > 0) AS lm,
-                     var_samp(ln(x)) FILTER (WHERE x > 0) AS lv,
-                     count(*) FILTER (WHERE NOT isfinite(x)) AS bad,
-                     list(DISTINCT __run) AS runs, count(*) FILTER (WHERE __ov) AS ov
-              FROM s GROUP BY {kk}side),
-        t AS (SELECT {kk}x, count(*) FILTER (WHERE side = 0) AS c0, count(*) AS t
-              FROM s GROUP BY {kk}x),
-        r AS (SELECT {kk}c0, t,
-                     sum(t) OVER ({part}ORDER BY x ROWS UNBOUNDED PRECEDING) - t + (t + 1) / 2.0
-                     AS rk
-              FROM t),
-        rs AS (SELECT {kk}sum(c0 * rk) AS r0, sum((t - c0) * rk) AS r1,
-                      CAST(sum(CAST(t AS HUGEINT) * t * t - t) AS DOUBLE) AS tie
-               FROM r{by_keys})
-        SELECT {"".join(f"g.{k}, " for k in ks)}side, n, med, lo, lm, lv,
-               CASE WHEN side = 0 THEN r0 ELSE r1 END, tie, bad, runs, ov
-        FROM g JOIN rs ON {on} ORDER BY {"".join(f"g.{k}, " for k in ks)}side
-    """
-    raw = execute(con, sql, [*b_params, *n_params])
     g = len(keys)
-    rows = [(tuple(r[:g]), r[g], *r[:g], *r[g + 1 : -1], None) for r in raw]
-    overlap = sum(int(r[-1]) for r in raw)
+    raw = _summary_rows(con, b_sql, n_sql, [*b_params, *n_params], g, hashed=True)
+    if len({r[-1] for r in raw}) != len({tuple(r[:g]) for r in raw}):  # pragma: no cover
+        raw = _summary_rows(con, b_sql, n_sql, [*b_params, *n_params], g, hashed=False)
+    rows = [(tuple(r[:g]), r[g], *r[:g], *r[g + 1 : -2], None) for r in raw]
+    overlap = sum(int(r[-2]) for r in raw)
     counts: dict[tuple[Any, ...], dict[int, int]] = {}
     for r in rows:
         counts.setdefault(r[0], {})[int(r[1])] = int(r[2 + g])
@@ -160,6 +136,62 @@ def _summaries(
         values = _values(con, b_sql, n_sql, [*b_params, *n_params], wanted, g)
         rows = [(*r[:-1], values.get((r[0], int(r[1])))) for r in rows]
     return rows, overlap
+
+
+def _summary_rows(
+    con: duckdb.DuckDBPyConnection,
+    b_sql: str,
+    n_sql: str,
+    params: list[Any],
+    g: int,
+    *,
+    hashed: bool,
+) -> list[tuple]:
+    """The queries of :func:`_summaries`: per (key values, side) ``n, median, min, ln mean, ln
+    variance, rank sum, tie term, non-finite count, runs, overlap count, key id``.
+
+    Two plain statements, no string key: a GROUP BY of the key columns and side for the
+    moments; then one sort of (key id, value) alone: within each configuration, by value,
+    ``rank()`` is one more than the values below and ``count(*)`` (peers included) the values
+    up to and with it, so the mid-rank is their mean and a value's ties ``t`` their difference
+    plus one; each row adds ``t^2 - 1`` to the tie term (``t^3 - t`` per distinct value, exact
+    integers). The key id is ``hash`` of the key values (``hashed``; the caller checks that no
+    two configurations share one), or the key columns themselves."""
+    ks = [f"k{i}" for i in range(g)]
+    kk = "".join(k + ", " for k in ks)
+    kid = f"hash({', '.join(ks)})" if ks and hashed else "0"
+    src = f"(SELECT *, {kid} AS __h FROM ({b_sql}) UNION ALL SELECT *, {kid} FROM ({n_sql}))"
+    aggs = execute(
+        con,
+        f"""SELECT {kk}side, count(*), median(x), min(x),
+                   avg(ln(x)) FILTER (WHERE x > 0), var_samp(ln(x)) FILTER (WHERE x > 0),
+                   count(*) FILTER (WHERE NOT isfinite(x)), list(DISTINCT __run),
+                   count(*) FILTER (WHERE __ov), any_value(__h)
+            FROM {src} GROUP BY {kk}side ORDER BY {kk}side""",
+        params,
+    )
+    rk = ["__h"] if hashed else ks
+    rkk = "".join(k + ", " for k in rk)
+    part = f"PARTITION BY {', '.join(rk)} " if rk else ""
+    ranks = execute(
+        con,
+        f"""SELECT {rkk}side, sum((__lo + __le) / 2.0),
+                   sum(CAST(__le - __lo + 1 AS HUGEINT) * (__le - __lo + 1) - 1)
+            FROM (SELECT {rkk}side, rank() OVER win AS __lo, count(*) OVER win AS __le
+                  FROM (SELECT {rkk}side, x FROM {src}) WINDOW win AS ({part}ORDER BY x))
+            GROUP BY {rkk}side""",
+        params,
+    )
+    n = len(rk)
+    rank_sum = {(tuple(r[:n]), int(r[n])): float(r[n + 1]) for r in ranks}
+    ties: dict[tuple[Any, ...], int] = {}
+    for r in ranks:
+        ties[tuple(r[:n])] = ties.get(tuple(r[:n]), 0) + int(r[n + 2])
+    out = []
+    for r in aggs:
+        rid = (r[-1],) if hashed else tuple(r[:g])
+        out.append((*r[: g + 6], rank_sum[(rid, int(r[g]))], float(ties[rid]), *r[g + 6 :]))
+    return out
 
 
 def _needs_values(n_base: int, n_new: int) -> bool:
