@@ -12,7 +12,16 @@ of fewer than two trials says so instead of a number. Factors that determine eac
 (``instance`` and ``vcpu``) are compared once.
 
 Only the analysis package's public functions compute statistics; the cell counts that decide
-what to compare come from one GROUP BY over the ``observations`` view.
+what to compare come from one GROUP BY over the ``observations`` view. Every level of every
+comparison is one *cell* (a task and a value of each factor that varies in it: the compared
+factor, the ones held fixed, the ones changing with it), so the per-level statistics of all
+comparisons come from one batched pass of the analysis query layer
+(:func:`analysis.query.level_stats` keyed by the task and its varying factors) and each test is
+computed from its levels' statistics (:func:`analysis.anova.anova_of_levels`,
+:func:`analysis.ttest.ttest_of_pair`), as the plain :func:`analysis.anova` and
+:func:`analysis.ttest` compute them. A comparison the batch cannot answer exactly (a NULL or NaN
+level, NaN or infinite values, values that need scaling) runs the plain function, which says
+what is wrong or scales.
 """
 
 from __future__ import annotations
@@ -104,6 +113,8 @@ class CompareResult:
 class _Task:
     key: tuple[Any, ...]
     cells: list[tuple[tuple[Any, ...], int]] = field(default_factory=list)  # factor values, n
+    #: factor values of the cells with a NaN or infinite metric (the plain analysis refuses them)
+    nonfinite: set[tuple[Any, ...]] = field(default_factory=set)
 
 
 def _level(value: Any) -> str:
@@ -170,24 +181,30 @@ def _cells(
 ) -> dict[tuple[Any, ...], _Task]:
     """Trials with ``metric`` per task and combination of ``factors`` (ok, non-warm-up), in
     ``ORDER BY ALL`` order; from one GROUP BY, or from ``combos`` when the caller has those rows
-    already (``(source, workload, *factors, count of metric)``, as the report's context reads
-    them)."""
+    already (``(source, workload, *factors, count of metric, count of NaN or infinite metric)``,
+    as the report's context reads them)."""
     from analysis.data import quote
 
     if combos is None:
         cols = [*TASK_KEYS, *factors]
         sel = ", ".join(quote(c) for c in cols)
+        m = quote(metric)
         rows = con.execute(
-            f"SELECT {sel}, count(*) FROM observations WHERE status = 'ok' "
-            f"AND NOT coalesce(warmup, false) AND {quote(metric)} IS NOT NULL "
-            f"GROUP BY ALL ORDER BY ALL"
+            f"SELECT {sel}, count(*), count(*) FILTER (WHERE NOT isfinite(CAST({m} AS DOUBLE))) "
+            f"FROM observations WHERE status = 'ok' AND NOT coalesce(warmup, false) "
+            f"AND {m} IS NOT NULL GROUP BY ALL ORDER BY ALL"
         ).fetchall()
     else:
-        rows = sorted((r for r in combos if r[-1]), key=lambda r: tuple(_sql_order(v) for v in r))
+        rows = sorted((r for r in combos if r[-2]), key=lambda r: tuple(_sql_order(v) for v in r))
     tasks: dict[tuple[Any, ...], _Task] = {}
+    k = len(TASK_KEYS)
     for row in rows:
-        key = tuple(row[: len(TASK_KEYS)])
-        tasks.setdefault(key, _Task(key)).cells.append((tuple(row[len(TASK_KEYS) : -1]), row[-1]))
+        key = tuple(row[:k])
+        task = tasks.setdefault(key, _Task(key))
+        values = tuple(row[k:-2])
+        task.cells.append((values, row[-2]))
+        if row[-1]:
+            task.nonfinite.add(values)
     return tasks
 
 
@@ -255,6 +272,85 @@ def _plan(
     return plan
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else _level(value)
+
+
+def _plain_value(value: Any) -> bool:
+    """A level the batch answers as the plain analysis does (not NULL, not NaN)."""
+    return value is not None and not (isinstance(value, float) and value != value)
+
+
+class _Batch:
+    """The statistics of every cell (a task and the values of the factors varying in it) of
+    ``metric``: one :func:`analysis.query.level_stats` call per set of varying factors, made
+    when a comparison first needs it. Each cell is its own stratum, so its scale is its own:
+    a comparison whose cells all have scale 1 has scale 1 as a whole."""
+
+    def __init__(
+        self, con: Any, metric: str, factors: Sequence[str], tasks: dict[tuple[Any, ...], _Task]
+    ) -> None:
+        self.con, self.metric, self.factors = con, metric, list(factors)
+        self.varying = {
+            key: tuple(
+                i for i in range(len(factors)) if len({values[i] for values, _ in t.cells}) > 1
+            )
+            for key, t in tasks.items()
+        }
+        self._stats: dict[tuple[int, ...], dict[tuple[str | None, ...], Any]] = {}
+
+    def stats(self, task: _Task) -> dict[tuple[str | None, ...], Any]:
+        """Cell (task and varying values as :func:`_level` text) -> its ``LevelStats``."""
+        from analysis.anova_checks import FAR_OUT_K
+        from analysis.data import select
+        from analysis.query import level_stats
+
+        cols = self.varying[task.key]
+        if cols not in self._stats:
+            same = [k for k, v in self.varying.items() if v == cols]
+            where: list[Filter] = []
+            if len(same) == 1:  # one task: read only its trials
+                where = [Filter(k, "=", _text(v)) for k, v in zip(TASK_KEYS, task.key, strict=True)]
+            keys = [*TASK_KEYS, *(self.factors[i] for i in cols)]
+            sel = select(self.con, metric=self.metric, group=keys, where=where)
+            rows = level_stats(self.con, sel, metric=self.metric, keys=keys, strata=len(keys),
+                               far_k=FAR_OUT_K)  # fmt: skip
+            self._stats[cols] = {tuple(_text(v) for v in r.key): r for r in rows}
+        return self._stats[cols]
+
+    def levels(
+        self, task: _Task, factor: str, stratum: Stratum, counts: dict[Any, int]
+    ) -> list[Any] | None:
+        """The statistics of each level in ``counts`` (their order), keyed by the stored level
+        as the plain analysis keys them; None when the batch cannot answer exactly."""
+        from dataclasses import replace
+
+        f = self.factors.index(factor)
+        fixed = [(self.factors.index(k), _text(v)) for k, v in stratum.fixed]
+        cols = self.varying[task.key]
+        stats = self.stats(task)
+        out = []
+        for level, n in counts.items():
+            if not _plain_value(level):
+                return None
+            text = _level(level)
+            cells = [
+                values
+                for values, _ in task.cells
+                if _text(values[f]) == text and all(_text(values[i]) == v for i, v in fixed)
+            ]
+            if any(values in task.nonfinite for values in cells):
+                return None  # the plain analysis refuses them, with its message
+            found = {(*map(_text, task.key), *(_text(values[i]) for i in cols)) for values in cells}
+            if len(found) != 1:
+                return None
+            st = stats.get(found.pop())
+            if st is None or st.n != n or st.scale != 1.0:
+                return None
+            out.append(replace(st, key=(*st.key[:-1], level)))
+        return out
+
+
 def _compare_one(
     con: Any,
     factor: str,
@@ -262,6 +358,7 @@ def _compare_one(
     counts: dict[Any, int],
     all_levels: Iterable[Any],
     metric: str,
+    batched: list[Any] | None = None,
 ) -> Comparison:
     levels = tuple((_level(v), n) for v, n in counts.items())
     small = [f"{lv}: {n}" for lv, n in levels if n < 2]
@@ -282,6 +379,8 @@ def _compare_one(
     excluded = [v for v in all_levels if v not in counts]
     where += [Filter(factor, "!=", None if v is None else _level(v)) for v in excluded]
     try:
+        if batched is not None:
+            return _from_batch(con, factor, stratum, levels, left_out, where, batched, metric)
         if len(levels) == 2:
             res = ttest(
                 con,
@@ -298,6 +397,40 @@ def _compare_one(
         return Comparison(factor, stratum, levels, anova=res_a, left_out=left_out)
     except AnalysisError as exc:
         return Comparison(factor, stratum, levels, reason=str(exc))
+
+
+def _from_batch(
+    con: Any,
+    factor: str,
+    stratum: Stratum,
+    levels: tuple[tuple[str, int], ...],
+    left_out: str,
+    where: list[Filter],
+    batched: list[Any],
+    metric: str,
+) -> Comparison:
+    """:func:`_compare_one` from the levels' batched statistics (``batched``, in ``levels``
+    order): what the plain ``ttest`` / ``anova`` compute from the same statistics."""
+    from analysis.data import GroupMoments, select
+
+    sel = select(con, metric=metric, group=[factor], where=where)
+    stats = [st for st in batched if st.n >= 2]
+    if len(levels) == 2:
+        from analysis.options import CONFIDENCE
+        from analysis.ttest import ttest_of_pair
+
+        ga, gb = (GroupMoments(_level(st.key[-1]), st.n, st.shift, st.mean_dev, st.var)
+                  for st in stats)  # fmt: skip
+        res = ttest_of_pair(con, sel, (stats[0].key[-1], stats[1].key[-1]), (ga, gb), (ga, gb),
+                            1.0, (stats[0].quartiles[1], stats[1].quartiles[1]), metric=metric,
+                            group=factor, test="welch", n_boot=N_BOOT, seed=SEED,
+                            confidence_level=CONFIDENCE)  # fmt: skip
+        return Comparison(factor, stratum, levels, ttest=res, left_out=left_out)
+    from analysis.anova import anova_of_levels
+
+    ordered = sorted(stats, key=lambda st: st.key[-1])  # as level_stats sorts its keys
+    res_a = anova_of_levels(con, sel, ordered, metric=metric, group=factor, alpha=ALPHA)
+    return Comparison(factor, stratum, levels, anova=res_a, left_out=left_out)
 
 
 def compare(
@@ -337,6 +470,7 @@ def compare(
             )
     out: list[FactorComparisons] = []
     run = skipped = 0
+    batch = _Batch(con, metric, factors, tasks)
     for key, task in tasks.items():
         for name, aliases, strata, note in _plan(task, factors, req):
             i = factors.index(name)
@@ -346,7 +480,8 @@ def compare(
                 if run >= max_tests:
                     skipped += 1
                     continue
-                comp = _compare_one(con, name, stratum, counts, all_levels, metric)
+                batched = batch.levels(task, name, stratum, counts)
+                comp = _compare_one(con, name, stratum, counts, all_levels, metric, batched)
                 run += comp.reason == ""
                 comps.append(comp)
             out.append(FactorComparisons(key, name, aliases, tuple(comps), note))

@@ -459,13 +459,17 @@ def distribution_section(
 # -- the general report -------------------------------------------------------------------------
 def _combinations(con: Any, columns: Sequence[str]) -> list[tuple[Any, ...]]:
     """The distinct ``(source, workload, *columns)`` among ok, non-warm-up trials, each with
-    its count of trials with the metric: one ``GROUP BY`` over the view, whatever the number
-    of columns and tasks."""
+    its count of trials with the metric and of those whose metric is NaN or infinite: one
+    ``GROUP BY`` over the view, whatever the number of columns and tasks."""
     from analysis.data import quote, view_columns, where_clause
 
     sql, params = where_clause(view_columns(con), [])
     cols = ", ".join(quote(c) for c in (*TASK_KEYS, *columns))
-    query = f"SELECT {cols}, count({quote(METRIC)}) FROM observations{sql} GROUP BY ALL"
+    m = quote(METRIC)
+    query = (
+        f"SELECT {cols}, count({m}), count(*) FILTER (WHERE NOT isfinite(CAST({m} AS DOUBLE))) "
+        f"FROM observations{sql} GROUP BY ALL"
+    )
     return [tuple(r) for r in con.execute(query, params).fetchall()]
 
 
@@ -512,7 +516,7 @@ def general_context(
     varying = _varying(combos, factors)
     result = compare(con, requested=compare_items, combos=combos)
     summary = summary_section(con, run_ids, varying)
-    n = sum(int(r[-1]) for r in combos)
+    n = sum(int(r[-2]) for r in combos)
     tasks = sorted({r[: len(TASK_KEYS)] for r in combos}, key=_task_order)
     several = len({t[0] for t in tasks}) > 1
     sections = [summary, comparisons_section(result, several)]
