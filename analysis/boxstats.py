@@ -11,18 +11,21 @@ from analysis.data import (
     VIEW,
     Database,
     Filter,
+    Selection,
     check_distinct,
     connect,
     execute,
-    finite_check,
     format_level,
+    nonfinite_message,
     quote,
     render_table,
     select,
 )
+from analysis.errors import AnalysisError
 from analysis.tables import Table
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
 #: Tukey's fences: values beyond q1 - 1.5 IQR or q3 + 1.5 IQR are counted (never dropped).
@@ -110,6 +113,85 @@ def _label(by: Sequence[str], values: Sequence[Any], columns: dict[str, str]) ->
     return " / ".join(parts)
 
 
+def _literal(value: float) -> str:
+    """An exact SQL DOUBLE literal."""
+    return f"CAST('{float(value)!r}' AS DOUBLE)"
+
+
+def _box_rows(
+    con: duckdb.DuckDBPyConnection, sel: Selection, by: Sequence[str], metric: str
+) -> list[tuple[Any, ...]]:
+    """Per combination of ``by`` (sorted, NULLs last): ``(*values, n, q1, median, q3, lowest
+    value >= the lower fence, highest value <= the upper fence, the values beyond the fences
+    sorted)``. Pass 1, one plain GROUP BY: counts, quartiles, extremes and the non-finite
+    counts (refused as :func:`analysis.data.finite_check` does); pass 2 reads again only the
+    groups with values beyond a fence, joined to their small table of fences."""
+    nb = len(by)
+    cols = [quote(b) for b in by]
+    m = quote(metric)
+    x = f"CAST({m} AS DOUBLE)"
+    src = f"SELECT {''.join(f'{c} AS k{i}, ' for i, c in enumerate(cols))}{x} AS x FROM {VIEW}"
+    src += sel.where_and(f"{m} IS NOT NULL")
+    ks = [f"k{i}" for i in range(nb)]
+    kk = "".join(f"{k}, " for k in ks)
+    group = f" GROUP BY {', '.join(ks)}" if by else ""
+    pass1 = execute(
+        con,
+        f"SELECT {kk}count(*), quantile_cont(x, [0.25, 0.5, 0.75]), min(x), max(x), "
+        "count(*) FILTER (WHERE isnan(x)), count(*) FILTER (WHERE x = 'inf'::DOUBLE), "
+        f"count(*) FILTER (WHERE x = '-inf'::DOUBLE) FROM ({src}){group}",
+        sel.params,
+    )
+    nan, pos, neg = (sum(int(r[nb + i]) for r in pass1) for i in (4, 5, 6))
+    if nan or pos or neg:
+        n = sum(int(r[nb]) for r in pass1)
+        raise AnalysisError(nonfinite_message(metric, n, nan=nan, pos_inf=pos, neg_inf=neg))
+    rows: dict[tuple[Any, ...], list[Any]] = {}
+    fences: dict[tuple[Any, ...], tuple[float, float]] = {}
+    for r in pass1:
+        key = tuple(r[:nb])
+        n, quart, lowest, highest = r[nb : nb + 4]
+        if not n:
+            continue
+        q1, med, q3 = (float(q) for q in quart)
+        lo, hi = q1 - TUKEY_K * (q3 - q1), q3 + TUKEY_K * (q3 - q1)
+        rows[key] = [int(n), q1, med, q3, float(lowest), float(highest), []]
+        if lowest < lo or highest > hi:
+            fences[key] = (lo, hi)
+    if fences:
+        values = ", ".join(
+            "(" + ", ".join(["?"] * nb + [_literal(lo), _literal(hi)]) + ")"
+            for lo, hi in fences.values()
+        )
+        args = [v for key in fences for v in key]
+        table = f"SELECT * FROM (VALUES {values}) AS t({kk}lo, hi)"
+        on = " AND ".join(f"__b.{k} IS NOT DISTINCT FROM __f.{k}" for k in ks) or "true"
+        keysel = "".join(f"__b.{k}, " for k in ks)
+        pass2 = execute(
+            con,
+            f"WITH __b AS ({src}), __f AS ({table}) SELECT {keysel}"
+            "min(__b.x) FILTER (WHERE __b.x >= __f.lo), max(__b.x) FILTER (WHERE __b.x <= __f.hi), "
+            "list(__b.x ORDER BY __b.x) FILTER (WHERE __b.x < __f.lo OR __b.x > __f.hi) "
+            f"FROM __b JOIN __f ON {on}{' GROUP BY ' + keysel.rstrip(', ') if by else ''}",
+            [*sel.params, *args],
+        )
+        for r in pass2:
+            low, high, beyond = r[nb:]
+            row = rows[tuple(r[:nb])]
+            row[4], row[5], row[6] = low, high, beyond
+    ordered = sorted(rows, key=lambda k: tuple(_sort(v) for v in k))
+    return [(*key, *rows[key]) for key in ordered]
+
+
+def _sort(v: Any) -> tuple[int, Any]:
+    """ORDER BY of one key column: values ascending, NULLs last."""
+    if v is None:
+        return (2, 0)
+    if isinstance(v, float) and v != v:  # NaN after every number
+        return (1, 0)
+    return (0, v)
+
+
 def box_stats(
     db: Database,
     *,
@@ -130,31 +212,7 @@ def box_stats(
             where=where,
             include_warmup=include_warmup,
         )
-        finite_check(con, sel, [metric])
-        cols = [quote(b) for b in by]
-        m = quote(metric)
-        base_where = sel.where_and(f"{m} IS NOT NULL")
-        prefix = "".join(f"{c}, " for c in cols)
-        group_by = f" GROUP BY {', '.join(cols)}" if by else ""
-        q_cols = ", ".join(f"q.{c}" for c in cols)
-        join = " AND ".join(f"b.{c} IS NOT DISTINCT FROM q.{c}" for c in cols) or "true"
-        order = (" ORDER BY " + ", ".join(f"q.{c} NULLS LAST" for c in cols)) if by else ""
-        sql = f"""
-            WITH b AS (SELECT {prefix}CAST({m} AS DOUBLE) AS x FROM {VIEW}{base_where}),
-            q AS (
-                SELECT {prefix}count(*) AS n, quantile_cont(x, 0.25) AS q1,
-                       quantile_cont(x, 0.5) AS med, quantile_cont(x, 0.75) AS q3
-                FROM b{group_by}
-            ),
-            f AS (SELECT *, q1 - {TUKEY_K!r} * (q3 - q1) AS lo, q3 + {TUKEY_K!r} * (q3 - q1) AS hi
-                  FROM q)
-            SELECT {q_cols + ", " if by else ""}q.n, q.q1, q.med, q.q3,
-                   min(b.x) FILTER (WHERE b.x >= q.lo), max(b.x) FILTER (WHERE b.x <= q.hi),
-                   list(b.x ORDER BY b.x) FILTER (WHERE b.x < q.lo OR b.x > q.hi)
-            FROM f AS q JOIN b ON {join}
-            GROUP BY ALL{order}
-        """
-        raw = execute(con, sql, sel.params)
+        raw = _box_rows(con, sel, by, metric)
     boxes = []
     for rec in raw:
         values, (n, q1, med, q3, lo, hi, fliers) = rec[: len(by)], rec[len(by) :]
