@@ -449,7 +449,7 @@ def import_csv(
     (:mod:`runner.importer_bulk`) with the rules of :func:`parse_csv`.
     """
     from runner.envinfo import collect_env
-    from runner.importer_bulk import STAGED, drop_staged, file_order, scan_file, stage_csv
+    from runner.importer_bulk import STAGED, drop_staged, scan_file, stage_csv
 
     path = Path(file)
     experiment = (experiment or "").strip() or path.stem
@@ -474,10 +474,9 @@ def import_csv(
                     },
                     env=env,
                 )
-                with file_order(store.con):
-                    store.insert_staged(
-                        STAGED, run_id=run_id, metrics=staged.metric_columns, params=staged.params
-                    )
+                store.insert_staged(
+                    STAGED, run_id=run_id, metrics=staged.metric_columns, params=staged.params
+                )
                 store.finish_run(run_id)
         finally:
             drop_staged(store.con, staged)

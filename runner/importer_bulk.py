@@ -14,9 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +34,10 @@ _NUMERIC = ("DOUBLE", "INTEGER", "BIGINT")
 RAW = "_tk_import_raw"
 STAGED = "_tk_import_staged"
 CFG = "_tk_import_cfg"
-REPS = "_tk_import_reps"
+ROWS = "_tk_import_rows"
 _BAD_LISTED = 5
+#: Up to this many configurations, their values are list literals in the staged view.
+_LITERAL_CONFIGS = 20_000
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ class Staged:
     delimiter: str
     sha256: str
     experiments: tuple[str, ...]
-    #: the staged view's ``params_id`` (a small integer) -> the configuration's params
-    params: dict[int, dict[str, Any]]
+    #: the staged view's ``params_id`` (the store's id) -> the configuration's params
+    params: dict[str, dict[str, Any]]
     #: temp tables the view reads (drop them with :func:`drop_staged`)
     temp_tables: tuple[str, ...]
 
@@ -188,6 +188,15 @@ def _fast(col: str, typ: str, delimiter: str) -> tuple[str, str]:
     return pred, as_int
 
 
+def _literal(value: Any) -> str:
+    """A SQL literal of a configuration's value, as text (cast to the column's type after)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, float):
+        return _sql_str(repr(value))
+    return _sql_str(str(value))
+
+
 def _fill(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], rows: list) -> None:
     """A temp table ``table`` (name -> SQL type) holding ``rows`` (tuples), one statement."""
     cols = ", ".join(f"{n} {t}" for n, t in columns.items())
@@ -214,7 +223,7 @@ def stage_csv(
         _number,
         sniff_delimiter,
     )
-    from runner.store import TRIAL_COLUMNS, WRITABLE_TRIAL_COLUMNS
+    from runner.store import TRIAL_COLUMNS, WRITABLE_TRIAL_COLUMNS, params_key
 
     delimiter = sniff_delimiter(head.head)
     header = _header_row(head.head, delimiter, path)
@@ -366,8 +375,7 @@ def stage_csv(
     cfg_rows = []
     experiments: set[str] = set()
     config_index: dict[str, int] = {}
-    params_index: dict[str, int] = {}
-    params_of: dict[int, dict[str, Any]] = {}
+    params_of: dict[str, dict[str, Any]] = {}
     for row in configs:
         raw = row[:-1]
         cells = {n: ("" if v is None else clean(v)) for n, v in zip(key_cols, raw, strict=True)}
@@ -383,8 +391,7 @@ def stage_csv(
         values["params"] = params
         cid = cells.get("config_id") or _config_id(values)
         experiments.add(values["experiment"])
-        text = json.dumps(params, sort_keys=True)
-        pkey = params_index.setdefault(text, len(params_index))
+        pkey = params_key(params)[0]
         params_of[pkey] = params
         cfg_rows.append(
             (
@@ -394,11 +401,13 @@ def stage_csv(
                 pkey,
                 cid,
                 *(values.get(n) for n in FACTOR_COLUMNS),
+                len(cfg_rows),
             )
         )
     cfg_columns = {f"k{j}": "VARCHAR" for j in range(len(key_cols))}
-    cfg_columns |= {"h": "UBIGINT", "cidx": "INTEGER", "pkey": "INTEGER", "config_id": "VARCHAR"}
+    cfg_columns |= {"h": "UBIGINT", "cidx": "INTEGER", "pkey": "VARCHAR", "config_id": "VARCHAR"}
     cfg_columns |= {f"f_{n}": t for n, t in factor_types.items()}
+    cfg_columns |= {"gi": "INTEGER"}
     _fill(con, CFG, cfg_columns, cfg_rows)
     temp = [CFG]
     for n, values in maps.items():
@@ -406,11 +415,9 @@ def stage_csv(
         _fill(con, f"_tk_map_{n}", {"raw": "VARCHAR", "value": typ}, values)
         temp.append(f"_tk_map_{n}")
 
-    # -- the staged view: typed cells of RAW joined to the few configurations, in file order
-    # (a hash join's probe side and a positional join keep the scan's order)
-    select: list[str] = []
-    joins: list[str] = []
-    joined: set[str] = set()
+    # -- the staged view. Joins do not keep the file's order, so everything a join finds (the
+    # configuration's values, rare cells' values, the repetition counter) goes to a narrow table
+    # sorted by row; the view joins it to the text table by position, a plain projection.
     if not key_cols:
         cfg_join = f"CROSS JOIN {CFG} g"
     elif by_hash:
@@ -420,28 +427,51 @@ def stage_csv(
             f"r.{col_of[n]} IS NOT DISTINCT FROM g.k{j}" for j, n in enumerate(key_cols)
         )
         cfg_join = f"JOIN {CFG} g ON {on}"
-    for n in FACTOR_COLUMNS:
-        select.append(f"g.f_{n} AS {n}")
-    select += ["g.config_id AS config_id", "g.pkey AS params_id"]
+    # a configuration's values by its index, from list literals (few configurations), else
+    # carried in the narrow table
+    few = len(cfg_rows) <= _LITERAL_CONFIGS
+    per_config = {f"f_{n}": (n, t) for n, t in factor_types.items()}
+    per_config |= {"config_id": ("config_id", "VARCHAR"), "pkey": ("params_id", "VARCHAR")}
+    position = {name: j for j, name in enumerate(cfg_columns)}
+    narrow = ["g.gi AS gi"]
+    select = []
+    for column, (name, typ) in per_config.items():
+        if not few:
+            narrow.append(f"g.{column} AS {column}")
+            select.append(f"q.{column} AS {name}")
+            continue
+        values = [row[position[column]] for row in cfg_rows]
+        if all(v is None for v in values):
+            select.append(f"CAST(NULL AS {typ}) AS {name}")
+            continue
+        if all(v == values[0] for v in values):
+            select.append(f"CAST({_literal(values[0])} AS {typ}) AS {name}")
+            continue
+        items = ", ".join(_literal(v) for v in values)
+        select.append(f"CAST([{items}] AS {typ}[])[q.gi + 1] AS {name}")
+    joins = [cfg_join]
+    for n in maps:
+        joins.append(f"LEFT JOIN _tk_map_{n} m_{n} ON m_{n}.raw = r.{col_of[n]}")
+        narrow.append(f"m_{n}.value AS m_{n}")
 
-    def typed(n: str, typ: str, into: list[str]) -> str:
+    def typed(n: str, typ: str, rare: str = "") -> str:
+        """A cell of ``n`` as ``typ`` in the view (a rare cell's value from the narrow table;
+        ``rare``: where else to read it)."""
         col = f"r.{col_of[n]}"
-        if n in maps and n not in joined:
-            joined.add(n)
-            into.append(f"LEFT JOIN _tk_map_{n} m_{n} ON m_{n}.raw = {col}")
+        rare = rare or f"q.m_{n}"
         if n in fast:
             pred, value = _fast(col, fast_kind[n], delimiter)
             value = f"CAST({value} AS {typ})"
             if n in maps:
-                return f"CASE WHEN {pred} THEN {value} ELSE m_{n}.value END"
+                return f"CASE WHEN {pred} THEN {value} ELSE {rare} END"
             # every cell took the fast path (or is empty): the value alone
             return value
-        return f"m_{n}.value"
+        return rare
 
     for n in trial_cols:
         if n in FACTOR_COLUMNS or n in ("config_id", "repetition"):
             continue
-        expr = typed(n, TRIAL_COLUMNS[n], joins)
+        expr = typed(n, TRIAL_COLUMNS[n])
         if n == "status":
             expr = f"coalesce({expr}, 'ok')"
         elif n == "warmup":
@@ -451,40 +481,35 @@ def stage_csv(
         select.append("'ok' AS status")
     if "warmup" not in trial_cols:
         select.append("false AS warmup")
-    source = f"{RAW} r"
-    rep_full = False
     if "repetition" in trial_cols:
         j = list(fast).index("repetition")
         rep_full = counts[2 * j] == n_rows and all(
             v is not None for _, v in maps.get("repetition", [])
         )
-        rep = typed("repetition", "INTEGER", joins)
-    if rep_full:
-        select.append(f"{rep} AS repetition")
-    else:
-        # rows without a repetition numbered 1, 2, ... per configuration in file order: a
-        # narrow (rank) table in file order, window partitioned by an integer, joined by position
-        rep_joins: list[str] = []
-        partition = "g.cidx"
-        if "repetition" in trial_cols:
-            joined.discard("repetition")
-            rep_null = f"({typed('repetition', 'INTEGER', rep_joins)}) IS NULL"
-            partition += f", {rep_null}"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {REPS} AS SELECT CAST(row_number() OVER (PARTITION BY "
-            f"{partition} ORDER BY r.rowid) AS INTEGER) AS n FROM {RAW} r {cfg_join} "
-            f"{' '.join(rep_joins)} ORDER BY r.rowid"
-        )
-        temp.append(REPS)
-        source += f" POSITIONAL JOIN {REPS} q"
-        if "repetition" in trial_cols:
-            select.append(f"coalesce({rep}, q.n) AS repetition")
+        if rep_full:
+            select.append(f"{typed('repetition', 'INTEGER')} AS repetition")
         else:
-            select.append("q.n AS repetition")
-    select += [f"{typed(n, 'DOUBLE', joins)} AS {n}" for n in metric_cols]
+            # rows without one are numbered 1, 2, ... per configuration in file order
+            rep_null = f"({typed('repetition', 'INTEGER', 'm_repetition.value')}) IS NULL"
+            narrow.append(
+                f"CAST(row_number() OVER (PARTITION BY g.cidx, {rep_null} ORDER BY r.rowid) "
+                "AS INTEGER) AS n"
+            )
+            select.append(f"coalesce({typed('repetition', 'INTEGER')}, q.n) AS repetition")
+    else:
+        narrow.append(
+            "CAST(row_number() OVER (PARTITION BY g.cidx ORDER BY r.rowid) AS INTEGER) AS n"
+        )
+        select.append("q.n AS repetition")
+    select += [f"{typed(n, 'DOUBLE')} AS {n}" for n in metric_cols]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {ROWS} AS SELECT {', '.join(narrow)} "
+        f"FROM {RAW} r {' '.join(joins)} ORDER BY r.rowid"
+    )
+    temp.append(ROWS)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {STAGED} AS SELECT {', '.join(select)} "
-        f"FROM {source} {cfg_join} {' '.join(joins)}"
+        f"FROM {RAW} r POSITIONAL JOIN {ROWS} q"
     )
     return Staged(
         n_rows=int(n_rows),
@@ -500,25 +525,10 @@ def stage_csv(
     )
 
 
-@contextmanager
-def file_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Reading :data:`STAGED` in this block gives its rows in file order: the joins to the small
-    tables keep them on the build (right) side, so the file's rows stream through in scan
-    order (DuckDB keeps insertion order for such a pipeline), with no sort."""
-    (old,) = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()
-    names = [n for n in str(old or "").split(",") if n.strip()]
-    off = ",".join(dict.fromkeys([*names, "join_order", "build_side_probe_side"]))
-    con.execute(f"SET disabled_optimizers = {_sql_str(off)}")
-    try:
-        yield
-    finally:
-        con.execute(f"SET disabled_optimizers = {_sql_str(','.join(names))}")
-
-
 def drop_staged(con: duckdb.DuckDBPyConnection, staged: Staged | None) -> None:
     """Drop the view :data:`STAGED` and the temp tables it reads."""
     con.execute(f"DROP VIEW IF EXISTS {STAGED}")
-    for table in staged.temp_tables if staged else (REPS, CFG, RAW):
+    for table in staged.temp_tables if staged else (ROWS, CFG, RAW):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 

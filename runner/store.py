@@ -667,15 +667,16 @@ class Store:
         comes from the argument) and one DOUBLE column per name in ``metrics``; other columns
         are ignored. A configuration's params come either as JSON text of an object in a
         ``params`` column (a table only), or, with ``params`` given, as a ``params_id`` column
-        whose values (any keys, e.g. small integers) ``params`` maps to the params objects:
-        then only those few objects are read, and each row's key is swapped for the stored id
-        by a join to a small table. Metric and param names are registered as
-        :meth:`append_trial` does (param types from the distinct params values, in the order
-        they first occur), each new configuration gets its ``params`` row, and the rows are
-        copied with one INSERT ... SELECT in the table's row order, trial ids from the
-        sequence; a status other than :data:`TRIAL_STATUSES` or a ``params_id`` key missing
-        from ``params`` fails that statement. Runs inside the caller's transaction (begin one to
-        make it all or nothing).
+        whose values ``params`` maps to the params objects: then only those few objects are
+        read; keys that are the stored ids (:func:`params_key`) are copied as they are, other
+        keys are looked up per row in the list of keys (fine for a few hundred). Metric and
+        param names are registered as :meth:`append_trial` does (param types from the distinct
+        params values, in the order they first occur), each new configuration gets its
+        ``params`` row, and the rows are copied with one INSERT ... SELECT in the table's row
+        order, trial ids from the sequence (with ``params``, no join: a view's row order is
+        kept); a status other than :data:`TRIAL_STATUSES` fails that statement, a
+        ``params_id`` missing from ``params`` is found after it (StoreError). Runs inside the
+        caller's transaction (begin one to make it all or nothing).
         """
         src = quote_ident(table)
         try:
@@ -714,15 +715,16 @@ class Store:
             target.append(c)
             select.append(f"s.{quote_ident(c)}")
         temp = None
+        args: list[Any] = [run_id]
         if params is not None:
-            changed |= self._stage_param_keys(params, present["params_id"])
-            temp = "_staged_params_keys"
+            keys, ids, changed_one = self._store_param_keys(params)
+            changed |= changed_one
             target.append("params_id")
-            select.append(
-                "CASE WHEN s.params_id IS NULL OR k.params_id IS NOT NULL THEN k.params_id "
-                "ELSE error('insert_staged: a params_id not in params: ' || s.params_id) END"
-            )
-            joins = f" LEFT JOIN {temp} k ON k.key = s.params_id"
+            if keys == ids:  # the keys are the stored ids: no lookup, rows stay in order
+                select.append("s.params_id")
+            else:  # a projection, not a join: the table's row order is kept
+                select.append("list_extract(?, list_position(?, s.params_id))")
+                args += [ids, keys]
         elif "params" in columns:
             changed |= self._stage_params(src)
             temp = "_staged_params_ids"
@@ -737,7 +739,7 @@ class Store:
             (count,) = self.con.execute(
                 f"INSERT INTO trials ({', '.join(map(quote_ident, target))}) "
                 f"SELECT {', '.join(select)} FROM {src} s{joins}",
-                [run_id],
+                args,
             ).fetchone()
         except duckdb.InvalidInputException as exc:
             text = str(exc)
@@ -752,12 +754,22 @@ class Store:
             raise
         if temp:
             self.con.execute(f"DROP TABLE {temp}")
+        if params is not None:
+            (dangling,) = self.con.execute(
+                "SELECT count(*) FROM trials t WHERE t.run_id = ? AND t.params_id IS NOT NULL "
+                "AND t.params_id NOT IN (SELECT params_id FROM params)",
+                [run_id],
+            ).fetchone()
+            if dangling:
+                raise StoreError(
+                    f"insert_staged: {dangling} rows of {table!r} have a params_id that is not a "
+                    "key of params"
+                )
         return int(count)
 
-    def _stage_param_keys(self, params: Mapping[Any, Any], key_type: str) -> bool:
-        """Params rows and catalogue entries for the objects of ``params`` (key -> params, the
-        order the configurations first occur), and the temp table ``_staged_params_keys (key,
-        params_id)`` mapping each key to its stored id."""
+    def _store_param_keys(self, params: Mapping[Any, Any]) -> tuple[list[Any], list[str], bool]:
+        """(keys, stored ids, view changed) for the objects of ``params`` (key -> params, in the
+        order the configurations first occur): each gets its ``params`` row and param columns."""
         changed = False
         keys, ids = [], []
         for key, value in params.items():
@@ -772,14 +784,7 @@ class Store:
             changed |= changed_one
             keys.append(key)
             ids.append(params_id)
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _staged_params_keys (key {key_type}, params_id VARCHAR)"
-        )
-        if keys:
-            self.con.execute(
-                "INSERT INTO _staged_params_keys SELECT unnest(?), unnest(?)", [keys, ids]
-            )
-        return changed
+        return keys, ids, changed
 
     def _stage_params(self, src: str) -> bool:
         """Params rows and catalogue entries for the distinct params of a staged table, and the
