@@ -16,7 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from analysis.errors import AnalysisError
-from runner.climain import QuickHelpGroup
+from runner.climain import QuickHelpGroup, terminal_safe
 
 app = typer.Typer(
     cls=QuickHelpGroup,
@@ -123,23 +123,24 @@ def emit(result: Any, fmt: Format, *, table: str | None = None, wide: bool = Fal
             data = _jsonable(result.to_dict())
             typer.echo(json.dumps(data, indent=2, default=str, allow_nan=False))
         elif fmt is Format.csv:
-            typer.echo(tables.csv_text(result, table), nl=False)
+            typer.echo(terminal_safe(tables.csv_text(result, table)), nl=False)
         elif fmt is Format.latex:
             if table is None:
-                typer.echo(tables.latex_text(result))
+                typer.echo(terminal_safe(tables.latex_text(result)))
             else:
                 from analysis.latex import frame_to_latex
 
-                typer.echo(frame_to_latex(tables.pick_table(result, table).frame))
+                frame = tables.pick_table(result, table).frame
+                typer.echo(terminal_safe(frame_to_latex(frame)))
         else:
-            typer.echo(text_of(result, wide=wide))
+            typer.echo(terminal_safe(text_of(result, wide=wide)))
     except AnalysisError as exc:
         fail(exc)
 
 
 def fail(exc: AnalysisError) -> NoReturn:
     message = " ".join(str(exc).split())
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(terminal_safe(f"error: {message}"), err=True)
     raise typer.Exit(2)
 
 

@@ -27,6 +27,7 @@ from analysis.cli_common import fraction as _fraction
 from analysis.cli_common import run as _run
 from analysis.errors import AnalysisError
 from analysis.options import ALPHA, CONFIDENCE
+from runner.climain import terminal_safe
 
 
 class CompareFormat(StrEnum):
@@ -122,7 +123,7 @@ def compare(
     if format is CompareFormat.markdown:
         if table is not None:
             _fail(AnalysisError(f"--table {table} applies to --format csv or latex"))
-        typer.echo(result.to_markdown())
+        typer.echo(terminal_safe(result.to_markdown()))
     else:
         _emit(result, Format(format.value), table=table, wide=wide)
     if limit is not None:
@@ -130,8 +131,10 @@ def compare(
         if worse:
             labels = "; ".join(r.label for r in worse)
             typer.echo(
-                f"regression of {100 * limit:g}% or more in {len(worse)} configuration(s): "
-                f"{labels}",
+                terminal_safe(
+                    f"regression of {100 * limit:g}% or more in {len(worse)} configuration(s): "
+                    f"{labels}"
+                ),
                 err=True,
             )
             raise typer.Exit(1)

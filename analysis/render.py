@@ -86,7 +86,10 @@ def render_table(
     table; text cells of key columns that alone are too wide are cut with ``…``. Inside
     :func:`wide_tables` every column is shown.
     """
-    cells = [[fmt(v) for v in row] for row in rows]
+    from runner.climain import terminal_safe
+
+    # control characters shown as escapes before the widths are taken, so columns stay aligned
+    cells = [[terminal_safe(fmt(v)) for v in row] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]

@@ -53,8 +53,33 @@ def pick_table(result: object, name: str | None = None) -> Table:
     raise AnalysisError(f"--table {name!r} is not a table of this result; give one of {names}")
 
 
+#: A text cell starting with one of these is a formula to a spreadsheet (``=HYPERLINK(...)``,
+#: ``@SUM``, ``+cmd|...``): CSV output prefixes such cells with ``'`` (OWASP's advice), unless the
+#: whole cell is a number such as ``-1.5``.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: ``'=1+1`` for ``=1+1``; other values as
+    they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_START):
+        return value
+    try:
+        float(value)
+    except ValueError:
+        return "'" + value
+    return value
+
+
 def csv_text(result: object, name: str | None = None) -> str:
-    return pick_table(result, name).frame.to_csv(index=False)
+    """The table as CSV, text cells made :func:`spreadsheet_safe`."""
+    frame = pick_table(result, name).frame
+    text = frame.select_dtypes(include=["object", "string"]).columns
+    if len(text):
+        frame = frame.copy()
+        for column in text:
+            frame[column] = frame[column].map(spreadsheet_safe)
+    return frame.to_csv(index=False)
 
 
 def latex_text(result: object) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from reports.errors import ReportError
-from runner.climain import QuickHelpGroup
+from runner.climain import QuickHelpGroup, terminal_safe
 
 app = typer.Typer(
     cls=QuickHelpGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False
@@ -67,7 +67,7 @@ def build(
             db, fmt=fmt.value, out=out, paper=paper or None, compare=tuple(compare or ())
         )
     except (ReportError, AnalysisError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(terminal_safe(f"error: {exc}"), err=True)
         raise typer.Exit(2) from None
     if not quiet:
         try:
@@ -76,7 +76,7 @@ def build(
             shown = result.path
         typer.echo(f"wrote {shown} ({result.n_trials} trials, runs {_runs_text(result.run_ids)})")
         for warning in result.warnings:
-            typer.echo(f"note: {warning}", err=True)
+            typer.echo(terminal_safe(f"note: {warning}"), err=True)
 
 
 def main() -> None:

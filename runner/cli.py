@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from runner.cli_data import data_app
-from runner.climain import QuickHelpGroup
+from runner.climain import QuickHelpGroup, terminal_safe
 from runner.errors import RunnerError
 
 app = typer.Typer(
@@ -58,7 +58,7 @@ def _list_root() -> None:
 
 
 def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(terminal_safe(f"error: {exc}"), err=True)
     raise typer.Exit(2)
 
 
@@ -317,13 +317,13 @@ def trials(
                 if json_out
                 else the_plan.describe(db)
             )
-            typer.echo(text)
+            typer.echo(terminal_safe(text))
             return
         result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
     except RunnerError as exc:
         _fail(exc)
         return
-    typer.echo(json.dumps(result.to_dict(), indent=2) if json_out else str(result))
+    typer.echo(json.dumps(result.to_dict(), indent=2) if json_out else terminal_safe(str(result)))
     if result.n_bad:
         raise typer.Exit(1)
 
@@ -344,7 +344,7 @@ def import_csv_cmd(
     except RunnerError as exc:
         _fail(exc)
         return
-    typer.echo(str(result))
+    typer.echo(terminal_safe(str(result)))
 
 
 @import_app.command("prices")
@@ -362,7 +362,7 @@ def import_prices_cmd(
     except RunnerError as exc:
         _fail(exc)
         return
-    typer.echo(str(result))
+    typer.echo(terminal_safe(str(result)))
 
 
 @import_app.command("published")
@@ -378,7 +378,7 @@ def import_published_cmd(
     except RunnerError as exc:
         _fail(exc)
         return
-    typer.echo(str(result))
+    typer.echo(terminal_safe(str(result)))
 
 
 @list_app.command("engines")
@@ -395,7 +395,7 @@ def list_datasets() -> None:
     from runner.datasets import DATASETS
 
     for name, description in DATASETS.items():
-        typer.echo(f"{name}\t{description}")
+        typer.echo(terminal_safe(f"{name}\t{description}"))
 
 
 @list_app.command("experiments")
@@ -428,7 +428,11 @@ def list_experiments(
     ]
     widths = [max(len(row[c]) for row in rows) for c in range(3)]
     for row in rows:
-        typer.echo(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
+        typer.echo(
+            terminal_safe(
+                f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}"
+            )
+        )
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from runner.climain import QuickHelpGroup
+from runner.climain import QuickHelpGroup, terminal_safe
 from runner.errors import RunnerError
 
 data_app = typer.Typer(
@@ -33,7 +33,7 @@ def _data_root() -> None:
 
 
 def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
+    typer.echo(terminal_safe(f"error: {exc}"), err=True)
     raise typer.Exit(2)
 
 
@@ -61,7 +61,7 @@ def export(
     except RunnerError as exc:
         _fail(exc)
         return
-    typer.echo(json.dumps(result.to_dict()) if json_out else str(result))
+    typer.echo(json.dumps(result.to_dict()) if json_out else terminal_safe(str(result)))
 
 
 @data_app.command("check")
@@ -81,4 +81,4 @@ def check(
     except RunnerError as exc:
         _fail(exc)
         return
-    typer.echo(json.dumps(result.to_dict()) if json_out else str(result))
+    typer.echo(json.dumps(result.to_dict()) if json_out else terminal_safe(str(result)))

@@ -8,6 +8,7 @@ Shared by the ``runner``, ``analyze`` and ``report`` console scripts, like
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -27,6 +28,19 @@ class QuickHelpGroup(TyperGroup):
         if option is not None and option.default is None:
             option.default = False
         return option
+
+
+#: Characters that must not reach a terminal raw from data: C0 controls but newline and tab, DEL,
+#: C1 controls (ESC and CSI start escape sequences that move the cursor, rewrite the screen or set
+#: the window title; OSC 8 makes links) and the bidirectional overrides and isolates that make
+#: text read differently from what it is ("Trojan Source").
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character of :data:`_UNSAFE` shown as a visible escape (``\\x1b``,
+    ``\\u202e``) instead of acting on the terminal."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def run_app(app: Any, args: list[str] | None = None) -> NoReturn:
