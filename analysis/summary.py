@@ -192,55 +192,82 @@ def _first_pass(
     <= 0 of ok trials. Applies :func:`analysis.data.finite_check`'s rule (same counts, same
     message) from the same scan. Without ``quartiles`` they are left NULL (for
     :func:`analysis.summary_tails.held_stats` to fill)."""
-    ok = "status = 'ok'"
-    inner = [quote(b) for b in by] + ([] if "status" in by else ["status"])
+    nb, nm = len(by), len(metrics)
+    status = "status" if "status" in by else "__status"
+    inner = [quote(b) for b in by] + ([] if "status" in by else ["status AS __status"])
     inner += [f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)]
-    every = " AND ".join([ok, *(f"__x{j} IS NOT NULL" for j in range(len(metrics)))])
-    aggs = [f"count(*) FILTER (WHERE {ok})", f"count(*) FILTER (WHERE {every})"]
-    for j in range(len(metrics)):
+    every = " AND ".join(f"__x{j} IS NOT NULL" for j in range(nm))
+    # one group per (configuration, status): no FILTER on the status, and the ok group's
+    # aggregates are the ok trials'
+    aggs = ["count(*)", f"count(*) FILTER (WHERE {every})"]
+    for j in range(nm):
         x = f"__x{j}"
         aggs += [
-            f"count(*) FILTER (WHERE {every} AND isnan({x}))",
-            f"count(*) FILTER (WHERE {every} AND {x} = 'inf'::DOUBLE)",
-            f"count(*) FILTER (WHERE {every} AND {x} = '-inf'::DOUBLE)",
-            f"count({x}) FILTER (WHERE {ok})",
-            f"min({x}) FILTER (WHERE {ok})",
-            f"max({x}) FILTER (WHERE {ok})",
-            f"quantile_cont({x}, [0.25, 0.5, 0.75]) FILTER (WHERE {ok} AND {x} IS NOT NULL)"
-            if quartiles
-            else "NULL",
-            f"count(*) FILTER (WHERE {ok} AND {x} <= 0)",
+            f"count(*) FILTER (WHERE {every} AND NOT isfinite({x}))",
+            f"count({x})",
+            f"min({x})",
+            f"max({x})",
+            f"quantile_cont({x}, [0.25, 0.5, 0.75])" if quartiles else "NULL",
+            f"count(*) FILTER (WHERE {x} <= 0)",
         ]
     if has_acc:
         inner.append("CAST(accuracy AS DOUBLE) AS __acc")
-        aggs.append(f"avg(__acc) FILTER (WHERE {ok})")
+        aggs.append("avg(__acc)")
     else:
         aggs.append("NULL")
-    aggs += ["count(*) FILTER (WHERE status = 'failed')"]
-    aggs += ["count(*) FILTER (WHERE status = 'timeout')"]
-    group_by = f" GROUP BY {', '.join(quote(b) for b in by)}" if by else ""
+    keys = [quote(b) for b in by] + ([] if "status" in by else [status])
+    order = _order_sql(by)
+    if "status" not in by:
+        order = f"{order}, __status" if order else " ORDER BY __status"
     sql = (
-        f"SELECT {''.join(quote(b) + ', ' for b in by)}{', '.join(aggs)} FROM "
-        f"(SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql}){group_by}{_order_sql(by)}"
+        f"SELECT {', '.join(keys)}, {', '.join(aggs)} FROM "
+        f"(SELECT {', '.join(inner)} FROM {VIEW}{sel.where_sql}) GROUP BY {', '.join(keys)}{order}"
     )
-    out = []
-    bad = [[0, 0, 0] for _ in metrics]
-    n_every = 0
+    st = by.index("status") if "status" in by else nb
+    out: list[dict[str, Any]] = []
+    n_every, nonfinite = 0, 0
     for rec in execute(con, sql, sel.params):
-        rest = list(rec[len(by) :])
-        row: dict[str, Any] = {"key": rec[: len(by)], "n": int(rest.pop(0))}
-        n_every += int(rest.pop(0))
-        row["metrics"] = []
-        for j in range(len(metrics)):
-            for k in range(3):
-                bad[j][k] += int(rest.pop(0))
-            row["metrics"].append({name: rest.pop(0) for name in _FIRST})
-        row["accuracy"], row["failed"], row["timeout"] = rest
-        out.append(row)
-    for m, (nan, pos, neg) in zip(metrics, bad, strict=True):
+        key, rest = tuple(rec[:nb]), list(rec[nb + (0 if "status" in by else 1) :])
+        if not out or out[-1]["key"] != key:
+            empty = dict.fromkeys(_FIRST, None) | {"count": 0, "nonpositive": 0}
+            out.append({"key": key, "n": 0, "accuracy": None, "failed": 0, "timeout": 0,
+                        "metrics": [dict(empty) for _ in metrics]})  # fmt: skip
+        row, count = out[-1], int(rest[0])
+        if rec[st] == "failed":
+            row["failed"] = count
+        elif rec[st] == "timeout":
+            row["timeout"] = count
+        if rec[st] != "ok":
+            continue
+        row["n"] = count
+        n_every += int(rest[1])
+        for j in range(nm):
+            bad, *got = rest[2 + 6 * j : 8 + 6 * j]
+            nonfinite += int(bad)
+            row["metrics"][j] = dict(zip(_FIRST, got, strict=True))
+        row["accuracy"] = rest[2 + 6 * nm]
+    if nonfinite:
+        _nonfinite_error(con, sel, metrics, n_every)
+    return out
+
+
+def _nonfinite_error(
+    con: duckdb.DuckDBPyConnection, sel: Selection, metrics: Sequence[str], n_every: int
+) -> None:
+    """Raise :func:`analysis.data.finite_check`'s refusal (NaN, +inf, -inf counted apart over
+    the ok trials with every metric) for the first metric that has such values."""
+    xs = [f"CAST({quote(m)} AS DOUBLE)" for m in metrics]
+    aggs = []
+    for x in xs:
+        aggs += [f"count(*) FILTER (WHERE isnan({x}))", f"count(*) FILTER (WHERE {x} = 'inf')",
+                 f"count(*) FILTER (WHERE {x} = '-inf')"]  # fmt: skip
+    where = sel.where_and("status = 'ok'", *(f"{x} IS NOT NULL" for x in xs))
+    counts = execute(con, f"SELECT {', '.join(aggs)} FROM {VIEW}{where}", sel.params)[0]
+    for j, m in enumerate(metrics):
+        nan, pos, neg = (int(c) for c in counts[3 * j : 3 * j + 3])
         if nan or pos or neg:
             raise AnalysisError(nonfinite_message(m, n_every, nan=nan, pos_inf=pos, neg_inf=neg))
-    return out
+    raise AnalysisError("internal: non-finite values counted but not found")  # pragma: no cover
 
 
 def _scale(first: Sequence[dict[str, Any]], j: int) -> float:
