@@ -218,7 +218,7 @@ def anova_from_moments(
 ) -> AnovaResult:
     """F test, eta², omega² and Welch's ANOVA from per-group (n, shift, mean_dev, var); means
     compared relative to one shift. The checks that need DuckDB are left NaN (see :func:`anova`)."""
-    from scipy import stats
+    from analysis.anova_checks import f_sf
 
     check_levels(groups, group=group, metric=metric)
     ss_between, ss_within = sums_of_squares(groups)
@@ -233,7 +233,7 @@ def anova_from_moments(
     df_den = float(n_total - len(groups))
     ms_within = ss_within / df_den
     statistic = (ss_between / df_num) / ms_within
-    p_value = float(stats.f.sf(statistic, df_num, df_den))
+    p_value = f_sf(statistic, df_num, df_den)
     ss_total = ss_between + ss_within
     welch_f, welch_df1, welch_df2, welch_p = welch_from_moments(groups)
     return AnovaResult(

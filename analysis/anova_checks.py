@@ -85,9 +85,36 @@ def sums_of_squares(groups: Sequence[GroupMoments]) -> tuple[float, float]:
     return ss_between, ss_within
 
 
+def f_sf(statistic: float, df_num: float, df_den: float) -> float:
+    """``scipy.stats.f.sf``: the same ``scipy.special.fdtrc`` it calls, without importing
+    scipy.stats (about 0.3 s) for ordinary arguments; scipy.stats for the edge cases."""
+    if (
+        math.isfinite(statistic)
+        and statistic >= 0
+        and 0 < df_num < math.inf
+        and 0 < df_den < math.inf
+    ):
+        from scipy import special
+
+        return float(special.fdtrc(df_num, df_den, statistic))
+    from scipy import stats
+
+    return float(stats.f.sf(statistic, df_num, df_den))
+
+
+def chi2_sf(statistic: float, df: float) -> float:
+    """``scipy.stats.chi2.sf`` by the ``scipy.special.chdtrc`` it calls (see :func:`f_sf`)."""
+    if math.isfinite(statistic) and statistic >= 0 and 0 < df < math.inf:
+        from scipy import special
+
+        return float(special.chdtrc(df, statistic))
+    from scipy import stats
+
+    return float(stats.chi2.sf(statistic, df))
+
+
 def welch_from_moments(groups: Sequence[GroupMoments]) -> tuple[float, float, float, float]:
     """Welch's ANOVA ``(F, df_num, df_den, p)``; all NaN when a level has zero variance."""
-    from scipy import stats
 
     if any(g.var == 0 for g in groups):
         return NAN, NAN, NAN, NAN
@@ -100,7 +127,7 @@ def welch_from_moments(groups: Sequence[GroupMoments]) -> tuple[float, float, fl
     tmp = math.fsum((1 - wi / sw) ** 2 / (g.n - 1) for wi, g in zip(w, groups, strict=True))
     statistic = a / (1 + 2 * (k - 2) / (k**2 - 1) * tmp)
     df_num, df_den = float(k - 1), (k**2 - 1) / (3 * tmp)
-    return statistic, df_num, df_den, float(stats.f.sf(statistic, df_num, df_den))
+    return statistic, df_num, df_den, f_sf(statistic, df_num, df_den)
 
 
 def kruskal_from_ranks(ranks: RankSums) -> tuple[float, float, float]:
@@ -110,7 +137,6 @@ def kruskal_from_ranks(ranks: RankSums) -> tuple[float, float, float]:
     ``1 - sum(t^3 - t) / (N^3 - N)``: the centred form, free of the cancellation of
     ``12/(N(N+1)) sum R_i^2/n_i - 3(N+1)`` at large N.
     """
-    from scipy import stats
 
     n_total = ranks.n_total
     k = len(ranks.n)
@@ -124,13 +150,12 @@ def kruskal_from_ranks(ranks: RankSums) -> tuple[float, float, float]:
     if correction <= 0:
         return NAN, float(k - 1), NAN
     h /= correction
-    return h, float(k - 1), float(stats.chi2.sf(h, k - 1))
+    return h, float(k - 1), chi2_sf(h, k - 1)
 
 
 def levene_from_moments(abs_dev: Sequence[GroupMoments]) -> tuple[float, float, float, float]:
     """One-way F on the per-level moments of ``|x - median|`` (Brown–Forsythe); NaN when the
     deviations do not vary within any level."""
-    from scipy import stats
 
     ss_between, ss_within = sums_of_squares(abs_dev)
     if ss_within == 0:
@@ -138,7 +163,7 @@ def levene_from_moments(abs_dev: Sequence[GroupMoments]) -> tuple[float, float, 
     df_num = float(len(abs_dev) - 1)
     df_den = float(sum(g.n for g in abs_dev) - len(abs_dev))
     statistic = (ss_between / df_num) / (ss_within / df_den)
-    return statistic, df_num, df_den, float(stats.f.sf(statistic, df_num, df_den))
+    return statistic, df_num, df_den, f_sf(statistic, df_num, df_den)
 
 
 def shapiro_wilk(residuals: np.ndarray) -> tuple[float, float]:
