@@ -16,6 +16,7 @@ import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +195,8 @@ def _literal(value: Any) -> str:
         return "NULL"
     if isinstance(value, float):
         return _sql_str(repr(value))
+    if isinstance(value, datetime):
+        return _sql_str(value.isoformat(sep=" "))
     return _sql_str(str(value))
 
 
@@ -410,9 +413,11 @@ def stage_csv(
     cfg_columns |= {"gi": "INTEGER"}
     _fill(con, CFG, cfg_columns, cfg_rows)
     temp = [CFG]
+    map_type: dict[str, str] = {}
     for n, values in maps.items():
-        typ = "DOUBLE" if n in metric_cols else TRIAL_COLUMNS[n]
-        _fill(con, f"_tk_map_{n}", {"raw": "VARCHAR", "value": typ}, values)
+        map_type[n] = typ = "DOUBLE" if n in metric_cols else TRIAL_COLUMNS[n]
+        rows_i = [(raw, value, i) for i, (raw, value) in enumerate(values)]
+        _fill(con, f"_tk_map_{n}", {"raw": "VARCHAR", "value": typ, "i": "INTEGER"}, rows_i)
         temp.append(f"_tk_map_{n}")
 
     # -- the staged view. Joins do not keep the file's order, so everything a join finds (the
@@ -450,15 +455,21 @@ def stage_csv(
         items = ", ".join(_literal(v) for v in values)
         select.append(f"CAST([{items}] AS {typ}[])[q.gi + 1] AS {name}")
     joins = [cfg_join]
-    for n in maps:
+    rare_of: dict[str, str] = {}
+    for n, values in maps.items():
         joins.append(f"LEFT JOIN _tk_map_{n} m_{n} ON m_{n}.raw = r.{col_of[n]}")
-        narrow.append(f"m_{n}.value AS m_{n}")
+        if len(values) <= _LITERAL_CONFIGS:  # the narrow table carries the value's index
+            narrow.append(f"m_{n}.i AS m_{n}")
+            items = ", ".join(_literal(v) for _, v in values)
+            rare_of[n] = f"CAST([{items}] AS {map_type[n]}[])[q.m_{n} + 1]"
+        else:
+            narrow.append(f"m_{n}.value AS m_{n}")
 
     def typed(n: str, typ: str, rare: str = "") -> str:
         """A cell of ``n`` as ``typ`` in the view (a rare cell's value from the narrow table;
         ``rare``: where else to read it)."""
         col = f"r.{col_of[n]}"
-        rare = rare or f"q.m_{n}"
+        rare = rare or rare_of.get(n, f"q.m_{n}")
         if n in fast:
             pred, value = _fast(col, fast_kind[n], delimiter)
             value = f"CAST({value} AS {typ})"
