@@ -4,11 +4,11 @@ DuckDB, the checks that make the interaction estimable, and the notes every resu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from analysis.data import VIEW, Selection, execute, format_level, quote
+from analysis.data import Selection, format_level
 from analysis.errors import AnalysisError
 from analysis.smallsample import small_sample_note
 
@@ -46,33 +46,43 @@ def cell_moments(
     scale: float = 1.0,
 ) -> list[CellMoments]:
     """Per-cell count, shift, mean and sample variance of ``x - shift`` (``x = metric / scale``,
-    a power of two; shift = the cell's minimum of x), computed in DuckDB. Rows with a NULL
+    a power of two; shift = the cell's minimum of x), computed in DuckDB
+    (:func:`analysis.query.moments`: plain GROUP BYs, no window). Rows with a NULL
     metric or factor are left out; levels are numbered in sorted order, cells come sorted by
     (G, G2)."""
-    m, a, b = quote(metric), quote(groups[0]), quote(groups[1])
-    where_sql = sel.where_and(f"{m} IS NOT NULL", f"{a} IS NOT NULL", f"{b} IS NOT NULL")
-    sql = (
-        "SELECT g1, g2, dense_rank() OVER (ORDER BY g1), dense_rank() OVER (ORDER BY g2), "
-        "n, shift, mean_dev, var FROM ("
-        "SELECT g1, g2, count(*) AS n, any_value(shift) AS shift, avg(x - shift) AS mean_dev, "
-        "var_samp(x - shift) AS var FROM ("
-        "SELECT g1, g2, x, min(x) OVER (PARTITION BY g1, g2) AS shift FROM ("
-        f"SELECT {a} AS g1, {b} AS g2, CAST({m} AS DOUBLE) / ? AS x FROM {VIEW}{where_sql})) "
-        "GROUP BY g1, g2) ORDER BY g1, g2"
-    )
+    from analysis.query import moments
+
+    rows = moments(con, sel, metrics=[metric], keys=list(groups), scale=scale)
+    rank_a = _dense_ranks(r.key[0] for r in rows)
+    rank_b = _dense_ranks(r.key[1] for r in rows)
     return [
         CellMoments(
-            i=int(ri) - 1,
-            j=int(rj) - 1,
-            level_a=format_level(la),
-            level_b=format_level(lb),
-            n=int(n),
-            shift=float(shift),
-            mean_dev=float(mean_dev),
-            var=math.nan if var is None else float(var),
+            i=rank_a[_nan_key(r.key[0])],
+            j=rank_b[_nan_key(r.key[1])],
+            level_a=format_level(r.key[0]),
+            level_b=format_level(r.key[1]),
+            n=r.n,
+            shift=r.stat.shift,
+            mean_dev=r.stat.mean_dev,
+            var=r.stat.var,
         )
-        for la, lb, ri, rj, n, shift, mean_dev, var in execute(con, sql, [scale, *sel.params])
+        for r in rows
     ]
+
+
+def _dense_ranks(values: Iterable[Any]) -> dict[Any, int]:
+    """0-based positions of the distinct values in SQL's order (NaN after every number)."""
+    distinct = {_nan_key(v) for v in values}
+    ordered = sorted(distinct, key=lambda v: (v is _NAN, 0 if v is _NAN else v))
+    return {v: i for i, v in enumerate(ordered)}
+
+
+_NAN = object()
+
+
+def _nan_key(v: Any) -> Any:
+    """``v``, or one marker for every NaN (NaN != NaN would make each its own key)."""
+    return _NAN if isinstance(v, float) and math.isnan(v) else v
 
 
 def levels_of(cells: Sequence[CellMoments], which: str) -> list[str]:
