@@ -492,6 +492,7 @@ def stage_csv(
         select.append("'ok' AS status")
     if "warmup" not in trial_cols:
         select.append("false AS warmup")
+    counter = ""  # the key rows are numbered by, per configuration, in file order
     if "repetition" in trial_cols:
         j = list(fast).index("repetition")
         rep_full = counts[2 * j] == n_rows and all(
@@ -502,22 +503,25 @@ def stage_csv(
         else:
             # rows without one are numbered 1, 2, ... per configuration in file order
             rep_null = f"({typed('repetition', 'INTEGER', 'm_repetition.value')}) IS NULL"
-            narrow.append(
-                f"CAST(row_number() OVER (PARTITION BY g.cidx, {rep_null} ORDER BY r.rowid) "
-                "AS INTEGER) AS n"
-            )
+            counter = f"g.cidx * 2 + CAST({rep_null} AS INTEGER)"
             select.append(f"coalesce({typed('repetition', 'INTEGER')}, q.n) AS repetition")
     else:
-        narrow.append(
-            "CAST(row_number() OVER (PARTITION BY g.cidx ORDER BY r.rowid) AS INTEGER) AS n"
-        )
+        counter = "g.cidx"
         select.append("q.n AS repetition")
     select += [f"{typed(n, 'DOUBLE')} AS {n}" for n in metric_cols]
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {ROWS} AS SELECT {', '.join(narrow)} "
-        f"FROM {RAW} r {' '.join(joins)} ORDER BY r.rowid"
-    )
-    temp.append(ROWS)
+    if all(n in rare_of for n in maps):
+        # integers only: fetched in any order, put in file order and numbered with numpy
+        _narrow_frame(con, narrow, joins, counter, n_rows)
+    else:
+        if counter:
+            narrow.append(
+                f"CAST(row_number() OVER (PARTITION BY {counter} ORDER BY r.rowid) AS INTEGER) AS n"
+            )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {ROWS} AS SELECT {', '.join(narrow)} "
+            f"FROM {RAW} r {' '.join(joins)} ORDER BY r.rowid"
+        )
+        temp.append(ROWS)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {STAGED} AS SELECT {', '.join(select)} "
         f"FROM {RAW} r POSITIONAL JOIN {ROWS} q"
@@ -536,9 +540,41 @@ def stage_csv(
     )
 
 
+def _narrow_frame(
+    con: duckdb.DuckDBPyConnection, narrow: list[str], joins: list[str], counter: str, n: int
+) -> None:
+    """Register a pandas frame :data:`ROWS` of the integer columns ``narrow`` (SQL over RAW ``r``
+    and ``joins``) in file order, plus ``n``, rows numbered 1, 2, ... per value of ``counter``
+    in file order: one unordered scan, then a scatter by row id and a stable integer sort."""
+    import numpy as np
+
+    cols = [f"coalesce({c.rsplit(' AS ', 1)[0]}, -1) AS {c.rsplit(' AS ', 1)[1]}" for c in narrow]
+    if counter:
+        cols.append(f"{counter} AS _k")
+    frame = con.execute(
+        f"SELECT r.rowid AS _rid, {', '.join(cols)} FROM {RAW} r {' '.join(joins)}"
+    ).df()
+    if len(frame) != n:
+        raise RunnerError(f"import csv: {len(frame)} staged rows for {n} read; please report")
+    where = np.empty(n, dtype=np.int64)
+    where[frame["_rid"].to_numpy()] = np.arange(n)
+    frame = frame.take(where).reset_index(drop=True)
+    if counter:
+        key = frame["_k"].to_numpy()
+        groups = int(key.max()) + 1
+        order = np.argsort(key.astype(np.uint16) if groups <= 1 << 16 else key, kind="stable")
+        sizes = np.bincount(key, minlength=groups)
+        first = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        numbers = np.empty(n, dtype=np.int32)
+        numbers[order] = np.arange(1, n + 1, dtype=np.int64) - first
+        frame["n"] = numbers
+    con.register(ROWS, frame.drop(columns=["_rid", "_k"], errors="ignore"))
+
+
 def drop_staged(con: duckdb.DuckDBPyConnection, staged: Staged | None) -> None:
     """Drop the view :data:`STAGED` and the temp tables it reads."""
     con.execute(f"DROP VIEW IF EXISTS {STAGED}")
+    con.unregister(ROWS)
     for table in staged.temp_tables if staged else (ROWS, CFG, RAW):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
