@@ -170,6 +170,10 @@ def trials(
             "--quick", help="Run the experiment's [quick] variant (fewer trials, smaller grid)."
         ),
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Run a grid of more than 10,000 configurations."),
+    ] = False,
     warmup: Annotated[
         int | None,
         typer.Option(help="Warm-up trials per configuration and round (stored, flagged)."),
@@ -309,6 +313,7 @@ def trials(
             until_ci=_fraction(until_ci, "--until-ci"),
             max_n=max_n,
             sample=not no_sample,
+            yes=yes,
         )
         if dry_run:
             the_plan = plan(options)

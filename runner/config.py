@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from runner.errors import RunnerError
 
+#: What a metric or param name must look like to become a column of the results database (it is
+#: checked again by the store; the spec checks it before anything runs).
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 #: Defaults of the factor fields a configuration may leave out. The spec starts every
 #: configuration from these (``runner.spec.BASE_DEFAULTS``, which a test keeps equal to this), so
 #: what is stored is what runs.
@@ -46,6 +50,9 @@ _OPTIONAL_COUNTS = ("batch_size", "epochs")
 MAX_COUNTS = {"workers": 1024, "threads_per_worker": 1024, "batch_size": 10**7, "epochs": 10**6}
 #: The most trials (``n``, ``warmup``, ``--max-n``) a run may plan per configuration.
 MAX_TRIALS = 1_000_000
+#: The most configurations an experiment may expand to without ``--yes`` (a typo in a level list
+#: can otherwise plan days of trials, or take minutes to expand).
+MAX_CONFIGS = 10_000
 #: The longest ``timeout`` of a trial, in seconds (a week).
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 

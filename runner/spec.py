@@ -52,6 +52,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -59,7 +60,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.config import FACTOR_DEFAULTS, Config, check_timeout, check_trials
+from runner.config import (
+    FACTOR_DEFAULTS,
+    MAX_CONFIGS,
+    NAME_RE,
+    Config,
+    check_timeout,
+    check_trials,
+)
 from runner.errors import RunnerError
 
 EXPERIMENTS_DIR = Path(__file__).parent / "experiments"
@@ -449,6 +457,7 @@ def load_experiment(
     addresses: Mapping[str, str] | None = None,
     spark_mode: str | None = None,
     quick: bool = False,
+    yes: bool = False,
 ) -> Experiment:
     """Read and expand an experiment, or build one from the command line's grid.
 
@@ -464,7 +473,8 @@ def load_experiment(
     none of them is an error naming it. Other options override the spec (``spark_mode``: that
     of every spark configuration). ``quick``: the spec's ``[quick]`` variant. Every
     configuration is checked (engine, workload, dataset, support, factor types) before anything
-    runs."""
+    runs. More than :data:`~runner.config.MAX_CONFIGS` configurations are refused, before they
+    are expanded, unless ``yes``."""
     wanted: dict[str, list[Any]] = {k: list(v) for k, v in (grid or {}).items() if v}
     for key, values in (
         ("engine", engines),
@@ -519,6 +529,7 @@ def load_experiment(
         addresses=addresses,
         spark_mode=spark_mode,
         quick=quick,
+        yes=yes,
     )
     if from_grid:
         _check_all_used(configs, wanted, param_levels, meta["name"], grid_built=True)
@@ -602,6 +613,7 @@ def _expand_spec(
     addresses: Mapping[str, str] | None,
     spark_mode: str | None,
     quick: bool,
+    yes: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A spec's configurations, checked, and its run settings (name, n, warmup, …)."""
     from runner.datasets import check_dataset, data_source
@@ -653,8 +665,16 @@ def _expand_spec(
             _check_spark_mode(params["spark_mode"], where)
 
     configs: list[dict[str, Any]] = []
+    seen: set[str] = set()  # each configuration once (a set: 10,000 of them in milliseconds)
+    planned = 0
     for i, entry in enumerate(matrix, 1):
         where = f"experiment {path.name}, [[matrix]] entry {i}"
+        for key in [*entry, *defaults, *(k for p in workload_defaults.values() for k in p)]:
+            if not NAME_RE.match(str(key)):
+                raise RunnerError(
+                    f"experiment {path.name}: parameter name {key!r} is not a snake_case "
+                    "identifier (lower-case letters, digits and _); rename it"
+                )
         for key in ("engine", "workload"):
             if key not in entry:
                 raise RunnerError(f'{where} has no {key}; add {key} = "..."')
@@ -692,6 +712,13 @@ def _expand_spec(
             for key, owner in ENGINE_PARAMS.items():
                 if engine_name != owner:  # from [defaults] or [workloads.X]
                     merged.pop(key, None)
+            planned += math.prod(len(_levels(k, v)) for k, v in merged.items())
+            if planned > MAX_CONFIGS and not yes:
+                raise RunnerError(
+                    f"experiment {name} expands to more than {MAX_CONFIGS:,} configurations; "
+                    "narrow its levels (or filter them with the options), or pass --yes to "
+                    "run them all"
+                )
             for config in _expand(merged):
                 if config.get("data_dir") is not None:
                     # where the data come from (file, s3, gs, ...): a factor of load_s
@@ -705,7 +732,9 @@ def _expand_spec(
                 workload.check(config)
                 config = {"experiment": name, "seed": seed, **config}
                 Config.from_mapping(config)  # the worker's typed view: refused now, not there
-                if config not in configs:
+                key = json.dumps(config, sort_keys=True, default=str)
+                if key not in seen:
+                    seen.add(key)
                     configs.append(config)
     filters: Mapping[str, Any] = (quick_table or {}).get("where", {}) if quick else {}
     for key in filters if configs else ():

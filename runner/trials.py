@@ -58,6 +58,8 @@ class TrialOptions:
     spark_mode: str | None = None
     #: run the experiment's [quick] variant
     quick: bool = False
+    #: allow more than runner.config.MAX_CONFIGS configurations (``--yes``)
+    yes: bool = False
     #: sample each trial's process tree at 10 Hz (False: ``--no-sample``, no samples rows, no
     #: peak_rss_mb / cpu_s metrics, no sampler thread)
     sample: bool = True
@@ -660,6 +662,7 @@ def plan(options: TrialOptions) -> Plan:
         addresses=dict(options.addresses),
         spark_mode=options.spark_mode,
         quick=options.quick,
+        yes=options.yes,
     )
     n = experiment.n
     rounds = options.rounds

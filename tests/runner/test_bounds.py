@@ -70,3 +70,41 @@ def test_bounds_are_the_configuration_checks() -> None:
     for bad in (float("nan"), float("inf"), 0.0, -1.0):
         with pytest.raises(RunnerError, match="memory_gb must be a finite number > 0"):
             Config.from_mapping({**base, "memory_gb": bad})
+
+
+def test_a_grid_over_the_limit_needs_yes(tmp_path: Path) -> None:
+    from runner.config import MAX_CONFIGS
+
+    spec = tmp_path / "big.toml"
+    levels = ",".join(str(k) for k in range(1, MAX_CONFIGS + 2))
+    spec.write_text(
+        f'name = "big"\n[[matrix]]\nengine = "local"\nworkload = "knn"\nk = [{levels}]\n'
+    )
+    db = tmp_path / "r.duckdb"
+    proc = run_cli("runner", "trials", "-e", spec, "--db", db, "--dry-run", timeout=120)
+    assert proc.returncode == 2
+    assert f"more than {MAX_CONFIGS:,} configurations" in proc.stderr and "--yes" in proc.stderr
+    proc = run_cli("runner", "trials", "-e", spec, "--db", db, "--dry-run", "--yes", "--json",
+                   timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    assert len(json.loads(proc.stdout)["configs"]) == MAX_CONFIGS + 1
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--engine", "local", "--workload", "knn", "--param", "Bad-Name=1"],
+        ["-e", "{spec}"],
+    ],
+)
+def test_parameter_names_that_cannot_be_columns_are_refused_first(tmp_path: Path, args):
+    spec = tmp_path / "t.toml"
+    spec.write_text('name = "t"\n[[matrix]]\nengine = "local"\nworkload = "knn"\n"Bad Name" = 2\n')
+    db = tmp_path / "r.duckdb"
+    args = [a.format(spec=spec) for a in args]
+    proc = run_cli("runner", "trials", *args, "--db", db, "--quiet", timeout=120)
+    assert proc.returncode == 2 and "is not a snake_case identifier" in proc.stderr
+    assert not db.exists()  # refused before any run is written
