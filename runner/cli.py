@@ -15,6 +15,7 @@ import typer
 
 from runner.cli_data import data_app
 from runner.climain import QuickHelpGroup, terminal_safe
+from runner.config import MAX_CONFIGS
 from runner.errors import RunnerError
 
 app = typer.Typer(
@@ -172,7 +173,7 @@ def trials(
     ] = False,
     yes: Annotated[
         bool,
-        typer.Option("--yes", help="Run a grid of more than 10,000 configurations."),
+        typer.Option("--yes", help=f"Run a grid of more than {MAX_CONFIGS:,} configurations."),
     ] = False,
     warmup: Annotated[
         int | None,
