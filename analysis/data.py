@@ -184,8 +184,11 @@ def select(
     where: Sequence[str | Filter] = (),
     include_warmup: bool = False,
     only_ok: bool = True,
+    columns: dict[str, str] | None = None,
 ) -> Selection:
-    columns = view_columns(con)
+    """The checked selection; ``columns``: the view's columns when the caller has them (a
+    stratum of a selection: :attr:`Selection.columns`), else read from the view."""
+    columns = view_columns(con) if columns is None else columns
     if metric is not None:
         check_column(columns, metric, "--metric", numeric=True)
     for g in group:

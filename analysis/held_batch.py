@@ -149,7 +149,7 @@ def ttest(
                              include_warmup=include_warmup, where=[*sel.filters, *extra],
                              **options)  # fmt: skip
             stratum = select(con, metric=metric, group=[group], where=[*sel.filters, *extra],
-                             include_warmup=include_warmup)  # fmt: skip
+                             include_warmup=include_warmup, columns=sel.columns)  # fmt: skip
             ga, gb = (GroupMoments(format_level(v.key[-1]), v.n, v.shift, v.mean_dev, v.var)
                       for v in pair)  # fmt: skip
             return ttest_of_pair(con, stratum, (pair[0].key[-1], pair[1].key[-1]), (ga, gb),
@@ -201,7 +201,7 @@ def power(
                 return plain(con, metric=metric, group=group, a=a, b=b,
                              include_warmup=include_warmup, where=where_, **options)  # fmt: skip
             stratum = select(con, metric=metric, group=[group], where=where_,
-                             include_warmup=include_warmup)  # fmt: skip
+                             include_warmup=include_warmup, columns=sel.columns)  # fmt: skip
             ga, gb = (GroupMoments(format_level(v.key[-1]), v.n, v.shift, v.mean_dev, v.var)
                       for v in pair)  # fmt: skip
             return power_of_pair(stratum, (ga, gb), (ga, gb), 1.0, group=group, metric=metric,
@@ -254,7 +254,7 @@ def anova(
                 return plain(con, metric=metric, group=group, where=[*sel.filters, *extra],
                              include_warmup=include_warmup, **opts)  # fmt: skip
             stratum = select(con, metric=metric, group=[group], where=[*sel.filters, *extra],
-                             include_warmup=include_warmup)  # fmt: skip
+                             include_warmup=include_warmup, columns=sel.columns)  # fmt: skip
             levels = texts.get(tuple(f.value for f in extra), [])
             return anova_of_levels(con, stratum, levels, metric=metric, group=group, **opts)
 
