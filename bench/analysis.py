@@ -1076,6 +1076,11 @@ class Case:
     name: str  # the table's row label
     argv: tuple[str, ...]  # analyze's arguments (without --db / --format)
     naive: str | None  # key of NAIVE and COMPARE
+    floor: str | None = None  # key of bench/floor.py's FLOOR_SQL (default: naive)
+
+    @property
+    def floor_key(self) -> str | None:
+        return self.floor or self.naive
 
 
 @dataclass
@@ -1085,6 +1090,7 @@ class Result:
     nv: list[Measure] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
+    floor_cpu_s: float = math.nan  # bench/floor.py: the one GROUP BY, in-process CPU s
 
     @staticmethod
     def median(ms: list[Measure]) -> float:
@@ -1118,7 +1124,14 @@ def build_cases(analyze: str) -> tuple[list[Case], list[str]]:
     def has(cmd: str, *options: str) -> bool:
         return cmd in helps and all(o in helps[cmd] for o in options)
 
-    def add(name: str, argv: list[str], naive: str | None, *, requires: Sequence[str] = ()) -> None:
+    def add(
+        name: str,
+        argv: list[str],
+        naive: str | None,
+        *,
+        requires: Sequence[str] = (),
+        floor: str | None = None,
+    ) -> None:
         cmd = argv[0]
         if cmd not in helps:
             notes.append(f"`analyze {cmd}` is not a command of the installed CLI: {name} skipped")
@@ -1128,7 +1141,7 @@ def build_cases(analyze: str) -> tuple[list[Case], list[str]]:
                 f"`analyze {cmd} --help` does not list {', '.join(missing)}: {name} skipped"
             )
         else:
-            cases.append(Case(name, tuple(argv), naive))
+            cases.append(Case(name, tuple(argv), naive, floor))
 
     knn = ["--where", "workload=knn"]
     pair = ["--group", "engine", "--a", "dask", "--b", "ray", *knn]
@@ -1159,7 +1172,7 @@ def build_cases(analyze: str) -> tuple[list[Case], list[str]]:
         notes.append("`analyze anova --group` is not repeatable: the two-way case skipped")
     add(
         "regress --x workers --x data_fraction",
-        ["regress", "--x", "workers", "--x", "data_fraction", *knn],
+        ["regress", "--x", "workers", "--x", "data_fraction", *knn, "--where", "engine=dask"],
         "regress",
     )
     add(
@@ -1176,6 +1189,12 @@ def build_cases(analyze: str) -> tuple[list[Case], list[str]]:
         requires=["--usd-per-core-hour"],
     )
     add("cost-metric", ["cost-metric"], "cost_metric")
+    add(
+        "compare",
+        ["compare", "--base", "engine=dask", "--new", "engine=ray", *knn],
+        None,
+        floor="compare",
+    )
     return cases, notes
 
 
@@ -1187,6 +1206,8 @@ def run_case(
     repeat: int,
     log: Callable[[str], None],
     env: dict[str, str] | None = None,
+    naive: bool = True,
+    floor: bool = True,
 ) -> Result:
     res = Result(case, load=(os.getloadavg()[0], 0.0))
     tk_argv = [analyze, *case.argv, "--db", str(db), "--format", "json"]
@@ -1194,14 +1215,19 @@ def run_case(
         res.tk.append(measure(tk_argv, env=env))
         if res.tk[-1].exit_code != 0:
             break
-    if case.naive is not None:
+    if floor and case.floor_key is not None and not res.tk_failed:
+        script = str(Path(__file__).resolve().parent / "floor.py")
+        got = measure([sys.executable, script, str(db), case.floor_key, "--repeat", str(repeat)])
+        if got.exit_code == 0:
+            res.floor_cpu_s = float(json.loads(got.stdout)["cpu_s"])
+    if naive and case.naive is not None:
         nv_argv = [sys.executable, str(Path(__file__).resolve()), "naive", str(db), case.naive]
         for _ in range(repeat):
             res.nv.append(measure(nv_argv, env=env))
             if res.nv[-1].exit_code != 0:
                 break
     res.load = (res.load[0], os.getloadavg()[0])
-    if case.naive is not None and not res.tk_failed and not res.nv_failed:
+    if res.nv and not res.tk_failed and not res.nv_failed:
         checker = Checker()
         try:
             tk = json.loads(res.tk[-1].stdout)
@@ -1241,9 +1267,10 @@ def markdown(results: list[Result], *, header: list[str], notes: list[str]) -> s
     lines = [*header, ""]
     lines.append(
         "| subcommand | trialkit median s | trialkit peak RSS MB | pandas+scipy median s | "
-        "pandas+scipy peak RSS MB | ratio | agree? | CPU s (trialkit / pandas) | load 1-min |"
+        "pandas+scipy peak RSS MB | ratio | agree? | CPU s (trialkit / pandas) | "
+        "CPU ratio (pandas / trialkit) | floor CPU s | trialkit CPU / floor | load 1-min |"
     )
-    lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+    lines.append("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|")
     flags: list[str] = []
     for r in results:
         tk_s, tk_mb = Result.median(r.tk), Result.peak(r.tk)
@@ -1267,10 +1294,17 @@ def markdown(results: list[Result], *, header: list[str], notes: list[str]) -> s
         else:
             nv_cell = f"{nv_s:.2f}" if r.nv else "-"
             nv_mb_cell = f"{nv_mb:.0f}" if r.nv else "-"
+        tk_cpu, nv_cpu = Result.cpu(r.tk), Result.cpu(r.nv)
+        cpu_ratio = f"{nv_cpu / tk_cpu:.1f}x" if r.nv and not r.nv_failed else "-"
+        floor_cells = (
+            f"{r.floor_cpu_s:.2f} | {tk_cpu / r.floor_cpu_s:.1f}x"
+            if math.isfinite(r.floor_cpu_s) and r.floor_cpu_s > 0
+            else "- | -"
+        )
         lines.append(
             f"| `{' '.join(r.case.argv)}` | {tk_cell} | "
             f"{'-' if r.tk_failed else f'{tk_mb:.0f}'} | {nv_cell} | {nv_mb_cell} | {ratio} | "
-            f"{agree_text(r)} | {Result.cpu(r.tk):.2f} / {Result.cpu(r.nv):.2f} | "
+            f"{agree_text(r)} | {tk_cpu:.2f} / {nv_cpu:.2f} | {cpu_ratio} | {floor_cells} | "
             f"{r.load[0]:.2f}–{r.load[1]:.2f} |"
         )
     lines.append("")
@@ -1278,7 +1312,9 @@ def markdown(results: list[Result], *, header: list[str], notes: list[str]) -> s
         "ratio = pandas+scipy median / trialkit median (above 1: trialkit is faster). Wall time "
         "includes interpreter start-up and imports; peak RSS is the child's ru_maxrss; CPU s is "
         "the child's user + system time (less sensitive than wall time to the other processes of "
-        "a shared machine; above the wall time when DuckDB uses both cores)."
+        "a shared machine; above the wall time when DuckDB uses both cores). The floor is one "
+        "plain DuckDB GROUP BY computing the same sufficient statistics (bench/floor.py), its "
+        "CPU s timed inside one process, so interpreter start-up and imports are not in it."
     )
     if flags:
         lines += ["", "Flagged:", *(f"- {f}" for f in flags)]
@@ -1343,7 +1379,17 @@ def run_main(args: argparse.Namespace) -> int:
     start_load = os.getloadavg()
     startup = [measure([analyze, "--help"], env=env) for _ in range(args.repeat)]
     results = [
-        run_case(c, db=db, analyze=analyze, repeat=args.repeat, log=log, env=env) for c in cases
+        run_case(
+            c,
+            db=db,
+            analyze=analyze,
+            repeat=args.repeat,
+            log=log,
+            env=env,
+            naive=not args.no_naive,
+            floor=not args.no_floor,
+        )
+        for c in cases
     ]
     end_load = os.getloadavg()
     profiles = []
@@ -1577,6 +1623,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--only", action="append", help="Run the cases whose name contains this.")
     run.add_argument("--analyze", help="The analyze console script (default: beside python).")
     run.add_argument("--markdown", type=Path, help="Also write the table to this file.")
+    run.add_argument("--no-naive", action="store_true", help="Skip pandas+scipy.")
+    run.add_argument("--no-floor", action="store_true", help="Skip the floor queries.")
     run.add_argument(
         "--env",
         action="append",
