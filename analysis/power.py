@@ -119,14 +119,39 @@ def t_test_power(d: float, n_a: int, n_b: int, alpha: float) -> float:
     already 1: scipy's noncentral t returns NaN beyond about 1e9, which a relative effect of
     times such as ``1e12 + tiny noise`` reaches (``d = effect * mean / sd``).
     """
+    df = n_a + n_b - 2
+    crit = _t_isf(alpha / 2, df)  # not ppf(1 - alpha / 2): accurate for tiny alpha
+    nc = min(d * math.sqrt(n_a * n_b / (n_a + n_b)), NC_SATURATED * (crit + 1))
+    upper, lower = _nct_sf_cdf(crit, -crit, df, nc)  # lower NaN from scipy when nc >> crit
+    return upper + (lower if math.isfinite(lower) else 0.0)
+
+
+def _t_isf(q: float, df: float) -> float:
+    """``scipy.stats.t.isf``: ``-scipy.special.stdtrit(df, q)``, what it calls, without importing
+    scipy.stats (about 0.3 s) for ordinary arguments; scipy.stats for the edge cases."""
+    if 0 < q < 1 and 0 < df < math.inf:
+        from scipy import special
+
+        return float(-special.stdtrit(df, q))
     from scipy import stats
 
-    df = n_a + n_b - 2
-    crit = float(stats.t.isf(alpha / 2, df))  # not ppf(1 - alpha / 2): accurate for tiny alpha
-    nc = min(d * math.sqrt(n_a * n_b / (n_a + n_b)), NC_SATURATED * (crit + 1))
-    upper = float(stats.nct.sf(crit, df, nc))
-    lower = float(stats.nct.cdf(-crit, df, nc))  # NaN from scipy when nc >> crit: it is ~0 there
-    return upper + (lower if math.isfinite(lower) else 0.0)
+    return float(stats.t.isf(q, df))
+
+
+def _nct_sf_cdf(x_sf: float, x_cdf: float, df: float, nc: float) -> tuple[float, float]:
+    """``scipy.stats.nct.sf(x_sf, df, nc)`` and ``nct.cdf(x_cdf, df, nc)`` by the special
+    functions they call (``_nct_sf`` clipped to [0, 1], ``nctdtr``) for finite arguments."""
+    if all(math.isfinite(v) for v in (x_sf, x_cdf, df, nc)) and df > 0:
+        import numpy as np
+        from scipy import special
+        from scipy.special import _ufuncs
+
+        with np.errstate(over="ignore"):  # as scipy.stats (gh-17432)
+            upper = float(np.clip(_ufuncs._nct_sf(x_sf, df, nc), 0, 1))
+        return upper, float(special.nctdtr(df, nc, x_cdf))
+    from scipy import stats
+
+    return float(stats.nct.sf(x_sf, df, nc)), float(stats.nct.cdf(x_cdf, df, nc))
 
 
 #: Beyond this many trials per group the answer is "more than you will run".
