@@ -120,3 +120,39 @@ def test_bulk_import_equals_the_row_by_row_reading(tmp_path: Path) -> None:
     assert json.loads(got[0][5]) == {"note": "a,b", "train_time": 1.5}
     assert [g[3] for g in got] == [1, 7, 1, 1]
     assert json.loads(got[3][5]) == {"note": "x y", "train_time": "1_0"}
+
+
+@pytest.mark.parametrize("with_repetition", [True, False])
+def test_rows_keep_file_order_over_many_row_groups(tmp_path: Path, with_repetition: bool) -> None:
+    # 260,000 rows: several of DuckDB's row groups, read by parallel threads; every trial must
+    # still follow the file's order, and repetitions count each configuration's rows in order
+    n = 260_000
+    engines = ["local", "dask", "ray"]
+    lines = ["engine,workers,impl,status,acc" + (",repetition" if with_repetition else "")]
+    expected = []
+    seen: dict[tuple, int] = {}
+    for i in range(n):
+        engine, workers = engines[(i * 7919) % 3], 1 + (i * 104729) % 5
+        impl = "torch" if (i // 11) % 3 == 0 else "sk"
+        status = "failed" if i % 53 == 0 else "ok"
+        acc = "" if status == "failed" else f"{(i * 2654435761) % 1000003 / 1e6:.6f}"
+        rep = "" if i % 4 else str(1000 + i)
+        if with_repetition and rep:
+            repetition = int(rep)
+        else:
+            key = (engine, workers, impl)
+            seen[key] = seen.get(key, 0) + 1
+            repetition = seen[key]
+        row = f"{engine},{workers},{impl},{status},{acc}" + (f",{rep}" if with_repetition else "")
+        lines.append(row)
+        expected.append((engine, workers, impl, status, float(acc) if acc else None, repetition))
+    csv_path = tmp_path / "big.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    db = tmp_path / "r.duckdb"
+    import_csv(csv_path, db=db)
+    got = rows(
+        db,
+        "SELECT engine, workers, impl, status, acc, repetition FROM observations ORDER BY trial_id",
+    )
+    assert len(got) == n
+    assert got == expected
