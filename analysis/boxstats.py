@@ -213,22 +213,49 @@ def box_stats(
             include_warmup=include_warmup,
         )
         raw = _box_rows(con, sel, by, metric)
+    return BoxStatsResult(metric=metric, by=by, boxes=tuple(b for _, b in _boxes(raw, by, sel)))
+
+
+def keyed_box_stats(
+    db: Database,
+    *,
+    by: Sequence[str],
+    metric: str = "train_s",
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+) -> tuple[dict[str, str], list[tuple[tuple[Any, ...], BoxStats]]]:
+    """:func:`box_stats` with each box's ``by`` values as stored (to split one call's boxes
+    into panels and label them with :func:`box_label`), and the view's column types."""
+    by = check_distinct(by, "--by")
+    with connect(db) as con:
+        sel = select(con, metric=metric, group=by, group_option="--by", where=where,
+                     include_warmup=include_warmup)  # fmt: skip
+        return sel.columns, _boxes(_box_rows(con, sel, by, metric), by, sel)
+
+
+def box_label(by: Sequence[str], values: Sequence[Any], columns: dict[str, str]) -> str:
+    """A box's label as :func:`box_stats` writes it (``columns``: the view's types)."""
+    return _label(by, values, columns)
+
+
+def _boxes(
+    raw: list[tuple[Any, ...]], by: Sequence[str], sel: Selection
+) -> list[tuple[tuple[Any, ...], BoxStats]]:
     boxes = []
     for rec in raw:
         values, (n, q1, med, q3, lo, hi, fliers) = rec[: len(by)], rec[len(by) :]
         q1, q3 = float(q1), float(q3)
         whislo = q1 if lo is None or lo > q1 else float(lo)
         whishi = q3 if hi is None or hi < q3 else float(hi)
-        boxes.append(
-            BoxStats(
-                label=_label(by, values, sel.columns),
-                n=int(n),
-                q1=q1,
-                median=float(med),
-                q3=q3,
-                whislo=whislo,
-                whishi=whishi,
-                fliers=tuple(float(v) for v in fliers or ()),
-            )
+        box = BoxStats(
+            label=_label(by, values, sel.columns),
+            n=int(n),
+            q1=q1,
+            median=float(med),
+            q3=q3,
+            whislo=whislo,
+            whishi=whishi,
+            fliers=tuple(float(v) for v in fliers or ()),
         )
-    return BoxStatsResult(metric=metric, by=by, boxes=tuple(boxes))
+        boxes.append((tuple(values), box))
+    return boxes

@@ -11,7 +11,7 @@ here (:mod:`reports.format`), so templates only loop and place strings.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -405,6 +405,18 @@ def comparisons_section(result: CompareResult, several_sources: bool) -> Section
 
 
 # -- distributions ------------------------------------------------------------------------------
+def _task_boxes(con: Any, by: Sequence[str]) -> tuple[dict[str, str], list[Any]] | None:
+    """Every task's boxes from one ``box_stats`` pass keyed by the task and ``by`` (a panel's
+    boxes are those of its task, relabelled by what varies in it); None when that pass refuses
+    (NaN or infinite values: then each task is drawn, or refused, on its own)."""
+    from analysis.boxstats import keyed_box_stats
+
+    try:
+        return keyed_box_stats(con, by=(*TASK_KEYS, *by), metric=METRIC)
+    except AnalysisError:
+        return None
+
+
 def distribution_section(
     con: Any,
     tasks: Sequence[tuple[Any, ...]],
@@ -413,12 +425,14 @@ def distribution_section(
     *,
     varying_in: Callable[[tuple[Any, ...], Sequence[str]], list[str]],
 ) -> tuple[Section, list[str]]:
+    from analysis.boxstats import box_label
     from reports.figures import distribution
 
     sec = SectionBuilder("distributions", f"Distribution of {METRIC} per configuration")
     notes: list[str] = []
     by = tuple(v for v in varying) or ()
     panels: list[tuple[str, list[Any]]] = []
+    batch = _task_boxes(con, by)
     for task in tasks:
         label = task_label(task, several_sources)
         where = [
@@ -427,8 +441,17 @@ def distribution_section(
         ]
         # label a panel's groups by what varies within its task, not in the whole database
         task_by = tuple(varying_in(tuple(task), by)) if by else by
+        boxes = None
+        if batch is not None:
+            columns, keyed = batch
+            idx = [len(TASK_KEYS) + by.index(b) for b in task_by]
+            boxes = [
+                replace(box, label=box_label(task_by, [values[i] for i in idx], columns))
+                for values, box in keyed
+                if values[: len(TASK_KEYS)] == tuple(task)
+            ]
         try:
-            groups = groups_for(con, by=task_by, metric=METRIC, where=where)
+            groups = groups_for(con, by=task_by, metric=METRIC, where=where, boxes=boxes)
         except AnalysisError as exc:
             notes.append(f"{label}: not drawn ({exc})")
             continue

@@ -63,16 +63,25 @@ def _num(text: str) -> Any:
         return text
 
 
-def groups_for(con: Any, *, by: Sequence[str], metric: str, where: Sequence[Filter]) -> list[Any]:
+def groups_for(
+    con: Any,
+    *,
+    by: Sequence[str],
+    metric: str,
+    where: Sequence[Filter],
+    boxes: Sequence[Any] | None = None,
+) -> list[Any]:
     """Groups for :func:`reports.figures.distribution`, in ``box_stats`` order: ``BoxStats`` for
     groups of 10 or more trials (computed in DuckDB), the raw values (``Trials``) for smaller
-    groups (fetched as one short list per group). Filters must be ``=`` or ``!=``."""
+    groups (fetched as one short list per group). Filters must be ``=`` or ``!=``. ``boxes``:
+    the ``box_stats`` boxes of ``by`` and ``where`` when the caller has them already."""
     from analysis.data import format_level, quote
     from reports.figures import Trials
 
-    res = box_stats(con, by=by, metric=metric, where=where)
-    if all(b.n >= DOT_BELOW for b in res.boxes):
-        return list(res.boxes)
+    if boxes is None:
+        boxes = box_stats(con, by=by, metric=metric, where=where).boxes
+    if all(b.n >= DOT_BELOW for b in boxes):
+        return list(boxes)
     from analysis.data import view_columns, where_clause
 
     keys = list(dict.fromkeys([*by, *(f.column for f in where)]))
@@ -112,5 +121,5 @@ def groups_for(con: Any, *, by: Sequence[str], metric: str, where: Sequence[Filt
         Trials(label=b.label, values=values[b.label])
         if b.n < DOT_BELOW and b.label in values
         else b
-        for b in res.boxes
+        for b in boxes
     ]
