@@ -74,8 +74,10 @@ def _nan(value: Any) -> float:
 
 #: Values of the selection's metrics (rows of the store times metrics) above which quartiles
 #: and MADs, which DuckDB computes holding every value of a configuration, are taken a batch of
-#: configurations at a time (at most this many values each: ~200 MB of DOUBLEs).
+#: configurations at a time, of at most BATCH_VALUES values each (quantile_cont and mad each
+#: hold them: 2 x 8M DOUBLEs stay within DuckDB's 500 MB).
 HELD_MAX = 25_000_000
+BATCH_VALUES = 8_000_000
 
 
 #: Per metric, the values :func:`_first_pass` returns after the three non-finite counts.
@@ -161,7 +163,7 @@ def summarize(
         )
         mads = None
         if batched:
-            mads = held_stats(con, sel, by, metrics, first, scales, shifts, HELD_MAX)
+            mads = held_stats(con, sel, by, metrics, first, scales, shifts, BATCH_VALUES)
         rows, counts = _summary_rows(first, moved, by, metrics, scales, mads)
         tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
     labels = [", ".join(f"{b}={format_level(r[b])}" for b in by) or "all trials" for r in rows]

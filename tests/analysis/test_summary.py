@@ -584,18 +584,20 @@ def test_box_stats_tables(db, groups):
     assert len(fliers.frame) == int(boxes.frame["n_fliers"].sum())
 
 
-@pytest.mark.parametrize("held_max", [1, 60])
-def test_quartiles_and_mad_in_batches_of_configurations(db, groups, monkeypatch, held_max):
+@pytest.mark.parametrize("batch", [0, 50])
+def test_quartiles_and_mad_in_batches_of_configurations(db, groups, monkeypatch, batch):
     # a store of more metric values than HELD_MAX: quartiles and MADs come from one scan per
-    # batch of configurations (1: one configuration each; 60: several per batch)
+    # batch of configurations of at most BATCH_VALUES values (0: one configuration each; 50:
+    # several per batch)
     import analysis.summary_tails as tails
 
-    monkeypatch.setattr(sys.modules["analysis.summary"], "HELD_MAX", held_max)
+    monkeypatch.setattr(sys.modules["analysis.summary"], "HELD_MAX", 1)
+    monkeypatch.setattr(sys.modules["analysis.summary"], "BATCH_VALUES", batch)
     scans = []
     real = tails.execute
     monkeypatch.setattr(tails, "execute", lambda *a: scans.append(a[1]) or real(*a))
     res = summarize(db, metrics=["train_s", "wall_s"])
-    assert sum("mad(" in sql for sql in scans) == (len(groups) if held_max == 1 else 2)
+    assert sum("mad(" in sql for sql in scans) == (len(groups) if batch == 0 else 2)
     for row, (level, values) in zip(res.rows, groups.items(), strict=True):
         assert row["workers"] == level and row["n"] == len(values)
         for key, want in expected_row(values).items():
@@ -605,6 +607,7 @@ def test_quartiles_and_mad_in_batches_of_configurations(db, groups, monkeypatch,
 
 def test_batched_quartiles_keep_digits_at_an_offset(make_db, trials_for, rng, monkeypatch):
     monkeypatch.setattr(sys.modules["analysis.summary"], "HELD_MAX", 1)
+    monkeypatch.setattr(sys.modules["analysis.summary"], "BATCH_VALUES", 0)
     values = {1: 1e12 + rng.normal(0.0, 0.01, 25), 2: 1e12 + rng.normal(0.0, 0.02, 30)}
     res = summarize(make_db(trials_for(values)), by=["workers"], metrics=["train_s"])
     for row, vals in zip(res.rows, values.values(), strict=True):
