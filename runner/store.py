@@ -723,8 +723,13 @@ class Store:
             if keys == ids:  # the keys are the stored ids: no lookup, rows stay in order
                 select.append("s.params_id")
             else:  # a projection, not a join: the table's row order is kept
-                select.append("list_extract(?, list_position(?, s.params_id))")
-                args += [ids, keys]
+                select.append(
+                    "CASE WHEN s.params_id IS NULL THEN NULL "
+                    "WHEN list_position(?, s.params_id) IS NULL THEN error('insert_staged: a "
+                    "params_id of ' || ? || ' is not a key of params: ' || s.params_id) "
+                    "ELSE list_extract(?, list_position(?, s.params_id)) END"
+                )
+                args += [keys, repr(table), ids, keys]
         elif "params" in columns:
             changed |= self._stage_params(src)
             temp = "_staged_params_ids"

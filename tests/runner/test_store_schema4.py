@@ -199,3 +199,37 @@ def test_a_failed_append_of_a_known_configuration_leaves_nothing(tmp_path: Path)
         rows = store.con.execute("SELECT trial_id, k, acc FROM observations ORDER BY 1").fetchall()
     assert [r[1:] for r in rows] == [(1.0, 1.0), (1.0, 3.0)]
     assert [r[0] for r in rows] == [first, second]
+
+
+def test_insert_staged_with_params_keys_from_a_view(tmp_path: Path) -> None:
+    with open_store(tmp_path / "r.duckdb") as store:
+        con = store.con
+        con.execute(
+            "CREATE TEMP TABLE raw AS SELECT * FROM (VALUES (1, 'ok', 0.5), (2, 'failed', NULL), "
+            "(1, 'ok', 0.7), (NULL, 'timeout', 0.1)) t(key, status, accuracy)"
+        )
+        con.execute("CREATE TEMP VIEW v AS SELECT key AS params_id, status, accuracy FROM raw")
+        params = {1: {"k": 5}, 2: {"k": "x", "impl": "sk"}}
+        with store.transaction():
+            run = store.begin_run(source="import:x.csv")
+            n = store.insert_staged("v", run_id=run, metrics=["accuracy"], params=params)
+        assert n == 4
+        got = con.execute(
+            "SELECT status, accuracy, params::VARCHAR, k, impl FROM observations ORDER BY trial_id"
+        ).fetchall()
+        one = json.dumps({"k": 5}, sort_keys=True)
+        two = json.dumps({"impl": "sk", "k": "x"}, sort_keys=True)
+        assert got == [
+            ("ok", 0.5, one, "5", None),
+            ("failed", None, two, "x", "sk"),
+            ("ok", 0.7, one, "5", None),
+            ("timeout", 0.1, None, None, None),
+        ]
+        # a key params does not name; an id-like key that is not stored
+        with pytest.raises(StoreError, match="a params_id of 'v' is not a key of params: 2"):
+            store.insert_staged("v", run_id=run, metrics=["accuracy"], params={1: {"k": 5}})
+        con.execute("CREATE TEMP VIEW w AS SELECT '0123456789abcdef' AS params_id, 'ok' status")
+        with pytest.raises(StoreError, match="1 rows of 'w' have a params_id that is not a key"):
+            store.insert_staged("w", run_id=run, metrics=[], params={})
+        with pytest.raises(StoreError, match="no params_id column"):
+            store.insert_staged("raw", run_id=run, metrics=[], params={})
