@@ -6,7 +6,15 @@ no ``_``) is a number, as it is to the row-by-row rules; every other non-empty c
 goes, once per distinct value, through the same Python functions as before (``_cast``,
 ``_is_number``, stripping, decimal commas), so text, odd spellings and bad values get exactly the
 old treatment and messages. Configurations (experiment, factors, params) are few: their
-``config_id`` and params JSON are computed in Python once per distinct configuration.
+``config_id`` and params (with the store's ``params_id``) are computed in Python once per
+distinct configuration, found per row by a hash of the key cells.
+
+Nothing typed is materialised per row but a narrow frame of integers in file order (the row's
+configuration, its rare cells' indexes, its repetition counter): the staged *view* joins it to the
+text table by position and reads configuration and rare values from list literals, so the store's
+``INSERT ... SELECT`` streams the rows in file order with no join and no sort (hash joins do not
+keep DuckDB's insertion order). Many configurations or rare values (over ``_LITERAL_CONFIGS``)
+take a slower path: a narrow table sorted by row.
 """
 
 from __future__ import annotations
