@@ -517,7 +517,7 @@ def stage_csv(
         counter = "g.cidx"
         select.append("q.n AS repetition")
     select += [f"{typed(n, 'DOUBLE')} AS {n}" for n in metric_cols]
-    if all(n in rare_of for n in maps):
+    if few and all(n in rare_of for n in maps):
         # integers only: fetched in any order, put in file order and numbered with numpy
         _narrow_frame(con, narrow, joins, counter, n_rows)
     else:
