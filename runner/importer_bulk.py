@@ -555,28 +555,31 @@ def _narrow_frame(
     and ``joins``) in file order, plus ``n``, rows numbered 1, 2, ... per value of ``counter``
     in file order: one unordered scan, then a scatter by row id and a stable integer sort."""
     import numpy as np
+    import pandas as pd
 
     cols = [f"coalesce({c.rsplit(' AS ', 1)[0]}, -1) AS {c.rsplit(' AS ', 1)[1]}" for c in narrow]
     if counter:
         cols.append(f"{counter} AS _k")
-    frame = con.execute(
+    got = con.execute(
         f"SELECT r.rowid AS _rid, {', '.join(cols)} FROM {RAW} r {' '.join(joins)}"
-    ).df()
-    if len(frame) != n:
-        raise RunnerError(f"import csv: {len(frame)} staged rows for {n} read; please report")
-    where = np.empty(n, dtype=np.int64)
-    where[frame["_rid"].to_numpy()] = np.arange(n)
-    frame = frame.take(where).reset_index(drop=True)
+    ).fetchnumpy()
+    rid = np.asarray(got.pop("_rid"))
+    if len(rid) != n:
+        raise RunnerError(f"import csv: {len(rid)} staged rows for {n} read; please report")
+    columns: dict[str, np.ndarray] = {}
+    for name, values in got.items():  # scattered to their row: file order
+        columns[name] = np.empty(n, dtype=np.asarray(values).dtype)
+        columns[name][rid] = values
     if counter:
-        key = frame["_k"].to_numpy()
+        key = columns.pop("_k")
         groups = int(key.max()) + 1
         order = np.argsort(key.astype(np.uint16) if groups <= 1 << 16 else key, kind="stable")
         sizes = np.bincount(key, minlength=groups)
         first = np.repeat(np.cumsum(sizes) - sizes, sizes)
         numbers = np.empty(n, dtype=np.int32)
         numbers[order] = np.arange(1, n + 1, dtype=np.int64) - first
-        frame["n"] = numbers
-    con.register(ROWS, frame.drop(columns=["_rid", "_k"], errors="ignore"))
+        columns["n"] = numbers
+    con.register(ROWS, pd.DataFrame(columns, copy=False))
 
 
 def drop_staged(con: duckdb.DuckDBPyConnection, staged: Staged | None) -> None:
