@@ -6,8 +6,11 @@ stderr and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +19,7 @@ import typer
 from runner.cli_data import data_app
 from runner.climain import QuickHelpGroup, terminal_safe
 from runner.config import MAX_CONFIGS
-from runner.errors import RunnerError
+from runner.errors import RunInterrupted, RunnerError
 
 app = typer.Typer(
     cls=QuickHelpGroup,
@@ -61,6 +64,29 @@ def _list_root() -> None:
 def _fail(exc: Exception) -> None:
     typer.echo(terminal_safe(f"error: {exc}"), err=True)
     raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """While a run goes on, Ctrl-C (SIGINT) and SIGTERM (what ``timeout``, systemd and Slurm
+    send) ask it to stop at its next safe point: between trials, or while it waits for a
+    trial, never inside a database write. It then ends as interrupted. A second signal stops at
+    once."""
+    from runner.trials import request_stop
+
+    def handler(signum: int, frame: object) -> None:
+        request_stop("SIGTERM" if signum == signal.SIGTERM else "SIGINT")
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            continue  # ignored by whoever started us (nohup, a background job): keep it so
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _split_csv(values: list[str] | None, option: str) -> tuple[str, ...] | None:
@@ -325,10 +351,20 @@ def trials(
             )
             typer.echo(terminal_safe(text))
             return
-        result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
+        with _stop_on_signals():
+            result = run_experiment(options, db=db, argv=sys.argv, progress=not quiet)
     except RunnerError as exc:
         _fail(exc)
         return
+    except RunInterrupted as exc:
+        typer.echo(
+            terminal_safe(
+                f"interrupted ({exc.signal}): run {exc.run_id} is marked interrupted; the trials "
+                f"that finished are kept in {exc.db}"
+            ),
+            err=True,
+        )
+        raise typer.Exit(exc.exit_code) from None
     typer.echo(json.dumps(result.to_dict(), indent=2) if json_out else terminal_safe(str(result)))
     if result.n_bad:
         raise typer.Exit(1)

@@ -3,3 +3,24 @@
 
 class RunnerError(Exception):
     """A problem the user can fix. The message is one line: what is wrong and how to fix it."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``timeout``, systemd and Slurm send), raised where the runner is, so it ends
+    the way Ctrl-C does: the run marked interrupted, engines stopped."""
+
+
+class RunInterrupted(Exception):
+    """A run ended by Ctrl-C or SIGTERM: what finished is stored, the run is marked
+    ``interrupted``. ``signal`` is ``"SIGINT"`` or ``"SIGTERM"``."""
+
+    def __init__(self, run_id: str, db: str, signal: str) -> None:
+        super().__init__(f"run {run_id} interrupted by {signal}")
+        self.run_id = run_id
+        self.db = db
+        self.signal = signal
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports it: 130 for SIGINT, 143 for SIGTERM."""
+        return 143 if self.signal == "SIGTERM" else 130

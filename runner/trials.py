@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.config import Config, check_trials
-from runner.errors import RunnerError
+from runner.errors import RunInterrupted, RunnerError, Terminated
 from runner.spec import FACTORS
 
 #: Seconds allowed for engine start-up and data loading, on top of the trial timeout.
@@ -195,6 +195,30 @@ def _stop_text(c: ConfigOutcome) -> str:
     return c.stop or "-"
 
 
+#: The signal that asked the run to stop ("SIGINT" or "SIGTERM"), set by :func:`request_stop`
+#: from a signal handler and acted on by :func:`check_stop` where stopping is safe (never in the
+#: middle of a database write).
+_STOP_REQUESTED: list[str] = []
+#: How often a wait for the worker looks at a stop request, in seconds.
+_STOP_POLL_S = 0.25
+
+
+def request_stop(signal_name: str) -> None:
+    """Ask the running experiment to stop at its next safe point (a signal handler calls this);
+    a second request while the first is pending stops at once."""
+    if _STOP_REQUESTED:
+        raise Terminated() if signal_name == "SIGTERM" else KeyboardInterrupt()
+    _STOP_REQUESTED.append(signal_name)
+
+
+def check_stop() -> None:
+    """Raise :class:`Terminated` (SIGTERM) or KeyboardInterrupt (SIGINT) if a stop was asked."""
+    if _STOP_REQUESTED:
+        name = _STOP_REQUESTED.pop()
+        _STOP_REQUESTED.clear()
+        raise Terminated() if name == "SIGTERM" else KeyboardInterrupt()
+
+
 class _Worker:
     """A running configuration worker process, and the sampler of its process tree (one for all
     its trials; None with ``--no-sample``)."""
@@ -213,10 +237,19 @@ class _Worker:
         self.sampler = TreeSampler(self.process.pid) if sample else None
 
     def receive(self, timeout: float) -> dict[str, Any] | None:
-        """The next message, or None if none came within ``timeout`` or the worker died."""
+        """The next message, or None if none came within ``timeout`` or the worker died. A stop
+        request (Ctrl-C, SIGTERM) is acted on while waiting (:func:`check_stop`)."""
+        deadline = time.monotonic() + timeout
         try:
-            if self.conn.poll(timeout):
-                return self.conn.recv()
+            while True:
+                check_stop()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                if self.conn.poll(min(left, _STOP_POLL_S)):
+                    return self.conn.recv()
+                if not self.process.is_alive() and not self.conn.poll(0):
+                    return None
         except (EOFError, OSError):
             pass
         return None
@@ -270,7 +303,11 @@ def _start_worker(
     Returns the worker and its ``ready`` message, or None and a message whose ``error`` says why
     start-up failed (the worker is then already gone)."""
     worker = _Worker(config, sample)
-    message = worker.receive(grace)
+    try:
+        message = worker.receive(grace)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM during start-up: no half-started engine left
+        worker.kill()
+        raise
     if message is not None and message["kind"] == "ready":
         return worker, message
     if message is None:
@@ -449,6 +486,7 @@ def _run_round(
     load_start = loads.begin()
     try:
         for done, (is_warmup, repetition) in enumerate(schedule):
+            check_stop()  # between trials: nothing is half-written
             if worker is None:
                 overhead.received = None  # a new worker: no loop span across its start-up
                 worker, setup = _start_worker(config, timeout + SETUP_GRACE_S, sample)
@@ -515,6 +553,11 @@ def _run_round(
             if result["status"] != "ok" and state.first_error is None:
                 state.first_error = result.get("error")
             advance()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the trial in flight is abandoned
+        if worker is not None:
+            worker.kill()  # the worker and its whole process tree, engines included
+            worker = None
+        raise
     finally:
         if worker is not None:
             worker.stop()
@@ -830,6 +873,8 @@ def run_experiment(
     from runner.store import open_store
     from runner.workloads import uses_keras
 
+    _STOP_REQUESTED.clear()  # a request left from an earlier run in this process
+
     the_plan = plan(options)
     experiment = the_plan.experiment
     used = sorted({str(c["engine"]) for c in experiment.configs})
@@ -920,9 +965,10 @@ def run_experiment(
                 target=the_plan.until_ci,
             )
         status = "finished"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         status = "interrupted"
-        raise
+        signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        raise RunInterrupted(run_id, str(db), signal_name) from None
     finally:
         store.finish_run(run_id, status)
         store.close()

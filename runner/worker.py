@@ -162,26 +162,27 @@ def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
         session.load(split)
         load_s = _seconds(t)
     except Exception as exc:
-        conn.send(
-            {
-                "kind": "setup_failed",
-                "error": _error_text(exc),
-                "setup_s": setup_s,
-                "load_s": load_s,
-                "started_at": started_at,
-            }
-        )
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.send(
+                {
+                    "kind": "setup_failed",
+                    "error": _error_text(exc),
+                    "setup_s": setup_s,
+                    "load_s": load_s,
+                    "started_at": started_at,
+                }
+            )
         _close(session)
         return
-    conn.send({"kind": "ready", "setup_s": setup_s, "load_s": load_s, "started_at": started_at})
     try:
+        conn.send({"kind": "ready", "setup_s": setup_s, "load_s": load_s, "started_at": started_at})
         while True:
             message = conn.recv()
             if message["kind"] == "stop":
                 break
             conn.send(run_one_trial(session, split, int(message["seed"])))
-    except (EOFError, KeyboardInterrupt):
-        pass
+    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        pass  # the runner is gone or stopping: nothing to report to
     finally:
         _close(session)
         conn.close()
