@@ -272,6 +272,10 @@ def check_db_path(path: Path, *, must_exist: bool) -> None:
         raise StoreError(
             f"--db {path} is a directory; give a database file, e.g. --db {path / DEFAULT_DB}"
         )
+    if path.exists() and not path.is_file():
+        raise StoreError(
+            f"--db {path} is not a regular file (a FIFO, device or socket); give a database file"
+        )
     if not path.exists():
         if must_exist:
             raise StoreError(
@@ -329,7 +333,15 @@ class Store:
         if not has_meta:
             return None
         row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else None
+        if not row:
+            return None
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise StoreError(
+                f"{self.path} has a malformed schema version ({str(row[0])[:40]!r} in its meta "
+                "table); it was not written by trialkit, or was edited: use another --db"
+            ) from None
 
     def _migrate(self, version: int) -> None:
         # a large file's rebuild would draw DuckDB's progress bar over the command's output
@@ -916,7 +928,7 @@ def open_store(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Sto
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
-        if "lock" in first.lower():
+        if "could not set lock" in first.lower() or "conflicting lock" in first.lower():
             raise StoreError(
                 f"{path} is in use by another process (a runner still writing?); wait for it "
                 "to finish or use another --db"
