@@ -56,11 +56,41 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _check_out(out: Path) -> None:
+#: File name endings a report of each format may replace when the file is already there.
+_OUT_SUFFIXES = {"html": (".html", ".htm"), "pdf": (".pdf",), "tex": (".tex",)}
+
+
+def _check_out(out: Path, *, db: Path, fmt: str) -> None:
+    """Refuse an ``--out`` the report must not write: a folder, a missing folder, anything that
+    is not a regular file (a device, FIFO or socket, even through a link), the results database
+    itself or any DuckDB file, and an existing file of another kind than the report (only a
+    ``.html``/``.htm``, ``.pdf`` or ``.tex`` file of the format asked for is replaced)."""
     if out.is_dir():
         raise ReportError(f"--out {out} is a directory; give a file name, e.g. {out / out.name}")
     if not out.parent.exists():
         raise ReportError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if not out.exists():
+        if out.is_symlink():
+            raise ReportError(f"--out {out} is a link to nothing; give a new file name")
+        return
+    if not out.is_file():
+        raise ReportError(
+            f"--out {out} is not a regular file (a device, FIFO or socket); give a file name"
+        )
+    if db.exists() and out.samefile(db):
+        raise ReportError(
+            f"--out {out} is the results database (--db); give the report its own file name, "
+            f"e.g. report.{fmt}"
+        )
+    with out.open("rb") as fh:
+        head = fh.read(12)
+    if head[8:12] == b"DUCK":
+        raise ReportError(f"--out {out} is a DuckDB database; give the report its own file name")
+    if out.suffix.lower() not in _OUT_SUFFIXES[fmt]:
+        raise ReportError(
+            f"--out {out} exists and is not a .{fmt} file, so the report will not replace it; "
+            f"give a new name or one ending in .{fmt}"
+        )
 
 
 def render_html(context: ReportContext) -> str:
@@ -134,7 +164,7 @@ def build_report(
         raise ReportError("--compare applies to the general report; drop it or drop --paper")
     db = Path(db)
     out = Path(out) if out is not None else Path.cwd() / f"report.{fmt}"
-    _check_out(out)
+    _check_out(out, db=db, fmt=fmt)
     if not db.exists():
         raise ReportError(
             f"no database at {db}: run `runner trials` first, or point --db at a results file"
