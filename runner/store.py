@@ -344,8 +344,6 @@ class Store:
             ) from None
 
     def _migrate(self, version: int) -> None:
-        # a large file's rebuild would draw DuckDB's progress bar over the command's output
-        self.con.execute("SET enable_progress_bar = false")
         with self.transaction():
             while version < SCHEMA_VERSION:
                 step = MIGRATIONS[version]
@@ -934,6 +932,9 @@ def open_store(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Sto
                 "to finish or use another --db"
             ) from None
         raise StoreError(f"cannot open {path} as a DuckDB database: {first}") from None
+    # DuckDB draws a progress bar for long queries on the terminal, over (or, redirected, into)
+    # the command's own output: a 10M migration or analysis would show one
+    con.execute("SET enable_progress_bar = false")
     store = Store(con, path, read_only)
     try:
         version = store.schema_version() if existed else None
