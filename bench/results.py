@@ -72,7 +72,7 @@ SECTIONS = [
     Section(
         "storage",
         "Storage: bytes per trial",
-        lambda a, md: _py("storage.py", "--markdown", str(md)),
+        lambda a, md: _py("storage.py", "--db", str(_make_db(a, a.trials)), "--markdown", str(md)),
     ),
     Section(
         "runner",
@@ -82,7 +82,15 @@ SECTIONS = [
     Section(
         "import",
         "Import: `runner import csv` against DuckDB's bulk `read_csv`",
-        lambda a, md: _py("importcsv.py", "--markdown", str(md)),
+        lambda a, md: _py(
+            "importcsv.py",
+            "--rows",
+            "100000",
+            "1000000",
+            *(["--10m"] if a.trials >= 10_000_000 else []),
+            "--markdown",
+            str(md),
+        ),
     ),
     Section(
         "analysis",

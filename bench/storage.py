@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +150,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=10_000, help="trials through the runner API")
     ap.add_argument("--make-db-trials", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, help="write the databases here instead of a temp dir")
+    ap.add_argument("--markdown", type=Path, help="also write what is printed to this file")
     args = ap.parse_args(argv)
-    if args.db:
-        for path in args.db:
-            if not path.is_file():
-                raise SystemExit(f"--db {path}: no such file")
-            print(report(path, "database"))
-        return 0
+    out: list[str] = []
+
+    def emit(text: str) -> None:
+        print(text)
+        out.append(text)
+
+    try:
+        return _main(args, emit)
+    finally:
+        if args.markdown:
+            args.markdown.write_text("\n".join(out) + "\n", encoding="utf-8")
+
+
+def _main(args: argparse.Namespace, print: Callable[[str], None]) -> int:  # noqa: A002
+    for path in args.db or ():
+        if not path.is_file():
+            raise SystemExit(f"--db {path}: no such file")
+        print(report(path, f"database {path.name}"))
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory(prefix="trialkit-storage-") as tmp:
         folder = args.keep or Path(tmp)
