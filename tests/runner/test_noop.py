@@ -11,7 +11,7 @@ from runner.workloads.noop import spin
 from tests.conftest import assert_user_error, run_cli
 
 #: Iterations of the spin loop that take well over a sampling period (~0.3 s here).
-LONG = 1_500_000
+LONG = 6_000_000  # about 0.4 s idle: longer than a sampling period on any machine here
 
 
 def _noop(db: Path, *args: str) -> str:

@@ -408,6 +408,11 @@ def _check_run(con: duckdb.DuckDBPyConnection, tmp_path: Path, workers: int) -> 
         samples = con.execute(
             "SELECT write_bytes FROM samples WHERE trial_id = ? ORDER BY t_s", [trial_id]
         ).fetchall()
+        # the 10 Hz sampler takes no sample of a trial shorter than its period (test_samples_
+        # show_the_writes_growing checks a long one)
+        wall_s = con.execute("SELECT wall_s FROM trials WHERE trial_id = ?", [trial_id]).fetchone()
+        if wall_s[0] < 0.25 and not samples:
+            continue
         assert samples, fmt
         writes = [w for (w,) in samples]
         assert writes == sorted(writes)  # cumulative since the trial started
