@@ -72,7 +72,7 @@ def _stop_on_signals() -> Iterator[None]:
     send) ask it to stop at its next safe point: between trials, or while it waits for a
     trial, never inside a database write. It then ends as interrupted. A second signal stops at
     once."""
-    from runner.trials import request_stop
+    from runner.workerproc import request_stop
 
     def handler(signum: int, frame: object) -> None:
         request_stop("SIGTERM" if signum == signal.SIGTERM else "SIGINT")

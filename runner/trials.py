@@ -4,7 +4,6 @@ ends (its own transaction)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import statistics
@@ -17,6 +16,7 @@ from typing import Any
 from runner.config import Config, check_trials
 from runner.errors import RunInterrupted, RunnerError, Terminated
 from runner.spec import FACTORS
+from runner.workerproc import Worker, check_stop, clear_stop, start_worker
 
 #: Seconds allowed for engine start-up and data loading, on top of the trial timeout.
 SETUP_GRACE_S = 120.0
@@ -195,129 +195,11 @@ def _stop_text(c: ConfigOutcome) -> str:
     return c.stop or "-"
 
 
-#: The signal that asked the run to stop ("SIGINT" or "SIGTERM"), set by :func:`request_stop`
-#: from a signal handler and acted on by :func:`check_stop` where stopping is safe (never in the
-#: middle of a database write).
-_STOP_REQUESTED: list[str] = []
-#: How often a wait for the worker looks at a stop request, in seconds.
-_STOP_POLL_S = 0.25
-
-
-def request_stop(signal_name: str) -> None:
-    """Ask the running experiment to stop at its next safe point (a signal handler calls this);
-    a second request while the first is pending stops at once."""
-    if _STOP_REQUESTED:
-        raise Terminated() if signal_name == "SIGTERM" else KeyboardInterrupt()
-    _STOP_REQUESTED.append(signal_name)
-
-
-def check_stop() -> None:
-    """Raise :class:`Terminated` (SIGTERM) or KeyboardInterrupt (SIGINT) if a stop was asked."""
-    if _STOP_REQUESTED:
-        name = _STOP_REQUESTED.pop()
-        _STOP_REQUESTED.clear()
-        raise Terminated() if name == "SIGTERM" else KeyboardInterrupt()
-
-
-class _Worker:
-    """A running configuration worker process, and the sampler of its process tree (one for all
-    its trials; None with ``--no-sample``)."""
-
-    def __init__(self, config: Mapping[str, Any], sample: bool = True) -> None:
-        import multiprocessing
-
-        from runner.sampler import TreeSampler
-        from runner.worker import config_worker
-
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=config_worker, args=(child, dict(config)))
-        self.process.start()
-        child.close()
-        self.sampler = TreeSampler(self.process.pid) if sample else None
-
-    def receive(self, timeout: float) -> dict[str, Any] | None:
-        """The next message, or None if none came within ``timeout`` or the worker died. A stop
-        request (Ctrl-C, SIGTERM) is acted on while waiting (:func:`check_stop`)."""
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                check_stop()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                if self.conn.poll(min(left, _STOP_POLL_S)):
-                    return self.conn.recv()
-                if not self.process.is_alive() and not self.conn.poll(0):
-                    return None
-        except (EOFError, OSError):
-            pass
-        return None
-
-    def alive(self) -> bool:
-        return self.process.is_alive()
-
-    def close_sampler(self) -> None:
-        if self.sampler is not None:
-            self.sampler.close()
-            self.sampler = None
-
-    def kill(self) -> None:
-        import psutil
-
-        self.close_sampler()
-        try:
-            children = psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.Error:
-            children = []
-        for child in children:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        self.process.kill()
-        self.process.join(10)
-        self.conn.close()
-
-    def stop(self) -> None:
-        self.close_sampler()
-        with contextlib.suppress(OSError, BrokenPipeError):
-            self.conn.send({"kind": "stop"})
-        self.process.join(60)
-        if self.process.is_alive():
-            self.kill()
-        else:
-            self.conn.close()
-
-
 def _trial_values(config: Mapping[str, Any], cid: str) -> dict[str, Any]:
     values = {col: config.get(col) for col in FACTOR_COLUMNS}
     values["config_id"] = cid
     values["params"] = dict(config)
     return values
-
-
-def _start_worker(
-    config: Mapping[str, Any], grace: float, sample: bool = True
-) -> tuple[_Worker | None, dict[str, Any]]:
-    """Start a worker and wait until its engine is up and the data loaded.
-
-    Returns the worker and its ``ready`` message, or None and a message whose ``error`` says why
-    start-up failed (the worker is then already gone)."""
-    worker = _Worker(config, sample)
-    try:
-        message = worker.receive(grace)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM during start-up: no half-started engine left
-        worker.kill()
-        raise
-    if message is not None and message["kind"] == "ready":
-        return worker, message
-    if message is None:
-        message = {
-            "error": f"engine start-up did not finish within {grace:g} s"
-            if worker.alive()
-            else f"engine worker died during start-up (exit code {worker.process.exitcode})"
-        }
-    worker.kill()
-    return None, message
 
 
 class Overhead:
@@ -355,7 +237,7 @@ class Overhead:
 
 
 def _run_trial(
-    worker: _Worker, seed: int, timeout: float, overhead: Overhead | None = None
+    worker: Worker, seed: int, timeout: float, overhead: Overhead | None = None
 ) -> tuple[dict[str, Any], Any, bool]:
     """One trial on a ready worker, its process tree sampled throughout (unless the worker has
     no sampler: ``--no-sample``).
@@ -480,7 +362,7 @@ def _run_round(
     schedule += [(False, state.measured + i) for i in range(1, n + 1)]
     base_seed = state.typed.seed
     state.rounds += 1
-    worker: _Worker | None = None
+    worker: Worker | None = None
     setup: dict[str, Any] = {}
     setup_id: int | None = None
     load_start = loads.begin()
@@ -489,7 +371,7 @@ def _run_round(
             check_stop()  # between trials: nothing is half-written
             if worker is None:
                 overhead.received = None  # a new worker: no loop span across its start-up
-                worker, setup = _start_worker(config, timeout + SETUP_GRACE_S, sample)
+                worker, setup = start_worker(config, timeout + SETUP_GRACE_S, sample)
                 setup_id = store.add_setup(
                     run_id=run_id,
                     config_id=state.cid,
@@ -873,7 +755,7 @@ def run_experiment(
     from runner.store import open_store
     from runner.workloads import uses_keras
 
-    _STOP_REQUESTED.clear()  # a request left from an earlier run in this process
+    clear_stop()  # a request left from an earlier run in this process
 
     the_plan = plan(options)
     experiment = the_plan.experiment
