@@ -30,6 +30,7 @@ from analysis.data import (
     render_table,
 )
 from analysis.errors import AnalysisError
+from analysis.intervals import t_isf
 from analysis.options import ALPHA, check_alpha, check_fraction
 from analysis.smallsample import small_sample_note
 from analysis.tables import Table
@@ -120,22 +121,10 @@ def t_test_power(d: float, n_a: int, n_b: int, alpha: float) -> float:
     times such as ``1e12 + tiny noise`` reaches (``d = effect * mean / sd``).
     """
     df = n_a + n_b - 2
-    crit = _t_isf(alpha / 2, df)  # not ppf(1 - alpha / 2): accurate for tiny alpha
+    crit = t_isf(alpha / 2, df)  # not ppf(1 - alpha / 2): accurate for tiny alpha
     nc = min(d * math.sqrt(n_a * n_b / (n_a + n_b)), NC_SATURATED * (crit + 1))
     upper, lower = _nct_sf_cdf(crit, -crit, df, nc)  # lower NaN from scipy when nc >> crit
     return upper + (lower if math.isfinite(lower) else 0.0)
-
-
-def _t_isf(q: float, df: float) -> float:
-    """``scipy.stats.t.isf``: ``-scipy.special.stdtrit(df, q)``, what it calls, without importing
-    scipy.stats (about 0.3 s) for ordinary arguments; scipy.stats for the edge cases."""
-    if 0 < q < 1 and 0 < df < math.inf:
-        from scipy import special
-
-        return float(-special.stdtrit(df, q))
-    from scipy import stats
-
-    return float(stats.t.isf(q, df))
 
 
 def _nct_sf_cdf(x_sf: float, x_cdf: float, df: float, nc: float) -> tuple[float, float]:

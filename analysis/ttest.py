@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from analysis.data import Database, Filter, GroupMoments, Selection, connect
 from analysis.errors import AnalysisError
-from analysis.intervals import t_interval
+from analysis.intervals import t_interval, t_sf
 from analysis.mwu import MWU_EXACT_MAX_U, mwu_asymptotic, mwu_result, mwu_uses_exact
 from analysis.options import (
     CONFIDENCE,
@@ -96,8 +96,6 @@ def ttest_from_moments(
     confidence_level: float = 0.95,
 ) -> TtestResult:
     """The t-test (Welch, or Student when ``equal_var``) from the two groups' moments."""
-    from scipy import stats
-
     check_sizes(ga, gb, metric=metric, group=group, what="a t-test")
     if ga.var == 0 and gb.var == 0:
         raise AnalysisError(
@@ -109,7 +107,7 @@ def ttest_from_moments(
     se = standard_error(ga.var, ga.n, gb.var, gb.n, equal_var=equal_var)
     df = float(ga.n + gb.n - 2) if equal_var else welch_df(ga.var, ga.n, gb.var, gb.n)
     statistic = mean_diff / se
-    p_value = float(2 * stats.t.sf(abs(statistic), df))
+    p_value = 2 * t_sf(abs(statistic), df)
     ci_low, ci_high = t_interval(mean_diff, se, df, confidence_level)
     cohens_d, hedges_g = effect_sizes(ga, gb)
     return TtestResult(
