@@ -119,35 +119,24 @@ def opt_finite(value: float | None) -> float | None:
     return float(value) if value is not None and finite(value) else None
 
 
-def pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def close(fig: Figure) -> None:
-    """Close a figure that will not be rendered (an error after it was made)."""
-    pyplot().close(fig)
+    """Drop a figure that will not be rendered (an error after it was made). Figures are made
+    without pyplot (see :func:`new_figure`), so nothing holds them but their callers: this only
+    frees the artists at once."""
+    fig.clear()
 
 
 def new_figure(
     rows: int, *, height: float, sharex: bool = False, height_ratios: Sequence[float] | None = None
 ) -> tuple[Figure, list[Axes]]:
     """A constrained-layout figure 6.5 in wide with ``rows`` stacked panels (call inside
-    :func:`style`)."""
-    plt = pyplot()
-    fig, axes = plt.subplots(
-        rows,
-        1,
-        figsize=(WIDTH_IN, height),
-        layout="constrained",
-        sharex=sharex,
-        squeeze=False,
-        height_ratios=height_ratios,
-    )
+    :func:`style`). Made as a plain :class:`matplotlib.figure.Figure`, not through pyplot: no
+    GUI backend, no figure manager, and about 0.1 s less import; ``savefig`` picks the SVG or PDF
+    canvas itself."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False, height_ratios=height_ratios)
     return fig, list(axes[:, 0])
 
 
@@ -237,7 +226,6 @@ def rendering(*formats: str) -> Iterator[None]:
 def render(fig: Figure, *, dropped: int = 0, note: str = "") -> RenderedFigure:
     """SVG (scalable: viewBox, no absolute size) and PDF of ``fig`` (only those
     :func:`rendering` asks for); closes it."""
-    plt = pyplot()
     formats = _FORMATS.get()
     svg, pdf = "", b""
     try:
@@ -251,7 +239,7 @@ def render(fig: Figure, *, dropped: int = 0, note: str = "") -> RenderedFigure:
                 fig.savefig(pdf_buf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
                 pdf = pdf_buf.getvalue()
     finally:
-        plt.close(fig)
+        close(fig)
     if svg:
         svg = svg[svg.find("<svg") :]
         end = svg.find(">")

@@ -25,7 +25,7 @@ from reports.figures import (
     scaling_plot,
     scatter_fit,
 )
-from reports.figures_base import pyplot
+from reports.figures_base import close
 from reports.figures_cost import CostPoint, _build_pareto_plot
 from reports.figures_dist import FLIER_BINS, MAX_FLIERS, _build_distribution, jitter
 from reports.figures_fit import (
@@ -118,7 +118,7 @@ def _lines_by_gid(fig: Any, prefix: str) -> list[Any]:
 
 
 def _close(fig: Any) -> None:
-    pyplot().close(fig)
+    close(fig)
 
 
 # ---------------------------------------------------------------- boxplot / distribution
