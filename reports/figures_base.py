@@ -225,21 +225,19 @@ def rendering(*formats: str) -> Iterator[None]:
 
 def render(fig: Figure, *, dropped: int = 0, note: str = "") -> RenderedFigure:
     """SVG (scalable: viewBox, no absolute size) and PDF of ``fig`` (only those
-    :func:`rendering` asks for); closes it."""
+    :func:`rendering` asks for). Nothing but the caller holds ``fig`` (no pyplot), so there is
+    nothing to close."""
     formats = _FORMATS.get()
     svg, pdf = "", b""
-    try:
-        with style():
-            if "svg" in formats:
-                svg_buf = io.StringIO()
-                fig.savefig(svg_buf, format="svg", metadata={"Date": None})
-                svg = svg_buf.getvalue()
-            if "pdf" in formats:
-                pdf_buf = io.BytesIO()
-                fig.savefig(pdf_buf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
-                pdf = pdf_buf.getvalue()
-    finally:
-        close(fig)
+    with style():
+        if "svg" in formats:
+            svg_buf = io.StringIO()
+            fig.savefig(svg_buf, format="svg", metadata={"Date": None})
+            svg = svg_buf.getvalue()
+        if "pdf" in formats:
+            pdf_buf = io.BytesIO()
+            fig.savefig(pdf_buf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+            pdf = pdf_buf.getvalue()
     if svg:
         svg = svg[svg.find("<svg") :]
         end = svg.find(">")
