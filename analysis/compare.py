@@ -156,14 +156,23 @@ def _summary_rows(
     up to and with it, so the mid-rank is their mean and a value's ties ``t`` their difference
     plus one; each row adds ``t^2 - 1`` to the tie term (``t^3 - t`` per distinct value, exact
     integers). The key id is ``hash`` of the key values (``hashed``; the caller checks that no
-    two configurations share one), or the key columns themselves."""
+    two configurations share one), or the key columns themselves. In a store of more than
+    :data:`analysis.query.HELD_MAX` trials (hashed), the medians and the ranks come from one
+    scan each per batch of configurations of at most :data:`analysis.query.HELD_VALUES`
+    values, so DuckDB never holds more."""
+    from analysis.query import HELD_MAX, HELD_VALUES, key_batches
+    from analysis.runs import trial_rows
+
     ks = [f"k{i}" for i in range(g)]
     kk = "".join(k + ", " for k in ks)
     kid = f"hash({', '.join(ks)})" if ks and hashed else "0"
     src = f"(SELECT *, {kid} AS __h FROM ({b_sql}) UNION ALL SELECT *, {kid} FROM ({n_sql}))"
+    # the median and the rank sort hold every value: in a store of more than HELD_MAX trials,
+    # counts first, then both a batch of configurations (of at most HELD_VALUES values) at a time
+    batched = hashed and trial_rows(con) > HELD_MAX
     aggs = execute(
         con,
-        f"""SELECT {kk}side, count(*), median(x), min(x),
+        f"""SELECT {kk}side, count(*), {"NULL" if batched else "median(x)"}, min(x),
                    avg(ln(x)) FILTER (WHERE x > 0), var_samp(ln(x)) FILTER (WHERE x > 0),
                    count(*) FILTER (WHERE NOT isfinite(x)), list(DISTINCT __run),
                    count(*) FILTER (WHERE __ov), any_value(__h)
@@ -173,15 +182,30 @@ def _summary_rows(
     rk = ["__h"] if hashed else ks
     rkk = "".join(k + ", " for k in rk)
     part = f"PARTITION BY {', '.join(rk)} " if rk else ""
-    ranks = execute(
-        con,
-        f"""SELECT {rkk}side, sum((__lo + __le) / 2.0),
+
+    def rank_sql(source: str) -> str:
+        return f"""SELECT {rkk}side, sum((__lo + __le) / 2.0),
                    sum(CAST(__le - __lo + 1 AS HUGEINT) * (__le - __lo + 1) - 1)
             FROM (SELECT {rkk}side, rank() OVER win AS __lo, count(*) OVER win AS __le
-                  FROM (SELECT {rkk}side, x FROM {src}) WINDOW win AS ({part}ORDER BY x))
-            GROUP BY {rkk}side""",
-        params,
-    )
+                  FROM (SELECT {rkk}side, x FROM {source}) WINDOW win AS ({part}ORDER BY x))
+            GROUP BY {rkk}side"""
+
+    if not batched:
+        ranks = execute(con, rank_sql(src), params)
+    else:
+        sizes: dict[Any, int] = {}
+        for r in aggs:
+            sizes[r[-1]] = sizes.get(r[-1], 0) + int(r[g + 1])
+        ranks, medians = [], {}
+        for batch in key_batches(dict.fromkeys(sizes), sizes, HELD_VALUES):
+            part_src = f"(SELECT * FROM {src} WHERE list_contains(CAST(? AS UBIGINT[]), __h))"
+            args = [*params, list(batch)]
+            ranks += execute(con, rank_sql(part_src), args)
+            for h, side, median in execute(
+                con, f"SELECT __h, side, median(x) FROM {part_src} GROUP BY __h, side", args
+            ):
+                medians[(h, int(side))] = median
+        aggs = [(*r[: g + 2], medians[(r[-1], int(r[g]))], *r[g + 3 :]) for r in aggs]
     n = len(rk)
     rank_sum = {(tuple(r[:n]), int(r[n])): float(r[n + 1]) for r in ranks}
     ties: dict[tuple[Any, ...], int] = {}

@@ -44,7 +44,7 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from analysis.data import VIEW, Selection, execute, quote
 from analysis.errors import AnalysisError
@@ -52,7 +52,17 @@ from analysis.errors import AnalysisError
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["KeyMoments", "Sql", "Stat", "configure", "moments", "scale_literal"]
+__all__ = [
+    "HELD_MAX",
+    "HELD_VALUES",
+    "KeyMoments",
+    "Sql",
+    "Stat",
+    "configure",
+    "key_batches",
+    "moments",
+    "scale_literal",
+]
 
 #: DuckDB's memory limit for analyses (the whole process stays within 1 GB at 100M trials:
 #: aggregates spill or stream beyond it). ``TRIALKIT_DUCKDB_MEMORY`` overrides it.
@@ -243,6 +253,37 @@ class LevelStats:
     far_out: int  # values beyond q1 - k IQR or q3 + k IQR
 
 
+#: A store of more trials than this (:func:`analysis.runs.trial_rows`, from the catalogue):
+#: analyses whose one-scan path holds every selected value (medians, a rank sort) count first
+#: and batch by :data:`HELD_VALUES`.
+HELD_MAX = 25_000_000
+
+#: Values an aggregate that holds them (``quantile_cont``, ``median``, a window's sort) may hold
+#: at once: above this many in all, such a pass runs one scan per batch of keys of at most this
+#: many values (a key of more is a batch of its own), so 100M trials stay within DuckDB's
+#: memory limit. 10M values fit in one scan.
+HELD_VALUES = 10_000_000
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def key_batches(rows: Mapping[K, V], counts: Mapping[K, int], held: int) -> list[dict[K, V]]:
+    """``rows`` in one dict when their ``counts`` sum to at most ``held``, else split in key
+    order into batches of at most ``held`` (a key of more is a batch of its own)."""
+    if sum(counts[k] for k in rows) <= held:
+        return [dict(rows)]
+    out: list[dict[K, V]] = []
+    size = 0
+    for key, value in rows.items():
+        if not out or size + counts[key] > held:
+            out.append({})
+            size = 0
+        out[-1][key] = value
+        size += counts[key]
+    return out
+
+
 def _values(
     rows: dict[tuple[Any, ...], Sequence[float]], nk: int, names: Sequence[str]
 ) -> tuple[str, list[Any]]:
@@ -274,7 +315,8 @@ def level_stats(
     level): moments, quartiles, moments of ``|x - median|`` and Tukey's far-out count, in three
     plain GROUP BY passes, each joined to the small per-key table of the one before: (1) count,
     min and max ``|x|``; (2) moments and quartiles (``quantile_cont``, an aggregate) of
-    ``d = x - min``; (3) moments of ``|d - median|`` and the values beyond the fences. Values
+    ``d = x - min`` (one scan per batch of keys above :data:`HELD_VALUES` values: the quartiles
+    hold them); (3) moments of ``|d - median|`` and the values beyond the fences. Values
     relative to the key's minimum, as every moment here: ``1e12 + noise`` keeps its noise and
     its medians. The scale is one per stratum (:func:`power_of_two_scale` of its largest
     magnitude). ``quartiles=False`` leaves them out of pass 2 (NaN), ``spread=False`` skips pass
@@ -317,10 +359,14 @@ def level_stats(
     scales = {s: power_of_two_scale(b) for s, b in big.items()}
     p1 = {tuple(r[:nk]): (scales[tuple(r[:strata])], float(r[nk + 1])) for r in pass1}
     p1 = {k: (sc, lo / sc) for k, (sc, lo) in p1.items()}
-    table, args = _values(p1, nk, ["sc", "s"])
     quantiles = "quantile_cont(d, [0.25, 0.5, 0.75])" if quartiles else "[NULL, NULL, NULL]"
-    pass2 = joined(table, args, f"count(*), avg(d), var_samp(d), {quantiles}",
-                   "__src.x / sc - s AS d")  # fmt: skip
+    counts = {tuple(r[:nk]): int(r[nk]) for r in pass1}
+    pass2 = []
+    # quantile_cont holds every value of a key: beyond HELD_VALUES in all, one scan per batch
+    for batch in key_batches(p1, counts, HELD_VALUES) if quartiles else [p1]:
+        table, args = _values(batch, nk, ["sc", "s"])
+        pass2 += joined(table, args, f"count(*), avg(d), var_samp(d), {quantiles}",
+                        "__src.x / sc - s AS d")  # fmt: skip
     p2 = {}
     for r in pass2 if spread and quartiles else ():
         q1, med, q3 = (float(q) for q in r[nk + 3])

@@ -214,3 +214,47 @@ def test_no_match_names_a_factor_recorded_on_one_side_only(tmp_path):
     text = str(info.value)
     assert "\n" not in text and "(5 in all)" in text
     assert "threads_per_worker recorded on one side only" in text
+
+
+def test_large_store_batches_medians_and_ranks_by_configuration(tmp_path, monkeypatch):
+    """In a store of more than HELD_MAX trials the medians and the rank sort run one scan per
+    batch of configurations (at most HELD_VALUES values each); the results are those of the one
+    scan and scipy's / NumPy's on the raw values (12 trials a side: the asymptotic U test from
+    the rank sums, with ties)."""
+    import importlib
+
+    import analysis.query as query
+    from analysis import data
+
+    module = importlib.import_module("analysis.compare")  # analysis.compare is the function
+
+    path = tmp_path / "c.duckdb"
+    scale = {("knn", 1): 1.0, ("knn", 2): 1.0, ("mlp", 1): 1.0, ("mlp", 2): 1.0}
+    base = configs(1, scale, n=12)
+    new = configs(2, {k: 1.1 if k[1] == 2 else 1.0 for k in scale}, n=12)
+    for t in new[::5]:
+        t["train_s"] = base[0]["train_s"]  # ties across the sides
+    r1, r2 = add_run(path, base), add_run(path, new)
+    whole = compare(path, base=r1, new=r2)
+    seen: list[str] = []
+    original = data.execute
+
+    def spy(con, sql, params=()):
+        seen.append(sql)
+        return original(con, sql, params)
+
+    monkeypatch.setattr(module, "execute", spy)
+    monkeypatch.setattr(query, "HELD_MAX", 0)
+    monkeypatch.setattr(query, "HELD_VALUES", 30)
+    batched = compare(path, base=r1, new=r2)
+    assert sum(" OVER " in s for s in seen) == 4  # one rank sort per configuration of 24
+    assert sum("median(x)" in s for s in seen) == 4
+    assert batched == whole
+    assert len(batched.rows) == 4
+    for row in batched.rows:
+        fixed = {"workload": row.config["workload"], "workers": int(row.config["workers"])}
+        xb, xn = values(base, **fixed), values(new, **fixed)
+        assert row.median_base == pytest.approx(np.median(xb), rel=1e-12)
+        assert row.median_new == pytest.approx(np.median(xn), rel=1e-12)
+        ref = stats.mannwhitneyu(xn, xb, method="asymptotic").pvalue
+        assert row.method == "asymptotic" and row.p_value == pytest.approx(ref, rel=1e-9)

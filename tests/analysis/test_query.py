@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from analysis import data
-from analysis.query import Sql, moments
+from analysis.query import Sql, key_batches, level_stats, moments
 
 
 def _exact(values: list[float]) -> tuple[Fraction, Fraction]:
@@ -121,3 +121,62 @@ def test_connect_sets_the_memory_limit(db):
         order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     assert "MiB" in limit or "MB" in limit
     assert order is True  # a bootstrap resamples fetched rows by position
+
+
+def test_key_batches_split_in_order_and_keep_a_big_key_alone():
+    rows = {"a": 1, "b": 2, "c": 3, "d": 4}
+    counts = {"a": 4, "b": 5, "c": 20, "d": 1}
+    assert key_batches(rows, counts, 30) == [rows]
+    assert key_batches(rows, counts, 10) == [{"a": 1, "b": 2}, {"c": 3}, {"d": 4}]
+    assert key_batches(rows, counts, 9) == [{"a": 1, "b": 2}, {"c": 3}, {"d": 4}]
+    assert key_batches(rows, counts, 8) == [{"a": 1}, {"b": 2}, {"c": 3}, {"d": 4}]
+    assert key_batches({}, {}, 1) == [{}]
+
+
+@pytest.mark.parametrize("extent", [False, True])
+def test_level_stats_in_batches_of_keys_as_numpy(make_db, trials_for, rng, monkeypatch, extent):
+    """Above HELD_VALUES values, pass 2 (the quartiles hold every value) runs one scan per batch
+    of keys; every statistic is NumPy's on the raw values, as in one scan."""
+    import analysis.query as query
+
+    samples = {w: 1e12 + rng.normal(0, 1 + w, 30 + 7 * w) for w in (1, 2, 4, 8)}
+    trials = [{**t, "engine": e} for e in ("dask", "ray") for t in trials_for(samples)]
+    db = make_db(trials)
+    seen: list[str] = []
+    original = data.execute
+
+    def spy(con, sql, params=()):
+        seen.append(sql)
+        return original(con, sql, params)
+
+    def run():
+        with data.connect(db) as con:
+            sel = data.select(con, metric="train_s", group=["engine", "workers"])
+            ext = None
+            if extent:
+                ext = {(e, w): (len(v), float(v.min()), float(np.abs(v).max()))
+                       for e in ("dask", "ray") for w, v in samples.items()}  # fmt: skip
+            return level_stats(con, sel, metric="train_s", keys=["engine", "workers"],
+                               strata=1, extent=ext)  # fmt: skip
+
+    whole = run()
+    monkeypatch.setattr("analysis.query.execute", spy)
+    monkeypatch.setattr(query, "HELD_VALUES", 100)
+    batched = run()
+    quartile_scans = [s for s in seen if "quantile_cont" in s]
+    assert len(quartile_scans) == 6  # 8 keys of 37, 44, 58, 86 values, at most 100 a scan
+    assert batched == whole
+    assert [r.key for r in batched] == [(e, w) for e in ("dask", "ray") for w in (1, 2, 4, 8)]
+    for r in batched:
+        v = samples[r.key[1]]
+        d = v - v.min()
+        assert r.n == len(v) and r.shift == v.min()
+        assert r.mean_dev == pytest.approx(d.mean(), rel=1e-12)
+        assert r.var == pytest.approx(d.var(ddof=1), rel=1e-10)
+        q = np.quantile(d, [0.25, 0.5, 0.75])
+        assert list(r.quartiles) == pytest.approx(list(v.min() + q), rel=1e-15, abs=0)
+        dev = np.abs(d - q[1])
+        assert r.abs_mean == pytest.approx(dev.mean(), rel=1e-12)
+        assert r.abs_var == pytest.approx(dev.var(ddof=1), rel=1e-10)
+        iqr = q[2] - q[0]
+        assert r.far_out == int(np.sum((d < q[0] - 3 * iqr) | (d > q[2] + 3 * iqr)))
