@@ -55,6 +55,9 @@ MAX_TRIALS = 1_000_000
 MAX_CONFIGS = 10_000
 #: The longest ``timeout`` of a trial, in seconds (a week).
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
+#: The largest base seed: a trial's seed is the base seed plus the trials started before it, and
+#: the libraries take seeds below 2**32 (scikit-learn's ``random_state``, NumPy's legacy seed).
+MAX_SEED = 2**31 - 1
 
 
 def _fail(key: str, what: str, value: Any) -> RunnerError:
@@ -95,6 +98,16 @@ def check_timeout(value: Any, where: str) -> float:
             f"(a week), got {value!r}"
         )
     return float(value)
+
+
+def check_seed(value: Any, where: str) -> int:
+    """A base seed: an integer from 0 to :data:`MAX_SEED` (-1 or 2**40 made every trial fail
+    in the library that took it)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RunnerError(f"{where} must be an integer >= 0, got {value!r}")
+    if value > MAX_SEED:
+        raise RunnerError(f"{where} must be an integer >= 0 and at most {MAX_SEED:,}, got {value}")
+    return value
 
 
 def check_trials(value: Any, where: str, *, minimum: int = 1) -> int:
@@ -152,9 +165,7 @@ class Config(Mapping[str, Any]):
                 raise _fail(key, "a non-empty string", data[key])
         for key in _COUNTS:
             _count(key, data[key])
-        seed = data["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise _fail("seed", "an integer >= 0", seed)
+        check_seed(data["seed"], "configuration: seed")
         data["data_fraction"] = _number("data_fraction", data["data_fraction"])
         if data["data_fraction"] > 1:
             raise _fail("data_fraction", "a fraction in (0, 1]", mapping.get("data_fraction"))
@@ -247,3 +258,5 @@ class _ReadOnly(Mapping[str, Any]):
 
 
 _TYPED_NAMES = frozenset(f.name for f in fields(Config)) - {"params"}
+#: The keys a configuration holds as typed fields: the factors, ``experiment`` and ``seed``.
+TYPED_KEYS = _TYPED_NAMES

@@ -49,6 +49,7 @@ distribution strategy) is an engine parameter of ``tensorflow`` configurations i
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import itertools
 import json
@@ -65,6 +66,7 @@ from runner.config import (
     MAX_CONFIGS,
     NAME_RE,
     Config,
+    check_seed,
     check_timeout,
     check_trials,
 )
@@ -104,6 +106,13 @@ _TOP_KEYS = {
 QUICK_KEYS = ("n", "warmup", "timeout", "rounds", "matrix", "where")
 #: Keys of ``expected_minutes``.
 EXPECTED_KEYS = ("full", "quick")
+#: Keys a spec sets at its top level only: ``name`` (the ``experiment`` of every trial) and
+#: ``seed`` (the base seed); in a table they would silently override them.
+TOP_ONLY = ("experiment", "seed")
+#: The longest experiment name (it is stored with every trial).
+MAX_NAME = 256
+#: The range of an integer the results database stores (DuckDB's BIGINT).
+_INT64 = (-(2**63), 2**63 - 1)
 #: Ways the spark engine runs: local[N], or a standalone cluster the runner starts and stops.
 SPARK_MODES = ("local", "standalone")
 #: What a configuration gets when nothing sets these factors (one place: runner.config).
@@ -279,7 +288,63 @@ def _read_spec(path: Path) -> dict[str, Any]:
             f"experiment {path}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
             f"{', '.join(sorted(_TOP_KEYS))}"
         )
+    where = f"experiment {path.name}"
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or "\0" in name:
+        raise RunnerError(
+            f"{where}: name must be a non-empty string of at most {MAX_NAME} characters, got "
+            f"{_short(name)}"
+        )
+    if not isinstance(raw.get("description", ""), str):
+        shown = _short(raw["description"])
+        raise RunnerError(f"{where}: description must be a string, got {shown}")
+    for key in ("defaults", "workloads"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise RunnerError(f"{where}: {key} must be a table ([{key}]), got {_short(raw[key])}")
+    for workload, table in raw.get("workloads", {}).items():
+        if not isinstance(table, dict):
+            raise RunnerError(
+                f"{where}: workloads.{workload} must be a table ([workloads.{workload}]) of its "
+                f"parameters, got {_short(table)}"
+            )
     return raw
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_value(key: str, value: Any, where: str, depth: int = 0) -> None:
+    """A spec value the results database can store as it is: a string, a boolean, an integer
+    within BIGINT, a finite number, or a list of those (a list of lists for the levels of a list
+    parameter such as ``hidden``). Tables, dates and times, NaN and infinities are refused."""
+    if isinstance(value, list) and depth < 2:
+        for item in value:
+            _check_value(key, item, where, depth + 1)
+        return
+    ok = (
+        (isinstance(value, str) and "\0" not in value)
+        or isinstance(value, bool)
+        or (isinstance(value, int) and _INT64[0] <= value <= _INT64[1])
+        or (isinstance(value, float) and math.isfinite(value))
+    )
+    if not ok:
+        kind = (
+            "a date or time"
+            if isinstance(value, datetime.date | datetime.time)
+            else "a table"
+            if isinstance(value, dict)
+            else "too deeply nested"
+            if isinstance(value, list)
+            else None
+        )
+        shown = kind or _short(value)
+        raise RunnerError(
+            f"{where}: {key} = {shown} cannot be stored; give a string, true/false, an integer, "
+            "a finite number, or a list of them as levels"
+        )
 
 
 def _expected_minutes(raw: Mapping[str, Any], path: Path) -> dict[str, float]:
@@ -298,7 +363,12 @@ def _expected_minutes(raw: Mapping[str, Any], path: Path) -> dict[str, float]:
         if key not in value:
             continue
         minutes = value[key]
-        if isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0:
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int | float)
+            or not math.isfinite(minutes)
+            or minutes <= 0
+        ):
             raise RunnerError(f"{where}.{key} must be a number of minutes > 0, got {minutes!r}")
         out[key] = float(minutes)
     return out
@@ -317,7 +387,11 @@ def _quick_table(raw: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
             f"{where} has unknown key(s) {', '.join(sorted(unknown))}; allowed: "
             f"{', '.join(QUICK_KEYS)}"
         )
-    if "matrix" in quick and (not isinstance(quick["matrix"], list) or not quick["matrix"]):
+    if "matrix" in quick and (
+        not isinstance(quick["matrix"], list)
+        or not quick["matrix"]
+        or not all(isinstance(e, dict) for e in quick["matrix"])
+    ):
         raise RunnerError(f"{where}: matrix must be [[quick.matrix]] entries, at least one")
     filters = quick.get("where", {})
     if not isinstance(filters, dict):
@@ -418,9 +492,9 @@ def _grid_spec(grid: Mapping[str, Sequence[Any]], params: Mapping[str, Sequence[
             if key in _TRAINING_KEYS and workload not in _TRAINING_KEYS[key]:
                 continue
             entry[key] = list(values)
-        known = get_workload(workload).defaults
+        known = get_workload(workload).params
         for key, values in params.items():
-            if key in known or not any(key in get_workload(w).defaults for w in workloads):
+            if key in known or not any(key in get_workload(w).params for w in workloads):
                 entry[key] = list(values)
         matrix.append(entry)
     shown = " ".join(
@@ -634,7 +708,10 @@ def _expand_spec(
     rounds = None
     if "rounds" in raw or (quick and "rounds" in (quick_table or {})):
         rounds = _spec_number(raw, quick_table if quick else None, "rounds", 2, 1, path)
-    seed = int(raw.get("seed", 0)) if seed is None else seed
+    if seed is None:
+        seed = check_seed(raw.get("seed", 0), f"experiment {path.name}: seed")
+    else:
+        seed = check_seed(seed, "--seed")
     if timeout is None:
         timeout = float(_spec_number(raw, quick_table if quick else None, "timeout", 600, 0, path))
     check_trials(n, "--n")
@@ -655,6 +732,43 @@ def _expand_spec(
     matrix = variant.get("matrix")
     if not isinstance(matrix, list) or not matrix:
         raise RunnerError(f"experiment {path} has no [[matrix]] entries; add at least one")
+    for i, entry in enumerate(matrix, 1):
+        if not isinstance(entry, dict):
+            raise RunnerError(
+                f"experiment {path.name}: [[matrix]] entry {i} must be a table of keys, got "
+                f"{_short(entry)}"
+            )
+    tables: list[tuple[str, Mapping[str, Any]]] = [
+        (f"experiment {path.name}, [defaults]", raw.get("defaults", {})),
+        *(
+            (f"experiment {path.name}, [workloads.{w}]", t)
+            for w, t in raw.get("workloads", {}).items()
+        ),
+        *((f"experiment {path.name}, [[matrix]] entry {i}", e) for i, e in enumerate(matrix, 1)),
+    ]
+    if path.name == "<command line>":  # a grid from the options: its values come from --param
+        tables = [("--param", e) for e in matrix]
+    for where, table in tables:
+        for key, value in table.items():
+            if key in TOP_ONLY:
+                top = "name" if key == "experiment" else key
+                raise RunnerError(
+                    f"{where}: {key} is set once, at the top of the spec ({top} = ...) or with "
+                    f"--{key if key == 'seed' else 'experiment'}; drop it here"
+                )
+            if not NAME_RE.match(str(key)):
+                raise RunnerError(
+                    f"experiment {path.name}: parameter name {key!r} is not a snake_case "
+                    "identifier (lower-case letters, digits and _); rename it"
+                )
+            _check_value(key, value, where)
+    for workload_name, table in raw.get("workloads", {}).items():
+        # a workload's own table holds only what it takes (every key is refused now, not when
+        # a matrix entry first uses that workload)
+        get_workload(workload_name).check_keys(
+            (k for k in table if k not in ENGINE_PARAMS),
+            f"experiment {path.name}, [workloads.{workload_name}]",
+        )
     defaults = {**BASE_DEFAULTS, **raw.get("defaults", {})}
     workload_defaults: Mapping[str, Mapping[str, Any]] = raw.get("workloads", {})
     if "spark_mode" in defaults:
@@ -669,12 +783,6 @@ def _expand_spec(
     planned = 0
     for i, entry in enumerate(matrix, 1):
         where = f"experiment {path.name}, [[matrix]] entry {i}"
-        for key in [*entry, *defaults, *(k for p in workload_defaults.values() for k in p)]:
-            if not NAME_RE.match(str(key)):
-                raise RunnerError(
-                    f"experiment {path.name}: parameter name {key!r} is not a snake_case "
-                    "identifier (lower-case letters, digits and _); rename it"
-                )
         for key in ("engine", "workload"):
             if key not in entry:
                 raise RunnerError(f'{where} has no {key}; add {key} = "..."')
@@ -719,6 +827,7 @@ def _expand_spec(
                     "narrow its levels (or filter them with the options), or pass --yes to "
                     "run them all"
                 )
+            keys_checked = False
             for config in _expand(merged):
                 if config.get("data_dir") is not None:
                     # where the data come from (file, s3, gs, ...): a factor of load_s
@@ -730,6 +839,11 @@ def _expand_spec(
                 check_memory(engine_name, config)
                 config = workload.resolve(config)
                 workload.check(config)
+                if not keys_checked:
+                    keys_checked = True
+                    workload.check_keys(
+                        config, _key_source(config, entry, workload_defaults, workload_name, where)
+                    )
                 config = {"experiment": name, "seed": seed, **config}
                 Config.from_mapping(config)  # the worker's typed view: refused now, not there
                 key = json.dumps(config, sort_keys=True, default=str)
@@ -759,6 +873,30 @@ def _expand_spec(
         "rounds": rounds,
     }
     return configs, meta
+
+
+def _key_source(
+    config: Mapping[str, Any],
+    entry: Mapping[str, Any],
+    workload_defaults: Mapping[str, Mapping[str, Any]],
+    workload: str,
+    where: str,
+) -> str:
+    """Where a configuration's first unknown key came from, for the error: ``--param KEY`` (a
+    grid from the command line), its matrix entry, ``[workloads.X]`` or ``[defaults]``."""
+    from runner.workloads import get_workload
+
+    unknown = [k for k in config if not get_workload(workload).takes(k)]
+    if not unknown:
+        return where
+    key = unknown[0]
+    if where.startswith("experiment <command line>"):
+        return f"--param {key}"
+    if key in entry:
+        return where
+    if key in workload_defaults.get(workload, {}):
+        return where.split(",")[0] + f", [workloads.{workload}]"
+    return where.split(",")[0] + ", [defaults]"
 
 
 def _data_dir(data_dir: str) -> str:

@@ -5,14 +5,26 @@ engine fits and scores it (in-process, or spread over a cluster)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner import registry
-from runner.config import Config
+from runner.config import TYPED_KEYS, Config
 from runner.errors import RunnerError
 from runner.workloads.noop import DEFAULTS as NOOP_DEFAULTS
+
+#: Keys every workload takes besides its own parameters: engine parameters (``spark_mode``,
+#: ``strategy``: checked against the engine), and what the runner fills in or stores beside them
+#: (``address`` of an existing cluster, ``data_dir`` and its ``storage``, the ``estimator``).
+RUNNER_KEYS = ("spark_mode", "strategy", "address", "data_dir", "storage", "estimator")
+#: Labels: keys that name a configuration for the reports (a paper's table or figure, the cluster
+#: or machine it stands for) and change nothing that runs; any workload takes them.
+LABELS = ("table", "figure", "cluster", "nodes", "machines", "instance", "label", "note")
+#: The most a KNN's k and an MLP layer may be: beyond it a value is a typo, not a plan.
+MAX_K = 1_000_000
+MAX_LAYER = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,27 @@ class Workload:
     #: True when fitting is cheap enough to repeat on every worker (KNN stores the training set);
     #: False when one worker fits and the fitted model is shipped to the others.
     fit_on_every_worker: bool = False
+    #: the parameters this workload itself takes (the one list: a key that is none of these, a
+    #: factor, a :data:`RUNNER_KEYS` key or a :data:`LABELS` label is refused)
+    params: tuple[str, ...] = ()
+
+    def takes(self, key: str) -> bool:
+        """True when a configuration of this workload may hold ``key``."""
+        return key in TYPED_KEYS or key in self.params or key in RUNNER_KEYS or key in LABELS
+
+    def check_keys(self, keys: Iterable[str], where: str) -> None:
+        """Refuse a key this workload does not take (``foo = 2`` for knn), listing the ones it
+        does: RunnerError, one line starting with ``where``."""
+        unknown = [str(k) for k in keys if not self.takes(str(k))]
+        if not unknown:
+            return
+        own = ", ".join(self.params) or "none"
+        factors = ", ".join(sorted(TYPED_KEYS - {"experiment", "seed"}))
+        raise RunnerError(
+            f"{where}: {self.name} takes no parameter {', '.join(unknown)}; its parameters: "
+            f"{own}; factors: {factors}; labels: {', '.join(LABELS)}; engine keys: "
+            f"{', '.join(RUNNER_KEYS)}"
+        )
 
     def make_estimator(self, config: Config, seed: int) -> Any:
         return _FACTORIES[self.name](config, seed)
@@ -59,7 +92,11 @@ class Workload:
             from runner.workloads.keras_models import STRATEGIES
 
             out["strategy"] = STRATEGIES[0]
-        est = estimator(out)
+        try:
+            est = estimator(out)
+        except (TypeError, ValueError, OverflowError):
+            self.check(out)  # names the parameter of the wrong type (k = "five")
+            raise
         if given is not None and given != est:
             raise RunnerError(
                 f"{self.name}: {ESTIMATOR_KEY} is filled in by the runner from the workload's "
@@ -122,6 +159,8 @@ def _check_knn(config: Mapping[str, Any]) -> None:
     k = config.get("k")  # resolve filled it in
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RunnerError(f"knn: k must be an integer >= 1, got {k!r}")
+    if k > MAX_K:
+        raise RunnerError(f"knn: k must be an integer from 1 to {MAX_K:,}, got {k}")
 
 
 #: The MLP implementations each engine has (the registry's mlp cells); the first is its default.
@@ -183,6 +222,8 @@ def _check_mlp(config: Mapping[str, Any]) -> None:
         or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden)
     ):
         raise RunnerError(f"mlp: hidden must be a list of layer sizes >= 1, got {hidden!r}")
+    if any(h > MAX_LAYER for h in hidden):
+        raise RunnerError(f"mlp: hidden layer sizes must be at most {MAX_LAYER:,}, got {hidden!r}")
     for key, impls in _IMPL_ONLY.items():
         if config.get(key) is not None and impl not in impls:
             raise RunnerError(
@@ -213,9 +254,12 @@ def _check_training(workload: str, config: Mapping[str, Any]) -> None:
     for key, kind in (("learning_rate", float), ("batch_size", int), ("epochs", int)):
         value = config.get(key)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
         ):
-            raise RunnerError(f"{workload}: {key} must be a number > 0, got {value!r}")
+            raise RunnerError(f"{workload}: {key} must be a finite number > 0, got {value!r}")
         if value is not None and kind is int and not isinstance(value, int):
             raise RunnerError(f"{workload}: {key} must be an integer, got {value!r}")
     split = config.get("validation_split")
@@ -424,6 +468,7 @@ WORKLOADS: dict[str, Workload] = {
         "k-nearest neighbours (paper 000), k from params (default 5)",
         {"k": 5},
         fit_on_every_worker=True,
+        params=("k",),
     ),
     "mlp": Workload(
         "mlp",
@@ -432,24 +477,45 @@ WORKLOADS: dict[str, Workload] = {
         "SGD) or mllib (Spark); hidden, activation, output, solver, epochs, batch_size, "
         "learning_rate, validation_split (keras)",
         # no epochs here for sklearn/mllib: each library's own default (200, 100) applies
+        params=(
+            "impl",
+            "hidden",
+            "activation",
+            "output",
+            "solver",
+            "learning_rate",
+            "validation_split",
+        ),
     ),
     "cnn": Workload(
         "cnn",
         "convolutional network of paper 000 (Table 1): Conv2D 32 3x3 ReLU, MaxPool 2x2, Dense "
         "128 ReLU, Dense softmax; Adam; epochs (10), batch_size (32), learning_rate (0.001), "
         "validation_split (0.1); square images only",
+        params=("learning_rate", "validation_split"),
     ),
     "preprocess": Workload(
         "preprocess",
         "image pre-processing throughput (paper 003): decode -> resize -> normalise -> write, "
         "images per second (throughput_ips); file_format images | records, batch_size, "
         "batch_number, data_size, passes, cache",
+        params=(
+            "file_format",
+            "data_size",
+            "batch_number",
+            "passes",
+            "cache",
+            "resize",
+            "shards",
+            "work_dir",
+        ),
     ),
     "noop": Workload(
         "noop",
         "does nothing (measures the runner's own per-trial cost): reports `metrics` metrics "
         "noop_1.. (7); spin: a fixed pure-Python loop of that many iterations as train_s (0)",
         dict(NOOP_DEFAULTS),
+        params=tuple(NOOP_DEFAULTS),
     ),
 }
 

@@ -22,6 +22,8 @@ from runner.errors import RunnerError
 #: Metrics a noop trial reports by default (a knn trial reports 7, the sampler adds 2).
 DEFAULT_METRICS = 7
 DEFAULTS: dict[str, Any] = {"metrics": DEFAULT_METRICS, "spin": 0}
+#: The most metrics a noop trial may report (each is a column of the results database).
+MAX_METRICS = 1000
 
 
 def spin(iterations: int) -> int:
@@ -38,6 +40,11 @@ def check(config: Mapping[str, Any]) -> None:
         value = config.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise RunnerError(f"noop: {key} must be an integer >= 0, got {value!r}")
+    if config["metrics"] > MAX_METRICS:
+        raise RunnerError(
+            f"noop: metrics must be an integer from 0 to {MAX_METRICS:,} (each is a column of "
+            f"the results database), got {config['metrics']}"
+        )
 
 
 class Session:

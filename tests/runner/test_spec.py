@@ -515,3 +515,125 @@ def test_trials_quick_without_quick_table_is_one_line(tmp_path: Path) -> None:
     line = assert_user_error(run_cli("runner", "trials", "-e", path, "--quick", "--db", db))
     assert "has no [quick] table" in line
     assert not db.exists()
+
+
+KNN = '[[matrix]]\nengine = "local"\nworkload = "knn"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "unknown", "own"),
+    [
+        (KNN + "foo = 2\n", "[[matrix]] entry 1", "knn takes no parameter foo", "k"),
+        ("[defaults]\nfoo = 2\n" + KNN, "[defaults]", "knn takes no parameter foo", "k"),
+        ("[workloads.knn]\nhidden = [5]\n" + KNN, "[workloads.knn]", "parameter hidden", "k"),
+        (
+            '[[matrix]]\nengine = "local"\nworkload = "noop"\nk = 3\n',
+            "[[matrix]] entry 1",
+            "noop takes no parameter k",
+            "metrics, spin",
+        ),
+        (
+            '[[matrix]]\nengine = "local"\nworkload = "mlp"\nkk = 3\n',
+            "[[matrix]] entry 1",
+            "mlp takes no parameter kk",
+            "impl, hidden, activation, output, solver, learning_rate, validation_split",
+        ),
+    ],
+)
+def test_a_key_the_workload_does_not_take_is_refused_with_its_parameters(
+    tmp_path: Path, text: str, where: str, unknown: str, own: str
+) -> None:
+    with pytest.raises(RunnerError) as info:
+        load_experiment(write(tmp_path, 'name = "t"\n' + text))
+    message = str(info.value)
+    assert f"experiment exp.toml, {where}: " in message and unknown in message
+    assert f"its parameters: {own};" in message
+    assert "labels: table, figure" in message and "\n" not in message
+
+
+def test_the_workload_parameters_are_listed_once() -> None:
+    from runner.workloads import LABELS, RUNNER_KEYS, WORKLOADS
+
+    for workload in WORKLOADS.values():
+        # every default a workload fills in is one of its parameters or a factor
+        for key in workload.defaults:
+            assert workload.takes(key), (workload.name, key)
+        assert not set(workload.params) & (set(LABELS) | set(RUNNER_KEYS))
+    assert WORKLOADS["knn"].params == ("k",)
+
+
+def test_a_param_from_the_command_line_goes_to_the_workloads_that_take_it() -> None:
+    exp = load_experiment(workloads=["knn", "mlp"], params={"hidden": [[10]]})
+    by_workload = {c["workload"]: c for c in exp.configs}
+    assert by_workload["mlp"]["hidden"] == [10] and "hidden" not in by_workload["knn"]
+    with pytest.raises(RunnerError, match=r"^--param foo: knn takes no parameter foo; its "):
+        load_experiment(workloads=["knn"], params={"foo": [2]})
+    # a label goes to every configuration
+    exp = load_experiment(workloads=["knn", "mlp"], params={"table": ["T1"]})
+    assert {c["table"] for c in exp.configs} == {"T1"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seed = -1\n" + KNN, "seed must be an integer >= 0, got -1"),
+        ('seed = "abc"\n' + KNN, "seed must be an integer >= 0, got 'abc'"),
+        ("seed = 1.5\n" + KNN, "seed must be an integer >= 0, got 1.5"),
+        ("seed = 4294967296\n" + KNN, "at most 2,147,483,647"),
+        (KNN + "seed = 5\n", "seed is set once, at the top of the spec"),
+        (KNN + 'experiment = "x"\n', "experiment is set once, at the top of the spec (name"),
+        ("matrix = [1, 2]\n", "[[matrix]] entry 1 must be a table of keys, got 1"),
+        ("defaults = 3\n" + KNN, "defaults must be a table ([defaults]), got 3"),
+        ("workloads = 3\n" + KNN, "workloads must be a table ([workloads]), got 3"),
+        ("workloads = {knn = 3}\n" + KNN, "workloads.knn must be a table"),
+        ("description = 3\n" + KNN, "description must be a string, got 3"),
+        (KNN + 'k = "five"\n', "knn: k must be an integer >= 1, got 'five'"),
+        (KNN + "k = {a = 1}\n", "k = a table cannot be stored"),
+        (KNN + "k = 1979-05-27\n", "k = a date or time cannot be stored"),
+        (KNN + "k = nan\n", "k = nan cannot be stored"),
+        (KNN + "k = 10000000000000000000\n", "cannot be stored"),
+        (KNN + "k = 9223372036854775807\n", "k must be an integer from 1 to 1,000,000"),
+        (KNN + "table = inf\n", "table = inf cannot be stored"),
+        (KNN + "memory_gb = nan\n", "memory_gb = nan cannot be stored"),
+        ("expected_minutes = {full = nan}\n" + KNN, "expected_minutes.full must be a number"),
+        ("[quick]\nmatrix = [3]\n" + KNN, "matrix must be [[quick.matrix]] entries"),
+        (
+            '[[matrix]]\nengine = "local"\nworkload = "mlp"\nhidden = "big"\n',
+            "hidden must be a list of layer sizes",
+        ),
+        (
+            '[[matrix]]\nengine = "local"\nworkload = "mlp"\nhidden = [[[1]]]\n',
+            "hidden = too deeply nested cannot be stored",
+        ),
+        (
+            '[[matrix]]\nengine = "local"\nworkload = "mlp"\nhidden = [1000000000000]\n',
+            "hidden layer sizes must be at most 1,000,000",
+        ),
+        (
+            '[[matrix]]\nengine = "local"\nworkload = "mlp"\nlearning_rate = 1e400\n',
+            "learning_rate = inf cannot be stored",
+        ),
+        (
+            '[[matrix]]\nengine = "local"\nworkload = "noop"\nmetrics = 100000\n',
+            "metrics must be an integer from 0 to 1,000",
+        ),
+    ],
+)
+def test_ill_typed_spec_values_are_one_line_errors(tmp_path: Path, text: str, message: str):
+    with pytest.raises(RunnerError) as info:
+        load_experiment(write(tmp_path, 'name = "t"\n' + text))
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("name", ["3", "{a = 1}", '""', '"' + "x" * 257 + '"'])
+def test_the_name_is_a_short_string(tmp_path: Path, name: str) -> None:
+    with pytest.raises(RunnerError, match="name must be a non-empty string of at most 256"):
+        load_experiment(write(tmp_path, f"name = {name}\n" + KNN))
+
+
+def test_the_seed_option_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(RunnerError, match=r"^--seed must be an integer >= 0, got -1$"):
+        load_experiment("default", seed=-1)
+    with pytest.raises(RunnerError, match="--seed must be an integer >= 0 and at most"):
+        load_experiment("default", seed=2**32)
+    assert load_experiment("default", seed=2**31 - 1).seed == 2**31 - 1
