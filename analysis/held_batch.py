@@ -6,8 +6,8 @@ says what is wrong or scales."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from analysis.data import Database, Filter, Selection, connect, format_level, select
 from analysis.errors import AnalysisError
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from analysis.anova import AnovaResult
+    from analysis.data import GroupMoments
     from analysis.power import PowerResult
     from analysis.query import LevelStats
     from analysis.ttest import TtestResult
@@ -106,6 +107,65 @@ def _pair_of(
     return levels[la], levels[lb]
 
 
+R = TypeVar("R")
+
+
+def _pair_strata(
+    db: Database,
+    *,
+    group: str,
+    a: str,
+    b: str,
+    metric: str,
+    where: Sequence[str | Filter],
+    include_warmup: bool,
+    pool: Pool,
+    title: str,
+    medians: bool,
+    plain: Callable[..., R],
+    options: dict[str, Any],
+    of_pair: Callable[[duckdb.DuckDBPyConnection, Selection, tuple[LevelStats, LevelStats]], R],
+) -> StratifiedResult[R]:
+    """A comparison of ``group=a`` with ``group=b`` once per stratum: the plan, the statistics
+    of both levels in every stratum from one batch (:func:`_pair_batch`; ``medians``: with the
+    quartiles), then per stratum ``of_pair(con, stratum selection, (level a, level b))``, or
+    the unbatched analysis ``plain`` with ``options`` (it scales, or says what is wrong) where
+    the batch has no unit-scale pair."""
+    if str(a) == str(b):
+        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
+    with connect(db) as con:
+        sel = select(con, metric=metric, group=[group], where=where,
+                     include_warmup=include_warmup)  # fmt: skip
+        p = plan(con, sel, compared=[group], required=[metric, group], pool=pool,
+                 keep=_two_levels(a, b))  # fmt: skip
+        batch = _pair_batch(con, sel, p, metric=metric, group=group, a=a, b=b, medians=medians)
+
+        def run(extra: tuple[Filter, ...]) -> R:
+            pair = None
+            if len(extra) == len(p.split):
+                pair = _pair_of(batch.get(tuple(f.value for f in extra), {}), a, b, group)
+            filters = [*sel.filters, *extra]
+            if pair is None:
+                return plain(con, metric=metric, group=group, a=a, b=b,
+                             include_warmup=include_warmup, where=filters, **options)  # fmt: skip
+            stratum = select(con, metric=metric, group=[group], where=filters,
+                             include_warmup=include_warmup, columns=sel.columns)  # fmt: skip
+            return of_pair(con, stratum, pair)
+
+        present = {lv[0] for s in p.strata for lv in s.levels}
+        if not all(any(level_matches(v, str(x)) for v in present) for x in (a, b)):
+            run(())  # raises: a level is not present
+            raise AssertionError("unreachable")  # pragma: no cover
+        return run_strata(p, run, title=title, where=sel.where_text)
+
+
+def _moments(pair: tuple[LevelStats, LevelStats]) -> tuple[GroupMoments, GroupMoments]:
+    from analysis.data import GroupMoments
+
+    ga, gb = (GroupMoments(format_level(v.key[-1]), v.n, v.shift, v.mean_dev, v.var) for v in pair)
+    return ga, gb
+
+
 def ttest(
     db: Database,
     *,
@@ -120,48 +180,30 @@ def ttest(
 ) -> StratifiedResult[TtestResult]:
     """:func:`analysis.ttest.ttest` of ``group=a`` against ``group=b`` once per stratum; the
     moments and medians of every stratum come from one pair of GROUP BY passes."""
-    from analysis.data import GroupMoments
     from analysis.ttest import TITLES, check_options, ttest_of_pair
     from analysis.ttest import ttest as plain
 
     test = "student" if options.get("student") else str(options.get("test", "welch"))
-    title = f"{TITLES.get(test, test)} of {metric}: {group}={a} vs {b}"
     name, n_boot, seed, confidence = check_options(
         options.get("test", "welch"), bool(options.get("student", False)),
         options.get("n_boot", N_BOOT), options.get("seed", DEFAULT_SEED),
         options.get("confidence_level", CONFIDENCE),
     )  # fmt: skip
-    if str(a) == str(b):
-        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
-    with connect(db) as con:
-        sel = select(con, metric=metric, group=[group], where=where,
-                     include_warmup=include_warmup)  # fmt: skip
-        p = plan(con, sel, compared=[group], required=[metric, group], pool=pool,
-                 keep=_two_levels(a, b))  # fmt: skip
-        batch = _pair_batch(con, sel, p, metric=metric, group=group, a=a, b=b)
 
-        def run(extra: tuple[Filter, ...]) -> TtestResult:
-            pair = None
-            if len(extra) == len(p.split):
-                pair = _pair_of(batch.get(tuple(f.value for f in extra), {}), a, b, group)
-            if pair is None:
-                return plain(con, metric=metric, group=group, a=a, b=b,
-                             include_warmup=include_warmup, where=[*sel.filters, *extra],
-                             **options)  # fmt: skip
-            stratum = select(con, metric=metric, group=[group], where=[*sel.filters, *extra],
-                             include_warmup=include_warmup, columns=sel.columns)  # fmt: skip
-            ga, gb = (GroupMoments(format_level(v.key[-1]), v.n, v.shift, v.mean_dev, v.var)
-                      for v in pair)  # fmt: skip
-            return ttest_of_pair(con, stratum, (pair[0].key[-1], pair[1].key[-1]), (ga, gb),
-                                 (ga, gb), 1.0, (pair[0].quartiles[1], pair[1].quartiles[1]),
-                                 metric=metric, group=group, test=name, n_boot=n_boot,
-                                 seed=seed, confidence_level=confidence)  # fmt: skip
+    def of_pair(
+        con: duckdb.DuckDBPyConnection, stratum: Selection, pair: tuple[LevelStats, LevelStats]
+    ) -> TtestResult:
+        moments = _moments(pair)
+        return ttest_of_pair(con, stratum, (pair[0].key[-1], pair[1].key[-1]),
+                             moments, moments, 1.0, (pair[0].quartiles[1], pair[1].quartiles[1]),
+                             metric=metric, group=group, test=name, n_boot=n_boot, seed=seed,
+                             confidence_level=confidence)  # fmt: skip
 
-        present = {lv[0] for s in p.strata for lv in s.levels}
-        if not all(any(level_matches(v, str(x)) for v in present) for x in (a, b)):
-            run(())  # raises: a level is not present
-            raise AssertionError("unreachable")  # pragma: no cover
-        return run_strata(p, run, title=title, where=sel.where_text)
+    return _pair_strata(
+        db, group=group, a=a, b=b, metric=metric, where=where, include_warmup=include_warmup,
+        pool=pool, title=f"{TITLES.get(test, test)} of {metric}: {group}={a} vs {b}",
+        medians=True, plain=plain, options=options, of_pair=of_pair,
+    )  # fmt: skip
 
 
 def power(
@@ -178,42 +220,22 @@ def power(
 ) -> StratifiedResult[PowerResult]:
     """:func:`analysis.power.power` of ``group=a`` against ``group=b`` once per stratum; the
     moments of every stratum come from one pair of GROUP BY passes."""
-    from analysis.data import GroupMoments
     from analysis.power import power as plain
     from analysis.power import power_of_pair
 
-    title = f"power of a t-test of {metric}: {group}={a} vs {b}"
-    if str(a) == str(b):
-        raise AnalysisError(f"--a and --b are both {a!r}; give two different levels of {group}")
-    with connect(db) as con:
-        sel = select(con, metric=metric, group=[group], where=where,
-                     include_warmup=include_warmup)  # fmt: skip
-        p = plan(con, sel, compared=[group], required=[metric, group], pool=pool,
-                 keep=_two_levels(a, b))  # fmt: skip
-        batch = _pair_batch(con, sel, p, metric=metric, group=group, a=a, b=b, medians=False)
+    def of_pair(
+        _: duckdb.DuckDBPyConnection, stratum: Selection, pair: tuple[LevelStats, LevelStats]
+    ) -> PowerResult:
+        moments = _moments(pair)
+        return power_of_pair(stratum, moments, moments, 1.0, group=group, metric=metric,
+                             effect=options.get("effect", 0.1), alpha=options.get("alpha", ALPHA),
+                             target_power=options.get("target_power", 0.8))  # fmt: skip
 
-        def run(extra: tuple[Filter, ...]) -> PowerResult:
-            pair = None
-            if len(extra) == len(p.split):
-                pair = _pair_of(batch.get(tuple(f.value for f in extra), {}), a, b, group)
-            where_ = [*sel.filters, *extra]
-            if pair is None:
-                return plain(con, metric=metric, group=group, a=a, b=b,
-                             include_warmup=include_warmup, where=where_, **options)  # fmt: skip
-            stratum = select(con, metric=metric, group=[group], where=where_,
-                             include_warmup=include_warmup, columns=sel.columns)  # fmt: skip
-            ga, gb = (GroupMoments(format_level(v.key[-1]), v.n, v.shift, v.mean_dev, v.var)
-                      for v in pair)  # fmt: skip
-            return power_of_pair(stratum, (ga, gb), (ga, gb), 1.0, group=group, metric=metric,
-                                 effect=options.get("effect", 0.1),
-                                 alpha=options.get("alpha", ALPHA),
-                                 target_power=options.get("target_power", 0.8))  # fmt: skip
-
-        present = {lv[0] for s in p.strata for lv in s.levels}
-        if not all(any(level_matches(v, str(x)) for v in present) for x in (a, b)):
-            run(())  # raises: a level is not present
-            raise AssertionError("unreachable")  # pragma: no cover
-        return run_strata(p, run, title=title, where=sel.where_text)
+    return _pair_strata(
+        db, group=group, a=a, b=b, metric=metric, where=where, include_warmup=include_warmup,
+        pool=pool, title=f"power of a t-test of {metric}: {group}={a} vs {b}",
+        medians=False, plain=plain, options=options, of_pair=of_pair,
+    )  # fmt: skip
 
 
 def anova(
