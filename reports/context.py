@@ -427,6 +427,8 @@ def distribution_section(
 ) -> tuple[Section, list[str]]:
     from analysis.boxstats import box_label
     from reports.figures import distribution
+    from reports.figures_base import for_pages
+    from reports.figures_dist import page_panels
 
     sec = SectionBuilder("distributions", f"Distribution of {METRIC} per configuration")
     notes: list[str] = []
@@ -465,12 +467,20 @@ def distribution_section(
         "extreme trial within 1.5 IQR, circles beyond. One panel per workload, each on its own "
         "scale."
     )
-    for i in range(0, len(panels), MAX_PANELS):
-        chunk = panels[i : i + MAX_PANELS]
+    if for_pages():
+        pages = page_panels(panels, max_panels=MAX_PANELS)
+        if any(x is not None for _, xlims in pages for x in xlims):  # a panel was split
+            sec.para(
+                "A workload with more configurations than a page holds is split into parts "
+                "(part 1 of N, ...), which share one scale."
+            )
+    else:
+        pages = [(panels[i : i + MAX_PANELS], []) for i in range(0, len(panels), MAX_PANELS)]
+    for i, (chunk, xlims) in enumerate(pages, 1):
         fig = draw(
-            f"distribution-{i // MAX_PANELS + 1}",
+            f"distribution-{i}",
             f"{METRIC} (s) per configuration",
-            lambda chunk=chunk: distribution(chunk, metric=METRIC),
+            lambda chunk=chunk, xlims=xlims: distribution(chunk, metric=METRIC, xlims=xlims),
             notes,
             "distribution",
         )

@@ -223,6 +223,12 @@ def rendering(*formats: str) -> Iterator[None]:
         _FORMATS.reset(token)
 
 
+def for_pages() -> bool:
+    """True within :func:`rendering` of PDF alone (a LaTeX or PDF report): figures then fit a
+    printed page (see :func:`reports.figures_dist.page_panels`); an HTML page scrolls."""
+    return "svg" not in _FORMATS.get()
+
+
 def render(fig: Figure, *, dropped: int = 0, note: str = "") -> RenderedFigure:
     """SVG (scalable: viewBox, no absolute size) and PDF of ``fig`` (only those
     :func:`rendering` asks for). Nothing but the caller holds ``fig`` (no pyplot), so there is

@@ -104,6 +104,7 @@ def table_layout(table: Any) -> TableLayout:
     longest = [
         max([len(c.label), *(len(row[i]) for row in table.rows)]) for i, c in enumerate(cols)
     ]
+    _widen_for_groups(longest, table.groups)
     sizes = ("small", "footnotesize", "scriptsize")
     start = 0 if len(cols) <= 9 else 1
     for size in sizes[start:]:
@@ -130,6 +131,21 @@ def table_layout(table: Any) -> TableLayout:
         else:
             parts.append("r" if c.num else "l")
     return TableLayout(Trusted("@{}" + "".join(parts) + "@{}"), Trusted(size))
+
+
+def _widen_for_groups(longest: list[int], groups: Any) -> None:
+    """Make room, in ``longest`` (characters per column), for each header group's label over
+    the columns it spans (``Brown–Forsythe`` over one ``p`` column sets its width), sharing
+    what is missing among them."""
+    start = 0
+    for g in groups:
+        span = range(start, start + g.span)
+        start += g.span
+        have = sum(longest[i] for i in span) + 2 * (g.span - 1)  # a column gap ~ 2 characters
+        short = len(g.label) - have
+        for k, i in enumerate(span):
+            if short > 0:
+                longest[i] += short // g.span + (k < short % g.span)
 
 
 def cmidrules(table: Any) -> Trusted:

@@ -27,7 +27,14 @@ from reports.figures import (
 )
 from reports.figures_base import close
 from reports.figures_cost import CostPoint, _build_pareto_plot
-from reports.figures_dist import FLIER_BINS, MAX_FLIERS, _build_distribution, jitter
+from reports.figures_dist import (
+    FLIER_BINS,
+    MAX_FLIERS,
+    PAGE_HEIGHT_IN,
+    _build_distribution,
+    jitter,
+    page_panels,
+)
 from reports.figures_fit import (
     FitPoint,
     LineFit,
@@ -239,6 +246,45 @@ def test_distribution_hostile_labels() -> None:
     finally:
         _close(fig)
     _assert_safe_svg(distribution([(HOSTILE, groups)], metric="m").svg)
+
+
+def test_page_panels_fit_a_page_and_split_a_tall_panel_on_one_scale() -> None:
+    # 39 configurations with two-line labels in each of two workloads (the 10M database's
+    # figure): 78 boxes in one 36 in figure before; now figures of at most PAGE_HEIGHT_IN,
+    # each workload in equal consecutive parts sharing one x range, nothing lost or reordered
+    labels = [f"dask / workers={w} / data_fraction={f}" for w in range(13) for f in (1, 2, 3)]
+    knn = [
+        BoxStats(lb, 12_000, 1.0 + i, 2.0 + i, 3.0 + i, 0.5 + i, 4.0 + i, (9.0 + i,))
+        for i, lb in enumerate(labels)
+    ]
+    mlp = knn[:5]
+    pages = page_panels([("knn", knn), ("mlp", mlp)], max_panels=6)
+    drawn = [g for chunk, _ in pages for _, groups in chunk for g in groups]
+    assert drawn == [*knn, *mlp]
+    titles = [t for chunk, _ in pages for t, _ in chunk]
+    parts = [t for t in titles if t.startswith("knn")]
+    assert len(parts) > 1 and parts[0] == f"knn (part 1 of {len(parts)})"
+    assert titles[-1] == "mlp"
+    sizes = [len(g) for chunk, _ in pages for t, g in chunk if t.startswith("knn")]
+    assert max(sizes) - min(sizes) <= 1
+    # the parts share the workload's range: lowest whisker to highest flier
+    xlims = [x for chunk, xl in pages for (t, _), x in zip(chunk, xl, strict=True)]
+    assert set(xlims[: len(parts)]) == {(0.5, 9.0 + len(knn) - 1)}
+    assert xlims[-1] is None
+    for chunk, xl in pages:
+        fig, _, _ = _build_distribution(chunk, metric="train_s", xlims=xl)
+        try:
+            width, height = fig.get_size_inches()
+            assert height <= PAGE_HEIGHT_IN + 0.01
+            for ax, x in zip(fig.axes, xl, strict=True):
+                if x is not None:
+                    lo, hi = ax.get_xlim()
+                    assert lo < x[0] and hi > x[1]
+        finally:
+            _close(fig)
+    # a few panels stay as they were: one figure, no parts, their own scales
+    (only,) = page_panels([("knn", knn[:4]), ("mlp", mlp[:3])], max_panels=6)
+    assert [t for t, _ in only[0]] == ["knn", "mlp"] and only[1] == [None, None]
 
 
 # ---------------------------------------------------------------- line plot
