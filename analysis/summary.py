@@ -58,6 +58,7 @@ __all__ = [
     "box_stats",
     "list_runs",
     "summarize",
+    "summarize_with_boxes",
 ]
 
 
@@ -112,6 +113,62 @@ def summarize(
     configuration's values for them) come from further scans, a batch of configurations each
     (:func:`analysis.summary_tails.held_stats`), so memory stays bounded.
     """
+    result, _ = _summarize(
+        db,
+        by=by,
+        metrics=metrics,
+        where=where,
+        include_warmup=include_warmup,
+        n_boot=n_boot,
+        seed=seed,
+        box_metric=None,
+    )
+    return result
+
+
+def summarize_with_boxes(
+    db: Database,
+    *,
+    by: Sequence[str] = DEFAULT_BY,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    box_metric: str,
+    where: Sequence[str | Filter] = (),
+    include_warmup: bool = False,
+    n_boot: int = N_BOOT,
+    seed: int = DEFAULT_SEED,
+) -> tuple[SummaryResult, tuple[dict[str, str], list[tuple[tuple[Any, ...], BoxStats]]]]:
+    """:func:`summarize` and the Tukey boxes of ``box_metric`` (one of ``metrics``) per
+    configuration, as :func:`analysis.boxstats.keyed_box_stats` with the same ``by`` gives them
+    (the view's column types; each box with its ``by`` values as stored, in the same order):
+    the summary's own scans find them (its quartiles; whiskers and fliers from its outlier
+    scan), instead of two more scans of the selection."""
+    if box_metric not in metrics:
+        raise AnalysisError(f"box metric {box_metric!r} is not one of the summary's metrics")
+    result, boxes = _summarize(
+        db,
+        by=by,
+        metrics=metrics,
+        where=where,
+        include_warmup=include_warmup,
+        n_boot=n_boot,
+        seed=seed,
+        box_metric=box_metric,
+    )
+    assert boxes is not None
+    return result, boxes
+
+
+def _summarize(
+    db: Database,
+    *,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    where: Sequence[str | Filter],
+    include_warmup: bool,
+    n_boot: int,
+    seed: int,
+    box_metric: str | None,
+) -> tuple[SummaryResult, tuple[dict[str, str], list[tuple[tuple[Any, ...], BoxStats]]] | None]:
     from analysis.query import moments
 
     by = check_distinct(by, "--by")
@@ -165,11 +222,14 @@ def summarize(
         if batched:
             mads = held_stats(con, sel, by, metrics, first, scales, shifts, BATCH_VALUES)
         rows, counts = _summary_rows(first, moved, by, metrics, scales, mads)
-        tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed)
+        whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None = (
+            None if box_metric is None else {}
+        )
+        tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed, whiskers=whiskers)
     labels = [", ".join(f"{b}={format_level(r[b])}" for b in by) or "all trials" for r in rows]
     few = small_sample_note([(label, r["n"]) for label, r in zip(labels, rows, strict=True)])
     below = below_zero_note(rows, metrics, labels)
-    return SummaryResult(
+    result = SummaryResult(
         by=by,
         metrics=metrics,
         rows=tuple(rows),
@@ -178,6 +238,56 @@ def summarize(
         seed=seed,
         notes=tuple(n for n in (below, few) if n),
     )
+    if box_metric is None or whiskers is None:
+        return result, None
+    j = list(metrics).index(box_metric)
+    boxes = _boxes(rows, by, box_metric, counts[box_metric], whiskers, j, sel.columns)
+    return result, (sel.columns, boxes)
+
+
+def _boxes(
+    rows: Sequence[dict[str, Any]],
+    by: Sequence[str],
+    m: str,
+    counts: Sequence[int],
+    whiskers: dict[tuple[int, int], tuple[Any, Any, Any]],
+    j: int,
+    columns: dict[str, str],
+) -> list[tuple[tuple[Any, ...], BoxStats]]:
+    """The Tukey box of metric ``m`` (index ``j``) of each row with values, built as
+    :mod:`analysis.boxstats` builds it (whiskers at the quartiles when no value lies between
+    a quartile and its fence), in its order: ``by`` values ascending, NaN then NULL last."""
+    from analysis.boxstats import box_label
+
+    out = []
+    for i, row in enumerate(rows):
+        if not counts[i]:
+            continue
+        low, high, beyond = whiskers[i, j]
+        q1, q3 = float(row[f"{m}_q1"]), float(row[f"{m}_q3"])
+        values = tuple(row[b] for b in by)
+        box = BoxStats(
+            label=box_label(by, values, columns),
+            n=int(counts[i]),
+            q1=q1,
+            median=float(row[f"{m}_median"]),
+            q3=q3,
+            whislo=q1 if low is None or low > q1 else float(low),
+            whishi=q3 if high is None or high < q3 else float(high),
+            fliers=tuple(float(v) for v in beyond or ()),
+        )
+        out.append((values, box))
+    out.sort(key=lambda item: tuple(_key_order(v) for v in item[0]))
+    return out
+
+
+def _key_order(v: Any) -> tuple[int, Any]:
+    """``analysis.boxstats``' order of one key column: values ascending, NaN, then NULL."""
+    if v is None:
+        return (2, 0)
+    if isinstance(v, float) and v != v:
+        return (1, 0)
+    return (0, v)
 
 
 def _first_pass(

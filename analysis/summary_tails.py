@@ -42,9 +42,14 @@ def tails(
     *,
     n_boot: int,
     seed: int,
+    whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None = None,
 ) -> None:
     """Fill ``<metric>_outliers`` (beyond Tukey's fences) and, with ``n_boot``, the bootstrap
     interval of the median ``<metric>_median_ci_low/high`` (rows with at least 2 values).
+    ``whiskers``: filled from the same scan, per ``(row, metric)`` index with values, with the
+    lowest value at or above the lower fence, the highest at or below the upper one and the
+    values beyond the fences sorted (a Tukey box's whiskers and fliers, as
+    :func:`analysis.box_stats` finds them).
 
     One scan counts the outliers and fetches, per (metric, row), the values in a guessed range
     around the median and the count below it: the rank window of :func:`median_window` is
@@ -62,8 +67,10 @@ def tails(
                     ranges[i, j] = _guess_range(row, m, counts[m][i])
     outliers = True
     while True:
-        fetched = _tail_scan(con, sel, by, metrics, rows, ranges, outliers=outliers)
-        outliers = False
+        fetched = _tail_scan(
+            con, sel, by, metrics, rows, ranges, outliers=outliers, whiskers=whiskers
+        )
+        outliers, whiskers = False, None
         missed: dict[tuple[int, int], tuple[float, float]] = {}
         for (i, j), (below, values) in fetched.items():
             m, row = metrics[j], rows[i]
@@ -110,13 +117,16 @@ def _tail_scan(
     ranges: dict[tuple[int, int], tuple[float, float]],
     *,
     outliers: bool,
+    whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None = None,
 ) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
     """One scan of the ok trials joined to a small table of the rows' levels, quartiles and
-    ``ranges``: with ``outliers`` sets ``<metric>_outliers`` of ``rows``; returns per
-    ``(i, j)`` of ``ranges`` the count of values of metric ``j`` in row ``i`` below the range
-    and the sorted values in it."""
+    ``ranges``: with ``outliers`` sets ``<metric>_outliers`` of ``rows`` (and fills
+    ``whiskers``, see :func:`tails`); returns per ``(i, j)`` of ``ranges`` the count of values
+    of metric ``j`` in row ``i`` below the range and the sorted values in it."""
     import numpy as np
 
+    if not outliers:
+        whiskers = None
     if not ranges and not outliers:
         return {}
     ok_rows = [i for i, row in enumerate(rows) if row["n"]]
@@ -149,6 +159,13 @@ def _tail_scan(
             f"count(*) FILTER (WHERE {x} < __lo{j})",
             f"list({x}) FILTER (WHERE {x} BETWEEN __lo{j} AND __hi{j})",
         ]
+        if whiskers is not None:
+            low, high = f"{q1} - {fence}", f"{q3} + {fence}"
+            aggs += [
+                f"min({x}) FILTER (WHERE {x} >= {low})",
+                f"max({x}) FILTER (WHERE {x} <= {high})",
+                f"list({x} ORDER BY {x}) FILTER (WHERE {x} < {low} OR {x} > {high})",
+            ]
     inner = [quote(b) for b in by] + [
         f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)
     ]
@@ -161,10 +178,13 @@ def _tail_scan(
         f"{' ON ' + on if by else ''} GROUP BY p.__gid"
     )
     out = {}
+    width = 3 if whiskers is None else 6
     for rec in execute(con, sql, [*sel.params, *args]):
         i = int(rec[0])
         for j, m in enumerate(metrics):
-            n_out, below, values = rec[1 + 3 * j : 4 + 3 * j]
+            n_out, below, values, *ends = rec[1 + width * j : 1 + width * (j + 1)]
+            if whiskers is not None:
+                whiskers[i, j] = (ends[0], ends[1], ends[2])
             if outliers:
                 rows[i][f"{m}_outliers"] = int(n_out)
             if (i, j) in ranges:

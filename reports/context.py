@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import AnalysisError, AnovaResult, Filter, TtestResult, connect, list_runs, summarize
+from analysis.summary import summarize_with_boxes
 from reports import format as fmt
 from reports.blocks import Column, HeaderGroup, Section, SectionBuilder, Table, slug
 from reports.compare import (
@@ -156,9 +157,15 @@ def _fixed_text(comp: Comparison) -> str:
 
 
 # -- summary ------------------------------------------------------------------------------------
-def summary_section(con: Any, run_ids: Sequence[str], varying: Sequence[str]) -> Section:
+def summary_section(
+    con: Any, run_ids: Sequence[str], varying: Sequence[str], summary: Any = None
+) -> Section:
+    """The summary table; ``summary``: the :func:`analysis.summarize` result of the task keys
+    and ``varying`` when the caller has it (else computed here)."""
     by = (*TASK_KEYS, *varying)
-    rows_in = summarize(con, by=by, metrics=(METRIC,), n_boot=0).rows
+    if summary is None:
+        summary = summarize(con, by=by, metrics=(METRIC,), n_boot=0)
+    rows_in = summary.rows
     sources = {r["source"] for r in rows_in}
     show_source = len(sources) > 1
     has_acc = any(not fmt.is_missing(r.get("accuracy_mean")) for r in rows_in)
@@ -424,7 +431,11 @@ def distribution_section(
     several_sources: bool,
     *,
     varying_in: Callable[[tuple[Any, ...], Sequence[str]], list[str]],
+    boxes: tuple[dict[str, str], list[Any]] | None = None,
 ) -> tuple[Section, list[str]]:
+    """The distribution figures. ``boxes``: every task's boxes keyed by the task and
+    ``varying`` (as :func:`analysis.boxstats.keyed_box_stats` gives them) when the caller has
+    them (else one ``box_stats`` pass here)."""
     from analysis.boxstats import box_label
     from reports.figures import distribution
     from reports.figures_base import for_pages
@@ -434,7 +445,7 @@ def distribution_section(
     notes: list[str] = []
     by = tuple(v for v in varying) or ()
     panels: list[tuple[str, list[Any]]] = []
-    batch = _task_boxes(con, by)
+    batch = boxes if boxes is not None else _task_boxes(con, by)
     for task in tasks:
         label = task_label(task, several_sources)
         where = [
@@ -548,7 +559,11 @@ def general_context(
     combos = _combinations(con, factors)
     varying = _varying(combos, factors)
     result = compare(con, requested=compare_items, combos=combos)
-    summary = summary_section(con, run_ids, varying)
+    # the summary's scans also give the distribution figure's boxes (same keys, same trials)
+    summarized, boxes = summarize_with_boxes(
+        con, by=(*TASK_KEYS, *varying), metrics=(METRIC,), box_metric=METRIC, n_boot=0
+    )
+    summary = summary_section(con, run_ids, varying, summarized)
     n = sum(int(r[-2]) for r in combos)
     tasks = sorted({r[: len(TASK_KEYS)] for r in combos}, key=_task_order)
     several = len({t[0] for t in tasks}) > 1
@@ -559,6 +574,7 @@ def general_context(
         varying,
         several,
         varying_in=lambda t, among: _varying(combos, factors, t, among),
+        boxes=boxes,
     )
     sections.append(dist)
     sections.append(environment_section(runs))
