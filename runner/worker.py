@@ -5,12 +5,20 @@ Running the engine in a child lets the trial loop stop a trial that overruns ``-
 kills the child and its process tree) without losing the loop, and keeps every engine's threads
 and processes out of the process that owns the database.
 
+Run by the runner (``runner.workerproc.Worker``), it first makes itself a session and process
+group leader, exports the worker's mark and its own temporary folder (``TMPDIR``), and starts a
+watchdog thread: when the runner is gone (its parent changed, so SIGKILL included), it kills every
+process of its group and every marked one, removes the folder and exits, so no engine process or
+scratch folder outlives a killed runner.
+
 Protocol over a ``multiprocessing`` pipe (all messages are plain dicts):
   child -> parent  {"kind": "ready", "setup_s", "load_s", "started_at"} | {"kind": "setup_failed",
                    "error", "setup_s", "load_s", "started_at"}
   parent -> child  {"kind": "trial", "seed"} | {"kind": "stop"}
   child -> parent  {"kind": "result", "status", "error", "started_at", "wall_s", "train_s",
-                   "infer_s", "metrics", "history"}
+                   "infer_s", "metrics", "history"}, preceded by {"kind": "restarting"} when
+                   the engine lost workers during the trial and is being restarted (the trial is
+                   then ``failed`` with the loss in its error; ``runner.workerproc`` waits longer)
 
 A session either trains and scores (``train(seed)`` timed as train_s, ``predict()`` as infer_s,
 then classification metrics, untimed: ``train_accuracy`` is scored on a seeded stratified sample
@@ -24,6 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -131,10 +142,66 @@ def run_one_trial(session: Any, split: Any, seed: int) -> dict[str, Any]:
     return out
 
 
-def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
+#: How often the watchdog looks whether the runner is still there, in seconds.
+WATCH_PERIOD_S = 0.2
+
+
+def _own_processes(mark: str, tmpdir: str | None, runner_pid: int) -> None:
+    """Lead a session of our own (a terminal's Ctrl-C reaches only the runner, which stops us),
+    mark every process started from now on, keep scratch files in ``tmpdir``, and watch the
+    runner (:func:`_abandon` when it is gone)."""
+    import tempfile
+
+    import psutil  # noqa: F401  (imported now: the watchdog must not wait for an import lock)
+
+    from runner.workerproc import MARK_ENV
+
+    with contextlib.suppress(OSError):  # already a group leader (run by hand)
+        os.setsid()
+    os.environ[MARK_ENV] = mark
+    if tmpdir is not None:
+        os.environ["TMPDIR"] = tmpdir
+        tempfile.tempdir = None  # gettempdir() reads TMPDIR again
+
+    def watch() -> None:
+        while os.getppid() == runner_pid:
+            time.sleep(WATCH_PERIOD_S)
+        _abandon(mark, tmpdir)
+
+    threading.Thread(target=watch, name="runner-watchdog", daemon=True).start()
+    if os.getppid() != runner_pid:  # the runner died while this process started
+        _abandon(mark, tmpdir)
+
+
+def _abandon(mark: str, tmpdir: str | None) -> None:
+    """The runner is gone: kill every process of this worker's group and every marked one (no
+    engine is closed politely: it may be what hangs), remove the folder, exit."""
+    from runner.workerproc import kill_marked
+
+    with contextlib.suppress(BaseException):
+        kill_marked(mark, group=os.getpgrp())
+    if tmpdir is not None:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    with contextlib.suppress(BaseException):
+        sys.stderr.flush()
+    os._exit(0)
+
+
+def config_worker(
+    conn: Connection,
+    config: Mapping[str, Any],
+    *,
+    mark: str | None = None,
+    tmpdir: str | None = None,
+    runner_pid: int | None = None,
+) -> None:
     """Entry point of the child process: ``config`` is the configuration as the spec stores it
-    (a plain dict), made a :class:`runner.config.Config` here, once."""
+    (a plain dict), made a :class:`runner.config.Config` here, once. ``mark``, ``tmpdir`` and
+    ``runner_pid`` (from ``runner.workerproc.Worker``): see :func:`_own_processes`."""
     import warnings
+
+    if mark is not None and runner_pid is not None:
+        _own_processes(mark, tmpdir, runner_pid)
 
     # Keep engine libraries quiet in this process and the processes the engine starts.
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
@@ -162,7 +229,7 @@ def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
         session.load(split)
         load_s = _seconds(t)
     except Exception as exc:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        try:
             conn.send(
                 {
                     "kind": "setup_failed",
@@ -172,20 +239,94 @@ def config_worker(conn: Connection, config: Mapping[str, Any]) -> None:
                     "started_at": started_at,
                 }
             )
+        except (BrokenPipeError, ConnectionResetError):
+            if mark is not None:  # the runner is gone
+                _abandon(mark, tmpdir)
         _close(session)
         return
+    broken: str | None = None  # why the engine could not be restarted
     try:
         conn.send({"kind": "ready", "setup_s": setup_s, "load_s": load_s, "started_at": started_at})
         while True:
             message = conn.recv()
             if message["kind"] == "stop":
                 break
-            conn.send(run_one_trial(session, split, int(message["seed"])))
-    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
-        pass  # the runner is gone or stopping: nothing to report to
+            if broken is not None:
+                conn.send(_refused(broken))
+                continue
+            out = run_one_trial(session, split, int(message["seed"]))
+            lost = _lost_workers(session)
+            if lost is not None:  # the trial is no measurement; the engine starts afresh
+                conn.send({"kind": "restarting"})  # the runner waits longer for this result
+                session, broken = _restart(session, resolved, split, out, lost, mark)
+            conn.send(out)
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        if mark is not None:  # the runner is gone: nothing to report to, nobody to clean up
+            _abandon(mark, tmpdir)
+    except KeyboardInterrupt:
+        pass  # stopping: close the engine
     finally:
         _close(session)
         conn.close()
+
+
+def _lost_workers(session: Any) -> str | None:
+    """What the engine lost since it loaded (a worker, an executor, an actor: killed, out of
+    memory), from the session's optional ``lost_workers()``; None when nothing, or when the
+    session cannot tell. An engine that does not answer has lost everything."""
+    check = getattr(session, "lost_workers", None)
+    if check is None:
+        return None
+    try:
+        return check()  # type: ignore[no-any-return]
+    except Exception as exc:
+        return f"the engine does not answer ({_error_text(exc).splitlines()[0]})"
+
+
+def _restart(
+    session: Any, config: Any, split: Any, out: dict[str, Any], lost: str, mark: str | None
+) -> tuple[Any, str | None]:
+    """The engine lost workers during the trial whose result is ``out``: the trial becomes
+    ``failed`` (its times include the engine's recovery, if it recovered at all), the engine is
+    closed, whatever it left is killed, and it is started and loaded afresh (``engine_restart_s``
+    in the trial's metrics). Returns the new session and None, or the old one and why a restart
+    failed (the worker then refuses every later trial)."""
+    from runner.engines import make_session
+
+    why = f"the engine lost workers during the trial: {lost}"
+    first = out.get("error")
+    out["status"] = "failed"
+    out["error"] = why + ("" if first is None else "\n" + first)
+    _close(session)
+    if mark is not None:  # nothing of the old engine may linger beside the new one
+        from runner.workerproc import kill_marked
+
+        kill_marked(mark, group=os.getpgrp())
+    t = time.perf_counter_ns()
+    fresh = None
+    try:
+        fresh = make_session(config)
+        fresh.start()
+        fresh.load(split)
+    except Exception as exc:
+        _close(fresh)
+        broken = f"{why}; restarting it failed: {_error_text(exc)}"
+        out["error"] = broken
+        return session, broken
+    finally:
+        out.setdefault("metrics", {})["engine_restart_s"] = _seconds(t)
+    out["error"] += "\n(the engine was restarted)"
+    return fresh, None
+
+
+def _refused(broken: str) -> dict[str, Any]:
+    return {
+        "kind": "result",
+        "status": "failed",
+        "error": "not run: the engine is down since an earlier trial: " + broken,
+        "started_at": _now(),
+        "metrics": {},
+    }
 
 
 def _close(session: Any) -> None:

@@ -94,7 +94,8 @@ class Session:
         if address:  # an existing scheduler: use `workers` of its workers
             self.client = Client(str(address), timeout="30s")
             self.client.wait_for_workers(self.workers, timeout=30)
-            self.addresses = sorted(self.client.scheduler_info()["workers"])[: self.workers]
+            workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            self.addresses = sorted(workers)[: self.workers]
         else:
             self.cluster = LocalCluster(
                 n_workers=self.workers,
@@ -106,7 +107,7 @@ class Session:
             )
             self.client = Client(self.cluster)
             self.client.wait_for_workers(self.workers, timeout=60)
-            self.addresses = sorted(self.client.scheduler_info()["workers"])
+            self.addresses = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
         if self.mode == "trainers":  # TensorFlow's import is start-up, as for engine tensorflow
             self.client.run(_import_keras, self.threads, workers=self.addresses)
 
@@ -271,6 +272,18 @@ class Session:
             model = next(iter(self._models.values())).result()
         x = self.split.x_train if rows is None else self.split.x_train[rows]
         return np.asarray(model.predict(x))
+
+    def lost_workers(self) -> str | None:
+        """The workers this session started on that the scheduler no longer has (killed, out of
+        memory, or restarted by their nanny under a new address); None when it has them all.
+        Called after each trial: their data and models went with them."""
+        if self.client is None or not self.addresses:
+            return None
+        now = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        gone = [a for a in self.addresses if a not in now]
+        if not gone:
+            return None
+        return f"{len(gone)} of {len(self.addresses)} Dask workers gone ({', '.join(gone)})"
 
     def close(self) -> None:
         if self.client is not None:

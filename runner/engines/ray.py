@@ -122,6 +122,8 @@ class Session:
         self._shard_sizes: list[int] = []
         self._model: Any = None
         self._steps = 0
+        self._ping = "ping"  # the actors' method that answers their process
+        self._pids: list[Any] = []
 
     def start(self) -> None:
         self.init_runtime()
@@ -178,6 +180,24 @@ class Session:
         )
         if len(set(pids)) != self.workers:
             raise RuntimeError(f"ray: expected {self.workers} actor processes, got {pids}")
+        self._ping, self._pids = ping, pids
+
+    def lost_workers(self) -> str | None:
+        """Whether every actor still answers from the process it started in (actors are never
+        restarted: ``max_restarts=0``); None when all do. Called after each trial."""
+        import ray
+
+        if not self.actors:
+            return None
+        calls = [getattr(a, self._ping).remote() for a in self.actors]
+        try:
+            pids = ray.get(calls, timeout=ACTOR_START_TIMEOUT_S)
+        except Exception as exc:
+            first = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            return f"a Ray actor of {len(self.actors)} does not answer ({first})"
+        if pids != self._pids:
+            return f"Ray actor processes changed from {self._pids} to {pids}"
+        return None
 
     def load(self, split: Split) -> None:
         import ray

@@ -298,6 +298,7 @@ class Session:
         self._proc: Any = None
         self.cluster: Any = None  # StandaloneCluster in spark_mode "standalone"
         self.master: str | None = None  # URL of the cluster master, None for local[N]
+        self._started_with: set[str] | None = None  # block managers after start
         self._seed = 0
         # knn
         self._bx: Any = None
@@ -327,6 +328,11 @@ class Session:
         log4j = self._tmp / "log4j2.properties"
         log4j.write_text(_LOG4J2, encoding="utf-8")
         address = self.master
+        # the JVMs' own scratch (spark-submit's spark-* folders, etc.) under this session's
+        # folder, not /tmp: removed in close(), or with the worker's folder if that never runs
+        java_tmp = self._tmp / "java"
+        java_tmp.mkdir(exist_ok=True)
+        tmp_option = f"-Djava.io.tmpdir={java_tmp}"
         conf = (
             SparkConf()
             .setAppName("trialkit")
@@ -334,13 +340,18 @@ class Session:
             .set("spark.ui.showConsoleProgress", "false")
             .set("spark.sql.shuffle.partitions", str(self.partitions))
             .set("spark.default.parallelism", str(self.partitions))
-            .set("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log4j}")
+            .set(
+                "spark.driver.extraJavaOptions",
+                f"-Dlog4j2.configurationFile=file:{log4j} {tmp_option}",
+            )
             .set("spark.local.dir", str(self._tmp / "local"))
         )
         if address:
             conf.setMaster(str(address))
             conf.set("spark.executor.cores", str(self.threads))
             conf.set("spark.cores.max", str(self.slots))
+            if self.cluster is not None:  # our own executors: on this machine
+                conf.set("spark.executor.extraJavaOptions", tmp_option)
         else:
             conf.setMaster(f"local[{self.slots}]")
         if not address or is_loopback(str(address)):
@@ -394,11 +405,35 @@ class Session:
             sc.parallelize([0], 1).mapPartitions(partial(_keras_import_task, self.threads)).count()
         else:
             sc.parallelize(range(self.partitions), self.partitions).count()
+        self._started_with = self._block_managers()
 
     def executors(self) -> int:
         """Executors registered with the application (the driver not counted)."""
         status = self.spark.sparkContext._jsc.sc().getExecutorMemoryStatus()
         return max(int(status.size()) - 1, 0)
+
+    def _block_managers(self) -> set[str]:
+        """host:port of the driver's and every executor's block manager (a replaced executor
+        has a new one); raises when the driver does not answer."""
+        status = self.spark.sparkContext._jsc.sc().getExecutorMemoryStatus()
+        return set(str(status.keys().mkString(",")).split(","))
+
+    def lost_workers(self) -> str | None:
+        """On a cluster, the executors the application had after start that it has no more
+        (killed, out of memory; Spark may have started others in their place, without this
+        session's warm Python workers); locally, whether the driver still answers. None when
+        nothing was lost. Called after each trial."""
+        if self.spark is None:
+            return None
+        now = self._block_managers()
+        if self.master is None or self._started_with is None:
+            return None
+        gone = sorted(self._started_with - now)
+        if not gone:
+            return None
+        return (
+            f"{len(gone)} of {len(self._started_with) - 1} Spark executors lost ({', '.join(gone)})"
+        )
 
     def _wait_for_executors(self, wanted: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

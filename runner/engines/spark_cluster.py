@@ -4,12 +4,12 @@
 ``StandaloneCluster(workers, cores, memory_gb, tmpdir).start()`` launches one Master and
 ``workers`` Worker JVMs with pyspark's own ``bin/spark-class`` (no Spark installation needed), each
 in its own process group (session), bound to 127.0.0.1 only, with random ports (RPC and web UIs;
-the master's REST submission server is off), their output in ``tmpdir/*.log`` and their work and
-local directories under ``tmpdir``. The master comes first (its log names the port it bound), then
-the workers together; ``start()`` returns the master URL once every worker has registered.
-``stop()`` sends SIGTERM to every process group, SIGKILL to whatever is left a few seconds later
-(descendants that left the group too, such as pyspark's Python daemons), and is safe to call after
-a start that failed halfway, or twice.
+the master's REST submission server is off), their output in ``tmpdir/*.log`` and their work,
+local and Java temporary directories under ``tmpdir``. The master comes first (its log names the
+port it bound), then the workers together; ``start()`` returns the master URL once every worker
+has registered. ``stop()`` sends SIGTERM to every process group, SIGKILL to whatever is left a few
+seconds later (descendants that left the group too, such as pyspark's Python daemons), and is safe
+to call after a start that failed halfway, or twice.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class StandaloneCluster:
     def _env(self, name: str) -> dict[str, str]:
         home = self.tmpdir / name
         (home / "local").mkdir(parents=True, exist_ok=True)
+        (home / "tmp").mkdir(exist_ok=True)
         return {
             **os.environ,
             "SPARK_LOCAL_IP": "127.0.0.1",
@@ -81,7 +82,11 @@ class StandaloneCluster:
             "SPARK_WORKER_DIR": str(home / "work"),
             "SPARK_LOCAL_DIRS": str(home / "local"),
             "SPARK_DAEMON_JAVA_OPTS": " ".join(
-                [_DAEMON_JAVA_OPTS, os.environ.get("SPARK_DAEMON_JAVA_OPTS", "")]
+                [
+                    _DAEMON_JAVA_OPTS,
+                    f"-Djava.io.tmpdir={home / 'tmp'}",  # not /tmp: removed with tmpdir
+                    os.environ.get("SPARK_DAEMON_JAVA_OPTS", ""),
+                ]
             ).strip(),
         }
 
