@@ -191,7 +191,10 @@ def sampler_costs(tree: Path, scans: int = 200, starts: int = 200) -> dict[str, 
 def store_costs(tree: Path, trials: int = 300) -> dict[str, float]:
     """In this process: the tree's ``Store.append_trial`` of a noop-shaped trial (7 metrics, the
     sampler's 2, no samples) into a fresh file, and the floor, DuckDB's own one-row INSERT and
-    COMMIT into a table of the same shape."""
+    COMMIT into a table of the same shape. With a journal (``runner/journal.py``, where the
+    trial loop no longer writes the database per trial): ``RunLog.append_trial`` of the same
+    trial (one journal line, no merge due), and the merge of them into the database, whole
+    (open, one transaction, close) and per trial."""
     import duckdb
 
     sys.path.insert(0, str(tree))
@@ -213,6 +216,7 @@ def store_costs(tree: Path, trials: int = 300) -> dict[str, float]:
         "infer_s": 0.0,
     }
     metrics = {f"noop_{i}": 1.0 for i in range(1, 8)} | {"peak_rss_mb": 150.0, "cpu_s": 0.0}
+    out: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="runner-store-") as tmp:
         store = open_store(Path(tmp) / "s.duckdb")
         run_id = store.begin_run(source="measured", argv=[], spec={}, env={})
@@ -228,6 +232,9 @@ def store_costs(tree: Path, trials: int = 300) -> dict[str, float]:
             store.append_trial(record)
             times.append(time.perf_counter() - t)
         store.close()
+        out["append_trial_ms"] = statistics.median(times[10:]) * 1e3
+        if (tree / "runner" / "journal.py").exists():
+            out |= _journal_costs(Path(tmp) / "j.duckdb", values, metrics, trials)
         con = duckdb.connect(str(Path(tmp) / "floor.duckdb"))
         con.execute(
             "CREATE TABLE t (id BIGINT, run_id VARCHAR, config_id VARCHAR, started_at TIMESTAMP, "
@@ -246,10 +253,47 @@ def store_costs(tree: Path, trials: int = 300) -> dict[str, float]:
             commit.append(time.perf_counter() - c)
         con.close()
     sys.path.remove(str(tree))
-    return {
-        "append_trial_ms": statistics.median(times[10:]) * 1e3,
+    return out | {
         "floor_insert_commit_ms": statistics.median(floor[10:]) * 1e3,
         "floor_commit_ms": statistics.median(commit[10:]) * 1e3,
+    }
+
+
+def _journal_costs(
+    db: Path, values: dict[str, Any], metrics: dict[str, float], trials: int
+) -> dict[str, float]:
+    """``RunLog.append_trial`` per trial (no merge due), then the merges of batches of
+    ``trials`` trials (open, merge, close), as the runner does them."""
+    from runner import journal
+    from runner.store import TrialRecord, now_utc, open_store
+
+    with open_store(db) as store:
+        log = journal.RunLog.begin(store, source="measured", argv=[], spec={}, env={})
+    log.next_merge = float("inf")  # no merge inside the timed appends
+    appends, merges = [], []
+    params = dict(values["params"])  # one dict per configuration, as the trial loop passes
+    for _ in range(3):
+        for i in range(trials):
+            record = TrialRecord(
+                run_id=log.run_id,
+                status="ok",
+                values={**values, "params": params, "repetition": i, "seed": i},
+                metrics=metrics,
+            )
+            record.values["started_at"] = now_utc()
+            t = time.perf_counter()
+            log.append_trial(record)
+            appends.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        assert log.merge(wait=10)
+        merges.append(time.perf_counter() - t)
+    log.end("finished")
+    return {
+        "journal_append_ms": statistics.median(appends[10:]) * 1e3,
+        "journal_append_mean_ms": statistics.fmean(appends[10:]) * 1e3,
+        "merge_ms": statistics.median(merges) * 1e3,
+        "merge_per_trial_ms": statistics.median(merges) / trials * 1e3,
+        "merge_batch": float(trials),
     }
 
 
@@ -364,7 +408,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             "| run (the trial loop's own spans, median ms / p90 ms) | result to next request "
-            "| of which store append + commit | of which sampler end + begin | rest |",
+            "| of which store append (journal line, or merge when due) | of which sampler end + "
+            "begin | rest |",
             "|---|---:|---:|---:|---:|",
         ]
         for run, span in spans:
@@ -375,13 +420,38 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| noop {' '.join(run['args']) or '(sampled)'} | {loop:.3f} / {p90[0]:.3f} "
                 f"| {store:.3f} / {p90[1]:.3f} | {sampler:.3f} / {p90[2]:.3f} | {rest:.3f} |"
             )
+        merges = [(run, span["merges"]) for run, span in spans if span.get("merges")]
+        if merges:
+            lines += [
+                "",
+                "| run (journal merges into the database) | merges | trials | median ms | mean ms "
+                "| total ms | total per trial ms | busy |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|",
+            ]
+            for run, m in merges:
+                per = m["total_ms"] / max(1, m["trials"])
+                lines.append(
+                    f"| noop {' '.join(run['args']) or '(sampled)'} | {m['merges']} "
+                    f"| {m['trials']} | {m['median_ms']:.2f} | {m['mean_ms']:.2f} "
+                    f"| {m['total_ms']:.1f} | {per:.4f} | {m['busy']} |"
+                )
     s, p, st = results["sampler"], results["perturbation"], results["store"]
     lines += [
         "",
         "| store (in-process, median of 290 appends) | ms |",
         "|---|---:|",
-        f"| `Store.append_trial`, noop trial (9 metrics, no samples) | "
+        f"| `Store.append_trial`, noop trial (9 metrics, no samples; one transaction) | "
         f"{st['append_trial_ms']:.3f} |",
+    ]
+    if "journal_append_ms" in st:
+        lines += [
+            f"| `RunLog.append_trial`: the same trial as one journal line (what the trial loop "
+            f"does), median (mean) | {st['journal_append_ms']:.3f} "
+            f"({st['journal_append_mean_ms']:.3f}) |",
+            f"| merge of {st['merge_batch']:.0f} journaled trials (open, one transaction, "
+            f"close), whole / per trial | {st['merge_ms']:.1f} / {st['merge_per_trial_ms']:.4f} |",
+        ]
+    lines += [
         f"| floor: DuckDB BEGIN + one-row INSERT + COMMIT | {st['floor_insert_commit_ms']:.3f} |",
         f"| of which COMMIT | {st['floor_commit_ms']:.3f} |",
         "",

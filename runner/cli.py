@@ -298,14 +298,54 @@ def trials(
             "no samples rows, no peak_rss_mb / cpu_s metrics.",
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Take up an interrupted or killed run, RUN_ID (default: the latest unfinished "
+            "one): run only its missing trials, with the seeds they would have had, into it.",
+        ),
+    ] = False,
+    run_id: Annotated[
+        str | None,
+        typer.Argument(metavar="[RUN_ID]", help="The run --resume takes up.", show_default=False),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run configurations (from -e EXPERIMENT, or the grid the options give), --n trials each
-    spread over rounds, appending every trial to --db."""
-    from runner.trials import TrialOptions, plan, run_experiment
+    spread over rounds, appending every trial to --db; or --resume a run that did not finish."""
+    from runner.trials import TrialOptions, plan, resume_run, run_experiment
 
     try:
+        if run_id is not None and not resume:
+            raise RunnerError(f"a run id ({run_id}) is what --resume takes up; add --resume")
+        if resume:
+            given = [
+                name
+                for name, value in (
+                    ("--n", n), ("-e", experiment), ("--quick", quick), ("--warmup", warmup),
+                    ("--engine", engine), ("--workload", workload), ("--dataset", dataset),
+                    ("--workers", workers), ("--threads", threads),
+                    ("--batch-size", batch_size), ("--epochs", epochs),
+                    ("--data-fraction", data_fraction), ("--param", param),
+                    ("--rounds", rounds), ("--until-ci", until_ci), ("--max-n", max_n),
+                    ("--seed", seed), ("--timeout", timeout), ("--data-dir", data_dir),
+                    ("--spark-master", spark_master), ("--spark-mode", spark_mode),
+                    ("--dask-scheduler", dask_scheduler), ("--ray-address", ray_address),
+                    ("--no-sample", no_sample), ("--dry-run", dry_run),
+                )
+                if value not in (None, False, [])
+            ]  # fmt: skip
+            if given:
+                raise RunnerError(
+                    f"--resume runs the rest of a run as its spec says; leave out "
+                    f"{', '.join(given)}"
+                )
+            with _stop_on_signals():
+                result = resume_run(run_id, db=db, progress=not quiet)
+            _print_result(result, json_out)
+            return
         grid = {
             "engine": _split_csv(engine, "--engine"),
             "workload": _split_csv(workload, "--workload"),
@@ -357,14 +397,22 @@ def trials(
         _fail(exc)
         return
     except RunInterrupted as exc:
-        typer.echo(
-            terminal_safe(
-                f"interrupted ({exc.signal}): run {exc.run_id} is marked interrupted; the trials "
-                f"that finished are kept in {exc.db}"
-            ),
-            err=True,
-        )
-        raise typer.Exit(exc.exit_code) from None
+        _interrupted(exc)
+    _print_result(result, json_out)
+
+
+def _interrupted(exc: RunInterrupted) -> None:
+    lines = [
+        f"interrupted ({exc.signal}): run {exc.run_id} is marked interrupted; the trials that "
+        f"finished are kept in {exc.db}; to run the rest: {exc.resume_command}"
+    ]
+    if exc.note:
+        lines.append(f"note: {exc.note}")
+    typer.echo(terminal_safe("\n".join(lines)), err=True)
+    raise typer.Exit(exc.exit_code) from None
+
+
+def _print_result(result: Any, json_out: bool) -> None:
     typer.echo(json.dumps(result.to_dict(), indent=2) if json_out else terminal_safe(str(result)))
     if result.n_bad:
         raise typer.Exit(1)

@@ -11,14 +11,23 @@ class Terminated(KeyboardInterrupt):
 
 
 class RunInterrupted(Exception):
-    """A run ended by Ctrl-C or SIGTERM: what finished is stored, the run is marked
-    ``interrupted``. ``signal`` is ``"SIGINT"`` or ``"SIGTERM"``."""
+    """A run ended by Ctrl-C or SIGTERM: what finished is stored, the trial in flight recorded
+    ``interrupted``, the run marked ``interrupted``; ``runner trials --resume RUN_ID`` runs the
+    rest. ``signal`` is ``"SIGINT"`` or ``"SIGTERM"``; ``note``: why the last trials are still in
+    the run's journal, when they could not be merged."""
 
-    def __init__(self, run_id: str, db: str, signal: str) -> None:
+    def __init__(self, run_id: str, db: str, signal: str, note: str | None = None) -> None:
         super().__init__(f"run {run_id} interrupted by {signal}")
         self.run_id = run_id
         self.db = db
         self.signal = signal
+        self.note = note
+
+    @property
+    def resume_command(self) -> str:
+        import shlex
+
+        return f"runner trials --resume {self.run_id} --db {shlex.quote(self.db)}"
 
     @property
     def exit_code(self) -> int:

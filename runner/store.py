@@ -4,8 +4,11 @@ Tables (see README "Database schema"): ``meta``, ``runs``, ``setups``, ``trials`
 column per metric name, added the first time the name is seen), ``params`` (a configuration's
 parameters, stored once and referenced by ``trials.params_id``), ``samples``, ``curves`` (per-epoch
 training curves), ``stops``, ``prices`` and ``observation_columns`` (the catalogue of metric and
-param names that the ``observations`` view shows as columns). Every trial is appended in its own
-transaction, with one INSERT; importers copy a staged table with :meth:`Store.insert_staged`.
+param names that the ``observations`` view shows as columns). ``runner trials`` journals its
+events (:mod:`runner.journal`) and merges them here in batches, many trials per INSERT
+(:meth:`Store.insert_trials`); :meth:`Store.append_trial` appends one trial in its own
+transaction; importers copy a staged table with :meth:`Store.insert_staged`. ``meta`` also keeps,
+per journaled run, how far its journal was merged (key ``journal:<run_id>``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -69,7 +74,15 @@ TABLE_TRIAL_COLUMNS: dict[str, str] = {
 }
 #: Names no metric or param may take (they are columns of ``trials`` or of ``params``).
 _RESERVED_NAMES = frozenset({"params_id"})
-TRIAL_STATUSES = ("ok", "failed", "timeout")
+#: ``interrupted``: the trial in flight when Ctrl-C or SIGTERM stopped the run (its wall time so
+#: far; ``runner trials --resume`` runs it again).
+TRIAL_STATUSES = ("ok", "failed", "timeout", "interrupted")
+#: Statuses of ``runs``: ``running`` until it ends ``finished``, ``failed`` (an error, a full
+#: disk), ``interrupted`` (Ctrl-C, SIGTERM) or ``killed`` (the runner died without an ending; set
+#: by whoever merges its journal).
+RUN_STATUSES = ("running", "finished", "failed", "interrupted", "killed")
+#: Seconds :func:`open_store` waits for a database another process holds, unless told.
+DEFAULT_WAIT_S = 30.0
 SAMPLE_COLUMNS = (
     "t_s",
     "cpu_percent",
@@ -197,6 +210,11 @@ class StoreError(RunnerError):
     """The database cannot be opened or written as asked."""
 
 
+class StoreBusy(StoreError):
+    """Another process holds the database (a writer, or readers while we want to write) for
+    longer than we waited."""
+
+
 def normalise_name(raw: str) -> str:
     """Turn a CSV header or metric name into a snake_case column name (``Train Time (s)`` ->
     ``train_time_s``)."""
@@ -304,6 +322,8 @@ class Store:
         self._columns: dict[str, tuple[str, str]] | None = None
         self._params_ids: set[str] | None = None
         self._insert_sql: dict[tuple[str, ...], str] = {}
+        #: what opening it merged from dead runners' journals (see runner.journal.sweep)
+        self.sweep_notes: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Store:
@@ -456,18 +476,67 @@ class Store:
         argv: Sequence[str] = (),
         spec: Mapping[str, Any] | None = None,
         env: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        started_at: datetime | None = None,
     ) -> str:
-        run_id = uuid.uuid4().hex[:12]
+        """A new ``running`` run; ``run_id`` None: a new id (:func:`new_run_id`)."""
+        run_id = new_run_id() if run_id is None else run_id
         self.con.execute(
             "INSERT INTO runs (run_id, started_at, argv, spec, env, source) VALUES (?,?,?,?,?,?)",
-            [run_id, now_utc(), _json(list(argv)), _json(spec or {}), _json(env or {}), source],
+            [
+                run_id,
+                started_at or now_utc(),
+                _json(list(argv)),
+                _json(spec or {}),
+                _json(env or {}),
+                source,
+            ],
         )
         return run_id
 
-    def finish_run(self, run_id: str, status: str = "finished") -> None:
+    def finish_run(
+        self, run_id: str, status: str = "finished", finished_at: datetime | None = None
+    ) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"bad run status {status!r}")
         self.con.execute(
             "UPDATE runs SET finished_at = ?, status = ? WHERE run_id = ?",
-            [now_utc(), status, run_id],
+            [finished_at or now_utc(), status, run_id],
+        )
+
+    def reopen_run(self, run_id: str) -> None:
+        """A run taken up again (``runner trials --resume``): ``running``, no end time."""
+        self.con.execute(
+            "UPDATE runs SET finished_at = NULL, status = 'running' WHERE run_id = ?", [run_id]
+        )
+
+    def run_row(self, run_id: str) -> dict[str, Any] | None:
+        """A run's row (argv, spec and env parsed), or None when there is no such run."""
+        cur = self.con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id])
+        row = cur.fetchone()
+        if row is None:
+            return None
+        out = dict(zip([d[0] for d in cur.description], row, strict=True))
+        for key in ("argv", "spec", "env"):
+            if isinstance(out.get(key), str):
+                out[key] = json.loads(out[key])
+        return out
+
+    def journal_state(self, run_id: str) -> dict[str, Any]:
+        """How far a run's journal was merged: ``{"seq": last merged seq, "setups": {local
+        number: setup_id}, ...}``; ``{"seq": 0, "setups": {}}`` when none of it was."""
+        row = self.con.execute(
+            "SELECT value FROM meta WHERE key = ?", [f"journal:{run_id}"]
+        ).fetchone()
+        state = json.loads(row[0]) if row else {}
+        state.setdefault("seq", 0)
+        state.setdefault("setups", {})
+        return state
+
+    def set_journal_state(self, run_id: str, state: Mapping[str, Any]) -> None:
+        """Record how far a run's journal was merged (inside the merge's transaction)."""
+        self.con.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"journal:{run_id}", _json(state)]
         )
 
     def add_setup(
@@ -567,6 +636,14 @@ class Store:
         changed = isinstance(value, Mapping) and self._register_columns("param", value)
         return params_id, changed
 
+    def add_params(self, params: Mapping[str, Any]) -> str:
+        """Store a configuration's params (once) and return its params_id; registers its param
+        columns and rebuilds the view when they are new."""
+        params_id, changed = self._store_params(params)
+        if changed:
+            self._rebuild_view()
+        return str(params_id)
+
     def _trial_values(self, record: TrialRecord) -> tuple[dict[str, Any], dict[str, float], Any]:
         """A trial's checked row values (params left out), its metrics (missing values and
         names of trial columns dropped: the view shows the trial column) and its params."""
@@ -643,6 +720,76 @@ class Store:
         """Append many trials atomically: all of them or none."""
         with self.transaction():
             return [self._insert_trial(r) for r in records]
+
+    def insert_trials(self, records: Sequence[TrialRecord]) -> list[int]:
+        """Insert many trials with one INSERT of ``trials`` (the union of their columns, a list
+        per column), one of their samples and one of their curves, inside the caller's
+        transaction; return their ids, increasing in the order given. Each record is checked
+        and its params and metric names registered as :meth:`append_trial` does. About 30x
+        cheaper per trial than one INSERT each (what a journal merge uses)."""
+        if not records:
+            return []
+        rows: list[dict[str, Any]] = []
+        changed = False
+        for record in records:
+            # a journal's trial names its configuration's stored params_id (see add_params)
+            params_id = record.values.get("params_id")
+            if params_id is not None:
+                record = TrialRecord(
+                    record.run_id,
+                    record.status,
+                    {k: v for k, v in record.values.items() if k != "params_id"},
+                    record.metrics,
+                    record.samples,
+                    record.curves,
+                )
+            values, metrics, params = self._trial_values(record)
+            if params_id is not None:
+                values["params_id"] = params_id
+            elif params is not None:
+                values["params_id"], changed_one = self._store_params(params)
+                changed |= changed_one
+            if metrics:
+                known = self.observation_columns()
+                if not all(known.get(k, ("",))[0] == "metric" for k in metrics):
+                    changed |= self._register_columns("metric", metrics)
+            values.update(metrics)
+            rows.append(values)
+        if changed:
+            self._rebuild_view()
+        n = len(rows)
+        ids = sorted(
+            int(r[0])
+            for r in self.con.execute(
+                "SELECT nextval('trial_id_seq') FROM range(?)", [n]
+            ).fetchall()
+        )
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        types = {"trial_id": "BIGINT"} | {c: TABLE_TRIAL_COLUMNS.get(c, "DOUBLE") for c in names}
+        lists = [ids] + [[row.get(name) for row in rows] for name in names]
+        select = ", ".join(f"unnest(?::{types[c]}[])" for c in ["trial_id", *names])
+        self.con.execute(
+            f"INSERT INTO trials (trial_id, {', '.join(map(quote_ident, names))}) SELECT {select}",
+            lists,
+        )
+        for table, columns, attr in (
+            ("samples", SAMPLE_COLUMNS, "samples"),
+            ("curves", CURVE_COLUMNS, "curves"),
+        ):
+            owner: list[int] = []
+            flat: list[Sequence[Any]] = []
+            for trial_id, record in zip(ids, records, strict=True):
+                got = getattr(record, attr)
+                owner += [trial_id] * len(got)
+                flat += got
+            if not flat:
+                continue
+            lists = [list(col) for col in zip(*flat, strict=True)]
+            if len(lists) != len(columns):
+                raise ValueError(f"{table} rows need {len(columns)} values: {', '.join(columns)}")
+            unnests = ", ".join("unnest(?)" for _ in range(len(lists) + 1))
+            self.con.execute(f"INSERT INTO {table} SELECT {unnests}", [owner, *lists])
+        return ids
 
     def append_run(
         self,
@@ -913,25 +1060,53 @@ def _migrate_3_to_4(store: Store) -> None:
     store._forget()
 
 
-def open_store(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Store:
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def _is_lock_error(first_line: str) -> bool:
+    low = first_line.lower()
+    return "could not set lock" in low or "conflicting lock" in low
+
+
+def _connect(path: Path, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    """A connection to ``path``; while another process holds a conflicting lock, retry with
+    back-off (10 ms doubling to 0.5 s, jittered) for up to ``wait`` seconds, then StoreBusy."""
+    deadline = time.monotonic() + max(0.0, wait)
+    pause = 0.01
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            if not _is_lock_error(first):
+                raise StoreError(f"cannot open {path} as a DuckDB database: {first}") from None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                waited = f"waited {wait:g} s; " if wait > 0 else ""
+                raise StoreBusy(
+                    f"{path} is in use by another process (a runner merging its journal, or a "
+                    f"long analysis); {waited}try again when it is done, or use another --db"
+                ) from None
+            time.sleep(min(left, pause * random.uniform(0.5, 1.5)))
+            pause = min(0.5, pause * 2)
+
+
+def open_store(
+    path: str | Path = DEFAULT_DB, *, read_only: bool = False, wait: float | None = None
+) -> Store:
     """Open (and, when writable and new, create) a results database.
 
     Read-only opens require the file to exist. An older schema is migrated; a newer or unknown one
-    is refused.
+    is refused. DuckDB lets one process write a file, or several read it: while another process
+    holds it in a conflicting way, the open retries with back-off for ``wait`` seconds
+    (None: :data:`DEFAULT_WAIT_S`; 0: try once), then raises :class:`StoreBusy`.
     """
     path = Path(path)
+    wait = DEFAULT_WAIT_S if wait is None else wait
     check_db_path(path, must_exist=read_only)
     existed = path.exists()
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        if "could not set lock" in first.lower() or "conflicting lock" in first.lower():
-            raise StoreError(
-                f"{path} is in use by another process (a runner still writing?); wait for it "
-                "to finish or use another --db"
-            ) from None
-        raise StoreError(f"cannot open {path} as a DuckDB database: {first}") from None
+    con = _connect(path, read_only, wait)
     # DuckDB draws a progress bar for long queries on the terminal, over (or, redirected, into)
     # the command's own output: a 10M migration or analysis would show one
     con.execute("SET enable_progress_bar = false")
@@ -959,10 +1134,25 @@ def open_store(path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> Sto
         elif version < SCHEMA_VERSION:
             if read_only:
                 store.close()
-                open_store(path).close()  # migrate, then reopen read-only
-                return open_store(path, read_only=True)
+                open_store(path, wait=wait).close()  # migrate, then reopen read-only
+                return open_store(path, read_only=True, wait=wait)
             store._migrate(version)
+        if not read_only:
+            store.sweep_notes = _sweep(store)
     except BaseException:
         store.close()
         raise
     return store
+
+
+def _sweep(store: Store) -> list[str]:
+    """Merge the journals of runners that died (see :func:`runner.journal.sweep`): every
+    writable open does it, so their trials land at the next write of anyone."""
+    if not Path(f"{store.path}.journal").is_dir():
+        return []
+    from runner.journal import sweep
+
+    try:
+        return sweep(store)
+    except Exception as exc:  # noqa: BLE001 - a damaged journal must not stop the open
+        return [f"journals of {store.path} not merged: {exc}"]

@@ -1,6 +1,8 @@
 """The trial loop: for each configuration, start the engine once in a worker process, load the
-data once, run the warm-up and measured trials, and append each trial to the store the moment it
-ends (its own transaction)."""
+data once, run the warm-up and measured trials, and journal each trial the moment it ends (see
+:mod:`runner.journal`: the journal is merged into the database about once a second and at the
+end); and ``--resume``: the trials an unfinished run is missing, with the seeds it would have
+used."""
 
 from __future__ import annotations
 
@@ -336,6 +338,32 @@ class _ConfigState:
         )
 
 
+#: A trial already recorded in the run being resumed: (status, seed, train_s, accuracy, error),
+#: keyed by (config_id, warmup, repetition).
+Done = dict[tuple[str, bool, int], tuple[str, int | None, float | None, float | None, str | None]]
+
+
+def _replay(state: _ConfigState, row: tuple[Any, ...], is_warmup: bool) -> None:
+    """Count a trial the resumed run already recorded as if it had just run (the seeds of the
+    trials after it, the counts, the --until-ci interval)."""
+    status, seed, train_s, accuracy, error = row
+    if seed is not None:  # trials recorded failed at a start-up failure took no seed
+        state.ordinal += 1
+    if is_warmup:
+        state.warmups += 1
+    else:
+        state.measured += 1
+        state.counts[status] = state.counts.get(status, 0) + 1
+        if status == "ok" and train_s is not None:
+            state.train_times.append(train_s)
+            if accuracy is not None:
+                state.accuracies.append(accuracy)
+    if status != "ok" and state.first_error is None:
+        state.first_error = error
+    if error and error.startswith("engine start-up failed"):
+        state.stop = "start-up failed"
+
+
 def _run_round(
     store: Any,
     run_id: str,
@@ -349,26 +377,45 @@ def _run_round(
     loads: _Loads,
     sample: bool = True,
     overhead: Overhead | None = None,
+    done: Done | None = None,
 ) -> None:
     """One round of a configuration: start its engine afresh, run ``warmup`` warm-up and ``n``
     measured trials, stop the engine. A start-up failure records every trial the configuration
-    still has planned as failed (see :func:`_record_failed`)."""
+    still has planned as failed (see :func:`_record_failed`). ``store``: what records the run
+    (a :class:`runner.journal.RunLog`, or a :class:`runner.store.Store`).
+
+    ``done``: trials a resumed run already recorded; they are counted, not run again (the
+    engine starts only for a round that has a trial left), so every trial keeps the seed it
+    had in the uninterrupted run. Ctrl-C or SIGTERM during a trial records it as
+    ``interrupted`` (its wall time so far) before the run stops."""
     from runner.store import TrialRecord, curve_rows, now_utc
 
     overhead = Overhead() if overhead is None else overhead
+    done = done or {}
 
     config = state.config
     schedule = [(True, state.warmups + i) for i in range(1, warmup + 1)]
     schedule += [(False, state.measured + i) for i in range(1, n + 1)]
     base_seed = state.typed.seed
     state.rounds += 1
+    if done and all((state.cid, w, r) in done for w, r in schedule):
+        for is_warmup, repetition in schedule:  # this round ran whole before the interruption
+            _replay(state, done[(state.cid, is_warmup, repetition)], is_warmup)
+            advance()
+        return
     worker: Worker | None = None
     setup: dict[str, Any] = {}
     setup_id: int | None = None
+    in_flight: tuple[dict[str, Any], int] | None = None
     load_start = loads.begin()
     try:
-        for done, (is_warmup, repetition) in enumerate(schedule):
+        for index, (is_warmup, repetition) in enumerate(schedule):
             check_stop()  # between trials: nothing is half-written
+            row = done.get((state.cid, is_warmup, repetition))
+            if row is not None:
+                _replay(state, row, is_warmup)
+                advance()
+                continue
             if worker is None:
                 overhead.received = None  # a new worker: no loop span across its start-up
                 worker, setup = start_worker(config, timeout + SETUP_GRACE_S, sample)
@@ -387,7 +434,7 @@ def _run_round(
                 if worker is None:
                     error = "engine start-up failed: " + setup["error"]
                     _record_failed(store, run_id, state, error, round_no, is_warmup, repetition)
-                    for _ in schedule[done:]:
+                    for _ in schedule[index:]:
                         advance()
                     return
                 if state.first_setup_s is None:
@@ -398,7 +445,19 @@ def _run_round(
                 state.warmups += 1
             else:
                 state.measured += 1
+            values = {
+                **state.base_values,
+                "repetition": repetition,
+                "round": round_no,
+                "warmup": is_warmup,
+                "seed": seed,
+                "setup_s": setup.get("setup_s"),
+                "load_s": setup.get("load_s"),
+            }
+            in_flight = (values, time.perf_counter_ns())
+            values["started_at"] = now_utc()
             result, resources, usable = _run_trial(worker, seed, timeout, overhead)
+            in_flight = None
             if not usable:
                 worker = None
                 overhead.received = None
@@ -406,18 +465,12 @@ def _run_round(
                 run_id=run_id,
                 status=result["status"],
                 values={
-                    **state.base_values,
-                    "repetition": repetition,
-                    "round": round_no,
-                    "warmup": is_warmup,
-                    "seed": seed,
+                    **values,
                     "error": result.get("error"),
                     "started_at": result.get("started_at"),
                     "wall_s": result.get("wall_s"),
                     "train_s": result.get("train_s"),
                     "infer_s": result.get("infer_s"),
-                    "setup_s": setup.get("setup_s"),
-                    "load_s": setup.get("load_s"),
                 },
                 metrics={**result.get("metrics", {}), **resources.metrics()},
                 samples=resources.rows,
@@ -435,10 +488,26 @@ def _run_round(
             if result["status"] != "ok" and state.first_error is None:
                 state.first_error = result.get("error")
             advance()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the trial in flight is abandoned
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the trial in flight is abandoned
         if worker is not None:
             worker.kill()  # the worker and its whole process tree, engines included
             worker = None
+        if in_flight is not None:
+            values, t0 = in_flight
+            wall = (time.perf_counter_ns() - t0) / 1e9
+            name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            store.append_trial(
+                TrialRecord(
+                    run_id=run_id,
+                    status="interrupted",
+                    values={
+                        **values,
+                        "wall_s": wall,
+                        "error": f"interrupted by {name} after {wall:.3f} s; "
+                        "`runner trials --resume` runs it again",
+                    },
+                )
+            )
         raise
     finally:
         if worker is not None:
@@ -739,6 +808,21 @@ def _past_timings(db: str | Path, ids: Sequence[str]) -> dict[str, tuple[float, 
     return {str(c): (float(w or 0), float(s or 0)) for c, w, s in rows}
 
 
+def _check_engines(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every engine the configurations use is installed (RunnerError naming the first that is
+    not); returns them."""
+    from runner.engines import check_installed
+    from runner.workloads import uses_keras
+
+    used = sorted({str(c["engine"]) for c in configs})
+    for engine in used:
+        check_installed(engine)
+    keras_on = sorted({str(c["engine"]) for c in configs if uses_keras(c)})
+    if keras_on:  # Keras inside another engine's workers needs TensorFlow there too
+        check_installed("tensorflow", on=keras_on[0])
+    return used
+
+
 def run_experiment(
     options: TrialOptions,
     *,
@@ -747,30 +831,136 @@ def run_experiment(
     progress: bool = True,
 ) -> RunResult:
     """Run every configuration of the experiment, in rounds; return what happened. Everything
-    the user can get wrong is checked before the database is opened."""
+    the user can get wrong is checked before the database is opened.
+
+    The trials go to the run's journal (:mod:`runner.journal`), merged into ``db`` about once a
+    second when the file is free, and at the end."""
     from runner.clusters import check_cluster
-    from runner.engines import check_installed
     from runner.envinfo import collect_env
-    from runner.spec import config_id
+    from runner.journal import RunLog
     from runner.store import open_store
-    from runner.workloads import uses_keras
 
     clear_stop()  # a request left from an earlier run in this process
 
     the_plan = plan(options)
     experiment = the_plan.experiment
-    used = sorted({str(c["engine"]) for c in experiment.configs})
-    for engine in used:
-        check_installed(engine)
-    keras_on = sorted({str(c["engine"]) for c in experiment.configs if uses_keras(c)})
-    if keras_on:  # Keras inside another engine's workers needs TensorFlow there too
-        check_installed("tensorflow", on=keras_on[0])
+    used = _check_engines(experiment.configs)
     clusters = [
         check_cluster(engine, address) for engine, address in options.addresses if engine in used
     ]
 
     t0 = time.perf_counter_ns()
-    store = open_store(db)
+    spec = {**experiment.to_dict(), **the_plan.to_dict(), "sample": options.sample}
+    env = collect_env()
+    if clusters:  # each existing cluster's nodes: host, cores, memory, library versions
+        env["clusters"] = [c.to_dict() for c in clusters]
+    with open_store(db) as store:
+        log = RunLog.begin(store, source="measured", argv=list(argv), spec=spec, env=env)
+    notes = tuple(f"{c.engine} at {c.address}: {w}" for c in clusters for w in c.warnings)
+    return _execute(the_plan, log, sample=options.sample, progress=progress, t0=t0, notes=notes)
+
+
+def resume_run(
+    run_id: str | None = None,
+    *,
+    db: str | Path = "results.duckdb",
+    progress: bool = True,
+) -> RunResult:
+    """Take up a run that did not finish (``run_id`` None: the latest such run of ``db``): its
+    journal merged if its runner died, its experiment rebuilt from ``runs.spec``, and only the
+    trials it is still missing run, each with the seed it had in the uninterrupted run, into the
+    same run, which then ends ``finished``. A finished run, an unknown id, a run still going
+    or one whose engines are not installed is refused (RunnerError)."""
+    from runner.journal import RunLog, journal_locked, sweep
+    from runner.spec import Experiment
+    from runner.store import StoreError, open_store
+
+    clear_stop()
+    t0 = time.perf_counter_ns()
+    with open_store(db, read_only=False) as store:
+        notes = store.sweep_notes + sweep(store)
+        if run_id is None:
+            row = store.con.execute(
+                "SELECT run_id FROM runs WHERE source = 'measured' AND status <> 'finished' "
+                "ORDER BY started_at DESC LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise RunnerError(f"{db} has no unfinished run to resume")
+            run_id = str(row[0])
+        run = store.run_row(run_id)
+        if run is None:
+            raise RunnerError(
+                f"{db} has no run {run_id!r}; `analyze runs` (or the runs table) lists them"
+            )
+        if run["status"] == "finished":
+            raise RunnerError(f"run {run_id} finished; there is nothing to resume")
+        if run["source"] != "measured":
+            raise RunnerError(f"run {run_id} is an import ({run['source']}); only runs resume")
+        if journal_locked(db, run_id):
+            raise RunnerError(f"run {run_id} is still going (its runner holds its journal)")
+        spec = run["spec"] or {}
+        try:
+            experiment = Experiment(
+                name=spec["name"],
+                path=Path(spec["path"]),
+                description=spec.get("description", ""),
+                n=int(spec["n"]),
+                warmup=int(spec["warmup"]),
+                seed=int(spec["seed"]),
+                timeout=float(spec["timeout"]),
+                configs=tuple(spec["configs"]),
+                quick=bool(spec.get("quick", False)),
+                expected_minutes=spec.get("expected_minutes") or {},
+                notes=tuple(spec.get("notes") or ()),
+                from_grid=bool(spec.get("from_grid", False)),
+                rounds=spec.get("spec_rounds"),
+            )
+            the_plan = Plan(
+                experiment, int(spec["rounds"]), spec.get("until_ci"), spec.get("max_n")
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(f"run {run_id} has no usable spec to resume from ({exc})") from None
+        _check_engines(experiment.configs)
+        done = _recorded(store, run_id)
+        log = RunLog.resume(store, run_id)
+    log.notes += notes
+    return _execute(
+        the_plan,
+        log,
+        sample=bool(spec.get("sample", True)),
+        progress=progress,
+        t0=t0,
+        done=done,
+    )
+
+
+def _recorded(store: Any, run_id: str) -> Done:
+    """The trials run ``run_id`` holds (but those interrupted, which run again)."""
+    accuracy = "accuracy" if "accuracy" in store.view_columns() else "NULL"
+    rows = store.con.execute(
+        f"SELECT config_id, coalesce(warmup, false), repetition, status, seed, train_s, "
+        f"{accuracy}, error FROM observations WHERE run_id = ? AND status <> 'interrupted'",
+        [run_id],
+    ).fetchall()
+    return {(str(c), bool(w), int(r)): tuple(rest) for c, w, r, *rest in rows}  # type: ignore[misc]
+
+
+def _execute(
+    the_plan: Plan,
+    log: Any,
+    *,
+    sample: bool,
+    progress: bool,
+    t0: int,
+    done: Done | None = None,
+    notes: tuple[str, ...] = (),
+) -> RunResult:
+    """The rounds of ``the_plan`` into the run ``log`` records (see :func:`run_experiment`)."""
+    from runner.journal import JournalError
+    from runner.spec import config_id
+
+    experiment = the_plan.experiment
+    run_id = log.run_id
     states = [
         _ConfigState(config, config_id(config), _trial_values(config, config_id(config)))
         for config in experiment.configs
@@ -778,20 +968,15 @@ def run_experiment(
     cap = the_plan.max_n if the_plan.until_ci is not None else experiment.n
     for state in states:
         state.planned_measured = experiment.n
-    spec = {**experiment.to_dict(), **the_plan.to_dict(), "sample": options.sample}
-    env = collect_env()
-    if clusters:  # each existing cluster's nodes: host, cores, memory, library versions
-        env["clusters"] = [c.to_dict() for c in clusters]
-    run_id = store.begin_run(source="measured", argv=list(argv), spec=spec, env=env)
-    status = "failed"
-    loads = _Loads(store)
+    status, error = "failed", None
+    loads = _Loads(log)
     overhead = Overhead()
+    round_no = 0
     try:
         with _progress(progress) as bar:
             per_round = experiment.warmup
             total = sum(len(states) * (size + per_round) for size in the_plan.sizes)
             task = bar.add_task("trials", total=total)
-            round_no = 0
             sizes = list(the_plan.sizes)
             while True:
                 active = [s for s in states if s.stop is None]
@@ -817,7 +1002,7 @@ def run_experiment(
                     label = f"r{round_no} {c['engine']} {c['workload']} workers={c['workers']}"
                     bar.update(task, description=label)
                     _run_round(
-                        store,
+                        log,
                         run_id,
                         state,
                         round_no=round_no,
@@ -826,14 +1011,15 @@ def run_experiment(
                         timeout=experiment.timeout,
                         advance=lambda: bar.advance(task),
                         loads=loads,
-                        sample=options.sample,
+                        sample=sample,
                         overhead=overhead,
+                        done=done,
                     )
         loads.finish()
         for state in states:
             _until_ci_done(state, the_plan.until_ci, cap)
             interval = state.interval
-            store.add_stop(
+            log.add_stop(
                 run_id=run_id,
                 config_id=state.cid,
                 n_ok=state.n_ok,
@@ -850,23 +1036,27 @@ def run_experiment(
     except KeyboardInterrupt as exc:
         status = "interrupted"
         signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        raise RunInterrupted(run_id, str(db), signal_name) from None
+        note = log.end(status)
+        raise RunInterrupted(run_id, str(log.db), signal_name, note) from None
+    except JournalError as exc:
+        error = str(exc).split(":", 1)[0]  # "disk full" / "I/O error"
+        raise
     finally:
-        store.finish_run(run_id, status)
-        store.close()
+        if status != "interrupted":
+            note = log.end(status, error)
+            if note is not None:
+                log.notes.append(note)
+    overhead_summary = overhead.summary()
+    overhead_summary["merges"] = log.merge_summary()
     return RunResult(
         run_id=run_id,
-        db=str(db),
+        db=str(log.db),
         experiment=experiment.name,
         elapsed_s=(time.perf_counter_ns() - t0) / 1e9,
         configs=tuple(s.outcome() for s in states),
         rounds=round_no,
-        overhead=overhead.summary(),
-        notes=(
-            experiment.notes
-            + tuple(f"{c.engine} at {c.address}: {w}" for c in clusters for w in c.warnings)
-            + tuple(_busy_notes(states))
-        ),
+        overhead=overhead_summary,
+        notes=(experiment.notes + notes + tuple(log.notes) + tuple(_busy_notes(states))),
     )
 
 
