@@ -201,7 +201,7 @@ def regress(
 ) -> RegressionResult:
     """:func:`analysis.regress.regress`, refusing a factor that varies outside the model (not an
     x, not ``by``, not a function of them) unless pooled."""
-    from analysis.data import check_distinct
+    from analysis.data import check_column, check_distinct
     from analysis.regress import regress as plain
 
     xs = check_distinct(x, "--x")
@@ -216,6 +216,7 @@ def regress(
     with connect(db) as con:
         sel = select(con, metric=None, group=[*xs, *by], group_option="--x/--by", where=where,
                      include_warmup=include_warmup)  # fmt: skip
+        check_column(sel.columns, y, "--y", numeric=True)  # before the plan reads it
         p = plan(con, sel, compared=xs, by=by, required=[y, *xs], pool=pool, splittable=(),
                  refuse_hint=hint)  # fmt: skip
         res = plain(con, y=y, x=xs, by=by, where=sel.filters, include_warmup=include_warmup,

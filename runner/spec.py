@@ -549,6 +549,12 @@ def load_experiment(
     configuration is checked (engine, workload, dataset, support, factor types) before anything
     runs. More than :data:`~runner.config.MAX_CONFIGS` configurations are refused, before they
     are expanded, unless ``yes``."""
+    if name_or_path is not None and not name_or_path.strip():
+        raise RunnerError(
+            "--experiment is empty; give a spec (a .toml path or one of: "
+            f"{', '.join(builtin_experiments())}), or leave it out to build the grid from the "
+            "options"
+        )
     wanted: dict[str, list[Any]] = {k: list(v) for k, v in (grid or {}).items() if v}
     for key, values in (
         ("engine", engines),
