@@ -136,12 +136,17 @@ def summarize_with_boxes(
     include_warmup: bool = False,
     n_boot: int = N_BOOT,
     seed: int = DEFAULT_SEED,
+    spread: bool = True,
 ) -> tuple[SummaryResult, tuple[dict[str, str], list[tuple[tuple[Any, ...], BoxStats]]]]:
     """:func:`summarize` and the Tukey boxes of ``box_metric`` (one of ``metrics``) per
     configuration, as :func:`analysis.boxstats.keyed_box_stats` with the same ``by`` gives them
     (the view's column types; each box with its ``by`` values as stored, in the same order):
     the summary's own scans find them (its quartiles; whiskers and fliers from its outlier
-    scan), instead of two more scans of the selection."""
+    scan), instead of two more scans of the selection.
+
+    With ``spread=False`` the MAD and the geometric mean with its interval are not computed
+    (NaN in the rows): DuckDB holds every value of a configuration for the MAD, and the report
+    shows neither; every other field is :func:`summarize`'s."""
     if box_metric not in metrics:
         raise AnalysisError(f"box metric {box_metric!r} is not one of the summary's metrics")
     result, boxes = _summarize(
@@ -153,6 +158,7 @@ def summarize_with_boxes(
         n_boot=n_boot,
         seed=seed,
         box_metric=box_metric,
+        spread=spread,
     )
     assert boxes is not None
     return result, boxes
@@ -168,6 +174,7 @@ def _summarize(
     n_boot: int,
     seed: int,
     box_metric: str | None,
+    spread: bool = True,
 ) -> tuple[SummaryResult, tuple[dict[str, str], list[tuple[tuple[Any, ...], BoxStats]]] | None]:
     from analysis.query import moments
 
@@ -203,6 +210,9 @@ def _summarize(
         }
         aggregates = []
         for j in range(len(metrics)):
+            if not spread:
+                aggregates += ["NULL", "NULL", "NULL"]
+                continue
             log = f"CASE WHEN s{j} > 0 THEN ln(x{j} / s{j}) END"
             mad = "NULL" if batched else f"mad(d{j})"
             aggregates += [mad, f"avg({log})", f"var_samp({log})"]
@@ -221,6 +231,8 @@ def _summarize(
         mads = None
         if batched:
             mads = held_stats(con, sel, by, metrics, first, scales, shifts, BATCH_VALUES)
+            if not spread:
+                mads = {}
         rows, counts = _summary_rows(first, moved, by, metrics, scales, mads)
         whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None = (
             None if box_metric is None else {}

@@ -560,8 +560,14 @@ def general_context(
     varying = _varying(combos, factors)
     result = compare(con, requested=compare_items, combos=combos)
     # the summary's scans also give the distribution figure's boxes (same keys, same trials)
+    # (without the MAD and geometric mean, which the report does not show)
     summarized, boxes = summarize_with_boxes(
-        con, by=(*TASK_KEYS, *varying), metrics=(METRIC,), box_metric=METRIC, n_boot=0
+        con,
+        by=(*TASK_KEYS, *varying),
+        metrics=(METRIC,),
+        box_metric=METRIC,
+        n_boot=0,
+        spread=False,
     )
     summary = summary_section(con, run_ids, varying, summarized)
     n = sum(int(r[-2]) for r in combos)

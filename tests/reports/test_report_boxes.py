@@ -4,6 +4,7 @@ as ``keyed_box_stats``, which the report used before; the summary unchanged."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,28 @@ def test_boxes_from_the_summary_are_tukeys_and_keyed_box_stats(tmp_path: Path) -
     assert [k for k, _ in boxes] == sorted(
         (k for k, _ in boxes), key=lambda k: tuple((v is None, 0 if v is None else v) for v in k)
     )
+
+
+def test_without_spread_only_the_mad_and_geometric_mean_are_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "r.duckdb"
+    _write(path)
+    lean, (_, boxes) = summarize_with_boxes(
+        path, by=BY, metrics=("train_s",), box_metric="train_s", n_boot=0, spread=False
+    )
+    full, (_, boxes_full) = summarize_with_boxes(
+        path, by=BY, metrics=("train_s",), box_metric="train_s", n_boot=0
+    )
+    assert boxes == boxes_full
+    left_out = {"train_s_mad", "train_s_gmean", "train_s_gmean_ci_low", "train_s_gmean_ci_high"}
+    assert len(lean.rows) == len(full.rows)
+    for a, b in zip(lean.rows, full.rows, strict=True):
+        assert a.keys() == b.keys()
+        assert {k: v for k, v in a.items() if k not in left_out} == {
+            k: v for k, v in b.items() if k not in left_out
+        }
+        assert all(math.isnan(a[k]) for k in left_out)
+        assert math.isfinite(b["train_s_mad"])
+    assert any(math.isfinite(b["train_s_gmean"]) for b in full.rows)
 
 
 def test_box_metric_must_be_summarized(tmp_path: Path) -> None:
