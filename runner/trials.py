@@ -873,10 +873,11 @@ def resume_run(
     or one whose engines are not installed is refused (RunnerError)."""
     from runner.journal import RunLog, journal_locked, sweep
     from runner.spec import Experiment
-    from runner.store import StoreError, open_store
+    from runner.store import StoreError, check_db_path, open_store
 
     clear_stop()
     t0 = time.perf_counter_ns()
+    check_db_path(Path(db), must_exist=True)
     with open_store(db, read_only=False) as store:
         notes = store.sweep_notes + sweep(store)
         if run_id is None:
