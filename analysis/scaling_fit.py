@@ -67,12 +67,19 @@ def _bootstrap_means(grp: Group, t0: float, n_boot: int, seed: int) -> np.ndarra
     """``n_boot`` x cells resampled cell means, as deviations from ``t0``."""
     import numpy as np
 
+    from analysis.ratio import BOOT_CHUNK
+
     rng = np.random.default_rng(seed)
     out = np.empty((n_boot, len(grp.cells)))
     for j, c in enumerate(grp.cells):
         if c.values is not None:
-            idx = rng.integers(0, c.n, size=(n_boot, c.n))
-            out[:, j] = (c.shift - t0) + c.values[idx].mean(axis=1)
+            # in chunks of about BOOT_CHUNK drawn indices, so memory stays bounded whatever
+            # n_boot x n is (numpy draws them in sequence: the same as in one piece)
+            rows = max(1, BOOT_CHUNK // max(c.n, 1))
+            for start in range(0, n_boot, rows):
+                stop = min(start + rows, n_boot)
+                idx = rng.integers(0, c.n, size=(stop - start, c.n))
+                out[start:stop, j] = (c.shift - t0) + c.values[idx].mean(axis=1)
         else:
             sd = 0.0 if math.isnan(c.var) else math.sqrt(c.var)
             out[:, j] = rng.normal((c.shift - t0) + c.mean_dev, sd / math.sqrt(c.n), n_boot)
