@@ -49,6 +49,9 @@ class Table:
     #: indices of rows that start a new group (a rule is drawn above them)
     breaks: tuple[int, ...] = ()
     note: str = ""
+    #: leading columns that name a row: repeated in each part when LaTeX splits a table too
+    #: wide for the page (0: never split)
+    keys: int = 0
 
     def __post_init__(self) -> None:
         width = len(self.columns)

@@ -210,6 +210,7 @@ def summary_section(
             caption=f"Summary of {METRIC} per configuration",
             columns=tuple(cols),
             rows=tuple(rows),
+            keys=2 if show_source else 1,
         )
     )
     return sec.build()

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ __all__ = [
     "escape_latex",
     "latex_environment",
     "table_layout",
+    "table_parts",
 ]
 
 TEX_INSTALL_HINT = (
@@ -75,6 +77,7 @@ def latex_environment() -> jinja2.Environment:
     # Only for LaTeX the report's code wrote (column specs, math headers, file names).
     env.filters["trusted"] = Trusted
     env.filters["layout"] = table_layout
+    env.filters["parts"] = table_parts
     env.filters["cmidrules"] = cmidrules
     return env
 
@@ -85,6 +88,9 @@ TEXT_WIDTH_CM = 26.4
 _CHAR_CM = {"small": 0.17, "footnotesize": 0.155, "scriptsize": 0.13}
 _PAD_CM = 0.3
 _MIN_WRAP_CM = 1.9
+#: A table is split into parts when its narrowest setting is within this much of the text width
+#: (the widths are estimates from average glyph widths).
+_SPLIT_SLACK_CM = 2.0
 _MAX_WRAP_CM = 7.0
 
 
@@ -117,13 +123,11 @@ def table_layout(table: Any) -> TableLayout:
                 break
             continue
         share = room / len(wrap)
-        if share >= _MIN_WRAP_CM or size == sizes[-1]:
+        widths = _wrap_widths(table, wrap, longest, char, share)
+        if (share >= _MIN_WRAP_CM and sum(widths.values()) <= room) or size == sizes[-1]:
             break
-    widths = (
-        {i: max(_MIN_WRAP_CM, min(_MAX_WRAP_CM, share, longest[i] * char + 0.1)) for i in wrap}
-        if wrap
-        else {}
-    )
+    if not wrap:
+        widths = {}
     parts = []
     for i, c in enumerate(cols):
         if i in widths:
@@ -131,6 +135,76 @@ def table_layout(table: Any) -> TableLayout:
         else:
             parts.append("r" if c.num else "l")
     return TableLayout(Trusted("@{}" + "".join(parts) + "@{}"), Trusted(size))
+
+
+def _wrap_widths(
+    table: Any, wrap: Sequence[int], longest: Sequence[int], char: float, share: float
+) -> dict[int, float]:
+    """Widths (cm) of the wrapped columns: ``share`` each, or less for short text, never below
+    the narrowest wrap width nor its longest word (which cannot break)."""
+    return {
+        i: max(
+            _MIN_WRAP_CM,
+            min(_MAX_WRAP_CM, _word_cm(table, i, char)),
+            min(_MAX_WRAP_CM, share, longest[i] * char + 0.1),
+        )
+        for i in wrap
+    }
+
+
+def _word_cm(table: Any, i: int, char: float) -> float:
+    """Width of the longest word (what LaTeX cannot break) in column ``i``, with room for
+    glyphs wider than the average (``_``, ``m``, capitals)."""
+    texts = [table.columns[i].label, *(row[i] for row in table.rows)]
+    return max((len(w) for t in texts for w in t.split()), default=0) * char * 1.2 + 0.1
+
+
+def _min_width_cm(table: Any, columns: Sequence[int]) -> float:
+    """The narrowest ``columns`` of ``table`` can be set (the smallest font, long text wrapped
+    as narrow as :func:`table_layout` sets it)."""
+    char = _CHAR_CM["scriptsize"]
+    width = 0.0
+    for i in columns:
+        c = table.columns[i]
+        longest = max([len(c.label), *(len(row[i]) for row in table.rows)])
+        if c.wrap and longest > 14:
+            width += _PAD_CM + max(_MIN_WRAP_CM, min(_MAX_WRAP_CM, _word_cm(table, i, char)))
+        else:
+            width += _PAD_CM + longest * char
+    return width
+
+
+def table_parts(table: Any) -> list[Any]:
+    """``table``, or when it cannot fit the page even in the smallest font, its columns cut into
+    consecutive parts that do, each part repeating the ``keys`` columns that name a row and
+    captioned "(part i of n)". Tables without ``keys`` or with header groups stay whole."""
+    from dataclasses import replace
+
+    n = len(table.columns)
+    room = TEXT_WIDTH_CM - _SPLIT_SLACK_CM
+    if not table.keys or table.groups or _min_width_cm(table, range(n)) <= room:
+        return [table]
+    keys = list(range(table.keys))
+    parts: list[list[int]] = [[]]
+    for i in range(table.keys, n):
+        if parts[-1] and _min_width_cm(table, [*keys, *parts[-1], i]) > room:
+            parts.append([])
+        parts[-1].append(i)
+    if len(parts) == 1:
+        return [table]
+    out = []
+    for k, part in enumerate(parts, 1):
+        cols = [*keys, *part]
+        out.append(
+            replace(
+                table,
+                id=table.id if k == 1 else f"{table.id}-{k}",
+                caption=f"{table.caption} (part {k} of {len(parts)})",
+                columns=tuple(table.columns[i] for i in cols),
+                rows=tuple(tuple(row[i] for i in cols) for row in table.rows),
+            )
+        )
+    return out
 
 
 def _widen_for_groups(longest: list[int], groups: Any) -> None:

@@ -8,8 +8,16 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from reports.blocks import Column, Section, Table
 from reports.errors import ReportError
-from reports.latex import LATEX_ESCAPES, Trusted, compile_pdf, escape_latex, latex_environment
+from reports.latex import (
+    LATEX_ESCAPES,
+    Trusted,
+    compile_pdf,
+    escape_latex,
+    latex_environment,
+    table_parts,
+)
 
 EXPECTED = {
     "\\": r"\textbackslash{}",
@@ -125,3 +133,82 @@ def test_shell_escape_is_off(tmp_path: Path) -> None:
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     assert "shell=0" in text
     assert not marker.exists()
+
+
+def _wide_table(n_factors: int = 30, keys: int = 2) -> Table:
+    """A summary-like table: Source, Workload, many factor columns, then numbers."""
+    factors = [f"factor_number_{i}" for i in range(n_factors)]
+    columns = (
+        Column("Source", wrap=True),
+        Column("Workload", wrap=True),
+        *(Column(f, wrap=True) for f in factors),
+        *(Column(h, num=True) for h in ("n", "mean", "sd", "median", "95% CI")),
+    )
+    rows = tuple(
+        (
+            f"published:00{r % 5}",
+            "mlp",
+            *(f"v{r}_{i}" for i in range(n_factors)),
+            "10",
+            "1.234",
+            "0.05678",
+            "1.201",
+            "[1.10, 1.37]",
+        )  # fmt: skip
+        for r in range(12)
+    )
+    return Table(id="summary", caption="Summary", columns=columns, rows=rows, keys=keys)
+
+
+def test_a_table_too_wide_for_the_page_is_split_into_parts_repeating_its_keys() -> None:
+    table = _wide_table()
+    parts = table_parts(table)
+    assert len(parts) > 1
+    names = [c.label for c in table.columns]
+    seen: list[str] = []
+    for k, part in enumerate(parts, 1):
+        labels = [c.label for c in part.columns]
+        assert labels[:2] == ["Source", "Workload"]
+        seen += labels[2:]
+        assert part.caption == f"Summary (part {k} of {len(parts)})"
+        assert part.id == ("summary" if k == 1 else f"summary-{k}")
+        for r, row in enumerate(part.rows):
+            assert list(row) == [table.rows[r][names.index(lb)] for lb in labels]
+    assert seen == names[2:]  # every other column once, in order
+    # a table that fits, one without keys, and one with header groups stay whole
+    small = _wide_table(n_factors=3)
+    assert table_parts(small) == [small]
+    assert table_parts(_wide_table(keys=0)) == [_wide_table(keys=0)]
+
+
+@pytest.mark.skipif(
+    subprocess.run(["which", "latexmk"], capture_output=True).returncode != 0,
+    reason="needs latexmk",
+)
+def test_split_parts_fit_the_page(tmp_path: Path) -> None:
+    section = Section("s", "Summary", blocks=(_wide_table(),))
+    source = (
+        latex_environment()
+        .get_template("report.tex.j2")
+        .render(
+            title="t", database="d", run_ids="r", n_trials="1", intro=[], sections=[section], toc=[]
+        )  # fmt: skip
+    )
+    (tmp_path / "report.tex").write_text(source, encoding="utf-8")
+    subprocess.run(
+        [
+            "latexmk",
+            "-pdf",
+            "-interaction=nonstopmode",
+            "-halt-on-error",
+            "-no-shell-escape",
+            "report.tex",
+        ],  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    log = (tmp_path / "report.log").read_text(encoding="latin-1")
+    assert source.count("(part ") > 1
+    assert "Overfull" not in log
