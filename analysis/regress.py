@@ -94,6 +94,11 @@ class _Group:
     ranks: tuple[float, ...]  # [r0 r0, r0 r1 .. r0 rp, r1 r1 .. rp rp]
 
 
+#: The smallest column exponent of the scaling: 2^1021 is the largest power of two whose
+#: reciprocal's reciprocal stays normal (``math.ldexp(1.0, 1021)`` is finite).
+MIN_EXP = -1021
+
+
 def _level_text(by: Sequence[str], level: Sequence[Any]) -> str:
     if not by:
         return "the selected trials"
@@ -125,7 +130,9 @@ def _group(row: Sequence[Any], *, k: int, by: Sequence[str], y: str, x: Sequence
                 f"--x {name} has zero variance in {where} (every value equal), so its slope is "
                 "undefined; pick an x that varies, or drop that --by column"
             )
-    exps = tuple(math.frexp(m)[1] for m in maxabs)
+    # each column over 2^exp; an exponent below MIN_EXP (subnormal values, 1e-316) is raised to
+    # it, so the scale 2^-exp stays a finite double (2^1049 overflowed)
+    exps = tuple(max(math.frexp(m)[1], MIN_EXP) for m in maxabs)
     return _Group(level, n, tuple(shifts), tuple(mean_devs), exps, tuple(ranks))
 
 
