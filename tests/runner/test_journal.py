@@ -213,13 +213,8 @@ def test_a_run_on_a_full_disk_fails_saying_so_with_every_written_trial(
 def test_open_store_waits_for_a_busy_file_and_says_how_long(tmp_path: Path) -> None:
     db = tmp_path / "r.duckdb"
     open_store(db).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(2.5)", str(db)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    holder = _hold(db, 2.5)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         t0 = time.monotonic()
         with pytest.raises(StoreBusy, match=r"in use by another process.*waited 0\.3 s"):
             open_store(db, read_only=True, wait=0.3)
@@ -230,3 +225,33 @@ def test_open_store_waits_for_a_busy_file_and_says_how_long(tmp_path: Path) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+def _hold(db: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding ``db`` open for writing for ``seconds`` (once it printed)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(float(sys.argv[2]))", str(db), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_an_end_that_cannot_merge_leaves_the_journal_to_the_next_writer(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    log = _begin(db)
+    for i in range(1, 3):
+        log.append_trial(_record(log.run_id, i))
+    holder = _hold(db, 30)
+    try:
+        note = log.end("finished", wait=0.3)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert note is not None and f"--resume {log.run_id}" in note and "stayed busy" in note
+    assert log.journal.path.exists()
+    with open_store(db) as store:  # the next writer merges it: the run ended as it said
+        assert store.con.execute("SELECT status FROM runs").fetchone()[0] == "finished"
+        assert any("2 trials" in n for n in store.sweep_notes)
+    assert _counts(db)[0] == 2 and not log.journal.path.exists()
