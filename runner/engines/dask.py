@@ -41,6 +41,9 @@ from runner.workloads import get_workload
 from runner.workloads import keras_trainer as kt
 from runner.workloads import scratch as net
 
+#: How often a trial waiting for Dask looks whether a worker it uses is gone, in seconds.
+WATCH_S = 1.0
+
 
 def _fit(workload: str, config: Config, seed: int, x: Any, y: Any) -> Any:
     return get_workload(workload).fit(config, seed, x, y)
@@ -172,7 +175,7 @@ class Session:
             calls = [
                 trainer.fit(kt.trainer_seed(seed, i)) for i, trainer in enumerate(self._trainers, 1)
             ]
-            self._fits = [call.result() for call in calls]
+            self._fits = self._results(calls)
             return
         if self.mode == "every":
             self._train_everywhere(seed)
@@ -189,7 +192,6 @@ class Session:
         self._models = {addr: futures for addr in self.addresses}
 
     def _train_everywhere(self, seed: int) -> None:
-        from distributed import wait
 
         assert self._train is not None
         x_f, y_f = self._train
@@ -207,9 +209,7 @@ class Session:
             )
             for addr in self.addresses
         }
-        wait(list(futures.values()))
-        for future in futures.values():
-            future.result()  # raise a worker-side error here, inside train
+        self._results(list(futures.values()))  # a worker-side error is raised here, in train
         self._models = futures
         self._local_model = None
 
@@ -221,7 +221,7 @@ class Session:
                 actor.gradient(params, spec, epoch, step, seed, per)
                 for _, actor, _ in self._train_shards
             ]
-            return [call.result() for call in calls]
+            return self._results(calls)
 
         sizes = [n for *_, n in self._train_shards]
         model, self._steps = net.fit_sharded(
@@ -231,13 +231,13 @@ class Session:
 
     def predict(self) -> np.ndarray:
         if self.mode == "trainers":  # trainer 1, comparable with engine tensorflow
-            self._first = np.asarray(self._trainers[0].predict("test").result())
+            self._first = np.asarray(self._results([self._trainers[0].predict("test")])[0])
             return self._first
         futures = [
             self.client.submit(_predict, self._models[addr], shard, workers=[addr], pure=False)
             for addr, shard in self._shards
         ]
-        results = self.client.gather(futures)
+        results = self._results(futures)
         self._used = {addr for addr, _ in results}
         return np.concatenate([pred for _, pred in results])
 
@@ -256,7 +256,7 @@ class Session:
         predict) and the trainers' facts (``keras_trainer.trainers_metrics``)."""
         assert self.split is not None and self._first is not None
         calls = [trainer.predict("test") for trainer in self._trainers[1:]]
-        predictions = [self._first, *(np.asarray(call.result()) for call in calls)]
+        predictions = [self._first, *map(np.asarray, self._results(calls))]
         return kt.trainers_metrics(self._fits, predictions, self.split.y_test)
 
     def trial_history(self) -> list[dict[str, list[float]]]:
@@ -272,6 +272,22 @@ class Session:
             model = next(iter(self._models.values())).result()
         x = self.split.x_train if rows is None else self.split.x_train[rows]
         return np.asarray(model.predict(x))
+
+    def _results(self, futures: list[Any]) -> list[Any]:
+        """The futures' (or actor calls') results, in order. While one is pending, every
+        WATCH_S seconds: if a worker this session uses is gone, raise at once (a task pinned to
+        it, or needing the data it held, would wait for it for ever)."""
+        out = []
+        for future in futures:
+            while True:
+                try:
+                    out.append(future.result(timeout=WATCH_S))
+                    break
+                except TimeoutError:
+                    lost = self.lost_workers()
+                    if lost is not None:
+                        raise RuntimeError(f"{lost}: the trial's tasks cannot finish") from None
+        return out
 
     def lost_workers(self) -> str | None:
         """The workers this session started on that the scheduler no longer has (killed, out of
