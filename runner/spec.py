@@ -907,6 +907,8 @@ def _key_source(
 
 def _data_dir(data_dir: str) -> str:
     """A local folder as an absolute path; a URL (``s3://…``, ``file://…``) as given."""
+    if "\0" in data_dir:
+        raise RunnerError(f"--data-dir {data_dir!r} holds a NUL character; give a folder or URL")
     if "::" in data_dir or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", data_dir):
         return data_dir
     return str(Path(data_dir).resolve())

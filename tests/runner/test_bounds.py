@@ -23,6 +23,10 @@ CASES = [
     (["--workload", ""], "--workload has an empty name"),
     (["--engine", "dask", "--workers", "100000"], "workers must be an integer from 1 to 1,024"),
     (["--engine", "dask", "--threads", "5000"], "threads_per_worker must be an integer from 1"),
+    (["-e", "default", "--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+    (["-e", "default", "--seed", "4294967296"], "--seed must be an integer >= 0 and at most"),
+    (["-e", ""], "--experiment is empty"),
+    (["--workload", "knn", "--param", "foo=2"], "--param foo: knn takes no parameter foo"),
 ]
 
 
