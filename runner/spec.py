@@ -37,7 +37,12 @@ on the machine it was measured on (``runner list experiments`` shows it)::
     where = {workers = 1, data_fraction = [0.3, 0.9]}
 
 Keys that are trial columns (``FACTORS``) become columns; any other key is a workload parameter
-(kept in ``params``). A list of lists gives levels of a list-valued parameter (``hidden``).
+(kept in ``params``). A list of lists gives levels of a list-valued parameter (``hidden``). A
+configuration holds only keys its workload takes (``runner.workloads``: the workload's own
+``params``, ``LABELS`` such as ``table`` or ``cluster`` that name it for the reports, and the
+engine keys ``RUNNER_KEYS``); any other key (``foo = 2`` for knn) is refused with that list, before
+anything runs. Values are strings, booleans, integers, finite numbers or lists of them; ``name``
+and ``seed`` are set at the top only.
 
 ``spark_mode`` (``"local"`` by default, or ``"standalone"``: the runner starts a Spark standalone
 cluster itself) is an engine parameter of ``spark`` configurations. It may sit in ``[defaults]``
