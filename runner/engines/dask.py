@@ -43,6 +43,8 @@ from runner.workloads import scratch as net
 
 #: How often a trial waiting for Dask looks whether a worker it uses is gone, in seconds.
 WATCH_S = 1.0
+#: The scheduler's event topic of a worker restarted by its nanny for using too much memory.
+MEMORY_EVENT = "worker-restart-memory"
 
 
 def _fit(workload: str, config: Config, seed: int, x: Any, y: Any) -> Any:
@@ -89,6 +91,7 @@ class Session:
         self._train_shards: list[tuple[str, Any, int]] = []
         self._local_model: Any = None
         self._steps = 0
+        self._memory_seen = 0  # memory restarts the scheduler had recorded at the last look
 
     def start(self) -> None:
         from distributed import Client, LocalCluster
@@ -113,6 +116,7 @@ class Session:
             self.addresses = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
         if self.mode == "trainers":  # TensorFlow's import is start-up, as for engine tensorflow
             self.client.run(_import_keras, self.threads, workers=self.addresses)
+        self._memory_seen = len(self._memory_restarts())
 
     def load(self, split: Split) -> None:
         self.split = split
@@ -289,17 +293,34 @@ class Session:
                         raise RuntimeError(f"{lost}: the trial's tasks cannot finish") from None
         return out
 
+    def _memory_restarts(self) -> list[dict[str, Any]]:
+        """The scheduler's record of workers their nanny restarted for going over memory_limit
+        (95% of it, Dask's default)."""
+        return [event for _, event in self.client.get_events(MEMORY_EVENT)]
+
     def lost_workers(self) -> str | None:
-        """The workers this session started on that the scheduler no longer has (killed, out of
-        memory, or restarted by their nanny under a new address); None when it has them all.
-        Called after each trial: their data and models went with them."""
+        """The workers this session started on that the scheduler no longer has (killed, or
+        restarted by their nanny under a new address), and the workers a nanny restarted for
+        going over their memory limit since the last look; None when nothing happened. Called
+        after each trial: their data and models went with them."""
         if self.client is None or not self.addresses:
             return None
         now = set(self.client.scheduler_info(n_workers=-1)["workers"])
         gone = [a for a in self.addresses if a not in now]
-        if not gone:
-            return None
-        return f"{len(gone)} of {len(self.addresses)} Dask workers gone ({', '.join(gone)})"
+        restarts = self._memory_restarts()
+        over, self._memory_seen = restarts[self._memory_seen :], len(restarts)
+        said = []
+        if gone:
+            said.append(
+                f"{len(gone)} of {len(self.addresses)} Dask workers gone ({', '.join(gone)})"
+            )
+        for event in over:
+            said.append(
+                f"Dask's nanny restarted worker {event.get('worker')}: at "
+                f"{event.get('rss', 0) / 2**20:.0f} MiB it was over 95% of its memory limit "
+                "(memory_gb)"
+            )
+        return "; ".join(said) if said else None
 
     def close(self) -> None:
         if self.client is not None:
