@@ -308,7 +308,7 @@ def trials(
     ] = False,
     run_id: Annotated[
         str | None,
-        typer.Argument(metavar="[RUN_ID]", help="The run --resume takes up.", show_default=False),
+        typer.Argument(metavar="RUN_ID", help="The run --resume takes up.", show_default=False),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,

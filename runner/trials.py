@@ -969,7 +969,6 @@ def _execute(
     cap = the_plan.max_n if the_plan.until_ci is not None else experiment.n
     for state in states:
         state.planned_measured = experiment.n
-    status, error = "failed", None
     loads = _Loads(log)
     overhead = Overhead()
     round_no = 0
@@ -1033,20 +1032,21 @@ def _execute(
                 rel_half_width=None if interval is None else interval.rel_half_width,
                 target=the_plan.until_ci,
             )
-        status = "finished"
     except KeyboardInterrupt as exc:
-        status = "interrupted"
         signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        note = log.end(status)
+        note = log.end("interrupted")
         raise RunInterrupted(run_id, str(log.db), signal_name, note) from None
-    except JournalError as exc:
-        error = str(exc).split(":", 1)[0]  # "disk full" / "I/O error"
+    except BaseException as exc:
+        # "disk full" / "I/O error" from the journal, else the error's first line
+        text = str(exc).strip() or type(exc).__name__
+        error = text.split(":", 1)[0] if isinstance(exc, JournalError) else text.splitlines()[0]
+        note = log.end("failed", error)
+        if note is not None and isinstance(exc, RunnerError):
+            exc.args = (f"{exc}; {note}",)
         raise
-    finally:
-        if status != "interrupted":
-            note = log.end(status, error)
-            if note is not None:
-                log.notes.append(note)
+    note = log.end("finished")
+    if note is not None:
+        log.notes.append(note)
     overhead_summary = overhead.summary()
     overhead_summary["merges"] = log.merge_summary()
     return RunResult(
