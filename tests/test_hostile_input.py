@@ -729,7 +729,7 @@ N_CASES = (
     + 1
     + len(REPORT_BAD)
     + len(SUBPROCESS)
-    + 2  # the empty number and the overflowing CSV number (xfail)
+    + 3  # the empty number, the overflowing CSV number, the very wide CSV (xfail)
 )
 
 
@@ -758,3 +758,17 @@ def test_import_csv_refuses_a_number_that_overflows(writable_db: Path, tmp_path:
     path.write_text("engine,workload,train_s\nlocal,knn,1e400\nlocal,knn,1\n")
     code, out, err = invoke("runner", ["import", "csv", path, "--db", writable_db])
     refused(code, err, out)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runner import csv of a 3,000-column CSV runs for minutes (each new column is its own "
+    "ALTER TABLE and view rebuild: 500 columns took 16 s; 5,000 did not finish in 200 s) (fix: "
+    "refuse more than ~1,000 metric and param columns, or add them in one batch)",
+)
+def test_import_csv_of_a_very_wide_file_ends(tmp_path: Path) -> None:
+    path = tmp_path / "wide.csv"
+    names = [f"c{i}" for i in range(3000)]
+    path.write_text(f"engine,workload,{','.join(names)}\nlocal,knn,{','.join('1' * 3000)}\n")
+    proc = run_cli("runner", "import", "csv", path, "--db", tmp_path / "r.duckdb", timeout=20)
+    assert proc.returncode in (0, 2) and "Traceback" not in proc.stderr
