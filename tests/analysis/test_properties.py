@@ -390,3 +390,45 @@ def test_compare_of_extreme_ratios(base: float, new: float) -> None:
 
     con = connection({"old": [base, base * 1.5], "new": [new, new * 1.5]})
     run(compare, con, base=["engine=old"], new=["engine=new"], metric="train_s")
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 4),
+    data=st.data(),
+    names=st.lists(labels.filter(lambda t: "\x00" not in t), min_size=2, max_size=2, unique=True),
+)
+def test_twoway(n: int, data: st.DataObject, names: list[str]) -> None:
+    """A balanced 2 x 2 design: the sums of squares of the textbook formulas (types I, II and III
+    agree when every cell has the same n)."""
+    from analysis.twoway import twoway_anova
+
+    scale = data.draw(st.sampled_from(SCALES))
+    cells = {
+        (a, w): data.draw(samples(min_size=n, max_size=n, scale=scale))
+        for a in names
+        for w in (1, 2)
+    }
+    con = connection({f"{a}\x00{w}": v for (a, w), v in cells.items()},
+                     x={f"{a}\x00{w}": w for (a, w) in cells})  # fmt: skip
+    con.execute("UPDATE observations SET engine = split_part(engine, chr(0), 1)")
+    res = run(twoway_anova, con, groups=("engine", "workers"), metric="train_s")
+    if res is None:
+        return
+    values = [v for vs in cells.values() for v in vs]
+    assert finite(values), "non-finite values must be refused"
+    for term in res.terms:
+        assert math.isfinite(term.sum_sq) and term.sum_sq >= 0, term
+    if not conditioned(*cells.values()) or n < 2:
+        return
+    y = np.array([cells[(a, w)] for a in names for w in (1, 2)]).reshape(2, 2, n)
+    grand = y.mean()
+    ss_a = 2 * n * float(((y.mean(axis=(1, 2)) - grand) ** 2).sum())
+    ss_b = 2 * n * float(((y.mean(axis=(0, 2)) - grand) ** 2).sum())
+    cell = y.mean(axis=2)
+    ss_ab = n * float(((cell - grand) ** 2).sum()) - ss_a - ss_b
+    ss_e = float(((y - cell[..., None]) ** 2).sum())
+    tss = ss_a + ss_b + ss_ab + ss_e
+    got = [t.sum_sq for t in res.terms]
+    for ours, ref in zip(got, [ss_a, ss_b, ss_ab, ss_e], strict=True):
+        assert math.isclose(ours, ref, rel_tol=1e-6, abs_tol=1e-9 * tss), (got, ref)
