@@ -1,7 +1,7 @@
 """The trial loop: for each configuration, start the engine once in a worker process, load the
 data once, run the warm-up and measured trials, and journal each trial the moment it ends (see
-:mod:`runner.journal`: the journal is merged into the database about once a second and at the
-end); and ``--resume``: the trials an unfinished run is missing, with the seeds it would have
+:mod:`runner.journal`: the journal is merged into the database every second or few, and at
+the end); and ``--resume``: the trials an unfinished run is missing, with the seeds it would have
 used."""
 
 from __future__ import annotations
@@ -833,8 +833,8 @@ def run_experiment(
     """Run every configuration of the experiment, in rounds; return what happened. Everything
     the user can get wrong is checked before the database is opened.
 
-    The trials go to the run's journal (:mod:`runner.journal`), merged into ``db`` about once a
-    second when the file is free, and at the end."""
+    The trials go to the run's journal (:mod:`runner.journal`), merged into ``db`` every second
+    or few when the file is free, and at the end."""
     from runner.clusters import check_cluster
     from runner.envinfo import collect_env
     from runner.journal import RunLog
