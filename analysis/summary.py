@@ -200,13 +200,22 @@ def _summarize(
         # they are taken a batch of configurations at a time (same aggregates, same results)
         batched = trial_rows(con) * len(metrics) > HELD_MAX
         first = _first_pass(con, sel, by, metrics, has_acc=has_acc, quartiles=not batched)
+        # one power-of-two scale per metric (the largest span's) for every configuration; only
+        # when it would overflow a configuration's values (1e300 beside spans of 1e-300) does
+        # each configuration get its own, the configurations of each scale read in one scan
         scales = [_scale(first, j) for j in range(len(metrics))]
+        own = {tuple(rec["key"]): tuple(scales) for rec in first if rec["n"]}
+        if any(_overflows(rec, scales) for rec in first if rec["n"]):
+            own = {
+                tuple(rec["key"]): tuple(_scale([rec], j) for j in range(len(metrics)))
+                for rec in first
+                if rec["n"]
+            }
         shifts = {
-            tuple(rec["key"]): tuple(
-                _nan(rec["metrics"][j]["low"]) / scales[j] for j in range(len(metrics))
-            )
+            key: tuple(_nan(rec["metrics"][j]["low"]) / own[key][j] for j in range(len(metrics)))
             for rec in first
             if rec["n"]
+            for key in [tuple(rec["key"])]
         }
         aggregates = []
         for j in range(len(metrics)):
@@ -216,24 +225,28 @@ def _summarize(
             log = f"CASE WHEN s{j} > 0 THEN ln(x{j} / s{j}) END"
             mad = "NULL" if batched else f"mad(d{j})"
             aggregates += [mad, f"avg({log})", f"var_samp({log})"]
-        moved = moments(
-            con,
-            sel,
-            metrics=metrics,
-            keys=by,
-            scale=scales,
-            shifts=shifts,
-            aggregates=aggregates,
-            where=["status = 'ok'"],
-            require="none",
-            null_keys=True,
-        )
-        mads = None
-        if batched:
-            mads = held_stats(con, sel, by, metrics, first, scales, shifts, BATCH_VALUES)
-            if not spread:
-                mads = {}
-        rows, counts = _summary_rows(first, moved, by, metrics, scales, mads)
+        moved = []
+        mads = None if not batched else {}
+        for group in dict.fromkeys(own.values()):
+            keys = {key for key, k in own.items() if k == group}
+            moved += moments(
+                con,
+                sel,
+                metrics=metrics,
+                keys=by,
+                scale=list(group),
+                shifts={key: v for key, v in shifts.items() if key in keys},
+                aggregates=aggregates,
+                where=["status = 'ok'"],
+                require="none",
+                null_keys=True,
+            )
+            if batched and mads is not None:
+                part = [rec for rec in first if tuple(rec["key"]) in keys]
+                mads |= held_stats(con, sel, by, metrics, part, group, shifts, BATCH_VALUES)
+        if batched and not spread:
+            mads = {}
+        rows, counts = _summary_rows(first, moved, by, metrics, own, mads)
         whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None = (
             None if box_metric is None else {}
         )
@@ -394,6 +407,24 @@ def _nonfinite_error(
     raise AnalysisError("internal: non-finite values counted but not found")  # pragma: no cover
 
 
+def _overflows(rec: dict[str, Any], scales: Sequence[float]) -> bool:
+    """True when the metrics' scales do not suit configuration ``rec``: a value divided by its
+    scale is not finite, or its (nonzero) span divided by it is below 2**-400, where the
+    squares of the deviations would underflow."""
+    for j, k in enumerate(scales):
+        got = rec["metrics"][j]
+        if not got["count"]:
+            continue
+        low, high = float(got["low"]), float(got["high"])
+        if not (math.isfinite(low) and math.isfinite(high)):
+            continue
+        if not (math.isfinite(low / k) and math.isfinite(high / k)):
+            return True
+        if 0 < high - low < math.ldexp(k, -400):
+            return True
+    return False
+
+
 def _scale(first: Sequence[dict[str, Any]], j: int) -> float:
     """The power of two at or below metric ``j``'s largest deviation from a configuration's
     minimum (1 when there is none): the values are divided by it before any sum of squares, so
@@ -416,7 +447,7 @@ def _summary_rows(
     moved: Sequence[Any],
     by: Sequence[str],
     metrics: Sequence[str],
-    scales: Sequence[float],
+    scales: dict[tuple[Any, ...], tuple[float, ...]],
     mads: dict[tuple[Any, ...], list[Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
     """Rows of the summary from :func:`_first_pass` and the moments (``moved``: one
@@ -434,7 +465,7 @@ def _summary_rows(
             got = rec["metrics"][j]
             count = int(got["count"])
             counts[m].append(count)
-            k = scales[j]
+            k = scales[tuple(rec["key"])][j] if tuple(rec["key"]) in scales else 1.0
             if km is None or not count:
                 mean, sd, mad, log_mean, log_var = math.nan, math.nan, math.nan, None, None
             else:
@@ -483,10 +514,22 @@ def _geometric(
     out = dict.fromkeys((f"{m}_gmean", f"{m}_gmean_ci_low", f"{m}_gmean_ci_high"), math.nan)
     if nonpositive or not count or log_mean is None or not shift > 0:
         return out
-    out[f"{m}_gmean"] = float(shift) * math.exp(float(log_mean))
+    out[f"{m}_gmean"] = _times_exp(float(shift), float(log_mean))
     if count > 1 and log_var is not None:
         se = math.sqrt(max(float(log_var), 0.0) / count)
         low, high = t_interval(float(log_mean), se, count - 1, CONFIDENCE)
-        out[f"{m}_gmean_ci_low"] = float(shift) * math.exp(low)
-        out[f"{m}_gmean_ci_high"] = float(shift) * math.exp(high)
+        out[f"{m}_gmean_ci_low"] = _times_exp(float(shift), low)
+        out[f"{m}_gmean_ci_high"] = _times_exp(float(shift), high)
     return out
+
+
+def _times_exp(shift: float, v: float) -> float:
+    """``shift * exp(v)`` for ``shift > 0``; where ``exp(v)`` alone overflows (an interval of a
+    range as wide as 1 to 1e-269), ``exp(ln shift + v)``, and inf when that overflows too."""
+    try:
+        return shift * math.exp(v)
+    except OverflowError:
+        try:
+            return math.exp(math.log(shift) + v)
+        except OverflowError:
+            return math.inf

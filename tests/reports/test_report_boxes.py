@@ -119,3 +119,52 @@ def test_box_metric_must_be_summarized(tmp_path: Path) -> None:
     _write(path)
     with pytest.raises(AnalysisError, match="box metric"):
         summarize_with_boxes(path, by=BY, metrics=("train_s",), box_metric="infer_s")
+
+
+def _write_values(path: Path, groups: dict[str, list[float]]) -> None:
+    store = open_store(path)
+    try:
+        run = store.begin_run(source="measured", argv=["runner"])
+        store.append_trials(
+            TrialRecord(run, "ok", {"workload": "knn", "engine": g, "workers": 1, "train_s": x})
+            for g, xs in groups.items()
+            for x in xs
+        )
+        store.finish_run(run)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [
+        {"a": [1e300], "b": [1e-300, 2e-300]},  # 1e300 / 2^-997 overflowed: NaN mean
+        {"a": [1e300, 1.5e300], "b": [1e-300, 2e-300, 3e-300]},  # b's squares underflowed
+        {"a": [1.0, 1.657120488341629e-269]},  # the geometric interval's exp overflowed
+        {"a": [1.0, 2.0, 4.0], "b": [10.0, 30.0]},  # ordinary: one scale
+    ],
+)
+def test_summary_of_mixed_magnitudes_is_exact(tmp_path: Path, groups: dict) -> None:
+    import statistics
+
+    path = tmp_path / "m.duckdb"
+    _write_values(path, groups)
+    res, (_, boxes) = summarize_with_boxes(
+        path, by=("engine",), metrics=("train_s",), box_metric="train_s", n_boot=0
+    )
+    rows = {r["engine"]: r for r in res.rows}
+    for g, xs in groups.items():
+        row = rows[g]
+        assert row["n"] == len(xs)
+        assert row["train_s_mean"] == pytest.approx(statistics.fmean(xs), rel=1e-15)
+        if len(xs) > 1:
+            assert row["train_s_sd"] == pytest.approx(statistics.stdev(xs), rel=1e-14)
+            assert row["train_s_mad"] == pytest.approx(
+                statistics.median(abs(x - statistics.median(xs)) for x in xs), rel=1e-15
+            )
+        if all(x > 0 for x in xs):
+            gmean = statistics.geometric_mean(xs)
+            assert row["train_s_gmean"] == pytest.approx(gmean, rel=1e-12)
+            if len(xs) > 1:
+                assert row["train_s_gmean_ci_low"] <= gmean <= row["train_s_gmean_ci_high"]
+    assert [b.n for _, b in boxes] == [len(xs) for _, xs in sorted(groups.items())]
