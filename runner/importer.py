@@ -109,12 +109,23 @@ def _short(value: str, limit: int = 60) -> str:
     return repr(value if len(value) <= limit else value[: limit - 3] + "...")
 
 
-def _read_text(path: Path) -> tuple[str, str]:
-    """The file's text (UTF-8, BOM dropped) and its sha256; RunnerError when unusable."""
+def check_csv_path(path: Path) -> None:
+    """RunnerError unless ``path`` is a regular file (or a link to one), before anything opens
+    it: opening a FIFO blocks until a writer comes, a device may never end."""
     if not path.exists():
         raise RunnerError(f"no such file: {path}; check the path to the CSV file")
     if path.is_dir():
         raise RunnerError(f"{path} is a directory; give the path of a CSV file inside it")
+    if not path.is_file():
+        raise RunnerError(
+            f"{path} is not a regular file (a FIFO, device or socket); save the data to a "
+            "CSV file and give its path"
+        )
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    """The file's text (UTF-8, BOM dropped) and its sha256; RunnerError when unusable."""
+    check_csv_path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -81,10 +81,9 @@ def scan_file(path: Path) -> FileHead:
     (the messages of :func:`runner.importer._read_text`)."""
     import codecs
 
-    if not path.exists():
-        raise RunnerError(f"no such file: {path}; check the path to the CSV file")
-    if path.is_dir():
-        raise RunnerError(f"{path} is a directory; give the path of a CSV file inside it")
+    from runner.importer import check_csv_path
+
+    check_csv_path(path)
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     head: list[str] = []

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from runner.errors import RunnerError
-from runner.importer import ImportResult, import_csv, sniff_delimiter
+from runner.importer import ImportResult, import_csv, import_prices, sniff_delimiter
 
 RUNNER = shutil.which("runner", path=str(Path(sys.executable).parent)) or "runner"
 
@@ -335,6 +337,30 @@ def test_cli_db_folder_missing(tmp_path: Path) -> None:
     proc = run_cli("bench.csv", "--db", tmp_path / "no" / "r.duckdb", cwd=tmp_path)
     assert_one_error_line(proc)
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("command", ["csv", "prices"])
+def test_cli_refuses_a_fifo_before_opening_it(tmp_path: Path, command: str) -> None:
+    # opening a FIFO with no writer blocks for good: the path must be refused unopened
+    fifo = tmp_path / "f.csv"
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [RUNNER, "import", command, "f.csv", "--db", "r.duckdb"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_one_error_line(proc)
+    assert "not a regular file" in proc.stderr
+    assert not (tmp_path / "r.duckdb").exists()
+
+
+@pytest.mark.parametrize("func", [import_csv, import_prices])
+def test_a_device_is_not_a_csv_file(tmp_path: Path, func: Any) -> None:
+    with pytest.raises(RunnerError, match=r"^/dev/null is not a regular file \(a FIFO"):
+        func("/dev/null", db=tmp_path / "r.duckdb")
+    assert not (tmp_path / "r.duckdb").exists()
 
 
 # -- prices -------------------------------------------------------------------------------------
