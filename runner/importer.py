@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -168,7 +169,9 @@ def sniff_delimiter(text: str) -> str:
 
 
 def _is_number(cell: str) -> bool:
-    return bool(_NUMBER_RE.match(cell))
+    """A number in plain notation whose float is finite: ``1e400`` (and a 400-digit integer)
+    overflows a double to infinity, so it is no more a number here than ``inf`` is."""
+    return bool(_NUMBER_RE.match(cell)) and math.isfinite(float(cell))
 
 
 def _number(cell: str) -> int | float:
@@ -187,6 +190,8 @@ def _cast(cell: str, column: str, where: str) -> Any:
 
     if typ in _INT_RANGES:
         if _INT_RE.match(cell):
+            if len(cell.lstrip("+-0")) > 20:  # no int() of thousands of digits: out of range
+                raise bad("a whole number in range")
             value = int(cell)
         elif _is_number(cell) and float(cell).is_integer():
             value = int(float(cell))
@@ -197,7 +202,7 @@ def _cast(cell: str, column: str, where: str) -> Any:
         return value
     if typ == "DOUBLE":
         if not _is_number(cell):
-            raise bad("a number")
+            raise bad("a finite number" if _NUMBER_RE.match(cell) else "a number")
         return float(cell)
     if typ == "BOOLEAN":
         if cell.lower() in _TRUE:
@@ -373,9 +378,10 @@ def _declared_metrics(
         i = names.index(name)
         for line, cells in rows:
             if cells[i] and not _is_number(cells[i]):
+                finite = "finite " if _NUMBER_RE.match(cells[i]) else ""
                 raise RunnerError(
                     f"{path.name}, line {line}, metric {name}: {_short(cells[i])} is not a "
-                    "number; fix the value or leave the cell empty"
+                    f"{finite}number; fix the value or leave the cell empty"
                 )
     return [n for n in names if n in set(metrics)]
 
@@ -552,6 +558,8 @@ def _price_number(cell: str, column: str, where: str, *, integer: bool = False) 
         return None
     if not _is_number(text) or (integer and not _INT_RE.match(text)):
         kind = "a whole number" if integer else "a number"
+        if _NUMBER_RE.match(text) and not integer:
+            kind = "a finite number"
         raise RunnerError(f"{where}: {column} {_short(cell)} is not {kind}; fix the cell")
     value = float(text)
     if value < 0:

@@ -391,6 +391,7 @@ def test_cli_import_prices(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("name,usd_per_hour\nm4,-1\n", "usd_per_hour '-1' is negative"),
+        ("name,usd_per_hour\nm4,1e400\n", "usd_per_hour '1e400' is not a finite number"),
         ("name,usd_per_hour,vcpu\nm4,1,2.5\n", "vcpu '2.5' is not a whole number"),
         ("name,usd_per_hour\nm4,1\nm4,2\n", "'m4' appears twice"),
         ("name,usd_per_hour\n", "has a header but no prices"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import duckdb
@@ -162,3 +163,53 @@ def test_rows_keep_file_order_over_many_row_groups(tmp_path: Path, with_repetiti
     )
     assert len(got) == n
     assert got == expected
+
+
+# 10**400 and 10**999 are beyond the largest double (about 1.8 * 10**308): float() of them is inf
+OVERFLOWS = ("1e400", "-1E+999", "1" + "0" * 400)
+
+
+def test_numbers_that_overflow_a_double_are_refused_with_their_lines(tmp_path: Path) -> None:
+    assert sys.float_info.max < 10**400
+    csv_path = tmp_path / "o.csv"
+    body = "\n".join(f"local,{v}" for v in (OVERFLOWS[0], "1", *OVERFLOWS[1:], "1.5e308"))
+    csv_path.write_text(f"engine,train_s\n{body}\n")
+    db = tmp_path / "r.duckdb"
+    with pytest.raises(RunnerError) as info:
+        import_csv(csv_path, db=db)
+    message = str(info.value)
+    assert message.startswith("o.csv, line 2, column train_s: '1e400' is not a finite number;")
+    assert message.endswith("[3 bad values in all; train_s: 3 (lines 2, 4, 5)]")
+    assert not db.exists()
+    with pytest.raises(RunnerError, match=r"^o.csv, line 2, column train_s: '1e400' is not a fin"):
+        parse_csv(csv_path, experiment="o")
+    declared = tmp_path / "m.csv"
+    declared.write_text("engine,acc\nlocal,0.5\nlocal,1e400\n")
+    with pytest.raises(RunnerError, match=r"line 3, metric acc: '1e400' is not a finite number"):
+        parse_csv(declared, experiment="m", metrics=["acc"])
+
+
+def test_an_overflowing_cell_is_text_as_inf_is(tmp_path: Path) -> None:
+    # a column with a cell that is not a finite number is params, not a metric: 1e400 as 'inf'
+    csv_path = tmp_path / "p.csv"
+    csv_path.write_text("engine,acc,k\nlocal,1e400,5\nlocal,0.5,inf\n")
+    db = tmp_path / "r.duckdb"
+    result = import_csv(csv_path, db=db)
+    parsed = parse_csv(csv_path, experiment="p")
+    assert result.metric_columns == parsed.metric_columns == ()
+    assert result.param_columns == parsed.param_columns == ("acc", "k")
+    got = [json.loads(p) for (p,) in rows(db, "SELECT params FROM observations ORDER BY trial_id")]
+    assert got == [r["params"] for r in parsed.records]
+    assert got == [{"acc": "1e400", "k": 5}, {"acc": 0.5, "k": "inf"}]
+
+
+@pytest.mark.parametrize("digits", [21, 5000])
+def test_an_integer_of_many_digits_is_out_of_range(tmp_path: Path, digits: int) -> None:
+    # 5,000 digits is over Python's int() limit for text (4,300): a message, not a ValueError
+    csv_path = tmp_path / "w.csv"
+    csv_path.write_text(f"engine,workers\nlocal,1\nlocal,{'9' * digits}\n")
+    match = r"^w.csv, line 3, column workers: '9999.*' is not a whole number in range;"
+    with pytest.raises(RunnerError, match=match):
+        import_csv(csv_path, db=tmp_path / "r.duckdb")
+    with pytest.raises(RunnerError, match=match):
+        parse_csv(csv_path, experiment="w")
