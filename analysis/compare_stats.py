@@ -129,9 +129,10 @@ def log_welch(
     n_n: int,
     confidence_level: float,
 ) -> tuple[float, float, float, float]:
-    """``(shift, low, high, p)`` of Welch's t on the log values (NaN with < 2 trials a side)."""
-    from scipy import stats
-
+    """``(shift, low, high, p)`` of Welch's t on the log values (NaN with < 2 trials a side).
+    The t quantile and tail come from :mod:`analysis.intervals` (``scipy.special``, the values
+    of ``scipy.stats.t``), so this path does not import ``scipy.stats``."""
+    from analysis.intervals import t_ppf, t_sf
     from analysis.twosample import welch_df
 
     if n_b < 2 or n_n < 2 or mean_b is None or mean_n is None:
@@ -143,8 +144,8 @@ def log_welch(
     if se == 0:
         return shift, shift, shift, 0.0 if shift else 1.0
     df = welch_df(vn, n_n, vb, n_b)
-    q = float(stats.t.ppf((1 + confidence_level) / 2, df))
-    p = float(2 * stats.t.sf(abs(shift / se), df))
+    q = t_ppf((1 + confidence_level) / 2, df)
+    p = 2 * t_sf(abs(shift / se), df)
     return shift, shift - q * se, shift + q * se, p
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,21 @@ def test_welch_on_log_values_against_scipy(two_runs):
         (math.exp(ci.low), math.exp(ci.high)), rel=1e-9
     )
     assert row.ratio == pytest.approx(math.exp(ln.mean() - lb.mean()), rel=1e-12)
+
+
+def test_welch_path_does_not_import_scipy_stats(two_runs):
+    """--test welch takes t's quantile and tail from scipy.special (analysis.intervals), with
+    the values of the test above; scipy.stats (about 0.3 s) stays unimported."""
+    path, r1, r2, _, _ = two_runs
+    code = (
+        "import sys; from analysis.compare import compare; "
+        f"res = compare({str(path)!r}, base={r1!r}, new={r2!r}, test='welch'); "
+        "assert res.rows and all(r.method == 't' for r in res.rows); "
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_u_null_distribution_matches_scipys_exact_test():
