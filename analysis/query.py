@@ -70,11 +70,17 @@ MEMORY_LIMIT = "500MB"
 
 
 def configure(con: duckdb.DuckDBPyConnection) -> None:
-    """Settings for analysis queries on a connection this package opened: a memory limit."""
+    """Settings for analysis queries on a connection this package opened: a memory limit
+    (``TRIALKIT_DUCKDB_MEMORY``) and, when ``TRIALKIT_DUCKDB_THREADS`` is set, DuckDB's thread
+    count (default: DuckDB's, one per core)."""
     limit = os.environ.get("TRIALKIT_DUCKDB_MEMORY", MEMORY_LIMIT)
+    stmts = [f"SET memory_limit = '{limit}'"]
+    threads = os.environ.get("TRIALKIT_DUCKDB_THREADS", "").strip()
+    if threads.isdigit() and int(threads) > 0:
+        stmts.append(f"SET threads = {int(threads)}")
     # preserve_insertion_order stays on: a bootstrap resamples fetched rows by position, so
     # their order (the store's) is part of its result
-    for stmt in (f"SET memory_limit = '{limit}'",):
+    for stmt in stmts:
         with contextlib.suppress(Exception):  # a setting refused: keep DuckDB's default
             con.execute(stmt)
 

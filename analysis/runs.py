@@ -48,16 +48,20 @@ def _json_value(text: Any, default: Any) -> Any:
 
 
 def list_runs(db: Database) -> tuple[RunInfo, ...]:
-    """All runs in the database, oldest first."""
+    """All runs in the database, oldest first (the trials counted per run first, then joined
+    to the small runs table: its JSON argv and env are never grouped over the trials)."""
     with connect(db) as con:
         raw = con.execute(
             """
+            WITH t AS (
+                SELECT run_id, count(trial_id) AS n,
+                       list(DISTINCT experiment ORDER BY experiment)
+                           FILTER (WHERE experiment IS NOT NULL) AS experiments
+                FROM trials GROUP BY run_id
+            )
             SELECT r.run_id, r.started_at, r.finished_at, r.source, r.argv, r.env,
-                   count(t.trial_id),
-                   list(DISTINCT t.experiment ORDER BY t.experiment)
-                       FILTER (WHERE t.experiment IS NOT NULL)
-            FROM runs r LEFT JOIN trials t USING (run_id)
-            GROUP BY ALL
+                   coalesce(t.n, 0), t.experiments
+            FROM runs r LEFT JOIN t USING (run_id)
             ORDER BY r.started_at, r.run_id
             """
         ).fetchall()

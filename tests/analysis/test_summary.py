@@ -223,6 +223,23 @@ def test_list_runs(make_db, trials_for, db):
     assert list_runs(path)[0].experiments == ("paper000",)
 
 
+def test_list_runs_counts_each_run_and_keeps_a_run_without_trials(make_db, trials_for):
+    from runner.store import open_store
+
+    path = make_db(trials_for({1: [1.0, 2.0, 3.0]}, experiment="b"))
+    store = open_store(path)
+    try:
+        empty = store.begin_run(source="import:empty", argv=["e"], env={})
+        store.finish_run(empty)
+    finally:
+        store.close()
+    got = {r.source: r for r in list_runs(path)}
+    assert set(got) == {"import:test", "import:empty"}
+    assert got["import:test"].n_trials == 3 and got["import:test"].experiments == ("b",)
+    assert got["import:empty"].n_trials == 0 and got["import:empty"].experiments == ()
+    assert got["import:empty"].argv == ["e"] and got["import:empty"].env == {}
+
+
 # -- bootstrap CI of the median ---------------------------------------------------------------
 # References: brute-force resampling in NumPy, scipy.stats.binom (the exact law of the resampled
 # median's rank) and scipy.stats.bootstrap on the raw rows; never our own numbers.
