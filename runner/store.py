@@ -324,6 +324,9 @@ class Store:
         self._insert_sql: dict[tuple[str, ...], str] = {}
         #: what opening it merged from dead runners' journals (see runner.journal.sweep)
         self.sweep_notes: list[str] = []
+        #: the schema version of the file when a read-only open shows an older one in the
+        #: current shape through temporary views (None: the file has the current schema)
+        self.legacy_version: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> Store:
@@ -1060,6 +1063,122 @@ def _migrate_3_to_4(store: Store) -> None:
     store._forget()
 
 
+def _present_old_schema(store: Store, version: int) -> None:
+    """Show a schema 1-3 file, opened read-only, in the current shape without writing it:
+    temporary views (which shadow the file's tables on this connection) for ``trials`` (metric
+    columns pivoted from the long ``metrics`` table as :func:`_migrate_3_to_4` does,
+    ``params_id`` the first 16 hex digits of the SHA-256 of the stored params text: trialkit
+    always stored it canonical, so the ids equal the migrated ones), ``params``,
+    ``observation_columns`` (plus metric names only ``metrics`` holds, as the migration adds),
+    ``observations``, and for what older versions lack: ``setups`` (round, load), ``curves``
+    and ``stops`` (empty). Every read pivots ``metrics`` again, as trialkit 3 did: a writable
+    open migrates the file once and is faster to read afterwards."""
+    con = store.con
+    (db,) = con.execute("SELECT current_database()").fetchone()
+    columns: dict[str, list[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = ? "
+        "AND schema_name = 'main' ORDER BY table_name, column_index",
+        [db],
+    ).fetchall():
+        columns.setdefault(table, []).append(column)
+
+    def base(table: str) -> str:
+        return f"{quote_ident(db)}.main.{quote_ident(table)}"
+
+    for table in ("trials", "runs", "observation_columns"):
+        if table not in columns:
+            raise StoreError(
+                f"{store.path} has schema version {version} but no {table} table; it is "
+                "damaged, or was not written by trialkit: use another --db"
+            )
+    catalogue = con.execute(
+        f"SELECT name, kind, type FROM {base('observation_columns')}"
+    ).fetchall()
+    skipped = set(TRIAL_COLUMNS) | set(RUN_VIEW_COLUMNS) | _RESERVED_NAMES
+    known = {name for name, kind, _ in catalogue if kind == "metric"}
+    stored = set()
+    if "metrics" in columns:
+        stored = {
+            r[0] for r in con.execute(f"SELECT DISTINCT name FROM {base('metrics')}").fetchall()
+        }
+    metric_names = sorted(n for n in stored | known if n not in skipped and _NAME_RE.match(n))
+    extra = sorted(set(metric_names) - known)
+    param_cols = sorted((n, typ) for n, kind, typ in catalogue if kind == "param")
+
+    def view(name: str, sql: str) -> None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(name)} AS {sql}")
+
+    values = "".join(f" UNION ALL SELECT '{n}', 'metric', 'DOUBLE'" for n in extra)
+    view(
+        "observation_columns", f"SELECT name, kind, type FROM {base('observation_columns')}{values}"
+    )
+    old_trials = set(columns["trials"])
+
+    def trial_column(name: str, typ: str) -> str:
+        if name == "params_id":
+            return "left(sha256(t.params::VARCHAR), 16) AS params_id"
+        if name in old_trials:
+            return f"t.{quote_ident(name)}"
+        return f"NULL::{typ} AS {quote_ident(name)}"
+
+    pivot_join = ""
+    if metric_names and "metrics" in columns:
+        pivot = ", ".join(
+            f"max(value) FILTER (WHERE name = '{n}') AS {quote_ident(n)}" for n in metric_names
+        )
+        pivot_join = (
+            f" LEFT JOIN (SELECT trial_id, {pivot} FROM {base('metrics')} GROUP BY trial_id) m"
+            " USING (trial_id)"
+        )
+        metric_select = [f"m.{quote_ident(n)}" for n in metric_names]
+    else:
+        metric_select = [f"NULL::DOUBLE AS {quote_ident(n)}" for n in metric_names]
+    view(
+        "trials",
+        "SELECT "
+        + ", ".join(
+            [trial_column(n, typ) for n, typ in TABLE_TRIAL_COLUMNS.items()] + metric_select
+        )
+        + f" FROM {base('trials')} t{pivot_join}",
+    )
+    view(
+        "params",
+        "SELECT DISTINCT left(sha256(params::VARCHAR), 16) AS params_id, params "
+        f"FROM {base('trials')} WHERE params IS NOT NULL",
+    )
+    extract = ["raw"] + [
+        f"TRY_CAST(json_extract_string(raw, '{'$.' + json.dumps(name)}') AS {typ}) "
+        f"AS {quote_ident(name)}"
+        for name, typ in param_cols
+    ]
+    select = [trial_column(c, typ) for c, typ in TRIAL_COLUMNS.items()]
+    select.append("r.source")
+    select += metric_select
+    select += [f"p.{quote_ident(n)}" for n, _ in param_cols]
+    view(
+        "observations",
+        f"SELECT {', '.join(select)} FROM {base('trials')} t JOIN {base('runs')} r "
+        f"USING (run_id){pivot_join} LEFT JOIN (SELECT {', '.join(extract)} FROM (SELECT "
+        f"DISTINCT params::VARCHAR AS raw FROM {base('trials')} WHERE params IS NOT NULL)) p "
+        "ON p.raw = t.params::VARCHAR",
+    )
+    if "setups" in columns:
+        old_setups = set(columns["setups"])
+        added = [
+            f"NULL::{typ} AS {name}"
+            for name, typ in (("round", "INTEGER"), ("load", "JSON"))
+            if name not in old_setups
+        ]
+        if added:
+            view("setups", f"SELECT *, {', '.join(added)} FROM {base('setups')}")
+    for table, ddl in (("curves", _CURVES_DDL), ("stops", _STOPS_DDL)):
+        if table not in columns:
+            con.execute(ddl.replace("CREATE TABLE IF NOT EXISTS", "CREATE TEMP TABLE", 1))
+    store.legacy_version = version
+    store._forget()
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
@@ -1097,10 +1216,13 @@ def open_store(
 ) -> Store:
     """Open (and, when writable and new, create) a results database.
 
-    Read-only opens require the file to exist. An older schema is migrated; a newer or unknown one
-    is refused. DuckDB lets one process write a file, or several read it: while another process
-    holds it in a conflicting way, the open retries with back-off for ``wait`` seconds
-    (None: :data:`DEFAULT_WAIT_S`; 0: try once), then raises :class:`StoreBusy`.
+    Read-only opens require the file to exist. An older schema is migrated by a writable open; a
+    read-only open writes nothing (a read-only file or filesystem works too): it shows the old
+    tables in the current shape through temporary views (:func:`_present_old_schema`). A newer
+    or unknown schema is refused. DuckDB lets one process write a file, or several read it:
+    while another process holds it in a conflicting way, the open retries with back-off for
+    ``wait`` seconds (None: :data:`DEFAULT_WAIT_S`; 0: try once), then raises
+    :class:`StoreBusy`.
     """
     path = Path(path)
     wait = DEFAULT_WAIT_S if wait is None else wait
@@ -1133,10 +1255,9 @@ def open_store(
             )
         elif version < SCHEMA_VERSION:
             if read_only:
-                store.close()
-                open_store(path, wait=wait).close()  # migrate, then reopen read-only
-                return open_store(path, read_only=True, wait=wait)
-            store._migrate(version)
+                _present_old_schema(store, version)  # temp views: the file is not written
+            else:
+                store._migrate(version)
         if not read_only:
             store.sweep_notes = _sweep(store)
     except BaseException:

@@ -175,12 +175,16 @@ def test_version_3_database_is_migrated_keeping_every_value(tmp_path: Path) -> N
         ).fetchall() == [(7.0, 0.25)]
 
 
-def test_version_3_database_opened_read_only_is_migrated_first(tmp_path: Path) -> None:
+def test_version_3_database_opened_read_only_is_read_as_it_is(tmp_path: Path) -> None:
     path = tmp_path / "v3.duckdb"
     _make_v3(path)
+    before = path.read_bytes()
     with open_store(path, read_only=True) as store:
-        assert store.read_only and store.schema_version() == 4
+        # not migrated: the current shape through temporary views (tests/runner/
+        # test_readonly_schema.py has the rest)
+        assert store.read_only and store.schema_version() == 3 and store.legacy_version == 3
         assert store.con.execute(_V3_QUERY).fetchall() == _expected_v3_observations()
+    assert path.read_bytes() == before
 
 
 def test_failed_migration_leaves_the_file_at_version_3(tmp_path: Path) -> None:
@@ -224,16 +228,21 @@ def test_version_1_database_is_migrated_and_keeps_its_trials(tmp_path: Path) -> 
     _make_v3(path)
     _as_version_1(path)
     assert "curves" not in _tables(path)
-    # a read-only open migrates first, then reads
-    with open_store(path, read_only=True) as store:
-        assert store.schema_version() == 4
-        rows = store.con.execute(
-            "SELECT engine, wall_s, accuracy, k, round FROM observations ORDER BY trial_id"
-        ).fetchall()
-    assert rows == [
+    expected = [
         (e, wall, m.get("accuracy"), None if p is None else float(json.loads(p)["k"]), None)
         for _, e, _, p, _, _, wall, m in _V3_TRIALS
     ]
+    query = "SELECT engine, wall_s, accuracy, k, round FROM observations ORDER BY trial_id"
+    # a read-only open reads it as it is (no curves table is written)
+    with open_store(path, read_only=True) as store:
+        assert store.schema_version() == 1
+        assert store.con.execute(query).fetchall() == expected
+        assert store.con.execute("SELECT count(*) FROM curves").fetchone() == (0,)
+    assert "curves" not in _tables(path)
+    # a writable open migrates
+    with open_store(path) as store:
+        assert store.schema_version() == 4
+        assert store.con.execute(query).fetchall() == expected
     assert "curves" in _tables(path)
 
 
