@@ -731,6 +731,35 @@ def test_a_db_that_cannot_be_read(tmp_path: Path, tool: str) -> None:
     refused(code, err, out)
 
 
+PRICES = {
+    "empty path": None,
+    "device": "/dev/null",
+    "not a prices file": "/etc/passwd",
+    "directory": "{dir}",
+    "missing": "/nonexistent.csv",
+    "fifo": "{fifo}",
+    "unreadable": "/proc/self/mem",
+    "nan price": "name,usd_per_hour\nm1,nan\n",
+    "negative price": "name,usd_per_hour\nm1,-1\n",
+    "inf price": "name,usd_per_hour\nm1,1e400\n",
+    "sql name": 'name,usd_per_hour\n"x\'); DROP TABLE trials; --",1\n',
+    "latex name": "name,usd_per_hour\n\\input{/etc/passwd},1\n",
+}
+
+
+@pytest.mark.parametrize("prices", list(PRICES.values()), ids=list(PRICES))
+def test_cost_prices_file(read_db: Path, tmp_path: Path, prices: str | None) -> None:
+    """``analyze cost --prices``: what is not a prices CSV, or holds bad prices, is one line."""
+    os.mkfifo(tmp_path / "fifo")
+    path = {None: "", "{dir}": str(tmp_path), "{fifo}": str(tmp_path / "fifo")}.get(prices)
+    if path is None and prices is not None and "\n" in prices:
+        (tmp_path / "p.csv").write_text(prices, encoding="utf-8")
+        path = str(tmp_path / "p.csv")
+    args = ["cost", "--machine", "engine", "--prices", path or prices or "", "--db", read_db]
+    code, out, err = invoke("analyze", args)
+    refused(code, err, out)
+
+
 # ---------------------------------------------------------------------------------------------
 # a few as real processes: exit code, one line, no hang, database unchanged
 
@@ -771,6 +800,7 @@ N_CASES = (
     + len(REPORT_BAD)
     + len(SUBPROCESS)
     + len(DB_CASES)
+    + len(PRICES)
     + len(DB_TOOLS)  # unreadable --db (xfail)
     + 3  # the empty number (xfail), the overflowing CSV number, the very wide CSV (xfail)
 )
