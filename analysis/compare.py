@@ -35,8 +35,11 @@ from analysis.compare_stats import (
     HL_MAX_PAIRS,
     Side,
     better_side,
+    beyond_double,
+    exp_ratio,
     hodges_lehmann,
     log_welch,
+    ratio_text,
     side_test,
     u_null_cdf,
     verdict,
@@ -362,6 +365,7 @@ def compare(
     notes = _env_notes(rows, env, pooled)
     out, only_base, only_new = [], [], []
     small: list[tuple[str, int]] = []
+    shifts: list[float] = []  # each row's ln(ratio)
     for k in sorted(sides, key=lambda k: tuple(str(v) for v in values_of[k])):
         pair = sides[k]
         label = ", ".join(f"{a}={b}" for a, b in config(k).items()) or "all"
@@ -380,7 +384,11 @@ def compare(
             few = f"few trials: base {int(nb)}, new {int(nn)} (< {MIN_TRIALS} per side)"
             note = f"{note}; {few}" if note else few
             small += [(f"{label} base", int(nb)), (f"{label} new", int(nn))]
-        ratio = math.exp(st.shift)
+        shifts.append(st.shift)
+        ratio = exp_ratio(st.shift)
+        if beyond_double(st.shift):  # 1e300 against 1e-300: the ratio kept in its logarithm
+            shown = f"ratio {ratio_text(st.shift)}: beyond a double, shown as {ratio:g}"
+            note = f"{shown}; {note}" if note else shown
         out.append(
             CompareRow(
                 config=config(k),
@@ -389,8 +397,8 @@ def compare(
                 median_base=sb.median,
                 median_new=sn.median,
                 ratio=ratio,
-                ratio_ci_low=math.exp(st.low),
-                ratio_ci_high=math.exp(st.high),
+                ratio_ci_low=exp_ratio(st.low),
+                ratio_ci_high=exp_ratio(st.high),
                 p_value=float(st.p_value),
                 method=st.method,
                 ci_method=st.ci_method,
@@ -426,7 +434,14 @@ def compare(
         notes.append(few_note)
     gb = math.exp(math.fsum(math.log(r.median_base) for r in out) / len(out))
     gn = math.exp(math.fsum(math.log(r.median_new) for r in out) / len(out))
-    gr = math.exp(math.fsum(math.log(r.ratio) for r in out) / len(out))
+    # the mean of the rows' log ratios, not of the logs of their ratios (inf or 0 beyond a double)
+    log_gr = math.fsum(shifts) / len(shifts)
+    gr = exp_ratio(log_gr)
+    if beyond_double(log_gr):
+        notes.append(
+            f"the geometric mean of the ratios is {ratio_text(log_gr)}: beyond a double, "
+            f"shown as {gr:g}"
+        )
     return CompareResult(
         metric=metric, test=test, base=tuple(map(str, base_f)), new=tuple(map(str, new_f)),
         better=better, alpha=alpha, threshold=threshold, confidence_level=confidence_level,

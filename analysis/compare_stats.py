@@ -5,6 +5,7 @@ on the log values; and the verdict word."""
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -92,6 +93,33 @@ def hodges_lehmann(
     if k < 1:
         return shift, -math.inf, math.inf
     return shift, float(diffs[k - 1]), float(diffs[m * n - k])
+
+
+def exp_ratio(log_ratio: float) -> float:
+    """``exp(log_ratio)``: ``inf`` past the largest double (1.8e308) instead of OverflowError;
+    below the smallest it underflows to 0 as ``math.exp`` does."""
+    try:
+        return math.exp(log_ratio)
+    except OverflowError:
+        return math.inf
+
+
+def beyond_double(log_ratio: float) -> bool:
+    """Whether ``exp(log_ratio)`` is no normal double (it overflows to inf or falls below
+    2.2e-308, losing digits or all of them)."""
+    return math.isfinite(log_ratio) and not (
+        math.log(sys.float_info.min) <= log_ratio <= math.log(sys.float_info.max)
+    )
+
+
+def ratio_text(log_ratio: float, digits: int = 4) -> str:
+    """``exp(log_ratio)`` in scientific notation from its logarithm, any size: ``1e+600``."""
+    decimal = log_ratio / math.log(10)
+    exponent = math.floor(decimal)
+    mantissa = 10 ** (decimal - exponent)
+    if float(f"{mantissa:.{digits}g}") >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:.{digits}g}e{exponent:+d}"
 
 
 def verdict_words(metric: str) -> tuple[str, str]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import subprocess
 import sys
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +120,73 @@ def test_welch_path_does_not_import_scipy_stats(two_runs):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+EXTREME = {  # per workload: base and new values, ratios far beyond a double (1.8e308)
+    "knn": ([7e-301, 8e-301, 9.5e-301, 6e-301, 1e-300], [3e300, 2.5e300, 4e300, 3.5e300, 2e300]),
+    "mlp": ([2.0, 2.2, 2.1, 1.9, 2.3], [1e-99, 1.2e-99, 1.1e-99, 9e-100, 1.3e-99]),
+}
+
+
+def _ratio_reference(xb: list[float], xn: list[float], test: str) -> Decimal:
+    """new / base at 50 digits from the doubles themselves: the median of the pairwise ratios
+    (Hodges-Lehmann, an odd count) or the ratio of the geometric means (Welch)."""
+    b, n = [Decimal(x) for x in xb], [Decimal(x) for x in xn]
+    with localcontext() as ctx:
+        ctx.prec = 50
+        if test == "mwu":
+            pairs = sorted(y / x for y in n for x in b)
+            return +pairs[len(pairs) // 2]
+        log_mean = sum(y.ln() for y in n) / len(n) - sum(x.ln() for x in b) / len(b)
+        return log_mean.exp()
+
+
+def _noted(note: str) -> Decimal:
+    match = re.search(r"ratio (\S+): beyond a double", note)
+    assert match, note
+    return Decimal(match.group(1))
+
+
+@pytest.mark.parametrize("test", ["mwu", "welch"])
+@pytest.mark.parametrize("flip", [False, True])
+def test_ratios_beyond_a_double_are_kept_in_logs(tmp_path, test, flip):
+    """1e300 against 1e-300: the row's ratio is inf (or 0), its value in the note from its
+    logarithm, its verdict as any other; the geometric mean, here within a double, comes from
+    the rows' logarithms (the log of an inf ratio was an OverflowError, of a 0 one log(0))."""
+    path = tmp_path / "x.duckdb"
+    sides = {w: (xn, xb) if flip else (xb, xn) for w, (xb, xn) in EXTREME.items()}
+    runs = []
+    for s in (0, 1):
+        trials = [{"engine": "dask", "workload": w, "repetition": i, "train_s": v}
+                  for w, pair in sides.items() for i, v in enumerate(pair[s])]  # fmt: skip
+        runs.append(add_run(path, trials))
+    res = compare(path, base=runs[0], new=runs[1], test=test)
+    rows = {r.config["workload"]: r for r in res.rows}
+    refs = {w: _ratio_reference(xb, xn, test) for w, (xb, xn) in sides.items()}
+    knn = rows["knn"]
+    assert knn.ratio == (0.0 if flip else math.inf)
+    assert abs(_noted(knn.note) / refs["knn"] - 1) < Decimal("5e-4")
+    assert knn.verdict == ("faster" if flip else "slower")
+    assert rows["mlp"].ratio == pytest.approx(float(refs["mlp"]), rel=1e-12)
+    assert "beyond a double" not in rows["mlp"].note
+    geomean = (refs["knn"] * refs["mlp"]).sqrt()
+    assert 1e-308 < geomean < 1e308
+    assert res.geomean_ratio == pytest.approx(float(geomean), rel=1e-9)
+    assert f"e{refs['knn'].adjusted():+d}: beyond a double" in str(res)
+    assert math.isinf(res.to_frame()["ratio"].iloc[0]) != flip
+
+
+def test_a_geometric_mean_beyond_a_double_is_noted(tmp_path):
+    path = tmp_path / "g.duckdb"
+    xb, xn = EXTREME["knn"]
+    runs = [add_run(path, [{"engine": "dask", "repetition": i, "train_s": v}
+                           for i, v in enumerate(side)]) for side in (xb, xn)]  # fmt: skip
+    res = compare(path, base=runs[0], new=runs[1])
+    ref = _ratio_reference(xb, xn, "mwu")
+    assert res.geomean_ratio == math.inf
+    (note,) = [n for n in res.notes if n.startswith("the geometric mean of the ratios is ")]
+    noted = Decimal(note.split(" is ")[1].split(":")[0])
+    assert abs(noted / ref - 1) < Decimal("5e-4") and note.endswith("shown as inf")
 
 
 def test_u_null_distribution_matches_scipys_exact_test():
