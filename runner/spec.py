@@ -89,7 +89,6 @@ FACTORS = (
     "epochs",
     "data_fraction",
 )
-_INT_FACTORS = ("workers", "threads_per_worker", "batch_size", "epochs")
 _FLOAT_FACTORS = ("memory_gb", "data_fraction")
 #: Parameters whose value is itself a list (a plain list is one value, a list of lists levels).
 LIST_PARAMS = ("hidden",)
@@ -236,22 +235,16 @@ def _expand(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _check_factor_types(config: dict[str, Any], where: str) -> None:
-    for key in _INT_FACTORS:
-        value = config.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise RunnerError(f"{where}: {key} must be an integer >= 1, got {value!r}")
+    """The factors' types and bounds, checked where they are kept
+    (:meth:`runner.config.Config.from_mapping`, the one place for them) and named with
+    ``where``; the float factors stored as floats (``memory_gb = 4`` is 4.0)."""
+    try:
+        Config.from_mapping({"experiment": "-", "seed": 0, **config})
+    except RunnerError as exc:
+        raise RunnerError(f"{where}: {str(exc).removeprefix('configuration: ')}") from None
     for key in _FLOAT_FACTORS:
-        value = config.get(key)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise RunnerError(f"{where}: {key} must be a number > 0, got {value!r}")
-        config[key] = float(value)
-    fraction = config.get("data_fraction")
-    if fraction is not None and fraction > 1:
-        raise RunnerError(f"{where}: data_fraction must be in (0, 1], got {fraction}")
+        if config.get(key) is not None:
+            config[key] = float(config[key])
 
 
 #: Parameters of one engine: in [defaults] or [workloads.X] they apply to that engine's
