@@ -11,7 +11,8 @@ or an exact shift passed in), and the mean and sample variance of ``x - shift``;
 further aggregates the caller names over the shifted values. Signature (stable)::
 
     moments(con, sel, *, metrics, keys=(), scale=1.0, shifts=None, aggregates=(),
-            where=(), params=(), require="all", null_keys=False) -> list[KeyMoments]
+            where=(), params=(), require="all", null_keys=False, values=None)
+            -> list[KeyMoments]
 
 - ``metrics``, ``keys``: column names of the ``observations`` view (quoted here), or raw SQL
   wrapped in :class:`Sql` (e.g. ``Sql("CAST(workers AS DOUBLE)")``);
@@ -21,6 +22,10 @@ further aggregates the caller names over the shifted values. Signature (stable):
 - ``aggregates``: further SQL aggregates evaluated per key over the columns ``x0, x1, ...``
   (the scaled metrics), ``s0, ...`` (their shifts) and ``d0, ...`` (``x - s``), e.g.
   ``"sum(d0 * d1)"`` or ``"median(x0)"``; their values come back in ``KeyMoments.extra``;
+- ``values``: with ``shifts``, further numbers per key (``{key tuple: (v0, v1, ...)}``, the
+  same count for every key, exact DOUBLEs, NaN and infinities allowed) the ``aggregates`` may
+  use as columns ``v0, v1, ...``, beside ``r0, r1, ...`` (each metric as stored, unscaled),
+  e.g. ``"count_if(r0 > v0)"``: per-key thresholds ride the moments scan;
 - ``where``/``params``: SQL conditions ANDed to the selection, and their ``?`` parameters;
 - ``require``: ``"all"`` (default) keeps rows where every metric is non-NULL, ``"any"`` rows
   with at least one, ``"none"`` every selected row (``KeyMoments.n`` counts them; each
@@ -150,6 +155,7 @@ def moments(
     params: Sequence[Any] = (),
     require: str = "all",
     null_keys: bool = False,
+    values: Mapping[tuple[Any, ...], Sequence[float]] | None = None,
 ) -> list[KeyMoments]:
     """Per key: counts, shifts, means and variances of ``metrics`` (see the module docstring)."""
     if not metrics:
@@ -159,12 +165,17 @@ def moments(
     scales = [scale] * len(metrics) if isinstance(scale, int | float) else list(scale)
     if len(scales) != len(metrics):
         raise AnalysisError("internal: one scale per metric")
+    if values is not None and shifts is None:
+        raise AnalysisError("internal: moments(values=...) needs shifts")
+    nv = len(next(iter(values.values()), ())) if values else 0
     nk, nm = len(keys), len(metrics)
     ks = [f"k{i}" for i in range(nk)]
     cols = [f"{_sql(k)} AS k{i}" for i, k in enumerate(keys)]
     for i, (m, s) in enumerate(zip(metrics, scales, strict=True)):
         x = f"CAST({_sql(m)} AS DOUBLE)"
         cols.append(f"{x} / {scale_literal(float(s))} AS x{i}" if s != 1 else f"{x} AS x{i}")
+        if nv:
+            cols.append(f"{x} AS r{i}")
     conds = [] if null_keys else [f"{_sql(k)} IS NOT NULL" for k in keys]
     not_null = [f"{_sql(m)} IS NOT NULL" for m in metrics]
     if require == "all":
@@ -183,16 +194,18 @@ def moments(
         if not shifts:
             return []
         rows = []
-        for key, values in shifts.items():
-            if len(key) != nk or len(values) != nm:
+        value_cols = [f"v{i}" for i in range(nv)]
+        for key, got in shifts.items():
+            if len(key) != nk or len(got) != nm:
                 raise AnalysisError("internal: a shift per metric for each key tuple")
-            rows.append(
-                "("
-                + ", ".join(["?"] * nk + [f"CAST('{float(v)!r}' AS DOUBLE)" for v in values])
-                + ")"
-            )
+            more = list(values.get(key, [math.nan] * nv)) if values else []
+            if len(more) != nv:
+                raise AnalysisError("internal: as many values for each key")
+            lits = [f"CAST('{float(v)!r}' AS DOUBLE)" for v in [*got, *more]]
+            rows.append("(" + ", ".join(["?"] * nk + lits) + ")")
             args += list(key)
-        shift_sql = f"SELECT * FROM (VALUES {', '.join(rows)}) AS t({', '.join(ks + shift_cols)})"
+        names = ", ".join(ks + shift_cols + value_cols)
+        shift_sql = f"SELECT * FROM (VALUES {', '.join(rows)}) AS t({names})"
     if ks:
         on = " AND ".join(f"__src.{k} IS NOT DISTINCT FROM __s.{k}" for k in ks)
         join = f"__src JOIN __s ON {on}"
@@ -201,6 +214,8 @@ def moments(
     dev = ", ".join(f"x{i} - s{i} AS d{i}" for i in range(nm))
     keysel = "".join(f"__src.{k} AS {k}, " for k in ks)
     xs = ", ".join(f"x{i}, s{i}" for i in range(nm))
+    if nv:
+        xs += "".join(f", r{i}" for i in range(nm)) + "".join(f", v{i}" for i in range(nv))
     aggs = ["count(*)"]
     for i in range(nm):
         aggs += [f"count(x{i})", f"min(s{i})", f"avg(d{i})", f"var_samp(d{i})"]
@@ -386,7 +401,7 @@ def level_stats(
     if p2:
         table, args = _values(p2, nk, ["sc", "s", "med", "lo", "hi"])
         pass3 = joined(table, args, "avg(abs(d - med)), var_samp(abs(d - med)), "
-                   "count(*) FILTER (WHERE d < lo OR d > hi)",
+                   "count_if(d < lo OR d > hi)",
                        "__src.x / sc - s AS d, med, lo, hi")  # fmt: skip
         third = {tuple(r[:nk]): r[nk:] for r in pass3}
     out = []

@@ -40,7 +40,13 @@ from analysis.summary_result import (
     SummaryResult,
     below_zero_note,
 )
-from analysis.summary_tails import held_stats, tails
+from analysis.summary_tails import (
+    held_stats,
+    tail_aggregates,
+    tail_ranges,
+    tail_values,
+    tails,
+)
 
 if TYPE_CHECKING:
     import duckdb
@@ -225,6 +231,22 @@ def _summarize(
             log = f"CASE WHEN s{j} > 0 THEN ln(x{j} / s{j}) END"
             mad = "NULL" if batched else f"mad(d{j})"
             aggregates += [mad, f"avg({log})", f"var_samp({log})"]
+        # the tails' first scan (outliers, whiskers, the values near each median) rides the
+        # moments scan when the quartiles are known by now: per configuration its quartiles
+        # and the median's range are values of the moments' key table
+        index = {tuple(rec["key"]): i for i, rec in enumerate(first) if rec["n"]}
+        per_key = None
+        if not batched:
+            pre, counts = _quartile_rows(first, metrics)
+            ranges = tail_ranges(pre, metrics, counts, n_boot)
+            per_key = {key: tail_values(pre[i], i, metrics, ranges) for key, i in index.items()}
+            aggregates += tail_aggregates(
+                len(metrics),
+                lambda j: f"r{j}",
+                lambda k: f"v{k}",
+                outliers=True,
+                whiskers=box_metric is not None,
+            )
         moved = []
         mads = None if not batched else {}
         for group in dict.fromkeys(own.values()):
@@ -240,6 +262,7 @@ def _summarize(
                 where=["status = 'ok'"],
                 require="none",
                 null_keys=True,
+                values=per_key,
             )
             if batched and mads is not None:
                 part = [rec for rec in first if tuple(rec["key"]) in keys]
@@ -250,7 +273,11 @@ def _summarize(
         whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None = (
             None if box_metric is None else {}
         )
-        tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed, whiskers=whiskers)
+        scanned = None
+        if per_key is not None:
+            scanned = {index[tuple(km.key)]: km.extra[3 * len(metrics) :] for km in moved}
+        tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed, whiskers=whiskers,
+              scanned=scanned)  # fmt: skip
     labels = [", ".join(f"{b}={format_level(r[b])}" for b in by) or "all trials" for r in rows]
     few = small_sample_note([(label, r["n"]) for label, r in zip(labels, rows, strict=True)])
     below = below_zero_note(rows, metrics, labels)
@@ -336,16 +363,16 @@ def _first_pass(
     every = " AND ".join(f"__x{j} IS NOT NULL" for j in range(nm))
     # one group per (configuration, status): no FILTER on the status, and the ok group's
     # aggregates are the ok trials'
-    aggs = ["count(*)", f"count(*) FILTER (WHERE {every})"]
+    aggs = ["count(*)", f"count_if({every})"]
     for j in range(nm):
         x = f"__x{j}"
         aggs += [
-            f"count(*) FILTER (WHERE {every} AND NOT isfinite({x}))",
+            f"count_if({every} AND NOT isfinite({x}))",
             f"count({x})",
             f"min({x})",
             f"max({x})",
             f"quantile_cont({x}, [0.25, 0.5, 0.75])" if quartiles else "NULL",
-            f"count(*) FILTER (WHERE {x} <= 0)",
+            f"count_if({x} <= 0)",
         ]
     if has_acc:
         inner.append("CAST(accuracy AS DOUBLE) AS __acc")
@@ -405,6 +432,25 @@ def _nonfinite_error(
         if nan or pos or neg:
             raise AnalysisError(nonfinite_message(m, n_every, nan=nan, pos_inf=pos, neg_inf=neg))
     raise AnalysisError("internal: non-finite values counted but not found")  # pragma: no cover
+
+
+def _quartile_rows(
+    first: Sequence[dict[str, Any]], metrics: Sequence[str]
+) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
+    """Per record of :func:`_first_pass`, the summary row's quartiles of each metric (as
+    :func:`_summary_rows` sets them), and per metric the counts: what the tails' ranges and
+    fences are made of, before the moments scan."""
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, list[int]] = {m: [] for m in metrics}
+    for rec in first:
+        row: dict[str, Any] = {}
+        for j, m in enumerate(metrics):
+            got = rec["metrics"][j]
+            counts[m].append(int(got["count"]))
+            q1, median, q3 = got["quartiles"] or (None, None, None)
+            row[f"{m}_q1"], row[f"{m}_median"], row[f"{m}_q3"] = _nan(q1), _nan(median), _nan(q3)
+        rows.append(row)
+    return rows, counts
 
 
 def _overflows(rec: dict[str, Any], scales: Sequence[float]) -> bool:

@@ -5,7 +5,7 @@ small per-configuration table; no list of every value)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from analysis.bootstrap import (
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import duckdb
     import numpy as np
 
-__all__ = ["WINDOW_MARGIN", "held_stats", "tails"]
+__all__ = ["WINDOW_MARGIN", "held_stats", "tail_aggregates", "tail_ranges", "tail_values", "tails"]
 
 
 #: A configuration's values near its median are fetched between its median minus this many
@@ -43,6 +43,7 @@ def tails(
     n_boot: int,
     seed: int,
     whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None = None,
+    scanned: dict[int, Sequence[Any]] | None = None,
 ) -> None:
     """Fill ``<metric>_outliers`` (beyond Tukey's fences) and, with ``n_boot``, the bootstrap
     interval of the median ``<metric>_median_ci_low/high`` (rows with at least 2 values).
@@ -58,18 +59,21 @@ def tails(
     drawn from the row's own stream, one row at a time; a row whose draws leave the fetched
     ranks (probability below 1e-20) is fetched whole and drawn again from the same stream, so
     the result is exact.
+
+    ``scanned``: that first scan's aggregates (:func:`tail_aggregates` with ``outliers`` and
+    ``whiskers`` as here, over :func:`tail_values` of :func:`tail_ranges`), per row index with
+    ok trials, when another scan (the moments') already took them; the scan is then skipped.
     """
-    ranges: dict[tuple[int, int], tuple[float, float]] = {}
-    if n_boot > 0:
-        for j, m in enumerate(metrics):
-            for i, row in enumerate(rows):
-                if counts[m][i] >= 2:
-                    ranges[i, j] = _guess_range(row, m, counts[m][i])
+    ranges = tail_ranges(rows, metrics, counts, n_boot)
     outliers = True
     while True:
-        fetched = _tail_scan(
-            con, sel, by, metrics, rows, ranges, outliers=outliers, whiskers=whiskers
-        )
+        if scanned is not None:
+            fetched = _read_tails(scanned, metrics, rows, ranges, outliers=True, whiskers=whiskers)
+            scanned = None
+        else:
+            fetched = _tail_scan(
+                con, sel, by, metrics, rows, ranges, outliers=outliers, whiskers=whiskers
+            )
         outliers, whiskers = False, None
         missed: dict[tuple[int, int], tuple[float, float]] = {}
         for (i, j), (below, values) in fetched.items():
@@ -93,6 +97,70 @@ def tails(
                 raise RuntimeError("the values of a group do not cover its own ranks")
             return
         ranges = missed
+
+
+def tail_ranges(
+    rows: Sequence[dict[str, Any]],
+    metrics: Sequence[str],
+    counts: dict[str, list[int]],
+    n_boot: int,
+) -> dict[tuple[int, int], tuple[float, float]]:
+    """Per ``(row, metric)`` index with 2 or more values (none without ``n_boot``), the value
+    range guessed to hold the median's bootstrap ranks (from the row's quartiles)."""
+    ranges: dict[tuple[int, int], tuple[float, float]] = {}
+    if n_boot > 0:
+        for j, m in enumerate(metrics):
+            for i, row in enumerate(rows):
+                if counts[m][i] >= 2:
+                    ranges[i, j] = _guess_range(row, m, counts[m][i])
+    return ranges
+
+
+def tail_values(
+    row: dict[str, Any],
+    i: int,
+    metrics: Sequence[str],
+    ranges: dict[tuple[int, int], tuple[float, float]],
+) -> list[float]:
+    """Row ``i``'s numbers the tail aggregates compare with, per metric: q1, q3 and the
+    range's ends (NaN when it has none)."""
+    out: list[float] = []
+    for j, m in enumerate(metrics):
+        lo, hi = ranges.get((i, j), (math.nan, math.nan))
+        out += [float(row[f"{m}_q1"]), float(row[f"{m}_q3"]), float(lo), float(hi)]
+    return out
+
+
+def tail_aggregates(
+    nm: int,
+    x: Callable[[int], str],
+    value: Callable[[int], str],
+    *,
+    outliers: bool,
+    whiskers: bool,
+) -> list[str]:
+    """The tail scan's aggregates per metric ``j`` over its values ``x(j)`` (as stored) and
+    the row's numbers of :func:`tail_values` (``value(4 * j + k)``, k = 0..3: q1, q3, the
+    range's ends): the Tukey outliers (or 0), the count below the range, the values in it and
+    with ``whiskers`` the lowest value at or above the lower fence, the highest at or below the
+    upper one and the values beyond them sorted."""
+    aggs = []
+    for j in range(nm):
+        v, q1, q3, lo, hi = x(j), value(4 * j), value(4 * j + 1), value(4 * j + 2), value(4 * j + 3)
+        fence = f"{TUKEY_K!r} * ({q3} - {q1})"
+        aggs.append(f"count_if({v} < {q1} - {fence} OR {v} > {q3} + {fence})" if outliers else "0")
+        aggs += [
+            f"count_if({v} < {lo})",
+            f"list({v}) FILTER (WHERE {v} BETWEEN {lo} AND {hi})",
+        ]
+        if whiskers:
+            low, high = f"{q1} - {fence}", f"{q3} + {fence}"
+            aggs += [
+                f"min({v}) FILTER (WHERE {v} >= {low})",
+                f"max({v}) FILTER (WHERE {v} <= {high})",
+                f"list({v} ORDER BY {v}) FILTER (WHERE {v} < {low} OR {v} > {high})",
+            ]
+    return aggs
 
 
 def _guess_range(row: dict[str, Any], m: str, n: int) -> tuple[float, float]:
@@ -123,8 +191,6 @@ def _tail_scan(
     ``ranges``: with ``outliers`` sets ``<metric>_outliers`` of ``rows`` (and fills
     ``whiskers``, see :func:`tails`); returns per ``(i, j)`` of ``ranges`` the count of values
     of metric ``j`` in row ``i`` below the range and the sorted values in it."""
-    import numpy as np
-
     if not outliers:
         whiskers = None
     if not ranges and not outliers:
@@ -139,33 +205,16 @@ def _tail_scan(
         row = rows[i]
         cast = [f"CAST(? AS {sel.columns[b]})" for b in by]
         args += [row[b] for b in by]
-        values = [str(i)]
-        for j, m in enumerate(metrics):
-            lo, hi = ranges.get((i, j), (math.nan, math.nan))
-            values += [_literal(v) for v in (row[f"{m}_q1"], row[f"{m}_q3"], lo, hi)]
+        values = [str(i), *(_literal(v) for v in tail_values(row, i, metrics, ranges))]
         cells.append("(" + ", ".join(cast + values) + ")")
-    for j in range(nm):
-        names += [f"__q1_{j}", f"__q3_{j}", f"__lo{j}", f"__hi{j}"]
-    aggs = []
-    for j in range(nm):
-        x, q1, q3 = f"__x{j}", f"__q1_{j}", f"__q3_{j}"
-        fence = f"{TUKEY_K!r} * ({q3} - {q1})"
-        aggs.append(
-            f"count(*) FILTER (WHERE {x} < {q1} - {fence} OR {x} > {q3} + {fence})"
-            if outliers
-            else "0"
-        )
-        aggs += [
-            f"count(*) FILTER (WHERE {x} < __lo{j})",
-            f"list({x}) FILTER (WHERE {x} BETWEEN __lo{j} AND __hi{j})",
-        ]
-        if whiskers is not None:
-            low, high = f"{q1} - {fence}", f"{q3} + {fence}"
-            aggs += [
-                f"min({x}) FILTER (WHERE {x} >= {low})",
-                f"max({x}) FILTER (WHERE {x} <= {high})",
-                f"list({x} ORDER BY {x}) FILTER (WHERE {x} < {low} OR {x} > {high})",
-            ]
+    names += [f"__v{k}" for k in range(4 * nm)]
+    aggs = tail_aggregates(
+        nm,
+        lambda j: f"__x{j}",
+        lambda k: f"__v{k}",
+        outliers=outliers,
+        whiskers=whiskers is not None,
+    )
     inner = [quote(b) for b in by] + [
         f"CAST({quote(m)} AS DOUBLE) AS __x{j}" for j, m in enumerate(metrics)
     ]
@@ -177,12 +226,28 @@ def _tail_scan(
         f"{'JOIN' if by else 'CROSS JOIN'} (VALUES {', '.join(cells)}) AS p({', '.join(names)})"
         f"{' ON ' + on if by else ''} GROUP BY p.__gid"
     )
+    scanned = {int(rec[0]): rec[1:] for rec in execute(con, sql, [*sel.params, *args])}
+    return _read_tails(scanned, metrics, rows, ranges, outliers=outliers, whiskers=whiskers)
+
+
+def _read_tails(
+    scanned: dict[int, Sequence[Any]],
+    metrics: Sequence[str],
+    rows: list[dict[str, Any]],
+    ranges: dict[tuple[int, int], tuple[float, float]],
+    *,
+    outliers: bool,
+    whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None,
+) -> dict[tuple[int, int], tuple[int, np.ndarray]]:
+    """:func:`tail_aggregates`' values per row index into ``rows`` (outliers), ``whiskers`` and
+    per ``(i, j)`` of ``ranges`` the count below the range and the sorted values in it."""
+    import numpy as np
+
     out = {}
     width = 3 if whiskers is None else 6
-    for rec in execute(con, sql, [*sel.params, *args]):
-        i = int(rec[0])
+    for i, rec in scanned.items():
         for j, m in enumerate(metrics):
-            n_out, below, values, *ends = rec[1 + width * j : 1 + width * (j + 1)]
+            n_out, below, values, *ends = rec[width * j : width * (j + 1)]
             if whiskers is not None:
                 whiskers[i, j] = (ends[0], ends[1], ends[2])
             if outliers:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from analysis import data
+from analysis.errors import AnalysisError
 from analysis.query import Sql, key_batches, level_stats, moments
 
 
@@ -180,3 +181,41 @@ def test_level_stats_in_batches_of_keys_as_numpy(make_db, trials_for, rng, monke
         assert r.abs_var == pytest.approx(dev.var(ddof=1), rel=1e-10)
         iqr = q[2] - q[0]
         assert r.far_out == int(np.sum((d < q[0] - 3 * iqr) | (d > q[2] + 3 * iqr)))
+
+
+def test_moments_per_key_values_are_thresholds_over_the_unscaled_metric(db, groups):
+    # per key: a threshold (v0) and a range (v1, v2) over the metric as stored (r0), beside a
+    # scale of 4 for the moments; references: NumPy on the raw values
+    scale = 4.0
+    cut = {(k,): float(np.median(v)) for k, v in groups.items()}
+    span = {
+        (k,): (float(np.percentile(v, 30)), float(np.percentile(v, 60))) for k, v in groups.items()
+    }
+    values = {key: (cut[key], *span[key]) for key in cut}
+    del values[(2,)]  # a key without values gets NaN: nothing counted, nothing listed
+    with data.connect(db) as con:
+        sel = data.select(con, metric="train_s", group=["workers"])
+        shifts = {(k,): (float(np.min(v)) / scale,) for k, v in groups.items()}
+        rows = moments(
+            con,
+            sel,
+            metrics=["train_s"],
+            keys=["workers"],
+            scale=scale,
+            shifts=shifts,
+            values=values,
+            aggregates=["count_if(r0 > v0)", "list(r0) FILTER (WHERE r0 BETWEEN v1 AND v2)"],
+        )
+        with pytest.raises(AnalysisError, match="needs shifts"):
+            moments(con, sel, metrics=["train_s"], keys=["workers"], values=values)
+    assert [r.key for r in rows] == [(1,), (2,), (4,)]
+    for r in rows:
+        raw = np.asarray(groups[r.key[0]], dtype=float)
+        assert r.stat.mean * scale == pytest.approx(raw.mean(), rel=1e-14)
+        above, listed = r.extra
+        if r.key not in values:
+            assert (above, listed) == (0, None)
+            continue
+        lo, hi = span[r.key]
+        assert above == int((raw > cut[r.key]).sum())
+        assert sorted(listed) == sorted(raw[(raw >= lo) & (raw <= hi)].tolist())
