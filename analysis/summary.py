@@ -42,6 +42,7 @@ from analysis.summary_result import (
 )
 from analysis.summary_tails import (
     held_stats,
+    median_draws,
     tail_aggregates,
     tail_ranges,
     tail_values,
@@ -235,10 +236,11 @@ def _summarize(
         # moments scan when the quartiles are known by now: per configuration its quartiles
         # and the median's range are values of the moments' key table
         index = {tuple(rec["key"]): i for i, rec in enumerate(first) if rec["n"]}
-        per_key = None
+        per_key, draws = None, None
         if not batched:
-            pre, counts = _quartile_rows(first, metrics)
-            ranges = tail_ranges(pre, metrics, counts, n_boot)
+            pre, counts = _quartile_rows(first, by, metrics)
+            draws = median_draws(pre, by, metrics, counts, n_boot, seed)
+            ranges = tail_ranges(pre, metrics, counts, draws)
             per_key = {key: tail_values(pre[i], i, metrics, ranges) for key, i in index.items()}
             aggregates += tail_aggregates(
                 len(metrics),
@@ -277,7 +279,7 @@ def _summarize(
         if per_key is not None:
             scanned = {index[tuple(km.key)]: km.extra[3 * len(metrics) :] for km in moved}
         tails(con, sel, by, metrics, rows, counts, n_boot=n_boot, seed=seed, whiskers=whiskers,
-              scanned=scanned)  # fmt: skip
+              scanned=scanned, draws=draws)  # fmt: skip
     labels = [", ".join(f"{b}={format_level(r[b])}" for b in by) or "all trials" for r in rows]
     few = small_sample_note([(label, r["n"]) for label, r in zip(labels, rows, strict=True)])
     below = below_zero_note(rows, metrics, labels)
@@ -435,15 +437,15 @@ def _nonfinite_error(
 
 
 def _quartile_rows(
-    first: Sequence[dict[str, Any]], metrics: Sequence[str]
+    first: Sequence[dict[str, Any]], by: Sequence[str], metrics: Sequence[str]
 ) -> tuple[list[dict[str, Any]], dict[str, list[int]]]:
-    """Per record of :func:`_first_pass`, the summary row's quartiles of each metric (as
-    :func:`_summary_rows` sets them), and per metric the counts: what the tails' ranges and
-    fences are made of, before the moments scan."""
+    """Per record of :func:`_first_pass`, the summary row's ``by`` values and quartiles of each
+    metric (as :func:`_summary_rows` sets them), and per metric the counts: what the tails'
+    draws, ranges and fences are made of, before the moments scan."""
     rows: list[dict[str, Any]] = []
     counts: dict[str, list[int]] = {m: [] for m in metrics}
     for rec in first:
-        row: dict[str, Any] = {}
+        row: dict[str, Any] = dict(zip(by, rec["key"], strict=True))
         for j, m in enumerate(metrics):
             got = rec["metrics"][j]
             counts[m].append(int(got["count"]))

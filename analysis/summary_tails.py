@@ -23,13 +23,22 @@ if TYPE_CHECKING:
     import duckdb
     import numpy as np
 
-__all__ = ["WINDOW_MARGIN", "held_stats", "tail_aggregates", "tail_ranges", "tail_values", "tails"]
+__all__ = [
+    "WINDOW_MARGIN",
+    "held_stats",
+    "median_draws",
+    "tail_aggregates",
+    "tail_ranges",
+    "tail_values",
+    "tails",
+]
 
 
 #: A configuration's values near its median are fetched between its median minus this many
-#: times the spread the rank window would have if the values were spread evenly between the
-#: quartiles, and as much above (a guess; the counts then prove the window was covered).
-WINDOW_MARGIN = 4.0
+#: times the spread its drawn bootstrap ranks would have if the values were spread evenly
+#: between the quartiles, and as much above (a guess; the counts then prove the draws were
+#: covered, else the configuration is fetched whole).
+WINDOW_MARGIN = 6.0
 
 
 def tails(
@@ -44,6 +53,7 @@ def tails(
     seed: int,
     whiskers: dict[tuple[int, int], tuple[Any, Any, Any]] | None = None,
     scanned: dict[int, Sequence[Any]] | None = None,
+    draws: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> None:
     """Fill ``<metric>_outliers`` (beyond Tukey's fences) and, with ``n_boot``, the bootstrap
     interval of the median ``<metric>_median_ci_low/high`` (rows with at least 2 values).
@@ -52,19 +62,21 @@ def tails(
     values beyond the fences sorted (a Tukey box's whiskers and fliers, as
     :func:`analysis.box_stats` finds them).
 
-    One scan counts the outliers and fetches, per (metric, row), the values in a guessed range
-    around the median and the count below it: the rank window of :func:`median_window` is
-    covered when the count below is under its first rank and the count up to the range's top
-    reaches its last (else the row is fetched again whole). The bootstrap medians' ranks are
-    drawn from the row's own stream, one row at a time; a row whose draws leave the fetched
-    ranks (probability below 1e-20) is fetched whole and drawn again from the same stream, so
-    the result is exact.
+    The bootstrap medians' ranks depend only on a row's count and its own stream, so they are
+    drawn first (:func:`median_draws`, one row at a time). One scan counts the outliers and
+    fetches, per (metric, row), the values in a range guessed to hold the drawn ranks (from the
+    quartiles, :func:`tail_ranges`) and the count below it; the draws are covered when the
+    count below is under their lowest rank and the count up to the range's top reaches their
+    highest. A row not covered is fetched again whole, so the result is exact.
 
     ``scanned``: that first scan's aggregates (:func:`tail_aggregates` with ``outliers`` and
     ``whiskers`` as here, over :func:`tail_values` of :func:`tail_ranges`), per row index with
     ok trials, when another scan (the moments') already took them; the scan is then skipped.
+    ``draws``: :func:`median_draws` when the caller drew them for those ranges.
     """
-    ranges = tail_ranges(rows, metrics, counts, n_boot)
+    if draws is None:
+        draws = median_draws(rows, by, metrics, counts, n_boot, seed)
+    ranges = tail_ranges(rows, metrics, counts, draws)
     outliers = True
     while True:
         if scanned is not None:
@@ -78,14 +90,8 @@ def tails(
         missed: dict[tuple[int, int], tuple[float, float]] = {}
         for (i, j), (below, values) in fetched.items():
             m, row = metrics[j], rows[i]
-            n = counts[m][i]
-            first, last = median_window(n)
             lo_rank, hi_rank = below + 1, below + len(values)
-            if lo_rank > first or hi_rank < last:
-                missed[i, j] = (-math.inf, math.inf)
-                continue
-            key = [m, [[b, format_level(row[b])] for b in by]]
-            lo, hi = median_ranks(n, n_boot, group_rng(seed, key))
+            lo, hi = draws[i, j]
             if lo.min() < lo_rank or hi.max() > hi_rank:
                 missed[i, j] = (-math.inf, math.inf)
                 continue
@@ -99,20 +105,39 @@ def tails(
         ranges = missed
 
 
-def tail_ranges(
+def median_draws(
     rows: Sequence[dict[str, Any]],
+    by: Sequence[str],
     metrics: Sequence[str],
     counts: dict[str, list[int]],
     n_boot: int,
-) -> dict[tuple[int, int], tuple[float, float]]:
-    """Per ``(row, metric)`` index with 2 or more values (none without ``n_boot``), the value
-    range guessed to hold the median's bootstrap ranks (from the row's quartiles)."""
-    ranges: dict[tuple[int, int], tuple[float, float]] = {}
+    seed: int,
+) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+    """Per ``(row, metric)`` index with 2 or more values (none without ``n_boot``), the ranks
+    of its ``n_boot`` bootstrap medians (:func:`median_ranks`) from its own stream, keyed by
+    the metric and the row's ``by`` values: they need only the count."""
+    draws = {}
     if n_boot > 0:
         for j, m in enumerate(metrics):
             for i, row in enumerate(rows):
                 if counts[m][i] >= 2:
-                    ranges[i, j] = _guess_range(row, m, counts[m][i])
+                    key = [m, [[b, format_level(row[b])] for b in by]]
+                    draws[i, j] = median_ranks(counts[m][i], n_boot, group_rng(seed, key))
+    return draws
+
+
+def tail_ranges(
+    rows: Sequence[dict[str, Any]],
+    metrics: Sequence[str],
+    counts: dict[str, list[int]],
+    draws: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]],
+) -> dict[tuple[int, int], tuple[float, float]]:
+    """Per ``(row, metric)`` index of ``draws``, the value range guessed to hold its drawn
+    ranks (from the row's quartiles)."""
+    ranges: dict[tuple[int, int], tuple[float, float]] = {}
+    for (i, j), (lo, hi) in draws.items():
+        m = metrics[j]
+        ranges[i, j] = _guess_range(rows[i], m, counts[m][i], int(lo.min()), int(hi.max()))
     return ranges
 
 
@@ -163,11 +188,11 @@ def tail_aggregates(
     return aggs
 
 
-def _guess_range(row: dict[str, Any], m: str, n: int) -> tuple[float, float]:
-    """A value range that likely holds ranks :func:`median_window` of the ``n`` values of
-    metric ``m`` in ``row`` (from its quartiles and median); everything for a small ``n``."""
-    first, last = median_window(n)
-    if first == 1 and last == n:
+def _guess_range(row: dict[str, Any], m: str, n: int, first: int, last: int) -> tuple[float, float]:
+    """A value range that likely holds ranks ``first`` to ``last`` of the ``n`` values of
+    metric ``m`` in ``row`` (from its quartiles and median); everything for a small ``n`` (where
+    :func:`median_window` spans every rank)."""
+    if median_window(n) == (1, n):
         return -math.inf, math.inf
     q1, median, q3 = row[f"{m}_q1"], row[f"{m}_median"], row[f"{m}_q3"]
     mid = (n + 1) / 2

@@ -476,6 +476,25 @@ def test_median_ci_refetches_a_group_whose_draws_leave_the_window(db, monkeypatc
     assert got == want
 
 
+def test_median_ci_refetches_a_group_whose_range_misses_its_draws(db, monkeypatch):
+    """The value range fetched with the moments is a guess: a range of just the median misses
+    the drawn ranks of every group of more than the few values fetched whole, which are then
+    fetched whole in a scan of their own, and the intervals are the same."""
+    import analysis.bootstrap
+    import analysis.summary_tails as tails
+
+    monkeypatch.setattr(analysis.bootstrap, "WINDOW_SQRT_N", 0.0)  # no group fetched whole
+    want = summarize(db, by=["workers"], metrics=["train_s", "wall_s"]).rows
+    scans = []
+    real = tails.execute
+    monkeypatch.setattr(tails, "execute", lambda *a: scans.append(a[1]) or real(*a))
+    assert summarize(db, by=["workers"], metrics=["train_s", "wall_s"]).rows == want
+    assert scans == []  # the guessed ranges rode the moments scan and held every draw
+    monkeypatch.setattr(tails, "WINDOW_MARGIN", 0.0)
+    assert summarize(db, by=["workers"], metrics=["train_s", "wall_s"]).rows == want
+    assert len(scans) == 1  # one scan fetched the missed groups whole
+
+
 def test_columns_named_like_internal_aliases_do_not_collide(make_db, trials_for, rng):
     # a metric "s0" and a factor "acc" used as --by columns, and a metric named "shift"
     values = rng.normal(2.5, 0.3, 40)
