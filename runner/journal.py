@@ -335,6 +335,76 @@ def sweep(store: Any, skip: Iterable[str] = ()) -> list[str]:
     return notes
 
 
+@dataclass
+class Unmerged:
+    """A dead runner's journal holding finished trials the database does not have yet (what a
+    read-only open reports: only a writer can merge them)."""
+
+    run_id: str
+    path: Path
+    #: finished trials after the last merged ``seq``
+    trials: int
+    #: how the run ended by its journal (``killed``: it recorded no end)
+    status: str
+
+    def note(self) -> str:
+        """One line for a reader of the database."""
+        how = "was killed" if self.status == "killed" else f"ended {self.status}"
+        return (
+            f"run {self.run_id} {how}; {self.trials} finished trials are kept in {self.path} "
+            f"and are not in the database yet; `runner trials --resume {self.run_id}` merges "
+            "them (so does any command that writes to the database)"
+        )
+
+
+def unmerged(store: Any) -> list[Unmerged]:
+    """The journals beside ``store``'s file whose runner is dead and that hold trials not merged
+    into it, without writing anything (a read-only open's view; :func:`sweep` merges them). A
+    journal whose runner is alive (it holds the lock) is not read: its merges are under way. A
+    damaged journal is skipped. The lock is tried shared and released at once, so a runner
+    taking the journal over (``--resume``) in that instant is refused the lock as it would be
+    by :func:`sweep`."""
+    import fcntl
+
+    folder = journal_dir(store.path)
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
+        run_id = path.name[: -len(SUFFIX)]
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its runner is alive and merges it
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        try:
+            events, _ = read_events(path)
+        except (OSError, JournalError):
+            continue
+        last = int(store.journal_state(run_id)["seq"])
+        trials, status = 0, "killed"
+        for event in events:
+            if int(event.get("seq", 0)) <= last:
+                continue
+            kind = event.get("e")
+            if kind == "trial":
+                trials += 1
+            elif kind == "trials":
+                trials += len(event.get("records") or ())
+            elif kind == "end":
+                status = str(event.get("status"))
+        if trials:
+            out.append(Unmerged(run_id, path, trials, status))
+    return out
+
+
 def journal_locked(db: str | Path, run_id: str) -> bool:
     """True when ``run_id``'s journal exists and a live runner holds its lock."""
     import fcntl

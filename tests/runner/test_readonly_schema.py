@@ -179,3 +179,50 @@ def test_analyze_and_report_read_a_read_only_old_file(tmp_path: Path, version: i
         assert row["train_s_mean"] == pytest.approx(statistics.fmean(trains), rel=1e-12)
         assert row["train_s_median"] == pytest.approx(statistics.median(trains), rel=1e-12)
         assert row["accuracy_mean"] == pytest.approx(statistics.fmean(accs), rel=1e-12)
+
+
+def test_a_reader_is_told_of_a_dead_runners_unmerged_trials(tmp_path: Path) -> None:
+    from tests.runner.test_journal import _begin, _record
+
+    db = tmp_path / "r.duckdb"
+    log = _begin(db)
+    for i in (1, 2):
+        log.append_trial(_record(log.run_id, i))
+    assert log.merge(wait=5)
+    for i in (3, 4, 5):
+        log.append_trial(_record(log.run_id, i))
+    path = log.journal.path
+    with open_store(db, read_only=True) as store:
+        assert store.notes == []  # its runner is alive (holds the lock) and merges them itself
+    log.journal.close()  # the runner dies with three trials journaled, not merged
+    before, journal = _digest(db), path.read_bytes()
+    with open_store(db, read_only=True) as store:
+        assert store.count_trials() == 2
+        assert store.notes == [
+            f"run {log.run_id} was killed; 3 finished trials are kept in {path} and are not in "
+            f"the database yet; `runner trials --resume {log.run_id}` merges them (so does any "
+            "command that writes to the database)"
+        ]
+    assert _digest(db) == before and path.read_bytes() == journal  # the reader wrote nothing
+    with open_store(db) as store:  # a writer merges them
+        assert store.count_trials() == 5
+    with open_store(db, read_only=True) as store:
+        assert store.notes == []
+    assert not path.exists()
+
+
+def test_a_dead_runners_journal_that_is_all_merged_is_no_news(tmp_path: Path) -> None:
+    from tests.runner.test_journal import _begin, _record
+
+    db = tmp_path / "r.duckdb"
+    log = _begin(db)
+    log.append_trial(_record(log.run_id, 1))
+    assert log.merge(wait=5)
+    log.journal.close()
+    with open_store(db, read_only=True) as store:
+        assert store.notes == [] and store.count_trials() == 1
+    # a damaged journal does not stop a reader either
+    with log.journal.path.open("ab") as fh:
+        fh.write(b"not json\n")
+    with open_store(db, read_only=True) as store:
+        assert store.notes == [] and store.count_trials() == 1
