@@ -112,13 +112,15 @@ def summarize(
     simulated exactly from order statistics (:mod:`analysis.bootstrap`): DuckDB returns only the
     few values near each median, never the rows.
 
-    Three scans of the selection, each a plain ``GROUP BY`` (no window function): counts,
-    extremes, quartiles and the non-finite check; the moments of the values shifted by each
-    configuration's minimum (:func:`analysis.query.moments`), the MAD and the log moments; the
-    Tukey outliers and the values near each median for its bootstrap interval. For a store of
-    more than :data:`HELD_MAX` metric values, the quartiles and MADs (DuckDB holds a
-    configuration's values for them) come from further scans, a batch of configurations each
-    (:func:`analysis.summary_tails.held_stats`), so memory stays bounded.
+    Two scans of the selection, each a plain ``GROUP BY`` (no window function): counts,
+    extremes, quartiles and the non-finite check; then the moments of the values shifted by
+    each configuration's minimum (:func:`analysis.query.moments`), the MAD, the log moments and,
+    against each configuration's quartiles, the Tukey outliers and the values near each median
+    for its bootstrap interval (a configuration whose guessed range misses its drawn ranks is
+    fetched whole in one more scan). For a store of more than :data:`HELD_MAX` metric values,
+    the quartiles and MADs (DuckDB holds a configuration's values for them) come from further
+    scans, a batch of configurations each (:func:`analysis.summary_tails.held_stats`), so
+    memory stays bounded, and the outliers and median values from a scan of their own.
     """
     result, _ = _summarize(
         db,
@@ -148,8 +150,8 @@ def summarize_with_boxes(
     """:func:`summarize` and the Tukey boxes of ``box_metric`` (one of ``metrics``) per
     configuration, as :func:`analysis.boxstats.keyed_box_stats` with the same ``by`` gives them
     (the view's column types; each box with its ``by`` values as stored, in the same order):
-    the summary's own scans find them (its quartiles; whiskers and fliers from its outlier
-    scan), instead of two more scans of the selection.
+    the summary's own scans find them (its quartiles; whiskers and fliers from its tail
+    aggregates), instead of two more scans of the selection.
 
     With ``spread=False`` the MAD and the geometric mean with its interval are not computed
     (NaN in the rows): DuckDB holds every value of a configuration for the MAD, and the report

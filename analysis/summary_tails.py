@@ -1,6 +1,7 @@
 """The tails of :func:`analysis.summary.summarize`: Tukey outliers and the exact bootstrap
-interval of each median from only the values near it (one scan of the ok trials joined to a
-small per-configuration table; no list of every value)."""
+interval of each median from only the values near it (aggregates over the ok trials joined to a
+small per-configuration table, riding the summary's moments scan or in a scan of their own; no
+list of every value)."""
 
 from __future__ import annotations
 
