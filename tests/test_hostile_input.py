@@ -588,8 +588,8 @@ def test_analyze_sql_injection_is_data_or_refused(read_db: Path, key: str, paylo
 
 @pytest.fixture(scope="module")
 def analyze_latex(hostile_db: Path) -> str:
-    code, out, err = invoke("analyze", ["summary", "--by", "engine,note", "--format", "latex",
-                                        "--db", hostile_db])  # fmt: skip
+    code, out, err = invoke("analyze", ["summary", "--by", "engine,note", "--metric", "train_s",
+                                        "--format", "latex", "--db", hostile_db])  # fmt: skip
     assert code == 0, err
     return out
 
@@ -601,6 +601,23 @@ def test_analyze_latex_output_escapes_level_names(analyze_latex: str, payload: s
         if fmt == "tex":
             assert not re.search(raw, out), raw
     assert _SHOWN_TEX[payload] in out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="analysis/summary_tails.py (H3) _read_tails since 65e65d3/74782c4: a default metric "
+    "with no value in a configuration (wall_s of an imported CSV that has none) is int(None), a "
+    "TypeError for every `analyze summary` of such a store (fix: leave a metric whose count is 0 "
+    "out of the tails scan, as before)",
+)
+def test_summary_of_a_csv_without_wall_s(tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    data.write_text("engine,workload,train_s\n" + "local,knn,1.5\n" * 3 + "local,knn,1.7\n")
+    db = tmp_path / "r.duckdb"
+    assert invoke("runner", ["import", "csv", data, "--db", db])[0] == 0
+    code, out, err = invoke("analyze", ["summary", "--db", db])
+    assert code == 0 and "1.5" in out, err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -792,6 +809,7 @@ N_CASES = (
     + len(AN_NUMBER_CASES)
     + len(SQL_CASES)
     + len(RESAMPLES)
+    + 1  # a summary of a CSV without wall_s (xfail)
     + len(LATEX)
     + len(HTML)
     + len(RAW_FORBIDDEN)
