@@ -1,14 +1,37 @@
-"""Shared test helpers: run the installed console scripts for real."""
+"""Shared test helpers: run the installed console scripts for real; and what the engine suites
+share within one pytest session so CI starts each engine for a check once, and runs the long
+experiments two at a time (see RUNS and background)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 BIN = Path(sys.executable).parent
+
+#: Databases `runner trials` filled in this pytest session (run_spec and the engine suites'
+#: fixtures add theirs). tests/runner/test_registry.py's every-cell test takes the engine x
+#: workload cells whose ok trials there pass its checks instead of starting those engines again;
+#: run alone, it runs every cell itself.
+RUNS: list[Path] = []
+
+
+def remember_run(db: Path) -> Path:
+    """Add ``db`` (written by a finished `runner trials`) to RUNS; returns it."""
+    RUNS.append(db)
+    return db
 
 
 def run_cli(
@@ -51,7 +74,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_spec(tmp: Path, spec: str, ok_trials: int, timeout: float = 600) -> Path:
+def run_spec(tmp: Path, spec: str, ok_trials: int, timeout: float = 1200) -> Path:
     """Write ``spec`` to ``tmp``, run `runner trials` on it into ``tmp/results.duckdb`` and check
     that every one of its ``ok_trials`` trials came out ok. Returns the database path."""
     path = tmp / "spec.toml"
@@ -60,4 +83,129 @@ def run_spec(tmp: Path, spec: str, ok_trials: int, timeout: float = 600) -> Path
     proc = run_cli("runner", "trials", "-e", path, "--db", db, "--quiet", timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{ok_trials} ok trials, 0 failed" in proc.stdout
+    return remember_run(db)
+
+
+#: README tour's two lines that make papers.duckdb, in README's order (tests/test_tour.py checks
+#: they are still there). test_tour and test_papers' paper 000 share the database they make.
+PAPERS_DB_LINES = (
+    ("runner", "trials", "--experiment", "000", "--quick", "--db", "papers.duckdb"),
+    ("runner", "import", "published", "--paper", "all", "--db", "papers.duckdb"),
+)
+#: Background jobs of a group run at once: a quick experiment or an engine suite's run keeps
+#: about one of CI's two cores busy (engine start-ups, single-threaded trials), so two take about
+#: the time of one. One under pytest-xdist, whose workers already share the cores.
+AT_ONCE = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+
+
+def _paper_db(key: str, folder: Path) -> Path:
+    """Paper ``key``'s quick experiment, then published tables, in ``folder``: for 000 the
+    tour's PAPERS_DB_LINES as they are (papers.duckdb, every paper's tables); otherwise
+    paper<key>.duckdb with that paper's tables."""
+    if key == "000":
+        db, lines = folder / "papers.duckdb", PAPERS_DB_LINES
+    else:
+        db = folder / f"paper{key}.duckdb"
+        lines = (
+            ("runner", "trials", "--experiment", key, "--quick", "--quiet", "--db", db.name),
+            ("runner", "import", "published", "--paper", key, "--db", db.name),
+        )
+    for tool, *args in lines:
+        proc = run_cli(tool, *args, cwd=folder, timeout=1200)
+        assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-4000:])
     return db
+
+
+@dataclass(frozen=True)
+class Job:
+    """Work a fixture's tests share, run by Background beside other such work."""
+
+    #: the work, given a folder of its own; what it returns is what ``Background.result`` gives
+    run: Callable[[Path], Any]
+    #: jobs of one group start together, when a test first asks for one of them
+    group: str
+    #: about how long it takes on CI's machine: the longest start first
+    minutes: float
+    #: whether a selected test needs it (jobs no selected test needs do not run)
+    needed_by: Callable[[pytest.Item], bool]
+
+
+def uses(fixture: str) -> Callable[[pytest.Item], bool]:
+    """Job.needed_by for the tests that use ``fixture``."""
+    return lambda item: fixture in getattr(item, "fixturenames", ())
+
+
+def _needs_paper(key: str) -> Callable[[pytest.Item], bool]:
+    """tests/test_papers.py's tests of paper ``key``; for 000 also the tour's (papers.duckdb)."""
+
+    def needed_by(item: pytest.Item) -> bool:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("key") == key:
+            return uses("background")(item)
+        return key == "000" and uses("tour")(item)
+
+    return needed_by
+
+
+#: The shared work: the papers' quick experiments here (tests/test_papers.py; paper000 is also
+#: README tour's papers.duckdb); test modules add theirs when pytest imports them (the tour's
+#: runs, the engine suites' module runs).
+JOBS: dict[str, Job] = {
+    f"paper{key}": Job(partial(_paper_db, key), "papers", minutes, _needs_paper(key))
+    for key, minutes in (("000", 2), ("001", 2), ("002", 2), ("003", 2.5), ("004", 1.5))
+}
+
+
+class Background:
+    """Runs JOBS in threads, AT_ONCE at a time per group: when a test first asks for a job, every
+    job of its group that a selected test needs starts, longest first (of equal ones, the one a
+    test asks for first). Each job's module waits
+    for it, so a group is done when its modules are (no job runs under later, timing-sensitive
+    tests)."""
+
+    def __init__(self, items: list[pytest.Item], folder: Callable[[str], Path]) -> None:
+        #: needed job -> the index of the first selected test that needs it
+        self._needed: dict[str, int] = {}
+        for name, job in JOBS.items():
+            first = next((i for i, item in enumerate(items) if job.needed_by(item)), None)
+            if first is not None:
+                self._needed[name] = first
+        self._folder = folder
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._futures: dict[str, Future[Any]] = {}
+
+    def result(self, name: str) -> Any:
+        """What job ``name`` returned (waiting for it); raises what went wrong in it."""
+        group = JOBS[name].group
+        if group not in self._pools:
+            pool = self._pools[group] = ThreadPoolExecutor(AT_ONCE, f"background-{group}")
+            names = [n for n in self._needed if JOBS[n].group == group]
+            for n in sorted(names, key=lambda n: (-JOBS[n].minutes, self._needed[n])):
+                self._futures[n] = pool.submit(JOBS[n].run, self._folder(n))
+        if name not in self._futures:  # no selected test seemed to need it
+            self._futures[name] = self._pools[group].submit(JOBS[name].run, self._folder(name))
+        return self._futures[name].result()
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def background(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Background]:
+    """The session's Background. Databases its jobs return are to be read only: copy one to
+    write to it."""
+    runner = Background(request.session.items, tmp_path_factory.mktemp)
+    yield runner
+    runner.close()
+
+
+def copy_db(db: Path, to: Path) -> Path:
+    """Copy a DuckDB file (and its write-ahead log, if one was left) to ``to``; returns ``to``."""
+    shutil.copy(db, to)
+    wal = db.with_name(db.name + ".wal")
+    if wal.exists():
+        shutil.copy(wal, to.with_name(to.name + ".wal"))
+    return to
