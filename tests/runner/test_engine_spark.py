@@ -18,7 +18,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import assert_user_error, digest, free_port, run_cli
+from tests.conftest import (
+    JOBS,
+    Background,
+    Job,
+    assert_user_error,
+    digest,
+    free_port,
+    remember_run,
+    run_cli,
+    uses,
+)
 
 pytest.importorskip("pyspark")
 
@@ -70,13 +80,22 @@ def _spec(tmp: Path, matrix: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def spark_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
-    tmp = tmp_path_factory.mktemp("spark")
+def _matrix_run(tmp: Path) -> tuple[Path, str, str]:
+    """MATRIX's database, and what `runner trials` wrote on stdout and stderr."""
     db = tmp / "results.duckdb"
-    proc = _trials(tmp, MATRIX, db)
+    # three JVMs one after the other, beside other engine runs: minutes on a loaded machine
+    proc = _trials(tmp, MATRIX, db, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    return db, proc.stdout, proc.stderr
+    return remember_run(db), proc.stdout, proc.stderr
+
+
+JOBS["spark"] = Job(_matrix_run, "engines", minutes=1.5, needed_by=uses("spark_run"))
+
+
+@pytest.fixture(scope="module")
+def spark_run(background: Background) -> tuple[Path, str, str]:
+    """_matrix_run, in the background beside the other engine suites' module runs."""
+    return background.result("spark")
 
 
 def _trials(
