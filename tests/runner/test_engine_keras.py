@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -22,7 +23,7 @@ from runner.workloads.keras_trainer import (
     trainer_seed,
     trainers_metrics,
 )
-from tests.conftest import run_spec
+from tests.conftest import JOBS, Background, Job, run_spec, uses
 
 SPEC = """\
 name = "keras-inside"
@@ -83,13 +84,19 @@ def _curves(db: Path, engine: str, workload: str) -> dict[int, dict[str, list[fl
     return out
 
 
+JOBS["keras"] = Job(
+    partial(run_spec, spec=SPEC, ok_trials=5), "engines", minutes=2.5, needed_by=uses("keras_db")
+)
+
+
 @pytest.fixture(scope="module")
-def keras_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def keras_db(background: Background) -> Path:
+    """SPEC's database, run in the background beside the other engine suites' module runs."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("dask")
     pytest.importorskip("ray")
     pytest.importorskip("pyspark")
-    return run_spec(tmp_path_factory.mktemp("keras"), SPEC, ok_trials=5)
+    return background.result("keras")
 
 
 CNN_COLUMNS = (
@@ -205,16 +212,32 @@ if __name__ == "__main__":
 """
 
 
+def _spark_script(_: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", SPARK_SCRIPT], capture_output=True, text=True, timeout=300
+    )
+
+
+JOBS["keras-spark-script"] = Job(
+    _spark_script,
+    "engines",
+    minutes=1.5,
+    needed_by=lambda item: (
+        item.name == "test_keras_on_spark_reuses_one_python_worker_and_reinitialises"
+    ),
+)
+
+
 @pytest.mark.engine
-def test_keras_on_spark_reuses_one_python_worker_and_reinitialises() -> None:
+def test_keras_on_spark_reuses_one_python_worker_and_reinitialises(
+    background: Background,
+) -> None:
     """On a two-executor cluster (a runner-started standalone one) Keras still trains in one task
     on one Python worker, forked by pyspark's daemon, and the scoring task goes to that same warm
     worker; every trial starts afresh from its seed."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("pyspark")
-    proc = subprocess.run(
-        [sys.executable, "-c", SPARK_SCRIPT], capture_output=True, text=True, timeout=300
-    )
+    proc = background.result("keras-spark-script")
     assert proc.returncode == 0, proc.stderr[-3000:]
     first, other, again = json.loads(proc.stdout)
     for trial in (first, other, again):

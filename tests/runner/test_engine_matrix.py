@@ -8,12 +8,13 @@ Dask reproduces the local fit exactly, and Dask and Ray with two workers agree w
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import run_spec
+from tests.conftest import JOBS, Background, Job, run_spec, uses
 
 pytest.importorskip("dask")
 pytest.importorskip("ray")
@@ -57,9 +58,15 @@ workers = 2
 """
 
 
+JOBS["matrix"] = Job(
+    partial(run_spec, spec=SPEC, ok_trials=7), "engines", minutes=1.5, needed_by=uses("matrix_db")
+)
+
+
 @pytest.fixture(scope="module")
-def matrix_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_spec(tmp_path_factory.mktemp("matrix"), SPEC, ok_trials=7)
+def matrix_db(background: Background) -> Path:
+    """SPEC's database, run in the background beside the other engine suites' module runs."""
+    return background.result("matrix")
 
 
 def _rows(db: Path) -> dict[tuple[str, str, int], dict[str, float]]:

@@ -17,7 +17,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import BIN, assert_user_error, free_port, run_cli
+from tests.conftest import (
+    BIN,
+    JOBS,
+    Background,
+    Job,
+    assert_user_error,
+    free_port,
+    remember_run,
+    run_cli,
+)
 
 pytest.importorskip("ray")
 
@@ -79,18 +88,32 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.engine
-def test_local_runtime_runs_knn_and_mlp_on_one_and_two_actors(
-    experiment: Path, tmp_path: Path
-) -> None:
-    db = tmp_path / "results.duckdb"
+def _local_run(tmp: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """EXPERIMENT on a local Ray runtime: the database and the finished `runner trials`."""
+    experiment = tmp / "ray.toml"
+    experiment.write_text(EXPERIMENT)
+    db = tmp / "results.duckdb"
     args = ("trials", "-e", experiment, "--n", "1", "--warmup", "0", "--db", db, "-q")
-    proc = run_cli("runner", *args, timeout=300)
+    return db, run_cli("runner", *args, timeout=300)
+
+
+JOBS["ray-local"] = Job(
+    _local_run,
+    "engines",
+    minutes=1.5,
+    needed_by=lambda item: item.name == "test_local_runtime_runs_knn_and_mlp_on_one_and_two_actors",
+)
+
+
+@pytest.mark.engine
+def test_local_runtime_runs_knn_and_mlp_on_one_and_two_actors(background: Background) -> None:
+    db, proc = background.result("ray-local")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 ok trials, 0 failed" in proc.stdout
     rows = _rows(db)
     assert [(r[0], r[1]) for r in rows] == [("knn", 1), ("knn", 2), ("mlp", 1), ("mlp", 2)]
     _assert_good(rows, min_setup_s=0.3)
+    remember_run(db)
 
 
 def _wait_for_head_node(address: str, env: dict[str, str], deadline: float) -> None:
