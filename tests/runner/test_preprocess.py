@@ -7,6 +7,8 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -23,7 +25,7 @@ from runner.preprocess.tfrecord import (
     masked_crc32c,
     read_records,
 )
-from tests.conftest import assert_user_error, run_cli, run_spec
+from tests.conftest import JOBS, Background, Job, assert_user_error, run_cli, run_spec
 
 # --- CRC-32C and TFRecord framing ------------------------------------------------------------
 
@@ -374,12 +376,38 @@ cache = true
 
 
 def _run(tmp_path: Path, engine: str, workers: int, warmup: int = 0) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(_run_db(engine, workers, tmp_path, warmup)), read_only=True)
+
+
+def _run_db(engine: str, workers: int, tmp_path: Path, warmup: int = 0) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     spec = RUN_SPEC.format(engine=engine, workers=workers, work=work, warmup=warmup)
     db = run_spec(tmp_path, spec, ok_trials=2)
     assert list(work.iterdir()) == []  # every working directory removed
-    return duckdb.connect(str(db), read_only=True)
+    return db
+
+
+#: test_engine_both_formats' engines: their runs are background jobs, two at a time.
+ENGINES = ("dask", "ray", "spark")
+
+
+def _needs_run(engine: str) -> Callable[[pytest.Item], bool]:
+    def needed_by(item: pytest.Item) -> bool:
+        callspec = getattr(item, "callspec", None)
+        return (
+            getattr(item, "originalname", None) == "test_engine_both_formats"
+            and callspec is not None
+            and callspec.params.get("engine") == engine
+        )
+
+    return needed_by
+
+
+for _engine in ENGINES:
+    JOBS[f"preprocess-{_engine}"] = Job(
+        partial(_run_db, _engine, 2), "preprocess", minutes=1, needed_by=_needs_run(_engine)
+    )
 
 
 def _check_run(con: duckdb.DuckDBPyConnection, tmp_path: Path, workers: int) -> None:
@@ -453,11 +481,12 @@ passes = 4
 
 
 @pytest.mark.engine
-@pytest.mark.parametrize("engine", ["dask", "ray", "spark"])
-def test_engine_both_formats(tmp_path: Path, engine: str) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_both_formats(background: Background, engine: str) -> None:
     pytest.importorskip({"dask": "distributed", "ray": "ray", "spark": "pyspark"}[engine])
-    con = _run(tmp_path, engine, 2)
-    _check_run(con, tmp_path, 2)
+    db = background.result(f"preprocess-{engine}")
+    con = duckdb.connect(str(db), read_only=True)
+    _check_run(con, db.parent, 2)
     setup = con.execute("SELECT min(setup_s), max(train_s) FROM trials").fetchone()
     assert setup[0] > 0.2  # the engine's start-up is in setup_s, not in a trial
     if engine == "ray":  # batches go round-robin to the actors: both wrote
