@@ -1,8 +1,11 @@
 """The five papers end to end, as a user runs them: each paper's quick experiment on the real
 engines, then its section of the report as a PDF; and the published tables alone as HTML.
 
-Each quick experiment runs once (module fixture) into its own DuckDB file; the PDF's text is
-checked for the paper's published numbers, our measured cells and every claim's verdicts.
+Each quick experiment runs once into its own DuckDB file, with its paper's published tables
+(tests/conftest.py's background: two at a time); the PDF's text is checked for
+the paper's published numbers, our measured cells and every claim's verdicts. Paper 000's database
+is README tour's papers.duckdb, which tests/test_tour.py shares: the same quick experiment with
+every paper's published tables, so 000's experiment runs once for both.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from reports.claims import OUR_VERDICTS, evaluate_claims, load_claims
-from tests.conftest import run_cli
+from tests.conftest import Background, run_cli
 
 PAPERS = ("000", "001", "002", "003", "004")
 #: A number each paper printed, that its section must show on the published side.
@@ -23,29 +26,9 @@ PRINTED = {"000": "3.78", "001": "91.64", "002": "15.25", "003": "137.9", "004":
 pytestmark = pytest.mark.engine
 
 
-def _run_quick(key: str, folder: Path) -> Path:
-    db = folder / f"paper{key}.duckdb"
-    proc = run_cli(
-        "runner",
-        "trials",
-        "--experiment",
-        key,
-        "--quick",
-        "--quiet",
-        "--db",
-        db,
-        cwd=folder,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
-    imp = run_cli("runner", "import", "published", "--paper", key, "--db", db, cwd=folder)
-    assert imp.returncode == 0, imp.stderr
-    return db
-
-
 @pytest.mark.parametrize("key", PAPERS)
-def test_quick_experiment_then_paper_pdf(key: str, tmp_path: Path) -> None:
-    db = _run_quick(key, tmp_path)
+def test_quick_experiment_then_paper_pdf(key: str, tmp_path: Path, background: Background) -> None:
+    db = background.result(f"paper{key}")
     out = tmp_path / f"paper{key}.pdf"
     proc = run_cli(
         "report",
