@@ -6,8 +6,11 @@ test follows the README. `runner trials --n 10` (the first command) makes result
 `analyze compare RUN1 RUN2` needs two runs of the default experiment: it runs on a copy of that
 database with a second, shorter run (`runner trials --n 3`) appended, so every other line sees
 exactly what the first command leaves. The `--db papers.duckdb` lines use papers.duckdb from the
-tour's `runner trials --experiment 000 --quick` and `runner import published` lines. Everything
-is written into a temporary directory (reports too: they are built there).
+tour's `runner trials --experiment 000 --quick` and `runner import published` lines; those two
+are run as they are by paper 000's job of tests/conftest.py's background, which test_papers
+shares (one run of 000's quick experiment for both), and the database is copied here. The runner
+lines run as a background job beside the papers' quick experiments (two at a time). Everything is
+written into a temporary directory (reports too: they are built there).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import JOBS, PAPERS_DB_LINES, Background, Job, copy_db, run_cli, uses
 
 pytestmark = pytest.mark.engine
 
@@ -53,10 +56,22 @@ LINES = tour_lines()
 CASES = [c for c in LINES if not _is_setup(c)]
 
 
+def _shares_papers_db(lines: list[list[str]]) -> bool:
+    """Whether the tour makes papers.duckdb with exactly conftest's PAPERS_DB_LINES, one after
+    the other, and no other line writes it: then paper 000's background job makes the database
+    these lines leave, apart from and at the same time as the tour's other runner lines."""
+    shared = [list(line) for line in PAPERS_DB_LINES]
+    writers = [c for c in lines if _is_setup(c) and "papers.duckdb" in c]
+    return writers == shared and any(
+        lines[i : i + len(shared)] == shared for i in range(len(lines))
+    )
+
+
 def test_the_tour_parses() -> None:
     """The block runs the README's one command first among those that write a database, and
-    has analyze and report lines."""
+    has analyze and report lines; papers.duckdb is made by the two lines paper 000's job runs."""
     assert [c for c in LINES if _is_setup(c)][0] == ["runner", "trials", "--n", "10"]
+    assert _shares_papers_db(LINES), "update conftest.PAPERS_DB_LINES to README's tour"
     assert sum(c[0] == "analyze" for c in CASES) >= 10
     assert any(c[0] == "report" for c in CASES)
     block = "## A short tour\n```bash\nanalyze summary \\\n  --by engine  # c\n\n# d\n```\n"
@@ -89,18 +104,34 @@ def _run_ids(db: Path) -> list[str]:
     return [r[0] for r in rows]
 
 
-@pytest.fixture(scope="module")
-def tour(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``{"tour": dir, "two": dir}``: the tour's databases in ``tour`` (every runner line of the
-    block, in order) and, in ``two``, results.duckdb with a second run of the default experiment."""
-    here = tmp_path_factory.mktemp("tour")
+def _make_tour(folder: Path) -> dict[str, Path]:
+    """``{"tour": dir, "two": dir}`` under ``folder``: the tour's databases in ``tour`` (every
+    runner line of the block, in order, but the papers.duckdb pair when paper 000's background
+    job makes it) and, in ``two``, results.duckdb with a second run of the default experiment.
+    A background job (tests/conftest.py's JOBS): it runs beside the papers' quick experiments."""
+    here, two = folder / "tour", folder / "two"
+    here.mkdir()
+    two.mkdir()
+    shared = _shares_papers_db(LINES)
     for argv in LINES:
-        if _is_setup(argv):
+        if _is_setup(argv) and not (shared and tuple(argv) in PAPERS_DB_LINES):
             _ok(argv, here)
-    two = tmp_path_factory.mktemp("two")
     shutil.copy(here / "results.duckdb", two / "results.duckdb")
-    _ok(["runner", "trials", "--n", "3", "--quiet"], two)
+    # one round: a second run to compare with needs no second engine start per configuration
+    _ok(["runner", "trials", "--n", "3", "--rounds", "1", "--quiet"], two)
     return {"tour": here, "two": two}
+
+
+JOBS["tour"] = Job(_make_tour, "papers", minutes=6, needed_by=uses("tour"))
+
+
+@pytest.fixture(scope="module")
+def tour(background: Background) -> dict[str, Path]:
+    """The tour's folders (_make_tour), papers.duckdb copied in from paper 000's job."""
+    dirs: dict[str, Path] = background.result("tour")
+    if _shares_papers_db(LINES):
+        copy_db(background.result("paper000"), dirs["tour"] / "papers.duckdb")
+    return dirs
 
 
 def _case_id(argv: list[str]) -> str:
