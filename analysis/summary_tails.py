@@ -276,10 +276,10 @@ def _read_tails(
             n_out, below, values, *ends = rec[width * j : width * (j + 1)]
             if whiskers is not None:
                 whiskers[i, j] = (ends[0], ends[1], ends[2])
-            if outliers:
-                rows[i][f"{m}_outliers"] = int(n_out)
+            if outliers:  # a metric with no value in the configuration has none (NULL count)
+                rows[i][f"{m}_outliers"] = int(n_out or 0)
             if (i, j) in ranges:
-                out[i, j] = (int(below), np.sort(np.asarray(values or [], dtype=float)))
+                out[i, j] = (int(below or 0), np.sort(np.asarray(values or [], dtype=float)))
     return out
 
 
