@@ -603,15 +603,9 @@ def test_analyze_latex_output_escapes_level_names(analyze_latex: str, payload: s
     assert _SHOWN_TEX[payload] in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="analysis/summary_tails.py (H3) _read_tails since 65e65d3/74782c4: a default metric "
-    "with no value in a configuration (wall_s of an imported CSV that has none) is int(None), a "
-    "TypeError for every `analyze summary` of such a store (fix: leave a metric whose count is 0 "
-    "out of the tails scan, as before)",
-)
 def test_summary_of_a_csv_without_wall_s(tmp_path: Path) -> None:
+    """A default metric with no value (wall_s of a CSV without it) was int(None) in the summary
+    tails for a while (65e65d3; fixed in 83fcfe9)."""
     data = tmp_path / "in.csv"
     data.write_text("engine,workload,train_s\n" + "local,knn,1.5\n" * 3 + "local,knn,1.7\n")
     db = tmp_path / "r.duckdb"
@@ -809,7 +803,7 @@ N_CASES = (
     + len(AN_NUMBER_CASES)
     + len(SQL_CASES)
     + len(RESAMPLES)
-    + 1  # a summary of a CSV without wall_s (xfail)
+    + 1  # a summary of a CSV without wall_s
     + len(LATEX)
     + len(HTML)
     + len(RAW_FORBIDDEN)
