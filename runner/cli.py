@@ -124,6 +124,11 @@ def _numbers(values: list[str] | None, option: str, kind: type) -> tuple[Any, ..
         return None
     out = []
     for value in values:
+        if not all(piece.strip() for piece in value.split(",")):  # "1,,2", "1,": not "1,2"
+            raise RunnerError(
+                f"{option} has an empty value ({value!r}); give values such as 1,2, "
+                "or leave the option out"
+            )
         for piece in _split_levels(value):
             try:
                 out.append(kind(piece))

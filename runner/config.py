@@ -55,6 +55,10 @@ MAX_TRIALS = 1_000_000
 MAX_CONFIGS = 10_000
 #: The longest ``timeout`` of a trial, in seconds (a week).
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
+#: The most columns a CSV to import may have: each metric or param becomes a column of the
+#: results database (3,000 new columns took minutes to stage; a wider file is a mistake or an
+#: attack, not a results table).
+MAX_CSV_COLUMNS = 1_000
 #: The largest base seed: a trial's seed is the base seed plus the trials started before it, and
 #: the libraries take seeds below 2**32 (scikit-learn's ``random_state``, NumPy's legacy seed).
 MAX_SEED = 2**31 - 1

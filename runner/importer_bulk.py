@@ -146,6 +146,14 @@ def _header_row(head: str, delimiter: str, path: Path) -> list[str]:
         ) from None
     if header is None or not any(c.strip() for c in header):
         raise RunnerError(f"{path.name} has no header row; the first line must name the columns")
+    from runner.config import MAX_CSV_COLUMNS
+
+    if len(header) > MAX_CSV_COLUMNS:
+        raise RunnerError(
+            f"{path.name} has {len(header):,} columns; trialkit imports at most "
+            f"{MAX_CSV_COLUMNS:,} (each metric or param becomes a database column): "
+            "keep the factor, timing and metric columns and drop the rest"
+        )
     return header
 
 

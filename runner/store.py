@@ -306,8 +306,11 @@ def check_db_path(path: Path, *, must_exist: bool) -> None:
         if not path.parent.exists():
             raise StoreError(f"--db {path}: folder {path.parent} does not exist; create it first")
         return
-    with path.open("rb") as fh:
-        head = fh.read(12)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(12)
+    except OSError as exc:  # unreadable (permissions, /proc/self/mem, I/O error)
+        raise StoreError(f"cannot read --db {path}: {exc.strerror or exc}") from None
     if len(head) < 12 or head[8:12] != _DUCKDB_MAGIC:
         raise StoreError(
             f"{path} is not a DuckDB database; pass --db a trialkit results file "
