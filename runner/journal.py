@@ -561,11 +561,19 @@ class RunLog:
         except StoreBusy:
             self.busy += 1
             return False
+        import duckdb
+
         try:
             self.notes += store.sweep_notes
             self._merge_into(store, finish)
+        except duckdb.Error as exc:  # the database's disk full, or an I/O error under it
+            first = str(exc).splitlines()[0]
+            what = "disk full" if "No space left" in first else f"I/O error ({first})"
+            # the run's end says where its trials stay and how to merge them
+            raise JournalError(f"{what}: cannot merge the run's trials into {self.db}") from None
         finally:
-            store.close()
+            with contextlib.suppress(duckdb.Error):  # a failed checkpoint: the WAL has it
+                store.close()
         # the whole merge, the open and the close (DuckDB's checkpoint) included
         seconds = time.perf_counter() - t0
         self.merges[-1] = (seconds, self.merges[-1][1])

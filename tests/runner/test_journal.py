@@ -255,3 +255,73 @@ def test_an_end_that_cannot_merge_leaves_the_journal_to_the_next_writer(tmp_path
         assert store.con.execute("SELECT status FROM runs").fetchone()[0] == "finished"
         assert any("2 trials" in n for n in store.sweep_notes)
     assert _counts(db)[0] == 2 and not log.journal.path.exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):  # noqa: ANN201 - a generator fixture
+    """A 1 MiB tmpfs: too small for the database's first commit (needs root to mount)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_real_full_disk_under_the_database_is_one_line_and_resume_finishes_the_run(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import assert_user_error, run_cli
+
+    db = small_disk / "r.duckdb"
+    args = ["--engine", "local", "--workload", "noop", "--n", "5", "--no-sample", "-q"]
+    line = assert_user_error(run_cli("runner", "trials", *args, "--db", db, timeout=300))
+    assert line.startswith("error: disk full: cannot merge the run's trials into"), line
+    assert "--resume" in line
+    (journal,) = Path(f"{db}.journal").iterdir()
+    lines = journal.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and all(json_ok(x) for x in lines[:-1])  # no half line
+    run_id = journal.stem
+    # space freed: the files moved to a disk with room, where --resume merges and finishes
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("r.duckdb", "r.duckdb.wal"):
+        if (small_disk / name).exists():
+            (moved / name).write_bytes((small_disk / name).read_bytes())
+    journal_path(moved / "r.duckdb", run_id).parent.mkdir()
+    journal_path(moved / "r.duckdb", run_id).write_bytes(journal.read_bytes())
+    proc = run_cli("runner", "trials", "--resume", run_id, "--db", moved / "r.duckdb", "-q")
+    assert proc.returncode == 0, proc.stderr
+    # the same run, never interrupted, on a disk with room: the reference
+    clean = tmp_path / "clean.duckdb"
+    assert run_cli("runner", "trials", *args, "--db", clean).returncode == 0
+    assert _finished_run(moved / "r.duckdb") == _finished_run(clean)
+
+
+def _finished_run(db: Path) -> tuple[str, list[tuple]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        (status,) = con.execute("SELECT status FROM runs").fetchone()
+        trials = con.execute(
+            "SELECT round, warmup, repetition, seed, status FROM trials ORDER BY ALL"
+        ).fetchall()
+    finally:
+        con.close()
+    return status, trials
+
+
+def json_ok(line: bytes) -> bool:
+    import json
+
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True

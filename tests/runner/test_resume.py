@@ -109,7 +109,9 @@ def test_random_sigkills_lose_nothing_and_resume_completes_with_the_same_seeds(
         resumed += resume
         journaled |= _journaled(db)
         rows = _rows(db)  # the database opens after every kill
-        keys = [r[:3] for r in rows]
+        # a run that finished between kills is followed by a new run of the same spec: the
+        # same configurations, repetitions and seeds, in another run
+        keys = [(r[-1], *r[:3]) for r in rows]
         assert len(keys) == len(set(keys)), f"duplicated trials (seed {seed})"
         for *_, status, wall_s, noop_1, _run in rows:
             assert status == "ok" and wall_s is not None and noop_1 is not None  # no half rows
