@@ -34,7 +34,7 @@ from analysis.data import (
     select,
 )
 from analysis.errors import AnalysisError
-from analysis.query import Sql, moments
+from analysis.query import Sql, key_batches, moments
 
 if TYPE_CHECKING:
     import duckdb
@@ -141,7 +141,7 @@ def load(
         for k, r in first.items():
             level_n[k[:-1]] = level_n.get(k[:-1], 0) + int(r[0])
         level_rows = []
-        for batch in _batches(level_min, level_n, HELD_MAX):
+        for batch in key_batches(level_min, level_n, HELD_MAX) if level_min else []:
             level_rows += moments(con, sel, keys=keys, aggregates=["median(x0)"], shifts=batch,
                                   **common)  # fmt: skip
         level_rows.sort(key=lambda km: [(v is None, v) for v in km.key])
@@ -189,22 +189,6 @@ def load(
             )
         )
     return Loaded(sel, list(groups.values()), size, scale)
-
-
-def _batches(
-    shifts: dict[tuple[Any, ...], tuple[float]], counts: dict[tuple[Any, ...], int], held: int
-) -> list[dict[tuple[Any, ...], tuple[float]]]:
-    """``shifts`` split into batches of keys whose ``counts`` sum to at most ``held`` (a key of
-    more is a batch of its own); one batch when everything fits."""
-    out: list[dict[tuple[Any, ...], tuple[float]]] = []
-    size = 0
-    for key, shift in shifts.items():
-        if not out or size + counts[key] > held:
-            out.append({})
-            size = 0
-        out[-1][key] = shift
-        size += counts[key]
-    return out
 
 
 def _first_scan(
