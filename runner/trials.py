@@ -386,8 +386,11 @@ def _run_round(
 
     ``done``: trials a resumed run already recorded; they are counted, not run again (the
     engine starts only for a round that has a trial left), so every trial keeps the seed it
-    had in the uninterrupted run. Ctrl-C or SIGTERM during a trial records it as
-    ``interrupted`` (its wall time so far) before the run stops."""
+    had in the uninterrupted run. A round taken up after its warm-ups were recorded starts a
+    fresh engine, so it runs those warm-ups again first, with their seeds, unrecorded (the run
+    keeps the ones recorded): its measured trials run on an engine as warm as in the round it
+    replaces. Ctrl-C or SIGTERM during a trial records it as ``interrupted`` (its wall time so
+    far) before the run stops."""
     from runner.store import TrialRecord, curve_rows, now_utc
 
     overhead = Overhead() if overhead is None else overhead
@@ -407,6 +410,8 @@ def _run_round(
     setup: dict[str, Any] = {}
     setup_id: int | None = None
     in_flight: tuple[dict[str, Any], int] | None = None
+    #: seeds of this round's recorded warm-ups, run again on the round's first engine
+    rewarm: list[int] = []
     load_start = loads.begin()
     try:
         for index, (is_warmup, repetition) in enumerate(schedule):
@@ -414,9 +419,11 @@ def _run_round(
             row = done.get((state.cid, is_warmup, repetition))
             if row is not None:
                 _replay(state, row, is_warmup)
+                if is_warmup and row[1] is not None:
+                    rewarm.append(int(row[1]))
                 advance()
                 continue
-            if worker is None:
+            while worker is None:
                 overhead.received = None  # a new worker: no loop span across its start-up
                 worker, setup = start_worker(config, timeout + SETUP_GRACE_S, sample)
                 setup_id = store.add_setup(
@@ -439,6 +446,11 @@ def _run_round(
                     return
                 if state.first_setup_s is None:
                     state.first_setup_s = setup["setup_s"]
+                for warm_seed in rewarm:  # a crash here: a new engine, unwarmed (as mid-round)
+                    if not _run_trial(worker, warm_seed, timeout, overhead)[2]:
+                        worker = None
+                        break
+                rewarm = []
             seed = base_seed + state.ordinal
             state.ordinal += 1
             if is_warmup:

@@ -12,9 +12,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import psutil
+import pytest
 
 from tests.conftest import assert_user_error, run_cli
 
@@ -167,3 +169,51 @@ def test_resume_refuses_a_run_whose_engine_is_not_installed(tmp_path: Path) -> N
         store.begin_run(source="measured", run_id="abc", spec=spec)
     line = assert_user_error(run_cli("runner", "trials", "--resume", "abc", "--db", db))
     assert "nosuchengine" in line
+
+
+def test_a_resumed_round_runs_its_warm_ups_again_on_its_fresh_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed after a round's warm-up and first measured trial: the resumed round starts a
+    new engine, runs the warm-up again (its seed, unrecorded) before the measured trials left,
+    and the run ends with exactly the uninterrupted run's trials."""
+    from runner import trials
+    from runner.trials import TrialOptions, resume_run, run_experiment
+
+    db = tmp_path / "r.duckdb"
+    options = TrialOptions(
+        grid=(("engine", ("local",)), ("workload", ("noop",))),
+        n=4, warmup=1, rounds=1, seed=5, sample=False,
+    )  # fmt: skip
+    run_id = run_experiment(options, db=db, progress=False).run_id
+    query = ("SELECT warmup, repetition, seed, round, status FROM trials WHERE run_id = ? "
+             "ORDER BY warmup DESC, repetition")  # fmt: skip
+    con = duckdb.connect(str(db))
+    try:
+        want = con.execute(query, [run_id]).fetchall()
+        # what a kill after the warm-up and the first measured trial leaves
+        con.execute("DELETE FROM trials WHERE NOT warmup AND repetition > 1")
+        con.execute("DELETE FROM stops")
+        con.execute("UPDATE runs SET status = 'killed', finished_at = NULL")
+    finally:
+        con.close()
+    assert [r[:2] for r in want] == [(True, 1), (False, 1), (False, 2), (False, 3), (False, 4)]
+    seeds: list[int] = []
+    real = trials._run_trial
+
+    def spy(worker: Any, seed: int, *args: Any, **kwargs: Any) -> Any:
+        seeds.append(seed)
+        return real(worker, seed, *args, **kwargs)
+
+    monkeypatch.setattr(trials, "_run_trial", spy)
+    result = resume_run(db=db, progress=False)
+    assert result.run_id == run_id
+    # the warm-up's seed first (on the new engine), then measured trials 2-4: 3 rows, not 4
+    assert seeds == [want[0][2], *(r[2] for r in want[2:])]
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute(query, [run_id]).fetchall() == want
+        (setups,) = con.execute("SELECT count(*) FROM setups WHERE run_id = ?", [run_id]).fetchone()
+    finally:
+        con.close()
+    assert setups == 2  # the first round's engine, and the resumed round's
