@@ -33,7 +33,7 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -288,16 +288,20 @@ def merge(
     return out
 
 
-def sweep(store: Any, skip: Iterable[str] = ()) -> list[str]:
-    """Merge every journal of ``store`` whose writer is dead (its lock can be taken), ending
-    runs that recorded no end as ``killed``, and delete it. Returns a note per journal merged
-    (or left, when it cannot be merged)."""
+def _dead_journals(
+    store: Any, *, hold: bool, skip: Iterable[str] = ()
+) -> Iterator[tuple[Path, str]]:
+    """(path, run_id) of each journal beside ``store``'s file whose runner is dead: its lock can
+    be taken (sorted; the runs in ``skip`` left out). ``hold``: the lock is taken exclusive and
+    held until the caller asks for the next journal (:func:`sweep` merges and deletes it
+    meanwhile), and a journal another process merged and deleted or replaced in between is left
+    out; else it is taken shared and released at once (:func:`unmerged` only reads), so a runner
+    taking the journal over (``--resume``) in that instant is refused the lock either way."""
     import fcntl
 
     folder = journal_dir(store.path)
     if not folder.is_dir():
-        return []
-    notes = []
+        return
     skipped = set(skip)
     for path in sorted(folder.glob(f"*{SUFFIX}")):
         run_id = path.name[: -len(SUFFIX)]
@@ -309,29 +313,40 @@ def sweep(store: Any, skip: Iterable[str] = ()) -> list[str]:
             continue
         try:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_EX if hold else fcntl.LOCK_SH) | fcntl.LOCK_NB)
             except BlockingIOError:
-                continue  # its runner is alive
-            try:
-                if os.stat(path).st_ino != os.fstat(fd).st_ino:
-                    continue  # merged and replaced meanwhile
-            except FileNotFoundError:
-                continue  # merged and deleted by another process meanwhile
-            try:
-                done = merge(store, path, run_id, finish=("killed", "the runner died"))
-            except (RunnerError, ValueError, KeyError) as exc:
-                notes.append(f"journal {path} of run {run_id} left unmerged: {exc}")
-                continue
-            with contextlib.suppress(OSError):
-                path.unlink()
-            notes.append(
-                f"merged the journal of run {run_id} ({done.trials} trials; the run is "
-                f"{done.status})"
-            )
+                continue  # its runner is alive (and merges it)
+            if not hold:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            else:
+                try:
+                    if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                        continue  # merged and replaced meanwhile
+                except FileNotFoundError:
+                    continue  # merged and deleted by another process meanwhile
+            yield path, run_id
         finally:
             os.close(fd)
+
+
+def sweep(store: Any, skip: Iterable[str] = ()) -> list[str]:
+    """Merge every journal of ``store`` whose writer is dead (its lock can be taken), ending
+    runs that recorded no end as ``killed``, and delete it. Returns a note per journal merged
+    (or left, when it cannot be merged)."""
+    notes = []
+    for path, run_id in _dead_journals(store, hold=True, skip=skip):
+        try:
+            done = merge(store, path, run_id, finish=("killed", "the runner died"))
+        except (RunnerError, ValueError, KeyError) as exc:
+            notes.append(f"journal {path} of run {run_id} left unmerged: {exc}")
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+        notes.append(
+            f"merged the journal of run {run_id} ({done.trials} trials; the run is {done.status})"
+        )
     with contextlib.suppress(OSError):
-        folder.rmdir()
+        journal_dir(store.path).rmdir()  # only when empty
     return notes
 
 
@@ -361,29 +376,9 @@ def unmerged(store: Any) -> list[Unmerged]:
     """The journals beside ``store``'s file whose runner is dead and that hold trials not merged
     into it, without writing anything (a read-only open's view; :func:`sweep` merges them). A
     journal whose runner is alive (it holds the lock) is not read: its merges are under way. A
-    damaged journal is skipped. The lock is tried shared and released at once, so a runner
-    taking the journal over (``--resume``) in that instant is refused the lock as it would be
-    by :func:`sweep`."""
-    import fcntl
-
-    folder = journal_dir(store.path)
-    if not folder.is_dir():
-        return []
+    damaged journal is skipped."""
     out = []
-    for path in sorted(folder.glob(f"*{SUFFIX}")):
-        run_id = path.name[: -len(SUFFIX)]
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # its runner is alive and merges it
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+    for path, run_id in _dead_journals(store, hold=False):
         try:
             events, _ = read_events(path)
         except (OSError, JournalError):
