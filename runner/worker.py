@@ -6,10 +6,12 @@ kills the child and its process tree) without losing the loop, and keeps every e
 and processes out of the process that owns the database.
 
 Run by the runner (``runner.workerproc.Worker``), it first makes itself a session and process
-group leader, exports the worker's mark and its own temporary folder (``TMPDIR``), and starts a
-watchdog thread: when the runner is gone (its parent changed, so SIGKILL included), it kills every
-process of its group and every marked one, removes the folder and exits, so no engine process or
-scratch folder outlives a killed runner.
+group leader, exports the worker's mark, its runner's identity and its own temporary folder
+(``TMPDIR``), and starts a watchdog thread: when the runner is gone (its parent changed, so SIGKILL
+included), it kills every process of its group and every marked one, removes the folder (and the
+folders it lists as the worker's) and exits, so no engine process or scratch folder outlives a
+killed runner. (When runner and worker die together, the next runner's sweep does this:
+``runner.workerproc.sweep_stale``.)
 
 Protocol over a ``multiprocessing`` pipe (all messages are plain dicts):
   child -> parent  {"kind": "ready", "setup_s", "load_s", "started_at"} | {"kind": "setup_failed",
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import threading
 import time
@@ -146,19 +147,23 @@ def run_one_trial(session: Any, split: Any, seed: int) -> dict[str, Any]:
 WATCH_PERIOD_S = 0.2
 
 
-def _own_processes(mark: str, tmpdir: str | None, runner_pid: int) -> None:
+def _own_processes(
+    mark: str, tmpdir: str | None, runner_pid: int, owner: str | None = None
+) -> None:
     """Lead a session of our own (a terminal's Ctrl-C reaches only the runner, which stops us),
-    mark every process started from now on, keep scratch files in ``tmpdir``, and watch the
-    runner (:func:`_abandon` when it is gone)."""
+    mark every process started from now on (and name the runner, ``owner``, in them), keep
+    scratch files in ``tmpdir``, and watch the runner (:func:`_abandon` when it is gone)."""
     import tempfile
 
     import psutil  # noqa: F401  (imported now: the watchdog must not wait for an import lock)
 
-    from runner.workerproc import MARK_ENV
+    from runner.workerproc import MARK_ENV, RUNNER_ENV
 
     with contextlib.suppress(OSError):  # already a group leader (run by hand)
         os.setsid()
     os.environ[MARK_ENV] = mark
+    if owner is not None:
+        os.environ[RUNNER_ENV] = owner
     if tmpdir is not None:
         os.environ["TMPDIR"] = tmpdir
         tempfile.tempdir = None  # gettempdir() reads TMPDIR again
@@ -175,13 +180,15 @@ def _own_processes(mark: str, tmpdir: str | None, runner_pid: int) -> None:
 
 def _abandon(mark: str, tmpdir: str | None) -> None:
     """The runner is gone: kill every process of this worker's group and every marked one (no
-    engine is closed politely: it may be what hangs), remove the folder, exit."""
-    from runner.workerproc import kill_marked
+    engine is closed politely: it may be what hangs), remove the folder (and those it lists as
+    the worker's), exit."""
+    from runner.workerproc import kill_marked, remove_owned
 
     with contextlib.suppress(BaseException):
         kill_marked(mark, group=os.getpgrp())
     if tmpdir is not None:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+        with contextlib.suppress(BaseException):
+            remove_owned(tmpdir)
     with contextlib.suppress(BaseException):
         sys.stderr.flush()
     os._exit(0)
@@ -194,14 +201,16 @@ def config_worker(
     mark: str | None = None,
     tmpdir: str | None = None,
     runner_pid: int | None = None,
+    owner: str | None = None,
 ) -> None:
     """Entry point of the child process: ``config`` is the configuration as the spec stores it
-    (a plain dict), made a :class:`runner.config.Config` here, once. ``mark``, ``tmpdir`` and
-    ``runner_pid`` (from ``runner.workerproc.Worker``): see :func:`_own_processes`."""
+    (a plain dict), made a :class:`runner.config.Config` here, once. ``mark``, ``tmpdir``,
+    ``runner_pid`` and ``owner`` (from ``runner.workerproc.Worker``): see
+    :func:`_own_processes`."""
     import warnings
 
     if mark is not None and runner_pid is not None:
-        _own_processes(mark, tmpdir, runner_pid)
+        _own_processes(mark, tmpdir, runner_pid, owner)
 
     # Keep engine libraries quiet in this process and the processes the engine starts.
     os.environ.setdefault("PYTHONWARNINGS", "ignore")

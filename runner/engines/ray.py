@@ -25,6 +25,13 @@ How a trial trains:
   with engine tensorflow); each trainer's own test accuracy is scored after the timed part, in
   ``trial_metrics()``, with ``workers_used`` (distinct actor processes that trained) and
   ``trainer_overlap_s`` (how long all of them were fitting at once).
+
+A local runtime keeps its session (logs, spilled objects, Unix sockets) under Ray's temporary
+root, ``$RAY_TMPDIR`` or ``$TMPDIR`` + ``/ray`` (in a configuration worker: the worker's folder).
+A Unix socket's path has at most 107 bytes and Ray's sockets sit some 67 below that root, so when
+it is longer than :data:`RAY_ROOT_MAX` the runtime gets a short root of its own instead,
+``/tmp/tk-ray-XXXXXXXX`` (``runner.workerproc.short_folder``: the worker's, removed with it however
+it ends), removed in ``close``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 from typing import Any
 
 import numpy as np
@@ -45,6 +53,16 @@ from runner.workloads import scratch as net
 
 #: How long to wait for the actors to come up (an existing cluster may be short of CPUs).
 ACTOR_START_TIMEOUT_S = 120.0
+#: The longest temporary root Ray's socket paths fit under: 107 bytes less the longest path Ray
+#: makes below it, ``/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store.NN`` (67 bytes).
+RAY_ROOT_MAX = 107 - len("/session_2026-12-07_02-55-42_123456_4194304/sockets/plasma_store.99")
+
+
+def default_temp_root() -> str:
+    """The temporary root ``ray.init`` uses when given none (as ``ray._common.utils`` finds it
+    on Linux)."""
+    base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    return os.path.join(base, "ray")
 
 
 def _process_key() -> str:
@@ -124,6 +142,7 @@ class Session:
         self._steps = 0
         self._ping = "ping"  # the actors' method that answers their process
         self._pids: list[Any] = []
+        self._temp_root: str | None = None  # a short root of our own (see the module's doc)
 
     def start(self) -> None:
         self.init_runtime()
@@ -156,6 +175,11 @@ class Session:
                     "(and RAY_AUTH_TOKEN, or the token in ~/.ray/auth_token)"
                 ) from exc
         else:  # "local": always a new runtime, never a cluster found via RAY_ADDRESS
+            if len(default_temp_root().encode()) > RAY_ROOT_MAX:
+                from runner.workerproc import short_folder
+
+                self._temp_root = short_folder("tk-ray-")
+                quiet["_temp_dir"] = self._temp_root
             ray.init(
                 address="local",
                 num_cpus=self.workers * self.threads,
@@ -338,4 +362,9 @@ class Session:
             with contextlib.suppress(Exception):  # already gone
                 ray.kill(actor)
         self.actors = []
-        ray.shutdown()
+        try:
+            ray.shutdown()
+        finally:
+            if self._temp_root is not None:
+                shutil.rmtree(self._temp_root, ignore_errors=True)
+                self._temp_root = None

@@ -1,6 +1,8 @@
 """No engine process and no scratch folder outlives a run, however it ends: SIGKILL of the runner
-(during a Spark standalone start-up, during Spark, Dask and Ray trials), SIGTERM and Ctrl-C during
-a Spark standalone start-up, a trial over ``--timeout``, a normal end.
+(during a Spark standalone start-up, during Spark, Dask, Ray and TensorFlow multiworker trials),
+SIGTERM and Ctrl-C during a Spark standalone start-up, Ctrl-C during a trial of every engine, a
+trial over ``--timeout``, a normal end; and a runner SIGKILLed together with its worker (the OOM
+killer): the next run sweeps what they left.
 
 Each run is a real ``runner trials`` subprocess with an environment variable of its own (TAG_ENV,
 inherited by every process it and its engines start, daemons that leave its process group
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,10 +75,11 @@ def cmdline(proc: psutil.Process) -> str:
 class Run:
     """One ``runner trials`` subprocess, tagged, with its own TMPDIR and database."""
 
-    def __init__(self, folder: Path, *args: str) -> None:
+    def __init__(self, folder: Path, *args: str, tmp: Path | None = None) -> None:
         self.tag = uuid.uuid4().hex
-        # short: Ray's sockets live under it, and a Unix socket's path has at most 107 bytes
-        self.tmp = Path(tempfile.mkdtemp(prefix="tk-", dir="/tmp"))
+        # short by default (the engine need not shorten Ray's root: a Unix socket's path has at
+        # most 107 bytes); ``tmp`` to share one with another run, or to make it long
+        self.tmp = tmp if tmp is not None else Path(tempfile.mkdtemp(prefix="tk-", dir="/tmp"))
         folder.mkdir(parents=True)
         self.db = folder / "r.duckdb"
         env = {**os.environ, TAG_ENV: self.tag, "TMPDIR": str(self.tmp)}
@@ -180,8 +184,8 @@ class Runs:
         self.folder = folder
         self.made: list[Run] = []
 
-    def __call__(self, *args: str) -> Run:
-        run = Run(self.folder / f"run{len(self.made)}", *args)
+    def __call__(self, *args: str, tmp: Path | None = None) -> Run:
+        run = Run(self.folder / f"run{len(self.made)}", *args, tmp=tmp)
         self.made.append(run)
         return run
 
@@ -260,3 +264,167 @@ def test_sigkill_of_the_runner_during_a_trial(runs: Runs, args: tuple[str, ...])
     assert len(run.processes()) > 2  # the worker and the engine's own processes
     assert run.end(signal.SIGKILL) == -signal.SIGKILL
     run.assert_clean()
+
+
+TF_MULTIWORKER = """\
+[[matrix]]
+engine = "tensorflow"
+workload = "cnn"
+dataset = "digits"
+strategy = "multiworker"
+workers = 2
+epochs = 1
+data_fraction = 0.2
+"""
+TF_WORKER = "runner.engines.tf_multiworker"
+
+
+def _tf_multiworker(folder: Path) -> tuple[str, ...]:
+    spec = folder / "tf.toml"
+    spec.write_text(TF_MULTIWORKER, encoding="utf-8")
+    return ("-e", str(spec))
+
+
+@pytest.mark.engine
+def test_sigkill_of_the_runner_during_a_tensorflow_multiworker_trial(
+    runs: Runs, tmp_path: Path
+) -> None:
+    run = runs(*_tf_multiworker(tmp_path), "--n", "1000", "--rounds", "1")
+    run.wait_for_trials(1)
+    assert sum(TF_WORKER in cmdline(p) for p in run.processes()) == 2
+    assert run.end(signal.SIGKILL) == -signal.SIGKILL
+    run.assert_clean()
+
+
+#: A TMPDIR far longer than Ray's socket paths allow under it (Ray's root is TMPDIR/ray there).
+LONG_TMPDIR = "tk-a-temporary-folder-whose-path-is-too-long-for-ray-sockets-"
+RAY_ROOT = re.compile(r"/tmp/tk-ray-\w+")
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(
+    "engine",
+    ["dask", "spark", "ray-long-tmpdir", "tensorflow-multiworker"],
+)
+def test_ctrl_c_during_a_trial(runs: Runs, tmp_path: Path, engine: str) -> None:
+    """Ctrl-C (SIGINT) while the engine runs trials: the runner stops the trial in flight, says
+    how to resume, exits 130, and nothing of the engine is left. Ray runs under a TMPDIR too long
+    for its Unix sockets: it gets a short root of its own in /tmp, removed with it."""
+    tmp = None
+    if engine == "tensorflow-multiworker":
+        args = _tf_multiworker(tmp_path)
+    else:
+        args = ("--engine", engine.split("-")[0], "--workload", "knn", "--dataset", "digits",
+                "--workers", "2")  # fmt: skip
+        if engine == "ray-long-tmpdir":
+            tmp = Path(tempfile.mkdtemp(prefix=LONG_TMPDIR, dir="/tmp"))
+    run = runs(*args, "--n", "1000", "--rounds", "1", tmp=tmp)
+    run.wait_for_trials(1)
+    roots = {m for p in run.processes() for m in RAY_ROOT.findall(cmdline(p))}
+    if tmp is not None:  # the raylet and its workers name their session under the short root
+        assert len(roots) == 1, describe(run.processes())
+    time.sleep(0.3)  # into the next trial
+    assert run.end(signal.SIGINT) == 130, run.err
+    assert "--resume" in run.out + run.err, run.out + run.err
+    run.assert_clean()
+    assert [r for r in roots if Path(r).exists()] == []
+
+
+def _sigkill_with_its_worker(run: Run) -> None:
+    """SIGKILL the runner and its configuration worker together, as the OOM killer or ``kill -9``
+    of both groups does: no watchdog is left to clean up. The worker is stopped first, so it
+    cannot act on the runner's end before it dies too."""
+    workers = psutil.Process(run.proc.pid).children()
+    assert len(workers) >= 1, describe(run.processes())
+    for worker in workers:
+        worker.suspend()
+    run.proc.kill()
+    for worker in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)  # the worker and the group it leads
+    assert run.end() == -signal.SIGKILL
+
+
+@pytest.mark.engine
+def test_the_next_run_sweeps_what_a_runner_killed_with_its_worker_left(runs: Runs) -> None:
+    """A runner and its worker SIGKILLed together mid Spark standalone trial leave the master,
+    worker and executor JVMs (each leads a session of its own) and the worker's folder; the next
+    `runner trials` (here Spark standalone again, ended with Ctrl-C mid-trial) kills them and
+    removes the folder before it starts its own engine, and leaves nothing of its own either."""
+    first = runs(*SPARK_STANDALONE, "--n", "1000", "--rounds", "1")
+    first.wait_for_trials(1)
+    _sigkill_with_its_worker(first)
+    left = first.processes()
+    assert any(MASTER in cmdline(p) for p in left), describe(left)  # what the sweep is for
+    assert [p.name for p in first.tmp.iterdir()] != []
+    second = runs(*SPARK_STANDALONE, "--n", "1000", "--rounds", "1", tmp=first.tmp)
+    second.wait_until("a Spark master", lambda: second.has(MASTER))
+    assert first.processes() == []  # swept before the second run's engine started
+    second.wait_for_trials(1)
+    assert second.end(signal.SIGINT) == 130, second.err
+    first.assert_clean()
+    second.assert_clean()
+
+
+def test_the_sweep_kills_and_removes_only_what_dead_runners_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """workerproc.sweep_stale on made-up leftovers: a process marked by a worker whose runner is
+    dead (or whose pid now belongs to a later process) is killed, its folder (and the short
+    folder it lists) removed; a live runner's marked process and folder, a process without a
+    worker's mark and a folder without an owner file are left alone."""
+    from runner import workerproc as wp
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the sweep looks, with /tmp
+    tag = uuid.uuid4().hex
+    started: list[int] = []
+    extra = tempfile.mkdtemp(prefix="tk-ray-", dir="/tmp")
+
+    def orphan(**env: str) -> int:
+        """A ``sleep`` whose parent has exited (as a dead worker's processes are): its pid."""
+        out = subprocess.run(
+            ["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"],
+            env={**os.environ, TAG_ENV: tag, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        started.append(int(out))
+        return int(out)
+
+    try:
+        live = wp.process_id(orphan())
+        gone = subprocess.Popen(["sleep", "60"])
+        dead = wp.process_id(gone.pid)
+        assert live is not None and dead is not None
+        gone.kill()
+        gone.wait()
+        reused = f"{live.split(':')[0]}:1"  # the live pid with another start time: not it
+        marked = {
+            owner: orphan(**{wp.MARK_ENV: "m", wp.RUNNER_ENV: owner})
+            for owner in (live, dead, reused)
+        }
+        unmarked = orphan(**{wp.RUNNER_ENV: dead})
+        folders = {}
+        for name, owner in (("live", live), ("dead", dead), ("reused", reused)):
+            folders[name] = tempfile.mkdtemp(prefix=wp.TEMP_PREFIX)
+            wp._write_owner(folders[name], owner, "m")
+        with open(Path(folders["dead"]) / wp.OWNER_FILE, "a", encoding="utf-8") as f:
+            f.write(f"extra {extra}\n")
+        bare = tempfile.mkdtemp(prefix=wp.TEMP_PREFIX)  # an older runner's: no owner file
+
+        t = time.monotonic()
+        swept = wp.sweep_stale()
+        assert time.monotonic() - t < 3.0
+
+        assert swept.processes >= 2 and swept.folders >= 2
+        for owner, pid in marked.items():
+            assert (wp.process_id(pid) is not None) == (owner == live), owner
+        assert wp.process_id(unmarked) is not None
+        assert {n for n, f in folders.items() if Path(f).exists()} == {"live"}
+        assert not Path(extra).exists() and Path(bare).exists()
+    finally:
+        for pid in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(extra, ignore_errors=True)
