@@ -149,11 +149,56 @@ def columns(value: str | None) -> list[str]:
     return [c.strip() for c in (value or "").split(",") if c.strip()]
 
 
-def run(func: Callable[..., Any], db: Path, *, where: list[str] | None, **kwargs: Any) -> Any:
-    """``func(db, where=..., **kwargs)`` with the CLI's optional --where list; an
-    :class:`AnalysisError` becomes a one-line ``error: ...`` on stderr and exit code 2."""
+def _selections(where: list[str], kwargs: dict[str, Any]) -> list[list[Any]]:
+    """The trials an analysis reads, as ``--where`` lists whose union they are: ``compare``'s
+    two sides (a run id or its ``--base``/``--new`` items, each with ``--where``), else
+    ``--where``."""
+    from analysis.where import Filter
+
+    sides = [kwargs[k] for k in ("base", "new") if k in kwargs]
+    out: list[list[Any]] = []
+    for side in sides:
+        if isinstance(side, str) and not any(op in side for op in "=<>!"):
+            side = [Filter("run_id", "=", side.strip())]
+        elif isinstance(side, str):
+            side = [side]
+        out.append([*where, *side])
+    return out or [list(where)]
+
+
+def _notes(reader: Any, db: Path, where: list[str], kwargs: dict[str, Any]) -> None:
+    """``note: ...`` lines on stderr for the selection's trials from unfinished runs and the
+    store's unmerged journals (see :mod:`analysis.provenance`); nothing when all is well."""
+    import duckdb
+
+    from analysis.provenance import provenance
+
     try:
-        return func(db, where=where or (), **kwargs)
+        found = provenance(
+            reader.con,
+            db=str(db),
+            selections=_selections(where, kwargs),
+            include_warmup=bool(kwargs.get("include_warmup")),
+            store_notes=reader.notes,
+        )
+    except (AnalysisError, duckdb.Error):  # the analysis ran; a note it cannot make is no error
+        return
+    for line in found.lines():
+        typer.echo(terminal_safe(f"note: {line}"), err=True)
+
+
+def run(func: Callable[..., Any], db: Path, *, where: list[str] | None, **kwargs: Any) -> Any:
+    """``func(db, where=..., **kwargs)`` with the CLI's optional --where list, on one
+    read-only open of ``db``; then a ``note:`` line on stderr for the selected trials that
+    come from runs that did not finish, and for dead runners' unmerged journals. An
+    :class:`AnalysisError` becomes a one-line ``error: ...`` on stderr and exit code 2."""
+    from analysis.provenance import open_reader
+
+    try:
+        with open_reader(db) as reader:
+            result = func(reader.con, where=where or (), **kwargs)
+            _notes(reader, db, list(where or ()), kwargs)
+            return result
     except AnalysisError as exc:
         fail(exc)
     except OverflowError:  # a safety net: the analyses refuse what they know overflows
