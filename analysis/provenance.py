@@ -115,21 +115,22 @@ class Provenance:
         """``--where`` items leaving out every unfinished run's trials."""
         return " ".join(f"--where run_id!={shlex.quote(r.run_id)}" for r in self.runs)
 
-    def run_line(self, run: UnfinishedRun) -> str:
-        """One sentence on one run: how many trials, how it ended, how to resume it."""
+    def run_line(self, run: UnfinishedRun, *, mark: str = "`") -> str:
+        """One sentence on one run: how many trials, how it ended, how to resume it (the
+        command between ``mark``)."""
         total = f" of {self.n_selected:,}" if self.n_selected is not None else ""
         text = (
             f"{run.n_trials:,}{total} {self.noun} trials come from run {run.run_id}, which "
             f"{run.ending()}"
         )
         if run.resumable:
-            text += f"; resume: `{self.resume_command(run)}`"
+            text += f"; resume: {mark}{self.resume_command(run)}{mark}"
         return text
 
-    def lines(self, *, exclude_hint: bool = True) -> list[str]:
+    def lines(self, *, exclude_hint: bool = True, mark: str = "`") -> list[str]:
         """The notes, one line each: the unfinished runs (at most :data:`MAX_RUNS_SHOWN`,
         then one line for the rest), the way to leave them out, then the store's notes."""
-        out = [self.run_line(r) for r in self.runs[:MAX_RUNS_SHOWN]]
+        out = [self.run_line(r, mark=mark) for r in self.runs[:MAX_RUNS_SHOWN]]
         rest = self.runs[MAX_RUNS_SHOWN:]
         if rest:
             n = sum(r.n_trials for r in rest)

@@ -15,10 +15,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from analysis import AnalysisError, AnovaResult, Filter, TtestResult, connect, list_runs, summarize
+from analysis import AnalysisError, AnovaResult, Filter, TtestResult, list_runs, summarize
 from analysis.summary import summarize_with_boxes
 from reports import format as fmt
-from reports.blocks import Column, HeaderGroup, Section, SectionBuilder, Table, slug
+from reports.blocks import (
+    Column,
+    HeaderGroup,
+    Paragraph,
+    Section,
+    SectionBuilder,
+    Table,
+    slug,
+)
 from reports.compare import (
     ALPHA,
     METRIC,
@@ -53,6 +61,9 @@ class ReportContext:
     sections: list[Section]
     intro: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: what the reader must know before any result: trials from runs that did not finish,
+    #: unmerged journals (:func:`with_provenance`); shown in a box before the contents
+    caveats: list[str] = field(default_factory=list)
 
     def figures(self) -> list[Any]:
         return [f for s in self.sections for f in s.figures()]
@@ -71,6 +82,7 @@ class ReportContext:
             "run_ids": ", ".join(self.run_ids) or fmt.MISSING,
             "n_trials": str(self.n_trials),
             "intro": self.intro,
+            "caveats": self.caveats,
             "sections": self.sections,
             "toc": self.toc(),
         }
@@ -618,12 +630,52 @@ def build_context(
     """Open ``db`` once and build the general report, or the paper sections of ``papers``.
 
     Raises :class:`ReportError` when the database holds no usable trials."""
+    from analysis.provenance import open_reader
+
     try:
-        with connect(db) as con:
+        with open_reader(db) as reader:
+            con = reader.con
             if papers:
                 from reports.paper import papers_context
 
-                return papers_context(con, db, papers, papers_dir=papers_dir)
-            return general_context(con, db, compare_items=compare_items)
+                context = papers_context(con, db, papers, papers_dir=papers_dir)
+            else:
+                context = general_context(con, db, compare_items=compare_items)
+            return with_provenance(context, con, db, reader.notes)
     except AnalysisError as exc:
         raise ReportError(str(exc)) from None
+
+
+def with_provenance(
+    context: ReportContext, con: Any, db: Path, store_notes: Sequence[str] = ()
+) -> ReportContext:
+    """``context`` with what its reader must know about where the trials come from (see
+    :mod:`analysis.provenance`): a note box before the contents naming each run that did not
+    finish (its trials, how it ended, how to resume it) and the store's notes on unmerged
+    journals, a line at the top of each section those trials enter, and the same notes first
+    among the CLI's warnings."""
+    import duckdb
+
+    from analysis.provenance import provenance
+
+    try:
+        found = provenance(con, db=str(db), store_notes=store_notes, noun="analysed")
+    except (AnalysisError, duckdb.Error):  # the report is built; a note it cannot make is none
+        return context
+    if not found:
+        return context
+    context.caveats = found.lines(exclude_hint=False, mark="")
+    context.warnings = [*found.lines(exclude_hint=False), *context.warnings]
+    if found.runs:
+        n = sum(r.n_trials for r in found.runs)
+        ids = ", ".join(r.run_id for r in found.runs)
+        runs = "run" if len(found.runs) == 1 else "runs"
+        line = Paragraph(
+            f"Includes {n:,} trials of {runs} {ids}, which did not finish normally (see the "
+            "note at the start).",
+            "caveat",
+        )
+        context.sections = [
+            s if s.appendix else replace(s, blocks=(line, *s.blocks)) for s in context.sections
+        ]
+    return context
