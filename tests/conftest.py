@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -156,12 +157,58 @@ JOBS: dict[str, Job] = {
 }
 
 
+TESTS = Path(__file__).resolve().parent
+
+#: Groups that start early, one job at a time, at the first selected test this says yes to (and
+#: go AT_ONCE at a time when a test asks for one of their jobs): the papers' quick experiments and
+#: the tour's runs start with the modules directly under tests/ (test_hostile_input's hundreds of
+#: one-process CLI calls leave a core free for them). They come after tests/analysis, reports and
+#: runner, whose engine suites, process-table (leak) and timing tests must not run beside them.
+EARLY: dict[str, Callable[[pytest.Item], bool]] = {
+    "papers": lambda item: item.path.parent == TESTS,
+}
+
+
+class _Gate:
+    """Lets a group's jobs run ``limit`` at a time, in the order they were submitted."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._running = 0
+        self._tickets = 0
+        self._next = 0
+        self._cond = threading.Condition()
+
+    def ticket(self) -> int:
+        with self._cond:
+            self._tickets += 1
+            return self._tickets - 1
+
+    def run(self, ticket: int, work: Callable[[Path], Any], folder: Path) -> Any:
+        with self._cond:
+            self._cond.wait_for(lambda: self._next == ticket and self._running < self.limit)
+            self._next += 1
+            self._running += 1
+            self._cond.notify_all()
+        try:
+            return work(folder)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    def open(self, limit: int) -> None:
+        with self._cond:
+            self.limit = max(self.limit, limit)
+            self._cond.notify_all()
+
+
 class Background:
     """Runs JOBS in threads, AT_ONCE at a time per group: when a test first asks for a job, every
     job of its group that a selected test needs starts, longest first (of equal ones, the one a
-    test asks for first). Each job's module waits
-    for it, so a group is done when its modules are (no job runs under later, timing-sensitive
-    tests)."""
+    test asks for first); a group in EARLY starts before that, one job at a time. Each job's
+    module waits for it, so a group is done when its modules are (no job runs under later,
+    timing-sensitive tests)."""
 
     def __init__(self, items: list[pytest.Item], folder: Callable[[str], Path]) -> None:
         #: needed job -> the index of the first selected test that needs it
@@ -172,21 +219,45 @@ class Background:
                 self._needed[name] = first
         self._folder = folder
         self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._gates: dict[str, _Gate] = {}
         self._futures: dict[str, Future[Any]] = {}
+
+    def _submit(self, name: str) -> None:
+        group = JOBS[name].group
+        gate = self._gates[group]
+        ticket = gate.ticket()
+        folder = self._folder(name)
+        self._futures[name] = self._pools[group].submit(gate.run, ticket, JOBS[name].run, folder)
+
+    def _start(self, group: str, limit: int) -> None:
+        """Start ``group``'s needed jobs (once), ``limit`` at a time; else raise its limit."""
+        if group in self._pools:
+            self._gates[group].open(limit)
+            return
+        self._pools[group] = ThreadPoolExecutor(AT_ONCE, f"background-{group}")
+        self._gates[group] = _Gate(limit)
+        names = [n for n in self._needed if JOBS[n].group == group]
+        for n in sorted(names, key=lambda n: (-JOBS[n].minutes, self._needed[n])):
+            self._submit(n)
+
+    def starting(self, item: pytest.Item) -> None:
+        """Test ``item`` is about to run: start the EARLY groups it is the start of."""
+        for group, starts in EARLY.items():
+            needed = any(JOBS[n].group == group for n in self._needed)
+            if group not in self._pools and needed and starts(item):
+                self._start(group, 1)
 
     def result(self, name: str) -> Any:
         """What job ``name`` returned (waiting for it); raises what went wrong in it."""
         group = JOBS[name].group
-        if group not in self._pools:
-            pool = self._pools[group] = ThreadPoolExecutor(AT_ONCE, f"background-{group}")
-            names = [n for n in self._needed if JOBS[n].group == group]
-            for n in sorted(names, key=lambda n: (-JOBS[n].minutes, self._needed[n])):
-                self._futures[n] = pool.submit(JOBS[n].run, self._folder(n))
+        self._start(group, AT_ONCE)
         if name not in self._futures:  # no selected test seemed to need it
-            self._futures[name] = self._pools[group].submit(JOBS[name].run, self._folder(name))
+            self._submit(name)
         return self._futures[name].result()
 
     def close(self) -> None:
+        for gate in self._gates.values():
+            gate.open(AT_ONCE)
         for pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -200,6 +271,14 @@ def background(
     runner = Background(request.session.items, tmp_path_factory.mktemp)
     yield runner
     runner.close()
+
+
+@pytest.fixture(autouse=True)
+def _early_background(request: pytest.FixtureRequest) -> None:
+    """Starts the EARLY groups at their first test (Background.starting); no Background is made
+    for a session none of whose tests is the start of one."""
+    if any(starts(request.node) for starts in EARLY.values()):
+        request.getfixturevalue("background").starting(request.node)
 
 
 def copy_db(db: Path, to: Path) -> Path:
