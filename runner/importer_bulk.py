@@ -183,7 +183,8 @@ def line_numbers(path: Path, delimiter: str, rows: Sequence[int]) -> dict[int, i
 def _fast(col: str, typ: str, delimiter: str) -> tuple[str, str]:
     """(predicate, value) SQL of a cell of ``col`` that DuckDB reads as a number exactly as the
     Python rules would, for a column of SQL type ``typ`` (DOUBLE for metric candidates)."""
-    d = f"TRY_CAST({col} AS DOUBLE)"
+    # a failed TRY_CAST costs an error message: only cells that open like a number try
+    d = f"CASE WHEN ascii({col}) BETWEEN 43 AND 57 THEN TRY_CAST({col} AS DOUBLE) END"
     if delimiter == ";":
         # a decimal comma (0,93) in a semicolon file: the same regex as _DECIMAL_COMMA_RE
         d = (
@@ -229,8 +230,6 @@ def stage_csv(
 ) -> Staged:
     """Read ``path`` with DuckDB, check it as :func:`runner.importer.parse_csv` does and fill
     temp table :data:`STAGED`; RunnerError (nothing staged to keep) on the first problem."""
-    import duckdb
-
     from runner.importer import (
         _DECIMAL_COMMA_RE,
         FACTOR_COLUMNS,
@@ -244,82 +243,6 @@ def stage_csv(
     from runner.store import TRIAL_COLUMNS, WRITABLE_TRIAL_COLUMNS, params_key
 
     delimiter = sniff_delimiter(head.head)
-    header = _header_row(head.head, delimiter, path)
-    width = len(header)
-    cols = [f"c{i}" for i in range(width)]
-    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
-    non_blank = "coalesce(" + ", ".join(f"nullif(trim({c}), '')" for c in cols) + ")"
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {RAW} AS SELECT * FROM read_csv(?, header = true, "
-            f"delim = {_sql_str(delimiter)}, quote = '\"', escape = '\"', auto_detect = false, "
-            f"columns = {columns}, store_rejects = true, ignore_errors = true, "
-            f"rejects_table = '_tk_rejects', rejects_scan = '_tk_rejects_scan', "
-            f"max_line_size = 16777216) WHERE {non_blank} IS NOT NULL",
-            [str(path)],
-        )
-        rejects = con.execute(
-            "SELECT line, error_type, csv_line, error_message FROM _tk_rejects "
-            "ORDER BY line LIMIT 1000"
-        ).fetchall()
-        con.execute("DROP TABLE IF EXISTS _tk_rejects")
-        con.execute("DROP TABLE IF EXISTS _tk_rejects_scan")
-    except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise RunnerError(f"{path.name}: not valid CSV ({first}); fix the file") from None
-
-    # Spreadsheets often end every line with a delimiter: drop unnamed columns with no values.
-    blank_titled = [i for i, title in enumerate(header) if not title.strip()]
-    dropped: set[int] = set()
-    if blank_titled:
-        counts = con.execute(
-            "SELECT "
-            + ", ".join(f"count(nullif(trim(c{i}), ''))" for i in blank_titled)
-            + f" FROM {RAW}"
-        ).fetchone()
-        dropped = {i for i, n in zip(blank_titled, counts, strict=True) if n == 0}
-    kept = [i for i in range(width) if i not in dropped]
-    names, renamed = _header([header[i] for i in kept], path)
-
-    seen_lines: set[int] = set()
-    for line, error_type, csv_line, message in rejects:
-        fields = next(csv.reader([csv_line or ""], delimiter=delimiter), [])
-        if not any(f.strip() for f in fields) and error_type != "UNQUOTED VALUE":
-            continue  # a blank line: skipped, as the row-by-row reader skips it
-        if line in seen_lines:
-            continue
-        seen_lines.add(line)
-        if error_type in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
-            n = len(fields) - sum(1 for i in dropped if i < len(fields))
-            raise RunnerError(
-                f"{path.name}, line {line}: {n} fields but the header has {len(names)} "
-                f"(delimiter {delimiter!r}); make every row match the header"
-            )
-        raise RunnerError(f"{path.name}, line {line}: not valid CSV ({message}); fix the quoting")
-    n_rows = con.execute(f"SELECT count(*) FROM {RAW}").fetchone()[0]
-    if not n_rows:
-        raise RunnerError(f"{path.name} has a header but no data rows; add one row per trial")
-
-    col_of = {name: f"c{i}" for name, i in zip(names, kept, strict=True)}
-    writable = set(WRITABLE_TRIAL_COLUMNS)
-    trial_cols = [n for n in names if n in writable]
-    other = [n for n in names if n not in writable]
-    factor_cols = [n for n in names if n in FACTOR_COLUMNS or n == "config_id"]
-    # one typed SQL kind per column with a fast path: numeric trial columns and candidates
-    fast_kind = {
-        n: TRIAL_COLUMNS[n]
-        for n in trial_cols
-        if TRIAL_COLUMNS[n] in _NUMERIC and n not in factor_cols
-    }
-    fast_kind.update({n: "DOUBLE" for n in other})
-    fast = {n: _fast(col_of[n], k, delimiter) for n, k in fast_kind.items()}
-
-    # -- one scan: per column, how many cells and how many take the fast path
-    aggs = [f"count({col_of[n]}), count(*) FILTER (WHERE {fast[n][0]})" for n in fast]
-    counts = con.execute(f"SELECT {', '.join(aggs) or '0'} FROM {RAW}").fetchone()
-    rare_cols = [n for j, n in enumerate(fast) if counts[2 * j] != counts[2 * j + 1]] + [
-        n for n in trial_cols if n not in fast
-    ]
 
     def clean(value: str) -> str:
         cell = value.strip()
@@ -327,24 +250,106 @@ def stage_csv(
             cell = cell.replace(",", ".")
         return cell
 
-    # -- rare values, once per distinct value, through the row-by-row rules
-    rare: dict[str, list[tuple[str, int, int]]] = {}
-    for n in rare_cols:
-        col = col_of[n]
-        where = f"{col} IS NOT NULL" + (f" AND NOT {fast[n][0]}" if n in fast else "")
-        rare[n] = con.execute(
-            f"SELECT {col}, count(*), min(rowid) FROM {RAW} WHERE {where} GROUP BY {col}"
-        ).fetchall()
+    header = _header_row(head.head, delimiter, path)
+    width = len(header)
+    blank_titled = [i for i, title in enumerate(header) if not title.strip()]
+    writable = set(WRITABLE_TRIAL_COLUMNS)
+    # the fast numeric kind of each column, from the names it will have (blank-titled columns
+    # are dropped or refused below; a header _header refuses is refused below too)
+    kinds: dict[int, str] = {}
+    try:
+        titled = [i for i in range(width) if i not in blank_titled]
+        for i, name in zip(titled, _header([header[i] for i in titled], path)[0], strict=True):
+            if name not in writable:
+                kinds[i] = "DOUBLE"
+            elif TRIAL_COLUMNS[name] in _NUMERIC and name not in FACTOR_COLUMNS:
+                kinds[i] = TRIAL_COLUMNS[name]
+    except RunnerError:
+        kinds = {}
+    text_only: set[int] = set()
+    while True:
+        fast_at = {i: k for i, k in kinds.items() if i not in text_only}
+        rejects = _read_raw(con, path, delimiter, width, fast_at)
+        # Spreadsheets often end every line with a delimiter: drop unnamed columns with no values.
+        dropped: set[int] = set()
+        if blank_titled:
+            counts = con.execute(
+                "SELECT "
+                + ", ".join(f"count(nullif(trim(c{i}), ''))" for i in blank_titled)
+                + f" FROM {RAW}"
+            ).fetchone()
+            dropped = {i for i, n in zip(blank_titled, counts, strict=True) if n == 0}
+        kept = [i for i in range(width) if i not in dropped]
+        names, renamed = _header([header[i] for i in kept], path)
+        _raise_rejects(rejects, path, delimiter, dropped, len(names))
+        n_rows = con.execute(f"SELECT count(*) FROM {RAW}").fetchone()[0]
+        if not n_rows:
+            raise RunnerError(f"{path.name} has a header but no data rows; add one row per trial")
 
-    metric_cols: list[str] = []
-    for n in other:
-        fast_cells = counts[2 * list(fast).index(n) + 1]
-        cells = [clean(v) for v, _, _ in rare.get(n, [])]
-        nonempty = [c for c in cells if c]
-        if (fast_cells or nonempty) and all(_is_number(c) for c in nonempty):
-            metric_cols.append(n)
-    param_cols = [n for n in other if n not in metric_cols]
+        col_of = {name: f"c{i}" for name, i in zip(names, kept, strict=True)}
+        index_of = dict(zip(names, kept, strict=True))
+        trial_cols = [n for n in names if n in writable]
+        other = [n for n in names if n not in writable]
+        factor_cols = [n for n in names if n in FACTOR_COLUMNS or n == "config_id"]
+        # columns read with a fast numeric path: the typed value in v<i>, the other cells' text
+        # in c<i> (the rare cells: text, odd spellings, bad values)
+        fast_kind = {n: fast_at[index_of[n]] for n in names if index_of[n] in fast_at}
+        typed_col = {n: f"v{index_of[n]}" for n in fast_kind}
+
+        # -- one scan of the typed table: per column, how many cells are fast and how many rare
+        aggs = [f"count({typed_col[n]}), count({col_of[n]})" for n in fast_kind]
+        got = con.execute(f"SELECT {', '.join(aggs) or '0'} FROM {RAW}").fetchone()
+        fast_cells = {n: got[2 * j] for j, n in enumerate(fast_kind)}
+        rare_cells = {n: got[2 * j + 1] for j, n in enumerate(fast_kind)}
+        rare_cols = [n for n in fast_kind if rare_cells[n]] + [
+            n for n in trial_cols if n not in fast_kind and n not in factor_cols
+        ]
+
+        # -- rare values, once per distinct value, through the row-by-row rules
+        rare: dict[str, list[tuple[str, int, int]]] = {}
+        for n in rare_cols:
+            col = col_of[n]
+            rare[n] = con.execute(
+                f"SELECT {col}, count(*), min(rowid) FROM {RAW} WHERE {col} IS NOT NULL "
+                f"GROUP BY {col}"
+            ).fetchall()
+
+        metric_cols: list[str] = []
+        for n in other:
+            cells = [clean(v) for v, _, _ in rare.get(n, [])]
+            nonempty = [c for c in cells if c]
+            if (fast_cells.get(n) or nonempty) and all(_is_number(c) for c in nonempty):
+                metric_cols.append(n)
+        param_cols = [n for n in other if n not in metric_cols]
+        # a param's cells are its configurations' text: a param column with number cells read
+        # as numbers (the rare mixed column) is read again as text
+        mixed = {index_of[n] for n in param_cols if fast_cells.get(n)}
+        if not mixed:
+            break
+        text_only |= mixed
     key_cols = factor_cols + param_cols
+
+    # -- configurations: the distinct key cells with their rows' count and first row; the
+    # factors' distinct values (for their checks) come from them too
+    key_sql = ", ".join(col_of[n] for n in key_cols)
+    if key_cols:
+        configs = con.execute(
+            f"SELECT *, hash({key_sql}) FROM (SELECT {key_sql}, count(*) AS _tk_n, "
+            f"min(rowid) AS _tk_first FROM {RAW} GROUP BY ALL) ORDER BY _tk_first"
+        ).fetchall()
+    else:
+        configs = [(n_rows, 0, 0)]
+    width_key = len(key_cols)
+    for j, n in enumerate(key_cols):
+        if n == "config_id":
+            continue
+        seen: dict[str, list[int]] = {}
+        for row in configs:
+            if row[j] is not None:
+                agg = seen.setdefault(row[j], [0, row[width_key + 1]])
+                agg[0] += row[width_key]
+                agg[1] = min(agg[1], row[width_key + 1])
+        rare[n] = [(v, c, first) for v, (c, first) in seen.items()]
 
     # -- bad values of trial columns: all counted, the first ones named by line
     bad: dict[str, dict[str, str]] = {}  # column -> raw value -> message
@@ -379,15 +384,9 @@ def stage_csv(
         if n in rare:
             maps[n] = [(raw, float(clean(raw)) if clean(raw) else None) for raw, _, _ in rare[n]]
 
-    # -- configurations: config_id, factors and params once per distinct configuration, found
-    # by a hash of the key cells (proven collision-free here, else joined on the cells)
-    key_sql = ", ".join(col_of[n] for n in key_cols)
-    if key_cols:
-        configs = con.execute(
-            f"SELECT *, hash({key_sql}) FROM (SELECT DISTINCT {key_sql} FROM {RAW})"
-        ).fetchall()
-    else:
-        configs = [(0,)]
+    # config_id, factors and params once per distinct configuration, found by a hash of the key
+    # cells (proven collision-free here, else joined on the cells)
+    configs = [(*row[:width_key], row[-1]) for row in configs]
     by_hash = len({row[-1] for row in configs}) == len(configs)
     factor_types = {n: TRIAL_COLUMNS[n] for n in FACTOR_COLUMNS}
     cfg_rows = []
@@ -483,13 +482,11 @@ def stage_csv(
     def typed(n: str, typ: str, rare: str = "") -> str:
         """A cell of ``n`` as ``typ`` in the view (a rare cell's value from the narrow table;
         ``rare``: where else to read it)."""
-        col = f"r.{col_of[n]}"
         rare = rare or rare_of.get(n, f"q.m_{n}")
-        if n in fast:
-            pred, value = _fast(col, fast_kind[n], delimiter)
-            value = f"CAST({value} AS {typ})"
+        if n in fast_kind:
+            value = f"CAST(r.{typed_col[n]} AS {typ})"
             if n in maps:
-                return f"CASE WHEN {pred} THEN {value} ELSE {rare} END"
+                return f"coalesce({value}, {rare})"
             # every cell took the fast path (or is empty): the value alone
             return value
         return rare
@@ -509,10 +506,8 @@ def stage_csv(
         select.append("false AS warmup")
     counter = ""  # the key rows are numbered by, per configuration, in file order
     if "repetition" in trial_cols:
-        j = list(fast).index("repetition")
-        rep_full = counts[2 * j] == n_rows and all(
-            v is not None for _, v in maps.get("repetition", [])
-        )
+        cells = fast_cells.get("repetition", 0) + sum(c for _, c, _ in rare.get("repetition", []))
+        rep_full = cells == n_rows and all(v is not None for _, v in maps.get("repetition", []))
         if rep_full:
             select.append(f"{typed('repetition', 'INTEGER')} AS repetition")
         else:
@@ -595,6 +590,70 @@ def drop_staged(con: duckdb.DuckDBPyConnection, staged: Staged | None) -> None:
     con.unregister(ROWS)
     for table in staged.temp_tables if staged else (ROWS, CFG, RAW):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def _read_raw(
+    con: duckdb.DuckDBPyConnection, path: Path, delimiter: str, width: int, fast: dict[int, str]
+) -> list[tuple[Any, ...]]:
+    """One ``read_csv`` of ``path`` into temp table :data:`RAW`, blank rows skipped: column
+    ``c<i>`` the text of column i, except for the columns of ``fast`` (index -> SQL kind), whose
+    cells DuckDB reads as numbers exactly as the Python rules would go typed to ``v<i>`` (text
+    ``c<i>`` NULL). Returns the rows DuckDB rejected (line, error type, text, message)."""
+    import duckdb
+
+    cols = [f"c{i}" for i in range(width)]
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
+    non_blank = "coalesce(" + ", ".join(f"nullif(trim({c}), '')" for c in cols) + ")"
+    items = []
+    for i, col in enumerate(cols):
+        if i not in fast:
+            items.append(col)
+            continue
+        pred, value = _fast(col, fast[i], delimiter)
+        items.append(f"CASE WHEN {pred} THEN {value} END AS v{i}")
+        items.append(f"CASE WHEN NOT {pred} THEN {col} END AS {col}")
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {RAW} AS SELECT {', '.join(items)} FROM read_csv(?, "
+            f"header = true, delim = {_sql_str(delimiter)}, quote = '\"', escape = '\"', "
+            f"auto_detect = false, columns = {columns}, store_rejects = true, "
+            f"ignore_errors = true, rejects_table = '_tk_rejects', "
+            f"rejects_scan = '_tk_rejects_scan', max_line_size = 16777216) "
+            f"WHERE {non_blank} IS NOT NULL",
+            [str(path)],
+        )
+        rejects = con.execute(
+            "SELECT line, error_type, csv_line, error_message FROM _tk_rejects "
+            "ORDER BY line LIMIT 1000"
+        ).fetchall()
+        con.execute("DROP TABLE IF EXISTS _tk_rejects")
+        con.execute("DROP TABLE IF EXISTS _tk_rejects_scan")
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise RunnerError(f"{path.name}: not valid CSV ({first}); fix the file") from None
+    return rejects
+
+
+def _raise_rejects(
+    rejects: list[tuple[Any, ...]], path: Path, delimiter: str, dropped: set[int], width: int
+) -> None:
+    """RunnerError for the first row DuckDB rejected that is not a blank line (``width``: the
+    header's columns once ``dropped`` ones are gone)."""
+    seen_lines: set[int] = set()
+    for line, error_type, csv_line, message in rejects:
+        fields = next(csv.reader([csv_line or ""], delimiter=delimiter), [])
+        if not any(f.strip() for f in fields) and error_type != "UNQUOTED VALUE":
+            continue  # a blank line: skipped, as the row-by-row reader skips it
+        if line in seen_lines:
+            continue
+        seen_lines.add(line)
+        if error_type in ("TOO MANY COLUMNS", "MISSING COLUMNS"):
+            n = len(fields) - sum(1 for i in dropped if i < len(fields))
+            raise RunnerError(
+                f"{path.name}, line {line}: {n} fields but the header has {width} "
+                f"(delimiter {delimiter!r}); make every row match the header"
+            )
+        raise RunnerError(f"{path.name}, line {line}: not valid CSV ({message}); fix the quoting")
 
 
 def _raise_bad(
