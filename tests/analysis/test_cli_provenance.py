@@ -1,0 +1,156 @@
+"""``analyze`` says when the trials it uses come from runs that did not finish (killed,
+interrupted, failed, still running or with a dead runner), how to resume them and how to leave
+them out, and prints the store's notes on dead runners' unmerged journals: on stderr, never in
+the result on stdout. Counts are checked against DuckDB queries on the file."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from runner.store import open_store
+from tests.conftest import run_cli
+from tests.reports.unfinished import add_run, db_count, make_killed_db
+
+OK = "status = 'ok' AND (warmup = false OR warmup IS NULL)"
+
+
+def _notes(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("note: ")]
+
+
+def _analyze(*args: str | Path) -> tuple[str, list[str]]:
+    proc = run_cli("analyze", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("note: ")] == []
+    return proc.stdout, _notes(proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    db = tmp_path_factory.mktemp("killed") / "r.duckdb"
+    finished, killed = make_killed_db(db)
+    return db, finished, killed
+
+
+def test_a_sigkilled_runner_s_trials_are_named_before_and_after_a_writer_marks_it_killed(
+    killed: tuple[Path, str, str],
+) -> None:
+    db, finished, run_id = killed
+    # before any writer: the run is still 'running', its runner dead; its journal may hold
+    # trials not merged yet
+    stdout, notes = _analyze("summary", "--db", db, "--format", "json")
+    json.loads(stdout)  # the result is untouched
+    n = db_count(db, f"SELECT count(*) FROM trials WHERE run_id = ? AND {OK}", [run_id])
+    total = db_count(db, f"SELECT count(*) FROM trials WHERE {OK}")
+    assert 0 < n < total
+    assert notes[0].startswith(
+        f"note: {n:,} of {total:,} selected trials come from run {run_id}, which did not finish "
+        "(its runner is gone; last trial "
+    )
+    assert f"resume: `runner trials --resume {run_id} --db {db}`" in notes[0]
+    assert notes[0].endswith(f"; leave out: --where run_id!={run_id}")
+    journal = Path(f"{db}.journal") / f"{run_id}.jsonl"
+    for note in notes[1:]:  # the store's note on what the journal still holds
+        assert f"run {run_id} was killed; " in note and str(journal) in note
+    # the way out it names works: those trials left out, only the journal's note is left
+    _, left = _analyze("summary", "--db", db, "--where", f"run_id!={run_id}")
+    assert left == notes[1:]
+    # a writer merges the dead runner's journal and marks the run killed
+    open_store(db).close()
+    assert db_count(db, "SELECT count(*) FROM runs WHERE status = 'killed'") == 1
+    n = db_count(db, f"SELECT count(*) FROM trials WHERE run_id = ? AND {OK}", [run_id])
+    total = db_count(db, f"SELECT count(*) FROM trials WHERE {OK}")
+    _, notes = _analyze("ttest", "--db", db, "--group", "spin", "--a", "0", "--b", "20000")
+    assert len(notes) == 1  # merged: no journal left to mention
+    assert notes[0].startswith(
+        f"note: {n:,} of {total:,} selected trials come from run {run_id}, which was killed "
+        "(its runner died; last trial 20"
+    )
+    assert re.search(r"last trial \d{4}-\d\d-\d\d \d\d:\d\d UTC\); resume: ", notes[0])
+    # compare names the unfinished side's trials only
+    _, notes = _analyze("compare", finished, run_id, "--db", db)
+    assert len(notes) == 1 and f"of {total:,} selected" in notes[0]
+
+
+def test_each_ending_is_named_with_its_reason_and_counts(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    add_run(db, "good", "finished", 6)
+    add_run(db, "int1", "interrupted", 4, signal="SIGTERM", minute=1)
+    add_run(db, "fail1", "failed", 3, error="disk full", minute=2)
+    add_run(db, "imp1", "killed", 2, source="import:x.csv", minute=3)
+    _, notes = _analyze("summary", "--db", db, "--by", "engine")
+    assert notes == [
+        "note: 4 of 15 selected trials come from run int1, which was interrupted (SIGTERM; last "
+        "trial 2026-12-07 02:01 UTC); resume: `runner trials --resume int1 --db "
+        f"{db}`",
+        "note: 3 of 15 selected trials come from run fail1, which ended failed (disk full; last "
+        f"trial 2026-12-07 02:02 UTC); resume: `runner trials --resume fail1 --db {db}`",
+        # an import is not resumed
+        "note: 2 of 15 selected trials come from run imp1, which was killed (its runner died; "
+        "last trial 2026-12-07 02:03 UTC); leave out: --where run_id!=int1 --where "
+        "run_id!=fail1 --where run_id!=imp1",
+    ]
+    # the --where that selects only the finished run's trials: nothing to say
+    _, notes = _analyze("summary", "--db", db, "--where", "run_id=good")
+    assert notes == []
+
+
+def test_a_run_still_running_is_named_as_such_without_a_resume_line(tmp_path: Path) -> None:
+    db = tmp_path / "results.duckdb"
+    add_run(db, "done", "finished", 5)
+    add_run(db, "live", "running", 2, minute=5)
+    folder = Path(f"{db}.journal")
+    folder.mkdir()
+    fd = os.open(folder / "live.jsonl", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a live runner holds
+        proc = run_cli("analyze", "summary", "--by", "engine", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert _notes(proc.stderr) == [
+            "note: 2 of 7 selected trials come from run live, which is still running (last "
+            "trial 2026-12-07 02:05 UTC); leave out: --where run_id!=live"
+        ]
+    finally:
+        os.close(fd)
+    # its runner gone (the lock released): resumable, and the default --db is not repeated
+    proc = run_cli("analyze", "summary", "--by", "engine", cwd=tmp_path)
+    assert _notes(proc.stderr)[0].endswith(
+        "which did not finish (its runner is gone; last trial 2026-12-07 02:05 UTC); resume: "
+        "`runner trials --resume live`; leave out: --where run_id!=live"
+    )
+
+
+def test_finished_runs_only_add_no_note_and_errors_stay_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "r.duckdb"
+    add_run(db, "a", "finished", 5)
+    add_run(db, "b", "finished", 5, engine="dask")
+    for args in (
+        ("summary",),
+        ("ttest", "--group", "engine", "--a", "local", "--b", "dask"),
+    ):
+        proc = run_cli("analyze", *args, "--db", db)
+        assert proc.returncode == 0, proc.stderr
+        assert _notes(proc.stderr) == []
+    proc = run_cli("analyze", "summary", "--db", tmp_path / "none.duckdb")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("error: no database at ")
+
+
+def test_hostile_run_ids_and_paths_stay_one_quoted_line(tmp_path: Path) -> None:
+    folder = tmp_path / "a b;$(x)"
+    folder.mkdir()
+    db = folder / "r'1.duckdb"
+    run_id = "k; rm -rf ~ \x1b[31m"
+    add_run(db, "fine", "finished", 2)
+    add_run(db, run_id, "killed", 1, minute=1)
+    _, notes = _analyze("summary", "--db", db)
+    assert len(notes) == 1
+    assert "\x1b" not in notes[0]  # shown as a visible escape, not sent to the terminal
+    assert "--resume 'k; rm -rf ~ " in notes[0]
+    assert "--db '" in notes[0] and "a b;$(x)/r'\"'\"'1.duckdb'" in notes[0]
