@@ -159,13 +159,29 @@ JOBS: dict[str, Job] = {
 
 TESTS = Path(__file__).resolve().parent
 
-#: Groups that start early, one job at a time, at the first selected test this says yes to (and
-#: go AT_ONCE at a time when a test asks for one of their jobs): the papers' quick experiments and
-#: the tour's runs start with the modules directly under tests/ (test_hostile_input's hundreds of
-#: one-process CLI calls leave a core free for them). They come after tests/analysis, reports and
-#: runner, whose engine suites, process-table (leak) and timing tests must not run beside them.
-EARLY: dict[str, Callable[[pytest.Item], bool]] = {
-    "papers": lambda item: item.path.parent == TESTS,
+
+def _under(item: pytest.Item, *folders: str) -> bool:
+    return item.path.parent in {TESTS / folder for folder in folders}
+
+
+def _engines_early(item: pytest.Item) -> int | None:
+    """The engine suites' runs start one at a time with tests/analysis and tests/reports (tests
+    in one process, on one core), and none more starts in tests/runner until an engine suite
+    asks (its modules before them start clusters of their own, or are timed)."""
+    if _under(item, "analysis", "reports"):
+        return 1
+    return 0 if _under(item, "runner") else None
+
+
+#: Groups that start early: from the first selected test this says a number for, that many of
+#: their jobs run at once (0: none more starts), until a test asks for one of them (then AT_ONCE).
+#: The engine suites' runs start with tests/analysis (_engines_early); the papers' quick
+#: experiments and the tour's runs with the modules directly under tests/ (test_hostile_input's
+#: hundreds of one-process CLI calls leave a core free), after tests/runner, whose engine suites,
+#: process-table (leak) and timing tests must not run beside them.
+EARLY: dict[str, Callable[[pytest.Item], int | None]] = {
+    "engines": _engines_early,
+    "papers": lambda item: 1 if item.path.parent == TESTS else None,
 }
 
 
@@ -197,17 +213,17 @@ class _Gate:
                 self._running -= 1
                 self._cond.notify_all()
 
-    def open(self, limit: int) -> None:
+    def set(self, limit: int) -> None:
         with self._cond:
-            self.limit = max(self.limit, limit)
+            self.limit = limit
             self._cond.notify_all()
 
 
 class Background:
     """Runs JOBS in threads, AT_ONCE at a time per group: when a test first asks for a job, every
     job of its group that a selected test needs starts, longest first (of equal ones, the one a
-    test asks for first); a group in EARLY starts before that, one job at a time. Each job's
-    module waits for it, so a group is done when its modules are (no job runs under later,
+    test asks for first); a group in EARLY starts before that, as few at a time as it says. Each
+    job's module waits for it, so a group is done when its modules are (no job runs under later,
     timing-sensitive tests)."""
 
     def __init__(self, items: list[pytest.Item], folder: Callable[[str], Path]) -> None:
@@ -221,6 +237,8 @@ class Background:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._gates: dict[str, _Gate] = {}
         self._futures: dict[str, Future[Any]] = {}
+        #: groups a test asked for a job of: AT_ONCE from then on
+        self._asked: set[str] = set()
 
     def _submit(self, name: str) -> None:
         group = JOBS[name].group
@@ -230,9 +248,9 @@ class Background:
         self._futures[name] = self._pools[group].submit(gate.run, ticket, JOBS[name].run, folder)
 
     def _start(self, group: str, limit: int) -> None:
-        """Start ``group``'s needed jobs (once), ``limit`` at a time; else raise its limit."""
+        """Start ``group``'s needed jobs (once); at most ``limit`` of them run at once."""
         if group in self._pools:
-            self._gates[group].open(limit)
+            self._gates[group].set(limit)
             return
         self._pools[group] = ThreadPoolExecutor(AT_ONCE, f"background-{group}")
         self._gates[group] = _Gate(limit)
@@ -241,15 +259,20 @@ class Background:
             self._submit(n)
 
     def starting(self, item: pytest.Item) -> None:
-        """Test ``item`` is about to run: start the EARLY groups it is the start of."""
-        for group, starts in EARLY.items():
-            needed = any(JOBS[n].group == group for n in self._needed)
-            if group not in self._pools and needed and starts(item):
-                self._start(group, 1)
+        """Test ``item`` is about to run: the EARLY groups' limits from it on."""
+        for group, early in EARLY.items():
+            limit = early(item)
+            if limit is None or group in self._asked:
+                continue
+            if group in self._pools or (
+                limit and any(JOBS[n].group == group for n in self._needed)
+            ):
+                self._start(group, min(limit, AT_ONCE))
 
     def result(self, name: str) -> Any:
         """What job ``name`` returned (waiting for it); raises what went wrong in it."""
         group = JOBS[name].group
+        self._asked.add(group)
         self._start(group, AT_ONCE)
         if name not in self._futures:  # no selected test seemed to need it
             self._submit(name)
@@ -257,7 +280,7 @@ class Background:
 
     def close(self) -> None:
         for gate in self._gates.values():
-            gate.open(AT_ONCE)
+            gate.set(AT_ONCE)
         for pool in self._pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -275,9 +298,9 @@ def background(
 
 @pytest.fixture(autouse=True)
 def _early_background(request: pytest.FixtureRequest) -> None:
-    """Starts the EARLY groups at their first test (Background.starting); no Background is made
-    for a session none of whose tests is the start of one."""
-    if any(starts(request.node) for starts in EARLY.values()):
+    """Sets the EARLY groups' limits at each test (Background.starting); no Background is made
+    for a test no group has a limit for."""
+    if any(early(request.node) is not None for early in EARLY.values()):
         request.getfixturevalue("background").starting(request.node)
 
 
