@@ -1,0 +1,119 @@
+"""The report names the trials of runs that did not finish: a note box before the contents
+(HTML and LaTeX/PDF), a line at the top of each section they enter, the store's notes on
+unmerged journals, and the same notes on ``report build``'s stderr; run ids and paths come out
+literally. Counts are checked against DuckDB queries on the file."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from markupsafe import escape
+
+from reports import build_report
+from tests.conftest import run_cli
+
+from .unfinished import add_run, db_count
+
+HOSTILE_ID = r"k<script>alert(1)</script>_%&$#{}~^\input{/etc/passwd}"
+needs_tex = pytest.mark.skipif(
+    shutil.which("latexmk") is None
+    or shutil.which("pdflatex") is None
+    or shutil.which("pdftotext") is None,
+    reason="TeX Live (latexmk, pdflatex) or pdftotext not installed",
+)
+
+
+def _box(text: str) -> str:
+    """The HTML note box's text."""
+    match = re.search(r'<aside class="caveat-box".*?</aside>', text, re.S)
+    assert match, "no note box"
+    return match.group(0)
+
+
+def _db(tmp_path: Path, run_id: str = "kill1") -> Path:
+    folder = tmp_path / "a&b <i>_%"
+    folder.mkdir()
+    db = folder / "r$1.duckdb"
+    add_run(db, "done", "finished", 6)
+    add_run(db, run_id, "killed", 4, minute=3)
+    return db
+
+
+def test_the_html_report_names_a_killed_run_before_the_contents_and_in_each_section(
+    tmp_path: Path,
+) -> None:
+    db = _db(tmp_path)
+    out = tmp_path / "r.html"
+    result = build_report(db, fmt="html", out=out)
+    text = out.read_text("utf-8")
+    n = db_count(db, "SELECT count(*) FROM trials WHERE run_id = 'kill1' AND status = 'ok'")
+    total = db_count(db, "SELECT count(*) FROM trials WHERE status = 'ok'")
+    assert (n, total) == (4, 10)
+    box = _box(text)
+    assert text.index(box) < text.index('<nav id="toc"')  # before any result
+    line = (
+        "4 of 10 analysed trials come from run kill1, which was killed (its runner died; last "
+        "trial 2026-12-07 02:03 UTC); resume: runner trials --resume kill1 --db "
+        + shlex.quote(str(db))
+    )
+    assert str(escape(line)) in box
+    assert "<i>" not in box and "a&amp;b &lt;i&gt;_%" in box  # the path is text
+    line = "Includes 4 trials of run kill1, which did not finish normally"
+    sections = re.findall(r"<h2[^>]*>(.*?)</h2>", text)
+    assert text.count(line) == len(sections) - 2  # not in Contents, not in the appendix
+    assert result.warnings[0].startswith("4 of 10 analysed trials come from run kill1")
+    # finished runs only: no box, no line
+    only = tmp_path / "only.duckdb"
+    add_run(only, "done", "finished", 6)
+    build_report(only, fmt="html", out=tmp_path / "only.html")
+    text = (tmp_path / "only.html").read_text("utf-8")
+    assert "caveat" not in text.split("</style>")[1]
+
+
+def test_hostile_run_ids_are_text_in_html_and_latex(tmp_path: Path) -> None:
+    db = _db(tmp_path, HOSTILE_ID)
+    out = tmp_path / "r.html"
+    build_report(db, fmt="html", out=out)
+    box = _box(out.read_text("utf-8"))
+    assert "<script>" not in box
+    assert "k&lt;script&gt;alert(1)&lt;/script&gt;_%&amp;$#{}~^\\input{/etc/passwd}" in box
+    tex = tmp_path / "r.tex"
+    build_report(db, fmt="tex", out=tex)
+    source = tex.read_text("utf-8")
+    start = source.index("Note: trials from runs that did not finish")
+    box = source[start : source.index("\\tableofcontents")]
+    assert "\\input{/etc/passwd}" not in box and "<script>" not in box
+    assert "\\textbackslash{}input\\{/etc/passwd\\}" in box
+    assert "\\textless{}script\\textgreater{}" in box
+    assert "a\\&b \\textless{}i\\textgreater{}\\_\\%" in box  # the database path
+
+
+@needs_tex
+def test_the_pdf_report_shows_the_note_with_the_run_id_literally(tmp_path: Path) -> None:
+    db = _db(tmp_path, HOSTILE_ID)
+    out = tmp_path / "r.pdf"
+    build_report(db, fmt="pdf", out=out)
+    text = subprocess.run(
+        ["pdftotext", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(text.split())
+    assert "Note: trials from runs that did not finish" in flat
+    assert "4 of 10 analysed trials come from run k<script>alert(1)</script>_%&$#{}~^" in flat
+    assert "\\input{/etc/passwd}" in flat
+    assert flat.count("Includes 4 trials of run k<script>") >= 3
+
+
+def test_report_build_prints_the_notes_on_stderr(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    proc = run_cli("report", "build", "--format", "html", "--db", db, "--out", tmp_path / "r.html")
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note: ")]
+    assert notes[0].startswith("note: 4 of 10 analysed trials come from run kill1, which was ")
+    assert "--where" not in notes[0]  # report has no --where
+    json.dumps(notes)
