@@ -117,27 +117,15 @@ def _summaries(
     n, median, min, mean and variance of ln x, the rank sum in the configuration's pooled
     sample, its tie term, the count of non-finite values, the runs and the sorted values (only
     where a statistic reads them: :func:`_needs_values`, else None); and the number of trials
-    on both sides.
-
-    Plain GROUP BYs and no string key: per (configuration, side) the moments; per
-    (configuration, distinct value) the count of each side, whose running total over the
-    values (one window over that smaller table, partitioned by the key columns) gives each
-    value's mid-rank; the rank sums are the counts times the mid-ranks, summed."""
+    on both sides (see :func:`_summary_rows`)."""
     b_sql, b_params = _side_sql(base, keys=keys, metric=metric, side=0, overlap=both)
     n_sql, n_params = _side_sql(new, keys=keys, metric=metric, side=1, overlap=None)
     g = len(keys)
     raw = _summary_rows(con, b_sql, n_sql, [*b_params, *n_params], g, hashed=True)
-    if len({r[-1] for r in raw}) != len({tuple(r[:g]) for r in raw}):  # pragma: no cover
+    if len({r[-2] for r in raw}) != len({tuple(r[:g]) for r in raw}):  # pragma: no cover
         raw = _summary_rows(con, b_sql, n_sql, [*b_params, *n_params], g, hashed=False)
-    rows = [(tuple(r[:g]), r[g], *r[:g], *r[g + 1 : -2], None) for r in raw]
-    overlap = sum(int(r[-2]) for r in raw)
-    counts: dict[tuple[Any, ...], dict[int, int]] = {}
-    for r in rows:
-        counts.setdefault(r[0], {})[int(r[1])] = int(r[2 + g])
-    wanted = [k for k, c in counts.items() if _needs_values(c.get(0, 0), c.get(1, 0))]
-    if wanted and not overlap:
-        values = _values(con, b_sql, n_sql, [*b_params, *n_params], wanted, g)
-        rows = [(*r[:-1], values.get((r[0], int(r[1])))) for r in rows]
+    rows = [(tuple(r[:g]), r[g], *r[:g], *r[g + 1 : -3], r[-1]) for r in raw]
+    overlap = sum(int(r[-3]) for r in raw)
     return rows, overlap
 
 
@@ -151,74 +139,122 @@ def _summary_rows(
     hashed: bool,
 ) -> list[tuple]:
     """The queries of :func:`_summaries`: per (key values, side) ``n, median, min, ln mean, ln
-    variance, rank sum, tie term, non-finite count, runs, overlap count, key id``.
+    variance, rank sum, tie term, non-finite count, runs, overlap count, key id, sorted values``
+    (a list where :func:`_needs_values`, else None).
 
-    Two plain statements, no string key: a GROUP BY of the key columns and side for the
-    moments; then one sort of (key id, value) alone: within each configuration, by value,
-    ``rank()`` is one more than the values below and ``count(*)`` (peers included) the values
-    up to and with it, so the mid-rank is their mean and a value's ties ``t`` their difference
-    plus one; each row adds ``t^2 - 1`` to the tie term (``t^3 - t`` per distinct value, exact
-    integers). The key id is ``hash`` of the key values (``hashed``; the caller checks that no
-    two configurations share one), or the key columns themselves. In a store of more than
-    :data:`analysis.query.HELD_MAX` trials (hashed), the medians and the ranks come from one
-    scan each per batch of configurations of at most :data:`analysis.query.HELD_VALUES`
-    values, so DuckDB never holds more."""
+    One scan: a GROUP BY of the key columns and side gives the moments, the median and the
+    side's values as one array (``list(x)``, handed over by
+    :func:`analysis.ranks.fetch_with_values`); numpy sorts each configuration's two sides and
+    ranks them in their pooled sample (:func:`analysis.ranks.sorted_rank_sums`: a value's
+    mid-rank from the pooled values below it and up to it, exact integers; the tie term
+    ``sum(t^3 - t)`` from the runs of equal values). The key id is ``hash`` of the key values
+    (``hashed``; the caller checks that no two configurations share one), or the key columns
+    themselves. In a store of more than :data:`analysis.query.HELD_MAX` trials (hashed) the
+    GROUP BY leaves out the medians and values, which come from one scan per batch of
+    configurations of at most :data:`analysis.query.HELD_VALUES` values, so neither DuckDB nor
+    numpy holds more; a configuration of more values than that is ranked by a DuckDB window
+    (which spills to disk)."""
+    import numpy as np
+
     from analysis.query import HELD_MAX, HELD_VALUES, key_batches
+    from analysis.ranks import fetch_with_values, sorted_rank_sums
     from analysis.runs import trial_rows
 
     ks = [f"k{i}" for i in range(g)]
     kk = "".join(k + ", " for k in ks)
     kid = f"hash({', '.join(ks)})" if ks and hashed else "0"
     src = f"(SELECT *, {kid} AS __h FROM ({b_sql}) UNION ALL SELECT *, {kid} FROM ({n_sql}))"
-    # the median and the rank sort hold every value: in a store of more than HELD_MAX trials,
-    # counts first, then both a batch of configurations (of at most HELD_VALUES values) at a time
     batched = hashed and trial_rows(con) > HELD_MAX
-    aggs = execute(
-        con,
-        f"""SELECT {kk}side, count(*), {"NULL" if batched else "median(x)"}, min(x),
+    agg_sql = f"""SELECT {kk}side, count(*), {"NULL" if batched else "median(x)"}, min(x),
                    avg(ln(x)) FILTER (WHERE x > 0), var_samp(ln(x)) FILTER (WHERE x > 0),
                    count(*) FILTER (WHERE NOT isfinite(x)), list(DISTINCT __run),
                    count(*) FILTER (WHERE __ov), any_value(__h)
-            FROM {src} GROUP BY {kk}side ORDER BY {kk}side""",
-        params,
-    )
-    rk = ["__h"] if hashed else ks
-    rkk = "".join(k + ", " for k in rk)
-    part = f"PARTITION BY {', '.join(rk)} " if rk else ""
+                   {"" if batched else ", list(x) AS __x"}
+            FROM {src} GROUP BY {kk}side"""
+    arrays: list[np.ndarray] = []
+    if batched:
+        aggs = execute(con, f"{agg_sql} ORDER BY {kk}side", params)
+    else:
+        aggs, arrays = fetch_with_values(con, agg_sql, params, order=f"{kk}side")
 
-    def rank_sql(source: str) -> str:
-        return f"""SELECT {rkk}side, sum((__lo + __le) / 2.0),
-                   sum(CAST(__le - __lo + 1 AS HUGEINT) * (__le - __lo + 1) - 1)
-            FROM (SELECT {rkk}side, rank() OVER win AS __lo, count(*) OVER win AS __le
-                  FROM (SELECT {rkk}side, x FROM {source}) WINDOW win AS ({part}ORDER BY x))
-            GROUP BY {rkk}side"""
+    def rid(r: tuple) -> Any:
+        return r[-1] if hashed else tuple(r[:g])
+
+    sizes: dict[Any, dict[int, int]] = {}
+    for r in aggs:
+        sizes.setdefault(rid(r), {})[int(r[g])] = int(r[g + 1])
+    rank_sum: dict[tuple[Any, int], float] = {}
+    ties: dict[Any, int] = {}
+    values: dict[tuple[Any, int], list[float]] = {}
+
+    def rank(key: Any, sides: dict[int, np.ndarray]) -> None:
+        order = sorted(sides)
+        for s in order:
+            sides[s].sort()
+        sums, ties[key] = sorted_rank_sums([sides[s] for s in order])
+        keep = _needs_values(sizes[key].get(0, 0), sizes[key].get(1, 0))
+        for s, total in zip(order, sums, strict=True):
+            rank_sum[(key, s)] = total
+            if keep:
+                values[(key, s)] = sides[s].tolist()
+
+    def rank_all(keyed: list[tuple[Any, int]], arrays: list[np.ndarray]) -> None:
+        """Rank each configuration of ``keyed`` ((key id, side) of each of ``arrays``)."""
+        grouped: dict[Any, dict[int, np.ndarray]] = {}
+        for (key, side), v in zip(keyed, arrays, strict=True):
+            grouped.setdefault(key, {})[side] = v
+        arrays.clear()
+        while grouped:  # each configuration's arrays freed once ranked
+            rank(*grouped.popitem())
 
     if not batched:
-        ranks = execute(con, rank_sql(src), params)
+        rank_all([(rid(r), int(r[g])) for r in aggs], arrays)
     else:
-        sizes: dict[Any, int] = {}
-        for r in aggs:
-            sizes[r[-1]] = sizes.get(r[-1], 0) + int(r[g + 1])
-        ranks, medians = [], {}
-        for batch in key_batches(dict.fromkeys(sizes), sizes, HELD_VALUES):
+        totals = {k: sum(c.values()) for k, c in sizes.items()}
+        medians: dict[tuple[Any, int], float] = {}
+        for batch in key_batches(dict.fromkeys(totals), totals, HELD_VALUES):
             part_src = f"(SELECT * FROM {src} WHERE list_contains(CAST(? AS UBIGINT[]), __h))"
             args = [*params, list(batch)]
-            ranks += execute(con, rank_sql(part_src), args)
+            if sum(totals[k] for k in batch) <= HELD_VALUES:
+                rows, got = fetch_with_values(
+                    con,
+                    f"SELECT __h, side, median(x), list(x) AS __x FROM {part_src} "
+                    "GROUP BY __h, side",
+                    args,
+                    order="__h, side",
+                )
+                rank_all([(r[0], int(r[1])) for r in rows], got)
+                for h, side, median in rows:
+                    medians[(h, int(side))] = median
+                continue
+            # one configuration of more than HELD_VALUES values: DuckDB's window (it spills)
+            for r in execute(con, _window_rank_sql(part_src), args):
+                rank_sum[(r[0], int(r[1]))] = float(r[2])
+                ties[r[0]] = ties.get(r[0], 0) + int(r[3])
             for h, side, median in execute(
                 con, f"SELECT __h, side, median(x) FROM {part_src} GROUP BY __h, side", args
             ):
                 medians[(h, int(side))] = median
         aggs = [(*r[: g + 2], medians[(r[-1], int(r[g]))], *r[g + 3 :]) for r in aggs]
-    n = len(rk)
-    rank_sum = {(tuple(r[:n]), int(r[n])): float(r[n + 1]) for r in ranks}
-    ties: dict[tuple[Any, ...], int] = {}
-    for r in ranks:
-        ties[tuple(r[:n])] = ties.get(tuple(r[:n]), 0) + int(r[n + 2])
     out = []
     for r in aggs:
-        rid = (r[-1],) if hashed else tuple(r[:g])
-        out.append((*r[: g + 6], rank_sum[(rid, int(r[g]))], float(ties[rid]), *r[g + 6 :]))
+        key, side = rid(r), int(r[g])
+        out.append((*r[: g + 6], rank_sum[(key, side)], float(ties[key]), *r[g + 6 :],
+                    values.get((key, side))))  # fmt: skip
     return out
+
+
+def _window_rank_sql(source: str) -> str:
+    """Per (key id, side) of ``source``: the mid-rank sum in the configuration's pooled sample
+    and the side's share of the tie term, by a window over the configuration's values sorted:
+    ``rank()`` is one more than the values below and ``count(*)`` (peers included) the values
+    up to and with it, so the mid-rank is their mean and a value's ties ``t`` their difference
+    plus one; each row adds ``t^2 - 1`` to the tie term (``t^3 - t`` per distinct value)."""
+    return f"""SELECT __h, side, sum((__lo + __le) / 2.0),
+               sum(CAST(__le - __lo + 1 AS HUGEINT) * (__le - __lo + 1) - 1)
+        FROM (SELECT __h, side, rank() OVER win AS __lo, count(*) OVER win AS __le
+              FROM (SELECT __h, side, x FROM {source}) WINDOW win AS (PARTITION BY __h ORDER BY x))
+        GROUP BY __h, side"""
 
 
 def _needs_values(n_base: int, n_new: int) -> bool:
@@ -226,31 +262,6 @@ def _needs_values(n_base: int, n_new: int) -> bool:
     sides fetchable (``LIST_MAX``) and few enough pairs for Hodges-Lehmann (the exact U test
     needs a side of at most 8 trials, so it is among them)."""
     return 0 < n_base <= LIST_MAX and 0 < n_new <= LIST_MAX and n_base * n_new <= HL_MAX_PAIRS
-
-
-def _values(
-    con: duckdb.DuckDBPyConnection,
-    b_sql: str,
-    n_sql: str,
-    params: list[Any],
-    wanted: Sequence[tuple[Any, ...]],
-    g: int,
-) -> dict[tuple[tuple[Any, ...], int], list[float]]:
-    """The sorted values of each side of the ``wanted`` configurations (key value tuples)."""
-    ks = [f"k{i}" for i in range(g)]
-    if ks:
-        lines = ", ".join("(" + ", ".join("?" * g) + ")" for _ in wanted)
-        on = " AND ".join(f"s.{k} IS NOT DISTINCT FROM w.{k}" for k in ks)
-        src = f"s JOIN (SELECT * FROM (VALUES {lines}) AS t({', '.join(ks)})) AS w ON {on}"
-        args = [v for key in wanted for v in key]
-    else:
-        src, args = "s", []
-    sql = (
-        f"WITH s AS (SELECT * FROM ({b_sql}) UNION ALL SELECT * FROM ({n_sql})) "
-        f"SELECT {''.join(f's.{k}, ' for k in ks)}side, list(x ORDER BY x) FROM {src} "
-        f"GROUP BY {''.join(f's.{k}, ' for k in ks)}side"
-    )
-    return {(tuple(r[:g]), int(r[g])): r[g + 1] for r in execute(con, sql, [*params, *args])}
 
 
 def _run_env(con: duckdb.DuckDBPyConnection, runs: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -192,7 +192,6 @@ def side_test(
         return SideTest(shift, lo, hi, p, "t", "log-welch",
                         "needs 2 trials per side" if nb < 2 or nn < 2 else "")  # fmt: skip
     import numpy as np
-    from scipy import stats
 
     u_new = float(new.rank_sum) - nn * (nn + 1) / 2.0
     _, p = mwu_asymptotic(u_new, nn, nb, float(base.tie_term))
@@ -200,6 +199,8 @@ def side_test(
     exact = listed and mwu_uses_exact(nn, nb, u_new, float(base.tie_term))
     method = "asymptotic"
     if exact:
+        from scipy import stats  # only here: importing scipy.stats costs about 0.5 CPU s
+
         xb, xn = np.asarray(base.values, dtype=float), np.asarray(new.values, dtype=float)
         p = float(stats.mannwhitneyu(xn, xb, method="exact").pvalue)
         method = "exact"

@@ -76,9 +76,11 @@ def _mann_whitney(
     group: str,
 ) -> dict[str, Any]:
     """U, p, z, rank-biserial and CLES of level a against level b, from DuckDB's ranks."""
+    from analysis.query import HELD_VALUES
     from analysis.ranks import rank_sums
 
-    ranks = rank_sums(con, sel, metric=metric, group=group, levels=[ga.level, gb.level])
+    ranks = rank_sums(con, sel, metric=metric, group=group, levels=[ga.level, gb.level],
+                      held=HELD_VALUES)  # fmt: skip
     n_a, rank_sum_a = ranks.of(ga.level)
     n_b, _ = ranks.of(gb.level)
     u_a = rank_sum_a - n_a * (n_a + 1) / 2.0

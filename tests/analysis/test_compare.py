@@ -302,17 +302,20 @@ def test_no_match_names_a_factor_recorded_on_one_side_only(tmp_path):
     assert "threads_per_worker recorded on one side only" in text
 
 
-def test_large_store_batches_medians_and_ranks_by_configuration(tmp_path, monkeypatch):
-    """In a store of more than HELD_MAX trials the medians and the rank sort run one scan per
-    batch of configurations (at most HELD_VALUES values each); the results are those of the one
-    scan and scipy's / NumPy's on the raw values (12 trials a side: the asymptotic U test from
-    the rank sums, with ties)."""
+@pytest.mark.parametrize("held", [30, 20])
+def test_large_store_batches_medians_and_ranks_by_configuration(tmp_path, monkeypatch, held):
+    """In a store of more than HELD_MAX trials the medians and the values to rank come from one
+    scan per batch of configurations (at most HELD_VALUES values each; a configuration of more
+    is ranked by DuckDB's window instead); the results are those of the one scan and scipy's /
+    NumPy's on the raw values (12 trials a side: the asymptotic U test from the rank sums, with
+    ties)."""
     import importlib
 
     import analysis.query as query
     from analysis import data
 
     module = importlib.import_module("analysis.compare")  # analysis.compare is the function
+    ranks_module = importlib.import_module("analysis.ranks")
 
     path = tmp_path / "c.duckdb"
     scale = {("knn", 1): 1.0, ("knn", 2): 1.0, ("mlp", 1): 1.0, ("mlp", 2): 1.0}
@@ -330,12 +333,22 @@ def test_large_store_batches_medians_and_ranks_by_configuration(tmp_path, monkey
         return original(con, sql, params)
 
     monkeypatch.setattr(module, "execute", spy)
+    monkeypatch.setattr(ranks_module, "execute", spy)  # fetch_with_values' scan
     monkeypatch.setattr(query, "HELD_MAX", 0)
-    monkeypatch.setattr(query, "HELD_VALUES", 30)
+    monkeypatch.setattr(query, "HELD_VALUES", held)
     batched = compare(path, base=r1, new=r2)
-    assert sum(" OVER " in s for s in seen) == 4  # one rank sort per configuration of 24
+    windows = sum("rank() OVER" in s for s in seen)
+    listed = sum("list(x)" in s for s in seen)
+    # one scan per configuration of 24 values: their list (<= HELD_VALUES) or a window (more)
+    assert (listed, windows) == ((4, 0) if held >= 24 else (0, 4))
     assert sum("median(x)" in s for s in seen) == 4
-    assert batched == whole
+    if held >= 24:
+        assert batched == whole
+    else:  # a configuration ranked by the window has no values: the ratio's interval is Welch's
+        same = ("config", "n_base", "n_new", "median_base", "median_new", "p_value", "method")
+        for b, w in zip(batched.rows, whole.rows, strict=True):
+            assert [getattr(b, f) for f in same] == [getattr(w, f) for f in same]
+            assert (b.ci_method, w.ci_method) == ("log-welch", "hodges-lehmann")
     assert len(batched.rows) == 4
     for row in batched.rows:
         fixed = {"workload": row.config["workload"], "workers": int(row.config["workers"])}
@@ -344,3 +357,38 @@ def test_large_store_batches_medians_and_ranks_by_configuration(tmp_path, monkey
         assert row.median_new == pytest.approx(np.median(xn), rel=1e-12)
         ref = stats.mannwhitneyu(xn, xb, method="asymptotic").pvalue
         assert row.method == "asymptotic" and row.p_value == pytest.approx(ref, rel=1e-9)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_mann_whitney_with_ties_at_a_large_offset_matches_scipy(tmp_path, monkeypatch, batched):
+    """U's p from the rank sums numpy computes (values tied within and across the sides, at a
+    1e12 offset where the steps are 1.2e-4 apart) is scipy's on the raw values; in one scan and
+    batched by configuration."""
+    import analysis.query as query
+
+    path = tmp_path / "c.duckdb"
+    rng = np.random.default_rng(7)
+    trials: list[list[dict[str, Any]]] = [[], []]
+    for side, shift in ((0, 0), (1, 2)):
+        for workers in (1, 2):
+            steps = rng.integers(0, 12, 40) + shift * (workers - 1)  # many ties
+            for i, s in enumerate(steps):
+                trials[side].append({"engine": "dask", "workload": "knn", "workers": workers,
+                                     "warmup": False, "repetition": i,
+                                     "train_s": 1e12 + float(s) * 2**-13})  # fmt: skip
+    r1, r2 = add_run(path, trials[0]), add_run(path, trials[1])
+    if batched:
+        monkeypatch.setattr(query, "HELD_MAX", 0)
+        monkeypatch.setattr(query, "HELD_VALUES", 80)
+    res = compare(path, base=r1, new=r2)
+    assert len(res.rows) == 2
+    for row in res.rows:
+        w = int(row.config["workers"])
+        xb, xn = values(trials[0], workers=w), values(trials[1], workers=w)
+        assert len(np.unique(np.concatenate([xb, xn]))) < 20  # ties kept at 1e12
+        ref = stats.mannwhitneyu(xn, xb, method="asymptotic").pvalue
+        assert row.method == "asymptotic"
+        assert row.p_value == pytest.approx(ref, rel=1e-12)
+        assert row.median_base == pytest.approx(np.median(xb), rel=1e-15)
+        assert row.median_new == pytest.approx(np.median(xn), rel=1e-15)
+    assert res.rows[0].p_value > 0.05 > res.rows[1].p_value  # 2 workers: new is 2 steps slower
