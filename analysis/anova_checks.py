@@ -23,6 +23,7 @@ from analysis.data import (
     quote,
 )
 from analysis.errors import AnalysisError
+from analysis.intervals import chi2_sf, f_sf  # noqa: F401  (f_sf re-exported)
 from analysis.options import ALPHA, DEFAULT_SEED
 from analysis.ranks import RankSums
 from analysis.smallsample import small_sample_note
@@ -83,34 +84,6 @@ def sums_of_squares(groups: Sequence[GroupMoments]) -> tuple[float, float]:
     ss_between = math.fsum(g.n * (r - grand) ** 2 for g, r in zip(groups, rel, strict=True))
     ss_within = math.fsum((g.n - 1) * g.var for g in groups)
     return ss_between, ss_within
-
-
-def f_sf(statistic: float, df_num: float, df_den: float) -> float:
-    """``scipy.stats.f.sf``: the same ``scipy.special.fdtrc`` it calls, without importing
-    scipy.stats (about 0.3 s) for ordinary arguments; scipy.stats for the edge cases."""
-    if (
-        math.isfinite(statistic)
-        and statistic >= 0
-        and 0 < df_num < math.inf
-        and 0 < df_den < math.inf
-    ):
-        from scipy import special
-
-        return float(special.fdtrc(df_num, df_den, statistic))
-    from scipy import stats
-
-    return float(stats.f.sf(statistic, df_num, df_den))
-
-
-def chi2_sf(statistic: float, df: float) -> float:
-    """``scipy.stats.chi2.sf`` by the ``scipy.special.chdtrc`` it calls (see :func:`f_sf`)."""
-    if math.isfinite(statistic) and statistic >= 0 and 0 < df < math.inf:
-        from scipy import special
-
-        return float(special.chdtrc(df, statistic))
-    from scipy import stats
-
-    return float(stats.chi2.sf(statistic, df))
 
 
 def welch_from_moments(groups: Sequence[GroupMoments]) -> tuple[float, float, float, float]:

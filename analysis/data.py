@@ -13,7 +13,10 @@ where callers have always imported them.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +53,7 @@ __all__ = [
     "connect",
     "describe_where",
     "execute",
+    "lean_sql",
     "finite_check",
     "fmt",
     "fmt_p",
@@ -129,10 +133,70 @@ def level_label(by: Sequence[str], level: Sequence[Any]) -> str:
     return ", ".join(f"{b}={format_level(v)}" for b, v in zip(by, level, strict=True))
 
 
-def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-    """Run a query; conversion problems caused by user values become AnalysisError."""
+# -- reading trials without the view's joins --------------------------------------------------
+#: The store's view: ``trials`` (columns ``t.<name>``, passed through) joined to ``runs`` (its
+#: ``source``) and ``params`` (``params`` and one column per workload param).
+_VIEW_SQL = re.compile(
+    r"CREATE VIEW observations AS SELECT (?P<cols>.*?) FROM \(\(trials AS t INNER JOIN runs AS r "
+    r"USING \(run_id\)\) LEFT JOIN \(SELECT params_id, params(?:, .*)? FROM params\) AS p "
+    r"USING \(params_id\)\);?\s*$",
+    re.DOTALL,
+)
+_VIEW_COL = re.compile(r'([tpr])\.("(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_]*)')
+_FROM_VIEW = re.compile(rf"\b(FROM|JOIN)\s+{VIEW}\b(?!\s*\.)", re.IGNORECASE)
+_STAR_FROM_VIEW = re.compile(rf"\*\s*(?:EXCLUDE\s*\([^)]*\)\s*)?FROM\s+{VIEW}\b", re.IGNORECASE)
+_JOINED: weakref.WeakKeyDictionary[Any, frozenset[str] | None] = weakref.WeakKeyDictionary()
+
+
+def _joined_columns(con: duckdb.DuckDBPyConnection) -> frozenset[str] | None:
+    """The view's columns that come from ``runs`` or ``params`` (lower case), or None when the
+    view is not the store's current one (an older schema's temporary view, anything else):
+    looked up once per connection."""
     try:
-        return con.execute(sql, list(params)).fetchall()
+        return _JOINED[con]
+    except (KeyError, TypeError):
+        pass
+    rows = con.execute(
+        "SELECT temporary, sql FROM duckdb_views() WHERE view_name = ?", [VIEW]
+    ).fetchall()
+    got: frozenset[str] | None = None
+    if len(rows) == 1 and not rows[0][0] and (m := _VIEW_SQL.match(rows[0][1] or "")):
+        items = _VIEW_COL.findall(m.group("cols"))
+        if ", ".join(f"{a}.{n}" for a, n in items) == m.group("cols"):
+            names = [(a, n[1:-1].replace('""', '"') if n.startswith('"') else n) for a, n in items]
+            got = frozenset(n.lower() for a, n in names if a != "t")
+    with contextlib.suppress(TypeError):  # no weak reference: looked up again next time
+        _JOINED[con] = got
+    return got
+
+
+def lean_sql(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """``sql`` reading ``trials`` itself instead of the ``observations`` view when it names none
+    of the view's columns from ``runs`` or ``params`` (and no ``*`` of the view): the view's
+    joins cost about a third of a scan. Every trial has its run (the store writes a run before
+    its trials and deletes neither), so the view's inner join to ``runs`` drops no row, and its
+    left join to ``params`` adds only the columns the query does not name: the same rows, the
+    same values. Anything else (another view, a name that may be one of those columns, the view
+    qualified by name) keeps the view."""
+    if VIEW not in sql.lower():
+        return sql
+    joined = _joined_columns(con)
+    if joined is None or _STAR_FROM_VIEW.search(sql):
+        return sql
+    if len(_FROM_VIEW.findall(sql)) != len(re.findall(rf"\b{VIEW}\b", sql, re.IGNORECASE)):
+        return sql
+    words = {w.lower() for w in re.findall(r'[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")*"', sql)}
+    words |= {w[1:-1].replace('""', '"') for w in words if w.startswith('"')}
+    if words & joined:
+        return sql
+    return _FROM_VIEW.sub(r"\1 trials", sql)
+
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    """Run a query (on ``trials`` itself when it can: :func:`lean_sql`); conversion problems
+    caused by user values become AnalysisError."""
+    try:
+        return con.execute(lean_sql(con, sql), list(params)).fetchall()
     except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
         first = str(exc).splitlines()[0]
         raise AnalysisError(f"a --where value cannot be used: {first}; fix the value") from None

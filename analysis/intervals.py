@@ -5,6 +5,7 @@ the summary.
 calls (``stdtr``, ``stdtrit``) for ordinary arguments (finite, ``0 < df < inf``), so the results
 are the same to the bit without importing ``scipy.stats`` (about 0.3 s and 40 MB); the edge cases
 (infinite or NaN degrees of freedom or arguments, probabilities 0 and 1) go to ``scipy.stats``.
+``f_sf`` and ``chi2_sf`` do the same for ``scipy.stats.f.sf`` and ``scipy.stats.chi2.sf``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,34 @@ def t_isf(q: float, df: float) -> float:
     from scipy import stats
 
     return float(stats.t.isf(q, df))
+
+
+def f_sf(statistic: float, df_num: float, df_den: float) -> float:
+    """``scipy.stats.f.sf``: the same ``scipy.special.fdtrc`` it calls, without importing
+    scipy.stats (about 0.3 s) for ordinary arguments; scipy.stats for the edge cases."""
+    if (
+        math.isfinite(statistic)
+        and statistic >= 0
+        and 0 < df_num < math.inf
+        and 0 < df_den < math.inf
+    ):
+        from scipy import special
+
+        return float(special.fdtrc(df_num, df_den, statistic))
+    from scipy import stats
+
+    return float(stats.f.sf(statistic, df_num, df_den))
+
+
+def chi2_sf(statistic: float, df: float) -> float:
+    """``scipy.stats.chi2.sf`` by the ``scipy.special.chdtrc`` it calls (see :func:`f_sf`)."""
+    if math.isfinite(statistic) and statistic >= 0 and 0 < df < math.inf:
+        from scipy import special
+
+        return float(special.chdtrc(df, statistic))
+    from scipy import stats
+
+    return float(stats.chi2.sf(statistic, df))
 
 
 @functools.cache

@@ -76,10 +76,13 @@ MEMORY_LIMIT = "500MB"
 
 def configure(con: duckdb.DuckDBPyConnection) -> None:
     """Settings for analysis queries on a connection this package opened: a memory limit
-    (``TRIALKIT_DUCKDB_MEMORY``) and, when ``TRIALKIT_DUCKDB_THREADS`` is set, DuckDB's thread
-    count (default: DuckDB's, one per core)."""
+    (``TRIALKIT_DUCKDB_MEMORY``), no Python replacement scans and, when
+    ``TRIALKIT_DUCKDB_THREADS`` is set, DuckDB's thread count (default: DuckDB's, one per
+    core)."""
     limit = os.environ.get("TRIALKIT_DUCKDB_MEMORY", MEMORY_LIMIT)
-    stmts = [f"SET memory_limit = '{limit}'"]
+    # no replacement scans: a table name DuckDB does not know is an error, not a search of the
+    # caller's Python variables for a DataFrame of that name
+    stmts = [f"SET memory_limit = '{limit}'", "SET python_enable_replacements = false"]
     threads = os.environ.get("TRIALKIT_DUCKDB_THREADS", "").strip()
     if threads.isdigit() and int(threads) > 0:
         stmts.append(f"SET threads = {int(threads)}")

@@ -4,17 +4,23 @@ sums given the coefficients (scaled units throughout)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from analysis.data import VIEW, execute, quote
+from analysis.data import VIEW, execute, lean_sql, quote
 
 if TYPE_CHECKING:
     import duckdb
     import numpy as np
 
-#: Vectors of 2,048 rows fetched at a time into the QR factorisation.
+#: Vectors of 2,048 rows fetched at a time into the QR factorisation (above
+#: :data:`FETCH_VALUES`), and rows factorised at a time.
 CHUNK_VECTORS = 64
+CHUNK_ROWS = CHUNK_VECTORS * 2048
+
+#: Values (rows x columns) fetched in one ``fetchnumpy`` (no pandas, about 1 s of imports) into
+#: the QR factorisation: 16M values are 128 MB. Above it, a DataFrame chunk at a time.
+FETCH_VALUES = 16_000_000
 
 
 def base_ctes(
@@ -73,21 +79,26 @@ def rank_sums(con: duckdb.DuckDBPyConnection, ctes: str, k: int, params: list[An
 
 
 def qr_factors(
-    con: duckdb.DuckDBPyConnection, ctes: str, exps: Sequence[Sequence[int]], params: list[Any]
+    con: duckdb.DuckDBPyConnection,
+    ctes: str,
+    exps: Sequence[Sequence[int]],
+    params: list[Any],
+    *,
+    rows: int | None = None,
 ) -> list[np.ndarray]:
-    """Per group, R of the QR factorisation of ``[1, c_1/s_1 .. c_p/s_p, c_0/s_0]``, built a
-    chunk at a time (stacking the R so far on the new rows), so memory stays bounded."""
+    """Per group, R of the QR factorisation of ``[1, c_1/s_1 .. c_p/s_p, c_0/s_0]``, built
+    :data:`CHUNK_ROWS` rows at a time (stacking the R so far on the new rows). ``rows``: the
+    rows the query returns when the caller knows it; up to :data:`FETCH_VALUES` values they are
+    fetched at once as NumPy arrays, else (or unknown) a DataFrame chunk at a time, so memory
+    stays bounded."""
     import numpy as np
 
     k = len(exps[0])
     powers = np.array(exps, dtype=int)
     factors: list[np.ndarray | None] = [None] * len(exps)
     cols = ", ".join(f"c{j}" for j in (*range(1, k), 0))
-    cur = con.execute(f"WITH {ctes} SELECT gi, {cols} FROM i", params)
-    while True:
-        chunk = cur.fetch_df_chunk(CHUNK_VECTORS).to_numpy(dtype=float)
-        if len(chunk) == 0:
-            break
+    cur = con.execute(lean_sql(con, f"WITH {ctes} SELECT gi, {cols} FROM i"), params)
+    for chunk in _chunks(cur, rows * (k + 1) if rows is not None else None):
         gi = chunk[:, 0].astype(int) - 1
         order = np.argsort(gi, kind="stable")
         gi, chunk = gi[order], chunk[order]
@@ -108,6 +119,25 @@ def qr_factors(
         square[: r.shape[0]] = r
         out.append(square)
     return out
+
+
+def _chunks(cur: Any, values: int | None) -> Iterator[np.ndarray]:
+    """The rows of ``cur`` as float arrays (columns side by side) of at most :data:`CHUNK_ROWS`
+    rows: from one ``fetchnumpy`` when ``values`` (rows x columns) is at most
+    :data:`FETCH_VALUES`, else from ``fetch_df_chunk`` (pandas) a chunk at a time."""
+    import numpy as np
+
+    if values is not None and values <= FETCH_VALUES:
+        arrays = cur.fetchnumpy()
+        whole = np.column_stack([np.asarray(a, dtype=float) for a in arrays.values()])
+        for a in range(0, len(whole), CHUNK_ROWS):
+            yield whole[a : a + CHUNK_ROWS]
+        return
+    while True:
+        chunk = cur.fetch_df_chunk(CHUNK_VECTORS).to_numpy(dtype=float)
+        if len(chunk) == 0:
+            return
+        yield chunk
 
 
 def residual_sums(

@@ -210,7 +210,8 @@ def twoway_from_cells(
     scale``: means and sds are multiplied back, the sums of squares stay of the scaled metric
     (``ss_scale``)."""
     import numpy as np
-    from scipy import stats
+
+    from analysis.intervals import f_sf
 
     a, b = groups
     levels_a, levels_b = check_cells(cells, groups=groups, metric=metric)
@@ -236,7 +237,7 @@ def twoway_from_cells(
             df=df,
             mean_sq=ss / df,
             statistic=statistic,
-            p_value=float(stats.f.sf(statistic, df, df_res)),
+            p_value=f_sf(statistic, df, df_res),
             eta_sq=ss / ss_total,
             eta_sq_partial=ss / (ss + ss_within),
             omega_sq=(ss - df * ms_res) / (ss_total + ms_res),
