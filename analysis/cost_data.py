@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from analysis import query
 from analysis.data import VIEW, Selection, execute, finite_check, is_numeric_type, quote
 from analysis.runs import trial_rows
 
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
 #: Columns holding a trial's hourly price in US dollars (as ``runner import prices`` reads them),
 #: used when no price is given.
 HOURLY_COLUMNS = ("usd_per_hour", "cost_usd_hr", "cost_hr", "usd_hour")
-#: Trials in the store above which the medians are taken a batch of configurations at a time
-#: (of at most this many trials each: DuckDB holds a configuration's values for its median).
-HELD_MAX = 25_000_000
 #: What a core count is made of, for messages.
 CORES_TEXT = "cores, workers x threads_per_worker, or vcpu x nodes"
 
@@ -92,9 +90,9 @@ def config_medians(
     keys = [quote(c) for c in by]
     cols = ", ".join([*keys, f"{basis_sql} AS __basis"])
     where = sel.where_and(f"{quote(metric)} IS NOT NULL")
-    # the median holds every value of a configuration: in a store of more than HELD_MAX
-    # trials, counts first, then the medians a batch of configurations at a time
-    batched = trial_rows(con) > HELD_MAX
+    # the median holds every value of a configuration: in a store of more than
+    # query.HELD_MAX trials, counts first, then the medians a batch of configurations at a time
+    batched = trial_rows(con) > query.HELD_MAX
     med = "NULL" if batched else f"median({m})"
     rows = execute(
         con,
@@ -126,16 +124,11 @@ def _batched_medians(
     rows: list[tuple],
 ) -> list[tuple]:
     """``rows`` (keys, count, NULL, one-thread count) with the median of ``m`` filled, one scan
-    per batch of configurations of at most :data:`HELD_MAX` trials, joined to its keys."""
+    per batch of configurations of at most :data:`analysis.query.HELD_MAX` trials
+    (:func:`analysis.query.key_batches`), joined to its keys."""
     g = len(keys)
-    batches: list[list[int]] = []
-    size = 0
-    for i, r in enumerate(rows):
-        if not batches or size + int(r[g]) > HELD_MAX:
-            batches.append([])
-            size = 0
-        batches[-1].append(i)
-        size += int(r[g])
+    counts = {i: int(r[g]) for i, r in enumerate(rows)}
+    batches = query.key_batches(counts, counts, query.HELD_MAX)
     out = [list(r) for r in rows]
     cols = ", ".join(f"{k} AS __k{j}" for j, k in enumerate(keys))
     names = ", ".join([*(f"__p{j}" for j in range(g)), "__i"])

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from analysis import query
 from analysis.data import (
     VIEW,
     Database,
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
 #: Cells with more trials than this are bootstrapped from their normal approximation.
 BOOT_EXACT_MAX = 5000
-#: Selected trials above which the per-level medians are taken a batch of levels at a time.
-HELD_MAX = 25_000_000
 #: Times beyond this magnitude (or below its inverse) are scaled by a power of two first.
 SCALE_LIMIT = 2.0**400
 
@@ -135,13 +134,13 @@ def load(
         level_min: dict[tuple[Any, ...], tuple[float]] = {}
         for k, (lo,) in cell_min.items():
             level_min[k[:-1]] = (min(lo, level_min.get(k[:-1], (lo,))[0]),)
-        # the median holds a level's values: beyond HELD_MAX selected trials, the levels go in
+        # the median holds a level's values: beyond query.HELD_MAX selected trials, the levels go in
         # batches of at most that many (one scan each; the same aggregates, the same results)
         level_n: dict[tuple[Any, ...], int] = {}
         for k, r in first.items():
             level_n[k[:-1]] = level_n.get(k[:-1], 0) + int(r[0])
         level_rows = []
-        for batch in key_batches(level_min, level_n, HELD_MAX) if level_min else []:
+        for batch in key_batches(level_min, level_n, query.HELD_MAX) if level_min else []:
             level_rows += moments(con, sel, keys=keys, aggregates=["median(x0)"], shifts=batch,
                                   **common)  # fmt: skip
         level_rows.sort(key=lambda km: [(v is None, v) for v in km.key])

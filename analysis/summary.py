@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from analysis import query
 from analysis.boxstats import TUKEY_K, BoxStats, BoxStatsResult, box_stats
 from analysis.data import (
     VIEW,
@@ -80,11 +81,10 @@ def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-#: Values of the selection's metrics (rows of the store times metrics) above which quartiles
-#: and MADs, which DuckDB computes holding every value of a configuration, are taken a batch of
-#: configurations at a time, of at most BATCH_VALUES values each (quantile_cont and mad each
-#: hold them: 2 x 8M DOUBLEs stay within DuckDB's 500 MB).
-HELD_MAX = 25_000_000
+#: Above :data:`analysis.query.HELD_MAX` values of the selection's metrics (rows of the store
+#: times metrics), quartiles and MADs, which DuckDB computes holding every value of a
+#: configuration, are taken a batch of configurations at a time, of at most BATCH_VALUES values
+#: each (quantile_cont and mad each hold them: 2 x 8M DOUBLEs stay within DuckDB's 500 MB).
 BATCH_VALUES = 8_000_000
 
 
@@ -117,10 +117,11 @@ def summarize(
     each configuration's minimum (:func:`analysis.query.moments`), the MAD, the log moments and,
     against each configuration's quartiles, the Tukey outliers and the values near each median
     for its bootstrap interval (a configuration whose guessed range misses its drawn ranks is
-    fetched whole in one more scan). For a store of more than :data:`HELD_MAX` metric values,
-    the quartiles and MADs (DuckDB holds a configuration's values for them) come from further
-    scans, a batch of configurations each (:func:`analysis.summary_tails.held_stats`), so
-    memory stays bounded, and the outliers and median values from a scan of their own.
+    fetched whole in one more scan). For a store of more than
+    :data:`analysis.query.HELD_MAX` metric values, the quartiles and MADs (DuckDB holds a
+    configuration's values for them) come from further scans, a batch of configurations each
+    (:func:`analysis.summary_tails.held_stats`), so memory stays bounded, and the outliers and
+    median values from a scan of their own.
     """
     result, _ = _summarize(
         db,
@@ -207,7 +208,7 @@ def _summarize(
         has_acc = "accuracy" in sel.columns and is_numeric_type(sel.columns["accuracy"])
         # quartiles and MAD hold a configuration's values in memory: beyond HELD_MAX values
         # they are taken a batch of configurations at a time (same aggregates, same results)
-        batched = trial_rows(con) * len(metrics) > HELD_MAX
+        batched = trial_rows(con) * len(metrics) > query.HELD_MAX
         first = _first_pass(con, sel, by, metrics, has_acc=has_acc, quartiles=not batched)
         # one power-of-two scale per metric (the largest span's) for every configuration; only
         # when it would overflow a configuration's values (1e300 beside spans of 1e-300) does

@@ -227,7 +227,7 @@ def test_medians_in_batches_of_configurations(measured, times, monkeypatch, held
     """A store of more than HELD_MAX trials: counts first, then the medians one scan per batch
     of configurations (0: one each). The same results against NumPy, cost and cost-metric."""
     data = sys.modules["analysis.cost_data"]
-    monkeypatch.setattr(data, "HELD_MAX", held_max)
+    monkeypatch.setattr(sys.modules["analysis.query"], "HELD_MAX", held_max)
     scans = []
     real = data.execute
     monkeypatch.setattr(data, "execute", lambda *a: scans.append(a[1]) or real(*a))
@@ -238,5 +238,5 @@ def test_medians_in_batches_of_configurations(measured, times, monkeypatch, held
 
 
 def test_ill_conditioned_medians_in_batches(make_db, times, monkeypatch):
-    monkeypatch.setattr(sys.modules["analysis.cost_data"], "HELD_MAX", 0)
+    monkeypatch.setattr(sys.modules["analysis.query"], "HELD_MAX", 0)
     test_ill_conditioned_medians_pareto_deadline_and_cost(make_db, times, "1e12 + tiny noise")

@@ -630,7 +630,7 @@ def test_level_medians_in_batches_of_levels(noisy_db: Path, monkeypatch, held_ma
     """Beyond HELD_MAX selected trials the per-level medians (DuckDB holds a level's values)
     are taken a batch of levels at a time: the same table against NumPy either way."""
     data = sys.modules["analysis.scaling_data"]
-    monkeypatch.setattr(data, "HELD_MAX", held_max)
+    monkeypatch.setattr(sys.modules["analysis.query"], "HELD_MAX", held_max)
     calls = []
     real = data.moments
     monkeypatch.setattr(data, "moments", lambda *a, **k: calls.append(k) or real(*a, **k))
@@ -640,5 +640,5 @@ def test_level_medians_in_batches_of_levels(noisy_db: Path, monkeypatch, held_ma
 
 
 def test_offset_level_medians_in_batches(make_db, rng, monkeypatch) -> None:
-    monkeypatch.setattr(sys.modules["analysis.scaling_data"], "HELD_MAX", 1)
+    monkeypatch.setattr(sys.modules["analysis.query"], "HELD_MAX", 1)
     test_offset_level_table_matches_numpy(make_db, rng)

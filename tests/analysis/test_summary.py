@@ -627,7 +627,7 @@ def test_quartiles_and_mad_in_batches_of_configurations(db, groups, monkeypatch,
     # several per batch)
     import analysis.summary_tails as tails
 
-    monkeypatch.setattr(sys.modules["analysis.summary"], "HELD_MAX", 1)
+    monkeypatch.setattr(sys.modules["analysis.query"], "HELD_MAX", 1)
     monkeypatch.setattr(sys.modules["analysis.summary"], "BATCH_VALUES", batch)
     scans = []
     real = tails.execute
@@ -642,7 +642,7 @@ def test_quartiles_and_mad_in_batches_of_configurations(db, groups, monkeypatch,
 
 
 def test_batched_quartiles_keep_digits_at_an_offset(make_db, trials_for, rng, monkeypatch):
-    monkeypatch.setattr(sys.modules["analysis.summary"], "HELD_MAX", 1)
+    monkeypatch.setattr(sys.modules["analysis.query"], "HELD_MAX", 1)
     monkeypatch.setattr(sys.modules["analysis.summary"], "BATCH_VALUES", 0)
     values = {1: 1e12 + rng.normal(0.0, 0.01, 25), 2: 1e12 + rng.normal(0.0, 0.02, 30)}
     res = summarize(make_db(trials_for(values)), by=["workers"], metrics=["train_s"])
