@@ -154,3 +154,16 @@ def test_hostile_run_ids_and_paths_stay_one_quoted_line(tmp_path: Path) -> None:
     assert "\x1b" not in notes[0]  # shown as a visible escape, not sent to the terminal
     assert "--resume 'k; rm -rf ~ " in notes[0]
     assert "--db '" in notes[0] and "a b;$(x)/r'\"'\"'1.duckdb'" in notes[0]
+
+
+def test_an_ending_without_a_trial_time_or_reason_says_only_what_is_known() -> None:
+    from analysis.provenance import UnfinishedRun
+
+    def run(status: str, alive: bool = False, reason: str | None = None) -> str:
+        return UnfinishedRun("r", status, alive, "import:x.csv", 1, None, reason).ending()
+
+    assert run("killed") == "was killed (its runner died)"
+    assert run("interrupted") == "was interrupted"
+    assert run("failed", reason="disk full") == "ended failed (disk full)"
+    assert run("running", alive=True) == "is still running"
+    assert run("running") == "did not finish (its runner is gone)"
