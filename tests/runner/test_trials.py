@@ -8,15 +8,35 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import assert_user_error, digest, free_port, run_cli
+from tests.conftest import (
+    JOBS,
+    Background,
+    Job,
+    assert_user_error,
+    digest,
+    free_port,
+    run_cli,
+    uses,
+)
 
 
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    db = tmp_path_factory.mktemp("trials") / "results.duckdb"
+def _default_run(folder: Path) -> tuple[Path, str]:
+    """The default experiment at --n 2 (its stdout too), as a background job of the engine
+    suites' group (tests/conftest.py): it runs beside them, not in this module's time."""
+    db = folder / "results.duckdb"
     proc = run_cli("runner", "trials", "--n", "2", "--db", db, "--quiet")
     assert proc.returncode == 0, proc.stderr
     return db, proc.stdout
+
+
+JOBS["default-n2"] = Job(_default_run, "engines", minutes=0.7, needed_by=uses("default_run"))
+
+
+@pytest.fixture(scope="module")
+def default_run(background: Background) -> tuple[Path, str]:
+    """The default experiment's run (read only)."""
+    result: tuple[Path, str] = background.result("default-n2")
+    return result
 
 
 @pytest.mark.engine
