@@ -99,10 +99,16 @@ PAPERS_DB_LINES = (
 AT_ONCE = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
 
 
+def paper_pdf(db: Path, key: str) -> Path:
+    """Where _paper_db leaves paper ``key``'s section of the report, built from ``db``."""
+    return db.with_name(f"paper{key}.pdf")
+
+
 def _paper_db(key: str, folder: Path) -> Path:
     """Paper ``key``'s quick experiment, then published tables, in ``folder``: for 000 the
     tour's PAPERS_DB_LINES as they are (papers.duckdb, every paper's tables); otherwise
-    paper<key>.duckdb with that paper's tables."""
+    paper<key>.duckdb with that paper's tables. Then the paper's section of the report as a PDF
+    from it (paper_pdf; in the job, so tests/test_papers.py does not build it in its own time)."""
     if key == "000":
         db, lines = folder / "papers.duckdb", PAPERS_DB_LINES
     else:
@@ -111,7 +117,9 @@ def _paper_db(key: str, folder: Path) -> Path:
             ("runner", "trials", "--experiment", key, "--quick", "--quiet", "--db", db.name),
             ("runner", "import", "published", "--paper", key, "--db", db.name),
         )
-    for tool, *args in lines:
+    pdf = ("report", "build", "--paper", key, "--format", "pdf", "--db", db.name, "--out",
+           paper_pdf(db, key).name)  # fmt: skip
+    for tool, *args in (*lines, pdf):
         proc = run_cli(tool, *args, cwd=folder, timeout=1200)
         assert proc.returncode == 0, (args, proc.stdout[-2000:], proc.stderr[-4000:])
     return db

@@ -1,8 +1,9 @@
 """The five papers end to end, as a user runs them: each paper's quick experiment on the real
 engines, then its section of the report as a PDF; and the published tables alone as HTML.
 
-Each quick experiment runs once into its own DuckDB file, with its paper's published tables
-(tests/conftest.py's background: two at a time); the PDF's text is checked for
+Each quick experiment runs once into its own DuckDB file, with its paper's published tables,
+then `report build --paper KEY --format pdf` on it (tests/conftest.py's background: beside
+other tests, two at a time once these wait); the PDF's text is checked for
 the paper's published numbers, our measured cells and every claim's verdicts. Paper 000's database
 is README tour's papers.duckdb, which tests/test_tour.py shares: the same quick experiment with
 every paper's published tables, so 000's experiment runs once for both.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from reports.claims import OUR_VERDICTS, evaluate_claims, load_claims
-from tests.conftest import Background, run_cli
+from tests.conftest import Background, paper_pdf, run_cli
 
 PAPERS = ("000", "001", "002", "003", "004")
 #: A number each paper printed, that its section must show on the published side.
@@ -27,23 +28,9 @@ pytestmark = pytest.mark.engine
 
 
 @pytest.mark.parametrize("key", PAPERS)
-def test_quick_experiment_then_paper_pdf(key: str, tmp_path: Path, background: Background) -> None:
-    db = background.result(f"paper{key}")
-    out = tmp_path / f"paper{key}.pdf"
-    proc = run_cli(
-        "report",
-        "build",
-        "--paper",
-        key,
-        "--format",
-        "pdf",
-        "--db",
-        db,
-        "--out",
-        out,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stderr
+def test_quick_experiment_then_paper_pdf(key: str, background: Background) -> None:
+    db = background.result(f"paper{key}")  # its job built the PDF too (`report build` exit 0)
+    out = paper_pdf(db, key)
     assert out.read_bytes().startswith(b"%PDF")
     text = subprocess.run(
         ["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True
