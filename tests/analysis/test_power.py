@@ -235,3 +235,55 @@ def test_an_effect_beyond_any_practical_run_is_an_answer_not_an_error(make_db, t
     assert res.n_per_group is None
     assert "more than 10,000,000 trials per group" in str(res)
     assert res.achieved_power == pytest.approx(t_power(d, 8, 8), rel=1e-6)
+
+
+def _brentq_both(f, a, b):
+    from scipy.optimize import brentq
+
+    from analysis.power import _brentq
+
+    out = []
+    for solve in (brentq, _brentq):
+        try:
+            out.append(solve(f, a, b))
+        except (ValueError, RuntimeError) as exc:
+            out.append(type(exc).__name__)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("f", "a", "b"),
+    [
+        (lambda x: x**2 - 1, 0.0, 2.0),
+        (lambda x: math.cos(x) - x, 0.0, 1.0),
+        (lambda x: x**3 - 2 * x - 5, 2.0, 3.0),
+        (lambda x: math.exp(x) - 1e6, 0.0, 20.0),
+        (lambda x: math.tanh(50 * (x - 0.3)), 0.0, 1.0),
+        (lambda x: x - 1e-9, -1.0, 1.0),
+        (lambda x: 1.0 if x > 0.3 else -1.0, 0.0, 1.0),  # a jump: bisection to the end
+        (lambda x: x**9, -1.0, 2.0),  # does not converge in 100 iterations: RuntimeError
+        (lambda x: x, 1.0, 2.0),  # one sign: ValueError
+        (lambda x: math.nan if x > 0.5 else -1.0, 0.0, 1.0),  # NaN: ValueError
+    ],
+)
+def test_brentq_is_scipys_to_the_bit(f, a, b):
+    """power's own Brent solver (no scipy.optimize import) against scipy.optimize.brentq: the
+    same root to the bit, or the same error."""
+    got, want = _brentq_both(f, a, b)[::-1]
+    assert got == want
+
+
+def test_brentq_minimum_detectable_effects_are_scipys():
+    from analysis.power import t_test_power
+
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        na, nb = (int(v) for v in rng.integers(2, 2000, 2))
+        alpha = float(rng.choice([0.01, 0.05, 0.1]))
+        target = float(rng.uniform(0.5, 0.99))
+
+        def f(e, na=na, nb=nb, alpha=alpha, target=target):
+            return t_test_power(e, na, nb, alpha) - target
+
+        want, got = _brentq_both(f, 0.0, 10.0)
+        assert got == want, (na, nb, alpha, target)
