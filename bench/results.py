@@ -14,6 +14,9 @@ seconds, peak RSS, ratios measured in the same run). Sections:
 - ``analysis``: every ``analyze`` subcommand at ``--trials`` against pandas+scipy and the floor
   (bench/analysis.py; the synthetic database is made once and kept in the temp folder)
 - ``big``: every analysis once at ``--big`` trials (e.g. 100000000; 0 skips it), time and RSS
+- ``profile``: each default analysis under py-spy, where its CPU goes (imports, DuckDB by the
+  analysis function that queried, numpy/scipy, the rest) against its floor (bench/profiles.py;
+  the top frames of each in bench/PROFILES.md)
 - ``report``: ``report build`` html and pdf on the ``--trials`` database (bench/report.py)
 
 A section whose script is missing or fails is reported as such, with its stderr's last lines;
@@ -125,6 +128,19 @@ SECTIONS = [
                 "--markdown",
                 str(md),
             )
+        ),
+    ),
+    Section(
+        "profile",
+        "Profiles: where each analysis spends its CPU (py-spy)",
+        lambda a, md: _py(
+            "profiles.py",
+            "--db",
+            str(_make_db(a, a.trials)),
+            "--markdown",
+            str(BENCH / "PROFILES.md"),
+            "--summary",
+            str(md),
         ),
     ),
     Section(
