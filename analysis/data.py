@@ -195,8 +195,17 @@ def lean_sql(con: duckdb.DuckDBPyConnection, sql: str) -> str:
 def execute(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
     """Run a query (on ``trials`` itself when it can: :func:`lean_sql`); conversion problems
     caused by user values become AnalysisError."""
+    lean = lean_sql(con, sql)
     try:
-        return con.execute(lean_sql(con, sql), list(params)).fetchall()
+        try:
+            return con.execute(lean, list(params)).fetchall()
+        except duckdb.BinderException:
+            if lean == sql:
+                raise
+            # the view changed on this connection since it was read (a writer added a param
+            # column): the view itself, as asked
+            _JOINED.pop(con, None)
+            return con.execute(sql, list(params)).fetchall()
     except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
         first = str(exc).splitlines()[0]
         raise AnalysisError(f"a --where value cannot be used: {first}; fix the value") from None

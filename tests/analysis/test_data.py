@@ -158,3 +158,37 @@ def test_wrap_text_wraps_only_long_lines():
     assert max(map(len, lines)) <= 120 and len(lines) == 5  # 306 characters: three lines
     assert lines[1].startswith("  note: word") and lines[2].startswith("    word")
     assert " ".join(" ".join(lines[1:-1]).split()) == " ".join(long.split())
+
+
+# -- reading trials without the view's joins ---------------------------------------------------
+def test_lean_sql_reads_trials_only_when_the_view_adds_nothing_named(make_db, trials_for):
+    """A query naming no column of runs or params reads trials itself, with the same rows as the
+    view; naming a param column, ``source`` or ``*`` of the view keeps the view."""
+    from analysis.data import execute, lean_sql
+
+    trials = trials_for({1: [1.0, 2.0, 3.0], 2: [2.0, 3.0, 40.0]}, params={"k": 3})
+    trials += trials_for({1: [5.0], 2: [7.0]}, params={"k": 4})
+    path = make_db(trials)
+    with connect(path) as con:
+        assert "k" in view_columns(con) and "source" in view_columns(con)
+        q = "SELECT workers, count(*), sum(train_s) FROM observations WHERE status = ? GROUP BY 1"
+        lean = lean_sql(con, q)
+        assert lean == q.replace("FROM observations", "FROM trials")
+        order = " ORDER BY 1"
+        want = con.execute(q + order, ["ok"]).fetchall()
+        assert execute(con, q + order, ["ok"]) == want == [(1, 4, 11.0), (2, 4, 52.0)]
+        for kept in (
+            'SELECT count(*) FROM observations WHERE "k" = 3',
+            "SELECT count(*) FROM observations WHERE k = 3",
+            "SELECT source, count(*) FROM observations GROUP BY 1",
+            "SELECT * FROM observations",
+            "SELECT observations.workers FROM observations",
+        ):
+            assert lean_sql(con, kept) == kept, kept
+        assert execute(con, 'SELECT count(*) FROM observations WHERE "k" = 3') == [(6,)]
+        # a view of that name that is not the store's: kept
+        fresh = duckdb.connect(":memory:")
+        fresh.execute("CREATE VIEW observations AS SELECT 1 AS workers")
+        assert lean_sql(fresh, "SELECT workers FROM observations") == (
+            "SELECT workers FROM observations"
+        )
