@@ -47,6 +47,9 @@ ROWS = "_tk_import_rows"
 _BAD_LISTED = 5
 #: Up to this many configurations, their values are list literals in the staged view.
 _LITERAL_CONFIGS = 20_000
+#: Up to this many distinct rare values of a column, the view finds a cell's value by its
+#: position in a list literal (no join, no column in the narrow table).
+_INLINE_VALUES = 16
 
 
 @dataclass(frozen=True)
@@ -180,29 +183,29 @@ def line_numbers(path: Path, delimiter: str, rows: Sequence[int]) -> dict[int, i
     return found
 
 
-def _fast(col: str, typ: str, delimiter: str) -> tuple[str, str]:
-    """(predicate, value) SQL of a cell of ``col`` that DuckDB reads as a number exactly as the
-    Python rules would, for a column of SQL type ``typ`` (DOUBLE for metric candidates)."""
+def _fast(col: str, typ: str, delimiter: str, d: str, n: str) -> tuple[str, str | None, str]:
+    """How DuckDB reads a cell of ``col`` as a number exactly as the Python rules would, for a
+    column of SQL type ``typ`` (DOUBLE for metric candidates): (its DOUBLE SQL, its BIGINT SQL or
+    None for DOUBLE, the predicate "it is such a number" over columns ``d`` and ``n`` holding
+    those two values and ``col``)."""
     # a failed TRY_CAST costs an error message: only cells that open like a number try
-    d = f"CASE WHEN ascii({col}) BETWEEN 43 AND 57 THEN TRY_CAST({col} AS DOUBLE) END"
+    double = f"CASE WHEN ascii({col}) BETWEEN 43 AND 57 THEN TRY_CAST({col} AS DOUBLE) END"
     if delimiter == ";":
         # a decimal comma (0,93) in a semicolon file: the same regex as _DECIMAL_COMMA_RE
-        d = (
+        double = (
             f"(CASE WHEN contains({col}, ',') THEN CASE WHEN regexp_full_match({col}, "
             rf"'[+-]?\d*,\d+([eE][+-]?\d+)?') THEN TRY_CAST(replace({col}, ',', '.') AS DOUBLE)"
-            f" END ELSE {d} END)"
+            f" END ELSE {double} END)"
         )
     ok = f"coalesce(NOT contains({col}, '_') AND isfinite({d}), false)"
     if typ == "DOUBLE":
-        return ok, d
+        return double, None, ok
     bound = _INT_BOUNDS[typ]
     as_int = f"TRY_CAST({d} AS BIGINT)" if delimiter == ";" else f"TRY_CAST({col} AS BIGINT)"
-    pred = (
-        f"coalesce({ok} AND {d} = trunc({d}) AND {as_int} BETWEEN {-bound} AND {bound - 1}, false)"
-    )
+    pred = f"coalesce({ok} AND {d} = trunc({d}) AND {n} BETWEEN {-bound} AND {bound - 1}, false)"
     if typ == "BIGINT":  # beyond 2**53 a double is not exact: read the integer itself
-        pred = f"coalesce({ok} AND {d} = trunc({d}) AND {as_int} IS NOT NULL, false)"
-    return pred, as_int
+        pred = f"coalesce({ok} AND {d} = trunc({d}) AND {n} IS NOT NULL, false)"
+    return double, as_int, pred
 
 
 def _literal(value: Any) -> str:
@@ -430,6 +433,8 @@ def stage_csv(
     map_type: dict[str, str] = {}
     for n, values in maps.items():
         map_type[n] = typ = "DOUBLE" if n in metric_cols else TRIAL_COLUMNS[n]
+        if len(values) <= _INLINE_VALUES:
+            continue
         rows_i = [(raw, value, i) for i, (raw, value) in enumerate(values)]
         _fill(con, f"_tk_map_{n}", {"raw": "VARCHAR", "value": typ, "i": "INTEGER"}, rows_i)
         temp.append(f"_tk_map_{n}")
@@ -470,7 +475,15 @@ def stage_csv(
         select.append(f"CAST([{items}] AS {typ}[])[q.gi + 1] AS {name}")
     joins = [cfg_join]
     rare_of: dict[str, str] = {}
+    inline = {n for n, values in maps.items() if len(values) <= _INLINE_VALUES}
     for n, values in maps.items():
+        if len(values) <= _INLINE_VALUES:  # a few values: found by position in a list literal
+            raws = ", ".join(_sql_str(raw) for raw, _ in values)
+            items = ", ".join(_literal(v) for _, v in values)
+            rare_of[n] = (
+                f"CAST([{items}] AS {map_type[n]}[])[list_position([{raws}], r.{col_of[n]})]"
+            )
+            continue
         joins.append(f"LEFT JOIN _tk_map_{n} m_{n} ON m_{n}.raw = r.{col_of[n]}")
         if len(values) <= _LITERAL_CONFIGS:  # the narrow table carries the value's index
             narrow.append(f"m_{n}.i AS m_{n}")
@@ -512,7 +525,8 @@ def stage_csv(
             select.append(f"{typed('repetition', 'INTEGER')} AS repetition")
         else:
             # rows without one are numbered 1, 2, ... per configuration in file order
-            rep_null = f"({typed('repetition', 'INTEGER', 'm_repetition.value')}) IS NULL"
+            rep_rare = rare_of["repetition"] if "repetition" in inline else "m_repetition.value"
+            rep_null = f"({typed('repetition', 'INTEGER', rep_rare)}) IS NULL"
             counter = f"g.cidx * 2 + CAST({rep_null} AS INTEGER)"
             select.append(f"coalesce({typed('repetition', 'INTEGER')}, q.n) AS repetition")
     else:
@@ -553,11 +567,10 @@ def stage_csv(
 def _narrow_frame(
     con: duckdb.DuckDBPyConnection, narrow: list[str], joins: list[str], counter: str, n: int
 ) -> None:
-    """Register a pandas frame :data:`ROWS` of the integer columns ``narrow`` (SQL over RAW ``r``
+    """Register :data:`ROWS`, NumPy arrays of the integer columns ``narrow`` (SQL over RAW ``r``
     and ``joins``) in file order, plus ``n``, rows numbered 1, 2, ... per value of ``counter``
     in file order: one unordered scan, then a scatter by row id and a stable integer sort."""
     import numpy as np
-    import pandas as pd
 
     cols = [f"coalesce({c.rsplit(' AS ', 1)[0]}, -1) AS {c.rsplit(' AS ', 1)[1]}" for c in narrow]
     if counter:
@@ -581,7 +594,7 @@ def _narrow_frame(
         numbers = np.empty(n, dtype=np.int32)
         numbers[order] = np.arange(1, n + 1, dtype=np.int64) - first
         columns["n"] = numbers
-    con.register(ROWS, pd.DataFrame(columns, copy=False))
+    con.register(ROWS, columns)  # a dict of NumPy arrays: no pandas to import
 
 
 def drop_staged(con: duckdb.DuckDBPyConnection, staged: Staged | None) -> None:
@@ -604,22 +617,28 @@ def _read_raw(
     cols = [f"c{i}" for i in range(width)]
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
     non_blank = "coalesce(" + ", ".join(f"nullif(trim({c}), '')" for c in cols) + ")"
-    items = []
+    # three projections, so each cell is cast once and tested once: the cast (d<i>, n<i>), the
+    # test (p<i>), then the typed value or the text
+    casts, tests, items = list(cols), list(cols), []
     for i, col in enumerate(cols):
         if i not in fast:
             items.append(col)
             continue
-        pred, value = _fast(col, fast[i], delimiter)
-        items.append(f"CASE WHEN {pred} THEN {value} END AS v{i}")
-        items.append(f"CASE WHEN NOT {pred} THEN {col} END AS {col}")
+        double, as_int, pred = _fast(col, fast[i], delimiter, f"d{i}", f"n{i}")
+        as_int = (as_int or "NULL").replace(f"TRY_CAST(d{i} ", f"TRY_CAST({double} ")
+        casts += [f"{double} AS d{i}", f"{as_int} AS n{i}"]
+        tests += [f"d{i}", f"n{i}", f"{pred} AS p{i}"]
+        items.append(f"CASE WHEN p{i} THEN {'d' if fast[i] == 'DOUBLE' else 'n'}{i} END AS v{i}")
+        items.append(f"CASE WHEN NOT p{i} THEN {col} END AS {col}")
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {RAW} AS SELECT {', '.join(items)} FROM read_csv(?, "
+            f"CREATE OR REPLACE TEMP TABLE {RAW} AS SELECT {', '.join(items)} FROM (SELECT "
+            f"{', '.join(tests)} FROM (SELECT {', '.join(casts)} FROM read_csv(?, "
             f"header = true, delim = {_sql_str(delimiter)}, quote = '\"', escape = '\"', "
             f"auto_detect = false, columns = {columns}, store_rejects = true, "
             f"ignore_errors = true, rejects_table = '_tk_rejects', "
             f"rejects_scan = '_tk_rejects_scan', max_line_size = 16777216) "
-            f"WHERE {non_blank} IS NOT NULL",
+            f"WHERE {non_blank} IS NOT NULL))",
             [str(path)],
         )
         rejects = con.execute(
