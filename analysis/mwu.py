@@ -80,7 +80,7 @@ def _mann_whitney(
     from analysis.ranks import rank_sums
 
     ranks = rank_sums(con, sel, metric=metric, group=group, levels=[ga.level, gb.level],
-                      held=HELD_VALUES)  # fmt: skip
+                      held=HELD_VALUES, keys=keys, expected=ga.n + gb.n)  # fmt: skip
     n_a, rank_sum_a = ranks.of(ga.level)
     n_b, _ = ranks.of(gb.level)
     u_a = rank_sum_a - n_a * (n_a + 1) / 2.0

@@ -126,19 +126,36 @@ def rank_sums(
     group: str,
     levels: Sequence[str] | None = None,
     held: int = 0,
+    keys: Sequence[Any] | None = None,
+    expected: int | None = None,
 ) -> RankSums:
     """Rank ``metric`` over the selected trials of ``levels`` of ``group`` (all levels when
     None; levels as :func:`analysis.data.format_level` writes them) and sum the ranks per level.
 
     ``held``: the most values numpy may hold to rank them (:func:`sorted_rank_sums`, e.g.
     :data:`analysis.query.HELD_VALUES`); beyond it, and by default (0: Python never holds the
-    values), DuckDB ranks them with a window. The results are the same. Rows with a NULL metric
-    or group value are left out. NaN values are refused (their rank is undefined).
+    values), DuckDB ranks them with a window. The results are the same. ``keys`` (the raw
+    values of ``levels``) and ``expected`` (how many values the caller's moments counted): when
+    ``expected <= held``, one scan fetches the values with their NaN count, instead of a scan
+    that counts first. Rows with a NULL metric or group value are left out. NaN values are
+    refused (their rank is undefined).
     """
     m, g = quote(metric), quote(group)
     x = f"CAST({m} AS DOUBLE)"
     conds = [f"{m} IS NOT NULL", f"{g} IS NOT NULL"]
     params = list(sel.params)
+    if levels is not None and keys is not None and expected is not None and expected <= held:
+        inside = f"{g} IN ({', '.join('?' for _ in keys)})"
+        rows, values = fetch_with_values(
+            con,
+            f"SELECT {g} AS __g, count_if(isnan({x})), list({x}) AS __x "
+            f"FROM {VIEW}{sel.where_and(*conds, inside)} GROUP BY {g}",
+            [*params, *keys],
+            order="__g",
+        )
+        if {format_level(r[0]) for r in rows} == set(levels):  # else: the counts say what is amiss
+            _refuse_nan(sum(int(r[1]) for r in rows), metric)
+            return _numpy_rank_sums([r[0] for r in rows], values)
     # one scan: the levels present, their counts and NaNs
     counted = execute(
         con,
@@ -158,12 +175,7 @@ def rank_sums(
         params += [wanted[lv] for lv in levels]
         chosen = {wanted[lv] for lv in levels}
         counted = [r for r in counted if r[0] in chosen]
-    nan = sum(int(r[2]) for r in counted)
-    if nan:
-        raise AnalysisError(
-            f"{metric} is NaN in {nan} selected trials, so they cannot be ranked; exclude them, "
-            f"e.g. --where '{metric}<1e308'"
-        )
+    _refuse_nan(sum(int(r[2]) for r in counted), metric)
     if not counted:
         return RankSums((), (), (), 0.0)
     where_sql = sel.where_and(*conds)
@@ -173,11 +185,24 @@ def rank_sums(
         con, f"SELECT {g} AS __g, list({x}) AS __x FROM {VIEW}{where_sql} GROUP BY {g}", params,
         order="__g",
     )  # fmt: skip
+    return _numpy_rank_sums([r[0] for r in rows], values)
+
+
+def _refuse_nan(nan: int, metric: str) -> None:
+    if nan:
+        raise AnalysisError(
+            f"{metric} is NaN in {nan} selected trials, so they cannot be ranked; exclude them, "
+            f"e.g. --where '{metric}<1e308'"
+        )
+
+
+def _numpy_rank_sums(levels: Sequence[Any], values: list[np.ndarray]) -> RankSums:
+    """:class:`RankSums` of the (raw) ``levels`` from their values (sorted here, in place)."""
     for v in values:
         v.sort()
     sums, ties = sorted_rank_sums(values)
     return RankSums(
-        levels=tuple(format_level(r[0]) for r in rows),
+        levels=tuple(format_level(v) for v in levels),
         n=tuple(int(v.size) for v in values),
         rank_sum=tuple(sums),
         tie_term=float(ties),

@@ -106,3 +106,24 @@ def test_rank_sums_in_numpy_equal_the_window_and_scipy(make_db, trials_for, rng,
     assert held == window == small  # small: more values than held, so DuckDB's window
     assert list(held.rank_sum) == ref_sums
     assert held.tie_term == ref_ties > 0
+
+
+def test_rank_sums_in_one_scan_with_the_callers_keys(make_db, trials_for, rng):
+    """With the levels' raw values and the expected count, one scan fetches the values: the
+    same result as counting first; a key with no trial still gets the counting path's error."""
+    groups = {1: 1e12 + 2**-13 * rng.integers(0, 9, 14), 4: 1e12 + 2**-13 * rng.integers(2, 11, 17)}
+    groups[2] = np.array([1.0, np.nan])  # not ranked: a level left out
+    path = make_db(trials_for(groups))
+    with connect(path) as con:
+        sel = select(con, metric="train_s", group=["workers"])
+        kw = {"metric": "train_s", "group": "workers", "levels": ["1", "4"], "held": 100}
+        one = rank_sums(con, sel, **kw, keys=[1, 4], expected=31)
+        counted = rank_sums(con, sel, **kw)
+        window = rank_sums(con, sel, metric="train_s", group="workers", levels=["1", "4"])
+        with pytest.raises(AnalysisError, match="level 3 has no trial"):
+            rank_sums(con, sel, **{**kw, "levels": ["1", "3"]}, keys=[1, 3], expected=20)
+        with pytest.raises(AnalysisError, match="NaN in 1 selected"):
+            rank_sums(con, sel, **{**kw, "levels": ["1", "2"]}, keys=[1, 2], expected=16)
+    ref_sums, ref_ties = _reference(groups, [1, 4])
+    assert one == counted == window
+    assert list(one.rank_sum) == ref_sums and one.tie_term == ref_ties > 0
