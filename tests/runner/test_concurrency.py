@@ -123,15 +123,17 @@ def test_two_runners_and_readers_share_one_database(tmp_path: Path) -> None:
         for proc in slots:
             if proc is not None and proc.poll() is None:
                 proc.kill()
-        written = time.monotonic() - t0
+        stopped = time.monotonic()
         writing.clear()
         for thread in readers:
             thread.join(timeout=300)
+    written = stopped - t0
     assert failures == []
-    assert written >= WRITE_S
-    for reader in ("analyze", "report"):  # the readers read all along
+    assert written >= WRITE_S and not any(thread.is_alive() for thread in readers)
+    for reader in ("analyze", "report"):  # the readers read all along, one read after another
         mine = [r for r in reads if r.reader == reader]
-        assert len(mine) >= 5 and mine[0].start - t0 < 10 and mine[-1].start - t0 > WRITE_S - 10
+        assert len(mine) >= 3 and mine[0].start - t0 < 10, mine
+        assert mine[-1].end >= stopped - REST_S[reader] - 1, mine
         assert [r.count for r in mine] == sorted(r.count for r in mine)  # never fewer
     for r in reads:  # every trial committed before a read started is in it
         floor = max(
