@@ -219,8 +219,9 @@ def regress(
         check_column(sel.columns, y, "--y", numeric=True)  # before the plan reads it
         p = plan(con, sel, compared=xs, by=by, required=[y, *xs], pool=pool, splittable=(),
                  refuse_hint=hint)  # fmt: skip
+        # the plan's scan applied the non-finite rule to y and the x's (finite_checked)
         res = plain(con, y=y, x=xs, by=by, where=sel.filters, include_warmup=include_warmup,
-                    **options)  # fmt: skip
+                    finite_checked=True, **options)  # fmt: skip
     return replace(res, notes=(*p.notes(), *res.notes))
 
 

@@ -322,6 +322,7 @@ def regress(
     include_warmup: bool = False,
     confidence_level: float = CONFIDENCE,
     rank_checks: bool | None = None,
+    finite_checked: bool = False,
 ) -> RegressionResult:
     """OLS of ``y`` on the ``x`` columns with an intercept, one fit per level of ``by``.
 
@@ -334,6 +335,10 @@ def regress(
     ``rank_checks``: Spearman's rho and the Durbin-Watson statistic, which sort every value;
     None (default) computes them up to :data:`RANK_CHECKS_MAX` selected trials and otherwise
     leaves them NaN with a note saying so.
+
+    ``finite_checked``: the caller has applied :func:`analysis.data.finite_check`'s rule to
+    ``y`` and ``x`` on this selection already (:func:`analysis.held.regress`'s plan does, in its
+    own scan), so without logs that scan is not repeated.
     """
     confidence_level = check_confidence(confidence_level)
     x = check_distinct(x, "--x")
@@ -349,9 +354,12 @@ def regress(
         for name in x:
             check_column(sel.columns, name, "--x", numeric=True)
         positive = [*(x if log_x else ()), *((y,) if log_y else ())]
-        n = finite_check(con, sel, [(y, "--y"), *((c, "--x") for c in x)], positive=positive)
-        if n == 0:
-            raise no_trials_error(sel, f"{y} and {', '.join(x)}")
+        n = None
+        if positive or not finite_checked:
+            n = finite_check(con, sel, [(y, "--y"), *((c, "--x") for c in x)],
+                             positive=positive)  # fmt: skip
+            if n == 0:
+                raise no_trials_error(sel, f"{y} and {', '.join(x)}")
         exprs = []
         for name, logged in ((y, log_y), *((c, log_x) for c in x)):
             e = f"CAST({quote(name)} AS DOUBLE)"
@@ -360,6 +368,10 @@ def regress(
         k = len(exprs)
         got = moments(con, sel, metrics=[Sql(e) for e in exprs], keys=by, null_keys=True,
                       where=not_null, aggregates=[f"max(d{j})" for j in range(k)])  # fmt: skip
+        if n is None:  # finite_check's count: the selected trials with y and every x
+            n = sum(km.n for km in got)
+            if n == 0:
+                raise no_trials_error(sel, f"{y} and {', '.join(x)}")
         ctes, args = base_ctes(
             sel.where_and(*not_null),
             by,
