@@ -87,13 +87,17 @@ TRICKY = (
 )
 
 
-@pytest.mark.parametrize("literals", [True, False])
+@pytest.mark.parametrize(("literals", "inline"), [(True, True), (True, False), (False, False)])
 def test_bulk_import_equals_the_row_by_row_reading(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, literals: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, literals: bool, inline: bool
 ) -> None:
     """Whitespace, decimal commas, underscores, case, blank rows, given repetitions: the
     database holds what parse_csv (the row-by-row reader published tables use) reads; also
-    when configurations and rare values are too many for list literals (a sorted table)."""
+    when rare values are too many to be found in the view by position (a join, the value's
+    index in the narrow frame) and when configurations and rare values are too many for list
+    literals (a sorted table)."""
+    if not inline:
+        monkeypatch.setattr("runner.importer_bulk._INLINE_VALUES", 0)
     if not literals:
         monkeypatch.setattr("runner.importer_bulk._LITERAL_CONFIGS", 0)
     csv_path = tmp_path / "t.csv"
