@@ -165,10 +165,11 @@ def _summary_rows(
     kid = f"hash({', '.join(ks)})" if ks and hashed else "0"
     src = f"(SELECT *, {kid} AS __h FROM ({b_sql}) UNION ALL SELECT *, {kid} FROM ({n_sql}))"
     batched = hashed and trial_rows(con) > HELD_MAX
+    # the key id hashed once per group (the grouped key values), not per row as in src
     agg_sql = f"""SELECT {kk}side, count(*), {"NULL" if batched else "median(x)"}, min(x),
                    avg(ln(x)) FILTER (WHERE x > 0), var_samp(ln(x)) FILTER (WHERE x > 0),
                    count(*) FILTER (WHERE NOT isfinite(x)), list(DISTINCT __run),
-                   count(*) FILTER (WHERE __ov), any_value(__h)
+                   count(*) FILTER (WHERE __ov), {kid}
                    {"" if batched else ", list(x) AS __x"}
             FROM {src} GROUP BY {kk}side"""
     arrays: list[np.ndarray] = []
