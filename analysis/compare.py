@@ -7,8 +7,9 @@ except those the two sides are defined by), or by ``config_id``. Per configurati
 sides:
 
 - both medians (DuckDB's);
-- ``test="mwu"`` (default, as benchstat): the Mann–Whitney U test, from mid-ranks computed in
-  DuckDB (exact p for small samples without ties, as scipy), and the ratio ``new / base`` as
+- ``test="mwu"`` (default, as benchstat): the Mann–Whitney U test, from mid-ranks of each
+  configuration's values (one DuckDB scan hands them over, numpy ranks them; exact p for small
+  samples without ties, as scipy), and the ratio ``new / base`` as
   ``exp`` of the Hodges–Lehmann shift of the log values with its distribution-free interval from
   the same U distribution — so the interval excludes 1 exactly when the test rejects (up to the
   normal approximation for large samples). A configuration of more than :data:`HL_MAX_PAIRS`

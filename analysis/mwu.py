@@ -1,7 +1,7 @@
-"""The Mann-Whitney U test of two levels, from the mid-rank sums DuckDB computes
-(:mod:`analysis.ranks`): U, z, p (exact for small samples without ties, as scipy's
-``method="auto"``; else the normal approximation with tie and continuity corrections), the
-rank-biserial correlation and the common-language effect size."""
+"""The Mann-Whitney U test of two levels, from their mid-rank sums (:mod:`analysis.ranks`:
+the two levels' values in one DuckDB scan, ranked by numpy): U, z, p (exact for small samples
+without ties, as scipy's ``method="auto"``; else the normal approximation with tie and
+continuity corrections), the rank-biserial correlation and the common-language effect size."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _mann_whitney(
     metric: str,
     group: str,
 ) -> dict[str, Any]:
-    """U, p, z, rank-biserial and CLES of level a against level b, from DuckDB's ranks."""
+    """U, p, z, rank-biserial and CLES of level a against level b, from their rank sums."""
     from analysis.query import HELD_VALUES
     from analysis.ranks import rank_sums
 
