@@ -1,20 +1,23 @@
 """The bulk path of ``runner import csv``: DuckDB's ``read_csv`` into a staging table, the
 checks of :mod:`runner.importer` done in SQL, then :meth:`Store.insert_staged`.
 
-Every cell is read as text. A cell DuckDB reads as a plain finite number (``TRY_CAST`` to DOUBLE,
-no ``_``) is a number, as it is to the row-by-row rules; every other non-empty cell is *rare* and
-goes, once per distinct value, through the same Python functions as before (``_cast``,
-``_is_number``, stripping, decimal commas), so text, odd spellings and bad values get exactly the
-old treatment and messages. Configurations (experiment, factors, params) are few: their
+The file is read once, into a staged table. A cell of a numeric candidate column (a numeric trial
+column, or a column that may be a metric) that DuckDB reads as a plain finite number
+(``TRY_CAST`` to DOUBLE, no ``_``) is a number, as it is to the row-by-row rules, and is stored
+typed; every other non-empty cell is *rare*, stored as text, and goes, once per distinct value,
+through the same Python functions as before (``_cast``, ``_is_number``, stripping, decimal commas),
+so text, odd spellings and bad values get exactly the old treatment and messages. Factor, status
+and param cells stay text. Configurations (experiment, factors, params) are few: their
 ``config_id`` and params (with the store's ``params_id``) are computed in Python once per
 distinct configuration, found per row by a hash of the key cells.
 
-Nothing typed is materialised per row but a narrow frame of integers in file order (the row's
-configuration, its rare cells' indexes, its repetition counter): the staged *view* joins it to the
-text table by position and reads configuration and rare values from list literals, so the store's
-``INSERT ... SELECT`` streams the rows in file order with no join and no sort (hash joins do not
-keep DuckDB's insertion order). Many configurations or rare values (over ``_LITERAL_CONFIGS``)
-take a slower path: a narrow table sorted by row.
+Besides the staged table, only a narrow frame of integers in file order is materialised per row
+(the row's configuration, indexes of rare values too many to find by position, its repetition
+counter): the staged *view* joins it to the staged table by position and reads configuration and
+rare values from list literals, so the store's ``INSERT ... SELECT`` streams the rows in file
+order with no join and no sort (hash joins do not keep DuckDB's insertion order). Many
+configurations or rare values (over ``_LITERAL_CONFIGS``) take a slower path: a narrow table
+sorted by row. A param column some of whose cells are numbers is read a second time as text.
 """
 
 from __future__ import annotations
