@@ -56,9 +56,14 @@ class UnfinishedRun:
     n_trials: int
     #: when its last trial started (None: no trial)
     last_trial_at: datetime | None
-    #: why it ended, as recorded (the journal's end error, or the signal of an interrupted
-    #: trial), if known
+    #: why it ended, as recorded: the run's end error (a failed run's error, an interrupted
+    #: run's signal), else (databases written before the runner recorded the signal) the
+    #: signal named by its interrupted trial's error text; None when unknown
     reason: str | None = None
+    #: finished trials of this run still in its dead runner's journal, not in the database yet
+    #: (the store's note on that journal, folded into this run's line)
+    journal_trials: int = 0
+    journal_path: str | None = None
 
     @property
     def resumable(self) -> bool:
@@ -94,6 +99,8 @@ class UnfinishedRun:
             "n_trials": self.n_trials,
             "last_trial_at": None if self.last_trial_at is None else str(self.last_trial_at),
             "reason": self.reason,
+            "journal_trials": self.journal_trials,
+            "journal_path": self.journal_path,
         }
 
 
@@ -112,6 +119,8 @@ class Provenance:
     store_notes: tuple[str, ...] = ()
     #: how the selection is described (``selected`` or ``in the report``)
     noun: str = "selected"
+    #: the view has ``run_status``: ``--where run_status=finished`` leaves the runs out
+    by_status: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.runs or self.store_notes)
@@ -123,7 +132,10 @@ class Provenance:
         return f"runner trials --resume {shlex.quote(run.run_id)}{self._db_option()}"
 
     def exclude_option(self) -> str:
-        """``--where`` items leaving out every unfinished run's trials."""
+        """``--where`` items leaving out every unfinished run's trials: the finished runs'
+        trials only when the view has ``run_status``, else one ``run_id!=`` per run."""
+        if self.by_status:
+            return "--where run_status=finished"
         return " ".join(f"--where run_id!={shlex.quote(r.run_id)}" for r in self.runs)
 
     def run_line(self, run: UnfinishedRun, *, mark: str = "`") -> str:
@@ -134,8 +146,14 @@ class Provenance:
             f"{run.n_trials:,}{total} {self.noun} trials come from run {run.run_id}, which "
             f"{run.ending()}"
         )
+        if run.journal_trials:
+            text += (
+                f"; {run.journal_trials:,} more of its finished trials are in its journal "
+                f"{run.journal_path}, not in the database yet"
+            )
         if run.resumable:
-            text += f"; resume: {mark}{self.resume_command(run)}{mark}"
+            merges = " (merges them too)" if run.journal_trials else ""
+            text += f"; resume{merges}: {mark}{self.resume_command(run)}{mark}"
         return text
 
     def lines(self, *, exclude_hint: bool = True, mark: str = "`") -> list[str]:
@@ -149,7 +167,7 @@ class Provenance:
             out.append(f"and {n:,} more from {len(rest)} other unfinished runs ({ids})")
         if self.runs and exclude_hint:
             out[-1] += f"; leave out: {self.exclude_option()}"
-        out += self.store_notes
+        out += [_remark(n, mark) for n in self.store_notes]
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,6 +205,55 @@ def open_reader(db: str | Path) -> Iterator[Reader]:
         yield Reader(store.con, Path(db), list(store.notes))
     finally:
         store.close()
+
+
+def _remark(note: str, mark: str) -> str:
+    """A store note with its command between ``mark`` (a report passes ``""``: no literal
+    backticks); notes other than a journal's as they are."""
+    from runner.journal import JournalNote
+
+    return note.unmerged.note(mark) if isinstance(note, JournalNote) else note
+
+
+def _fold_journals(
+    runs: Sequence[UnfinishedRun], store_notes: Sequence[str]
+) -> tuple[tuple[UnfinishedRun, ...], tuple[str, ...]]:
+    """The store's notes on unmerged journals of runs the notes already name folded into
+    those runs' lines (one line per run, not two)."""
+    from dataclasses import replace
+
+    from runner.journal import JournalNote
+
+    named = {r.run_id: r for r in runs}
+    journals = {
+        n.unmerged.run_id: n.unmerged
+        for n in store_notes
+        if isinstance(n, JournalNote) and n.unmerged.run_id in named
+    }
+    if not journals:
+        return tuple(runs), tuple(store_notes)
+    folded = tuple(
+        replace(
+            r, journal_trials=journals[r.run_id].trials, journal_path=str(journals[r.run_id].path)
+        )
+        if r.run_id in journals
+        else r
+        for r in runs
+    )
+    rest = tuple(
+        n for n in store_notes if not (isinstance(n, JournalNote) and n.unmerged.run_id in journals)
+    )
+    return folded, rest
+
+
+def _has_run_status(con: Any) -> bool:
+    """The ``observations`` view has ``run_status`` (stores written since it was added)."""
+    try:
+        from analysis.data import view_columns
+
+        return "run_status" in view_columns(con)
+    except Exception:  # noqa: BLE001 - no view: the run_id items then
+        return False
 
 
 def _selection_sql(
@@ -264,8 +331,8 @@ def provenance(
     table, columns = _table_for(con, selections)
     cond, params = _selection_sql(columns, selections, include_warmup)
     interrupted = "status = 'interrupted'" if "status" in columns else "false"
-    # only the unfinished runs' row groups are read (run_id zone maps); their interrupted
-    # trials say which signal stopped them
+    # only the unfinished runs' row groups are read (run_id zone maps); an interrupted trial's
+    # text names the signal for runs that ended before the runner recorded it as the end error
     per_run = con.execute(
         f"SELECT run_id, count(*) FILTER (WHERE {cond}), max(started_at), "
         f"min(error) FILTER (WHERE {interrupted}) "
@@ -304,7 +371,8 @@ def provenance(
                 reason=reason,
             )
         )
-    return Provenance(str(db), total, tuple(out), tuple(store_notes), noun)
+    folded, notes = _fold_journals(out, store_notes)
+    return Provenance(str(db), total, folded, notes, noun, _has_run_status(con))
 
 
 __all__ = [

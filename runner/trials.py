@@ -1046,7 +1046,7 @@ def _execute(
             )
     except KeyboardInterrupt as exc:
         signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        note = log.end("interrupted")
+        note = log.end("interrupted", signal_name)  # recorded as the run's end error
         raise RunInterrupted(run_id, str(log.db), signal_name, note) from None
     except BaseException as exc:
         # "disk full" / "I/O error" from the journal, else the error's first line

@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from runner.store import open_store
@@ -22,6 +23,29 @@ OK = "status = 'ok' AND (warmup = false OR warmup IS NULL)"
 
 def _notes(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("note: ")]
+
+
+def _journal_trials(db: Path, run_id: str) -> int:
+    """Finished trials in ``run_id``'s journal after the seq merged into ``db`` (read from the
+    JSON lines and the database directly; a half-written last line does not count)."""
+    path = Path(f"{db}.journal") / f"{run_id}.jsonl"
+    if not path.exists():
+        return 0
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = ?", [f"journal:{run_id}"]).fetchone()
+    finally:
+        con.close()
+    merged = json.loads(row[0])["seq"] if row else 0
+    n = 0
+    for line in path.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("seq", 0) > merged:
+            n += {"trial": 1, "trials": len(event.get("records") or ())}.get(event.get("e"), 0)
+    return n
 
 
 def _analyze(*args: str | Path) -> tuple[str, list[str]]:
@@ -53,14 +77,27 @@ def test_a_sigkilled_runner_s_trials_are_named_before_and_after_a_writer_marks_i
         f"note: {n:,} of {total:,} selected trials come from run {run_id}, which did not finish "
         "(its runner is gone; last trial "
     )
-    assert f"resume: `runner trials --resume {run_id} --db {db}`" in notes[0]
+    assert f"`runner trials --resume {run_id} --db {db}`" in notes[0]
     assert notes[0].endswith(f"; leave out: --where run_id!={run_id}")
     journal = Path(f"{db}.journal") / f"{run_id}.jsonl"
-    for note in notes[1:]:  # the store's note on what the journal still holds
-        assert f"run {run_id} was killed; " in note and str(journal) in note
+    kept = _journal_trials(db, run_id)
+    # one line for the run, with what its journal still holds (not a second line for that)
+    assert len(notes) == 1
+    if kept:
+        assert (
+            f"; {kept:,} more of its finished trials are in its journal {journal}, not in the "
+            f"database yet; resume (merges them too): `runner trials --resume {run_id} "
+            f"--db {db}`"
+        ) in notes[0]
     # the way out it names works: those trials left out, only the journal's note is left
     _, left = _analyze("summary", "--db", db, "--where", f"run_id!={run_id}")
-    assert left == notes[1:]
+    if kept:
+        assert len(left) == 1 and left[0].startswith(
+            f"note: run {run_id} was killed; {kept:,} finished trial"
+        )
+        assert f"in {journal} and are not in the database yet; `runner trials" in left[0]
+    else:
+        assert left == []
     # a writer merges the dead runner's journal and marks the run killed
     open_store(db).close()
     assert db_count(db, "SELECT count(*) FROM runs WHERE status = 'killed'") == 1
@@ -167,3 +204,86 @@ def test_an_ending_without_a_trial_time_or_reason_says_only_what_is_known() -> N
     assert run("failed", reason="disk full") == "ended failed (disk full)"
     assert run("running", alive=True) == "is still running"
     assert run("running") == "did not finish (its runner is gone)"
+
+
+def test_a_journal_note_on_a_named_run_is_folded_into_its_line(tmp_path: Path) -> None:
+    """A dead run with trials both merged and still in its journal: one line (the run's, with
+    the journal's count), not two; the note on a journal of a run not selected stays its own
+    line; the report's lines (mark "") carry no backticks; counts with thousands separators."""
+    from analysis.provenance import provenance
+    from runner.journal import Unmerged
+
+    db = tmp_path / "r.duckdb"
+    add_run(db, "good", "finished", 6)
+    add_run(db, "k1", "killed", 4, minute=1)
+    add_run(db, "k2", "killed", 2, minute=2)
+    folder = Path(f"{db}.journal")
+    notes = [
+        Unmerged("k1", folder / "k1.jsonl", 5218, "killed").note(),
+        Unmerged("k2", folder / "k2.jsonl", 1234567, "killed").note(),
+        "some other note of the store",
+    ]
+    with open_store(db, read_only=True) as store:
+        found = provenance(store.con, db=db, selections=[["run_id!=k2"]], store_notes=notes)
+    lines = found.lines()
+    assert len(lines) == 3, lines
+    assert lines[0] == (
+        f"4 of 10 selected trials come from run k1, which was killed (its runner died; last "
+        f"trial 2026-12-07 02:01 UTC); 5,218 more of its finished trials are in its journal "
+        f"{folder / 'k1.jsonl'}, not in the database yet; resume (merges them too): "
+        f"`runner trials --resume k1 --db {db}`; leave out: --where run_id!=k1"
+    )
+    assert lines[1].startswith("run k2 was killed; 1,234,567 finished trials are kept in ")
+    assert "; `runner trials --resume k2` merges them" in lines[1]
+    assert lines[2] == "some other note of the store"
+    report = found.lines(exclude_hint=False, mark="")
+    assert not any("`" in line for line in report), report
+    assert report[0].endswith(f"resume (merges them too): runner trials --resume k1 --db {db}")
+    assert "; runner trials --resume k2 merges them" in report[1]
+
+
+def test_a_sigterm_is_recorded_as_the_run_s_end_and_named_from_there(tmp_path: Path) -> None:
+    """SIGTERM: the runner records the signal where a failed run's error goes (the journal
+    state in meta), and the note names it from there, not from the interrupted trial's text."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "r.duckdb"
+    runner = Path(sys.executable).parent / "runner"
+    proc = subprocess.Popen(
+        [str(runner), "trials", "--engine", "local", "--workload", "noop", "--n", "1000000",
+         "--param", "spin=25000000", "--warmup", "0", "--db", str(db), "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    folder = Path(f"{db}.journal")
+    deadline = time.monotonic() + 180
+    try:  # once a trial is journaled, the signal lands in a later one
+        while time.monotonic() < deadline and not any(
+            b'"e":"trial"' in p.read_bytes() for p in folder.glob("*.jsonl")
+        ):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    con = duckdb.connect(str(db))
+    try:
+        run_id, status = con.execute("SELECT run_id, status FROM runs").fetchone()
+        (state,) = con.execute(
+            "SELECT value FROM meta WHERE key = ?", [f"journal:{run_id}"]
+        ).fetchone()
+        n = con.execute(f"SELECT count(*) FROM trials WHERE {OK}").fetchone()[0]
+        # an old database's fallback (the trial's text) cannot be what names it below
+        con.execute("UPDATE trials SET error = 'cut' WHERE status = 'interrupted'")
+    finally:
+        con.close()
+    assert status == "interrupted" and json.loads(state)["error"] == "SIGTERM"
+    assert n > 0
+    _, notes = _analyze("summary", "--db", db)
+    assert len(notes) == 1 and notes[0].startswith(
+        f"note: {n:,} of {n:,} selected trials come from run {run_id}, which was interrupted "
+        "(SIGTERM; last trial "
+    )
