@@ -362,14 +362,30 @@ class Unmerged:
     #: how the run ended by its journal (``killed``: it recorded no end)
     status: str
 
-    def note(self) -> str:
-        """One line for a reader of the database."""
+    def note(self, mark: str = "`") -> JournalNote:
+        """One line for a reader of the database (the command between ``mark``: a report
+        passes ``""``), as a :class:`JournalNote` that still knows the run and its count."""
         how = "was killed" if self.status == "killed" else f"ended {self.status}"
-        return (
-            f"run {self.run_id} {how}; {self.trials} finished trials are kept in {self.path} "
-            f"and are not in the database yet; `runner trials --resume {self.run_id}` merges "
-            "them (so does any command that writes to the database)"
+        text = (
+            f"run {self.run_id} {how}; {self.trials:,} finished "
+            f"{'trial is' if self.trials == 1 else 'trials are'} kept in {self.path} "
+            f"and are not in the database yet; {mark}runner trials --resume {self.run_id}{mark} "
+            "merges them (so does any command that writes to the database)"
         )
+        return JournalNote(text, self)
+
+
+class JournalNote(str):
+    """A store note on a dead runner's unmerged journal: the text, plus the :class:`Unmerged`
+    it tells of, so a reader that also names the run (``analysis.provenance``) can make one
+    line of the two, and re-mark the command for a report."""
+
+    unmerged: Unmerged
+
+    def __new__(cls, text: str, unmerged: Unmerged) -> JournalNote:
+        note = super().__new__(cls, text)
+        note.unmerged = unmerged
+        return note
 
 
 def unmerged(store: Any) -> list[Unmerged]:

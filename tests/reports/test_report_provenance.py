@@ -117,3 +117,73 @@ def test_report_build_prints_the_notes_on_stderr(tmp_path: Path) -> None:
     assert notes[0].startswith("note: 4 of 10 analysed trials come from run kill1, which was ")
     assert "--where" not in notes[0]  # report has no --where
     json.dumps(notes)
+
+
+def _dead_runner_with_a_journal(tmp_path: Path) -> tuple[Path, str, Path]:
+    """A finished run, then a run whose runner 'died' (its journal closed, not deleted) with 3
+    trials merged and 2 still in its journal."""
+    from datetime import timedelta
+
+    from runner.journal import RunLog
+    from runner.store import TrialRecord, open_store
+
+    from .unfinished import START
+
+    db = tmp_path / "r.duckdb"
+    add_run(db, "done", "finished", 6)
+    with open_store(db) as store:
+        log = RunLog.begin(store, source="measured", argv=["x"], spec={"n": 1}, env={})
+
+    def record(i: int) -> TrialRecord:
+        values = {"experiment": "x", "engine": "local", "workload": "noop", "dataset": "digits",
+                  "workers": 1, "warmup": False, "repetition": i,
+                  "started_at": START + timedelta(minutes=5, seconds=i),
+                  "train_s": float(i), "wall_s": float(i) + 0.5}  # fmt: skip
+        return TrialRecord(run_id=log.run_id, status="ok", values=values)
+
+    log.append_trials([record(i) for i in (1, 2, 3)])
+    assert log.merge(5)
+    log.append_trials([record(i) for i in (4, 5)])
+    log.journal.close(delete=False)  # the runner is gone: its lock released, the journal kept
+    return db, log.run_id, log.journal.path
+
+
+def test_a_dead_runner_s_journal_is_one_plain_line_in_the_report(tmp_path: Path) -> None:
+    """Trials of a dead run both merged and in its journal: one line in the note box (the run,
+    its journal's count, the resume command), no second line from the store, no backticks."""
+    db, run_id, journal = _dead_runner_with_a_journal(tmp_path)
+    n = db_count(db, "SELECT count(*) FROM trials WHERE run_id = ? AND status = 'ok'", [run_id])
+    total = db_count(db, "SELECT count(*) FROM trials WHERE status = 'ok'")
+    assert (n, total) == (3, 9)
+    out = tmp_path / "r.html"
+    result = build_report(db, fmt="html", out=out)
+    box = _box(out.read_text("utf-8"))
+    assert "`" not in box
+    assert len(result.warnings) == 1  # stderr's line: the command between backticks there
+    line = (
+        f"3 of 9 analysed trials come from run {run_id}, which did not finish (its runner is "
+        f"gone; last trial 2026-12-07 02:05 UTC); 2 more of its finished trials are in its "
+        f"journal {journal}, not in the database yet; resume (merges them too): runner trials "
+        f"--resume {run_id} --db {db}"
+    )
+    assert result.warnings[0].replace("`", "") == line
+    assert str(escape(line)) in box
+    assert box.count(run_id) == 3  # one line only: the run, its journal, its resume command
+
+
+def test_the_runs_appendix_shows_how_each_run_ended() -> None:
+    from types import SimpleNamespace
+
+    from reports.environment import runs_table
+
+    def run(run_id: str, **more: object) -> SimpleNamespace:
+        return SimpleNamespace(run_id=run_id, source="measured", started_at=None, n_trials=1200,
+                               experiments=("x",), argv=["runner", "trials"], **more)  # fmt: skip
+
+    statuses = ["finished", "killed", "interrupted", "failed", "running"]
+    table = runs_table([run(s, status=s) for s in statuses])
+    heads = [c.label for c in table.columns]
+    assert heads[:3] == ["Run", "Source", "Status"]
+    assert [row[2] for row in table.rows] == statuses
+    # run objects that carry no status: no such column
+    assert "Status" not in [c.label for c in runs_table([run("a")]).columns]

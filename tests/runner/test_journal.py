@@ -325,3 +325,23 @@ def json_ok(line: bytes) -> bool:
     except ValueError:
         return False
     return True
+
+
+def test_an_unmerged_journal_s_note_counts_with_separators_and_marks_its_command_as_asked(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.duckdb.journal" / "k1.jsonl"
+    u = jr.Unmerged("k1", path, 5218, "killed")
+    note = u.note()
+    assert note == (
+        f"run k1 was killed; 5,218 finished trials are kept in {path} and are not in the "
+        "database yet; `runner trials --resume k1` merges them (so does any command that "
+        "writes to the database)"
+    )
+    assert note.unmerged is u  # a reader naming the run can fold the note into its line
+    plain = u.note("")  # a report: no literal backticks
+    assert "`" not in plain and "; runner trials --resume k1 merges them" in plain
+    assert (
+        "ended interrupted; 1 finished trial is kept"
+        in jr.Unmerged("i", path, 1, "interrupted").note()
+    )
