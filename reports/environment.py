@@ -42,11 +42,22 @@ def flatten(env: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return items
 
 
+def _status(run: Any) -> str:
+    """A run's status (``finished``, ``killed``, ``interrupted``, ``failed`` or ``running``),
+    or the missing mark when the run object does not carry one."""
+    status = getattr(run, "status", None)
+    return fmt.MISSING if status is None else str(status)
+
+
 def runs_table(runs: Sequence[Any]) -> Table:
+    """The runs, oldest first: id, source, how the run ended (when the run objects carry a
+    ``status``), start, trials, experiments and command line."""
+    with_status = any(getattr(r, "status", None) is not None for r in runs)
     rows = tuple(
         (
             str(r.run_id),
             str(r.source),
+            *((_status(r),) if with_status else ()),
             _timestamp(r.started_at),
             fmt.count(r.n_trials),
             ", ".join(r.experiments) or fmt.MISSING,
@@ -60,6 +71,7 @@ def runs_table(runs: Sequence[Any]) -> Table:
         columns=(
             Column("Run"),
             Column("Source", wrap=True),
+            *((Column("Status"),) if with_status else ()),
             Column("Started"),
             Column("Trials", num=True),
             Column("Experiments", wrap=True),
