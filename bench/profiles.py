@@ -11,7 +11,7 @@ For each default case (the command lines of ``bench/analysis.py``'s ``build_case
 DuckDB's workers, so this way its samples cover all the process's CPU) and summarises them:
 
 - imports: any frame of Python's import machinery (``<frozen importlib...>``), by the top-level
-  package whose ``<module>`` runs;
+  package of the innermost ``<module>`` (the module whose code runs);
 - DuckDB: any frame of DuckDB (its extension module or its Python package), by the analysis
   function that issued the query (the innermost ``analysis/`` frame above DuckDB's);
 - numpy/scipy: frames of numpy, scipy or their BLAS (outside imports);
@@ -97,8 +97,9 @@ def _analysis_frame(frames: Sequence[str], upto: int | None = None) -> str:
 
 
 def _imported(frames: Sequence[str], first: int) -> str:
-    """The top-level package of the first ``<module>`` after the import machinery starts."""
-    for frame in frames[first:]:
+    """The top-level package of the innermost ``<module>`` (the module whose code runs: an
+    analysis module importing scipy at its top counts as scipy)."""
+    for frame in reversed(frames[first:]):
         m = FRAME.match(frame)
         if m and m.group("func") == "<module>" and not _is_import(frame):
             path = m.group("file")
