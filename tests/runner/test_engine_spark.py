@@ -341,14 +341,20 @@ def _spark_processes(under: Path) -> list[str]:
     return found
 
 
-def _deploy_pids() -> set[int]:
+def _deploy_pids(under: Path) -> set[int]:
+    """Spark standalone daemons (master, workers, executors) whose TMPDIR is under ``under``: a
+    run's with TMPDIR=``under``, not those of runs elsewhere on the machine."""
     import psutil
 
+    needle = f"\0TMPDIR={under}/".encode()
     pids = set()
     for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            if "org.apache.spark.deploy" in " ".join(proc.cmdline()):
-                pids.add(proc.pid)
+        with contextlib.suppress(psutil.Error, OSError):
+            if "org.apache.spark.deploy" not in " ".join(proc.cmdline()):
+                continue
+            with open(f"/proc/{proc.pid}/environ", "rb") as f:
+                if needle in b"\0" + f.read():
+                    pids.add(proc.pid)
     return pids
 
 
@@ -368,7 +374,6 @@ data_fraction = 0.3
 def test_spark_standalone_mode_runs_on_a_cluster_of_its_own(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"  # the runner's temporary folders, so its processes can be told
     scratch.mkdir()
-    before = _deploy_pids()
     db = tmp_path / "results.duckdb"
     proc = _trials(tmp_path, STANDALONE, db, env={**os.environ, "TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stderr
@@ -388,7 +393,7 @@ def test_spark_standalone_mode_runs_on_a_cluster_of_its_own(tmp_path: Path) -> N
     assert setup_s > 1.0 and train_s > 0 and infer_s > 0
     # the master, the workers and their executors are gone with the configuration
     assert _spark_processes(scratch) == []
-    assert _deploy_pids() - before == set()
+    assert _deploy_pids(scratch) == set()
 
 
 @pytest.mark.engine
