@@ -30,14 +30,17 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from analysis import twoway_text
-from analysis.anova_checks import metric_scale
 from analysis.data import (
+    VIEW,
     Database,
     Filter,
+    Selection,
     check_distinct,
     connect,
+    execute,
     finite_check,
     no_trials_error,
+    quote,
     select,
 )
 from analysis.errors import AnalysisError
@@ -56,6 +59,7 @@ from analysis.twoway_text import (  # noqa: F401  (re-exported)
 )
 
 if TYPE_CHECKING:
+    import duckdb
     import numpy as np
     import pandas as pd
 
@@ -340,11 +344,28 @@ def twoway_anova(
     pair = (names[0], names[1])
     with connect(db) as con:
         sel = select(con, metric=metric, group=pair, where=where, include_warmup=include_warmup)
-        finite_check(con, sel, [(metric, "--metric")])  # names NaN/inf values and raises
-        scale = metric_scale(con, sel, metric=metric)
+        scale = _checked_scale(con, sel, metric=metric)
         cells = cell_moments(con, sel, metric=metric, groups=pair, scale=scale)
         if not cells:
             raise no_trials_error(sel, f"{metric}, {pair[0]} and {pair[1]}")
     return twoway_from_cells(
         cells, metric=metric, groups=pair, ss_type=ss_type, where=sel.where_text, scale=scale
     )
+
+
+def _checked_scale(con: duckdb.DuckDBPyConnection, sel: Selection, *, metric: str) -> float:
+    """:func:`analysis.data.finite_check`'s rule on ``metric`` (raising with its counts when a
+    value is NaN or infinite) and :func:`analysis.anova_checks.metric_scale`, from one scan:
+    the largest magnitude and the count of non-finite values together."""
+    from analysis.query import power_of_two_scale
+
+    x = f"CAST({quote(metric)} AS DOUBLE)"
+    where_sql = sel.where_and(f"{quote(metric)} IS NOT NULL")
+    big, bad = execute(
+        con,
+        f"SELECT max(abs({x})), count(*) FILTER (WHERE NOT isfinite({x})) FROM {VIEW}{where_sql}",
+        sel.params,
+    )[0]
+    if bad:
+        finite_check(con, sel, [(metric, "--metric")])  # names NaN/inf values and raises
+    return power_of_two_scale(big)
