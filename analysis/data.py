@@ -142,7 +142,9 @@ _VIEW_SQL = re.compile(
     r"USING \(params_id\)\);?\s*$",
     re.DOTALL,
 )
-_VIEW_COL = re.compile(r'([tpr])\.("(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_]*)')
+_IDENT = r'"(?:[^"]|"")*"|[A-Za-z_][A-Za-z0-9_]*'
+#: ``t.name``, ``r."source"`` or ``r.status AS run_status``: the alias names the view's column
+_VIEW_COL = re.compile(rf"([tpr])\.({_IDENT})(?: AS ({_IDENT}))?")
 _FROM_VIEW = re.compile(rf"\b(FROM|JOIN)\s+{VIEW}\b(?!\s*\.)", re.IGNORECASE)
 _STAR_FROM_VIEW = re.compile(rf"\*\s*(?:EXCLUDE\s*\([^)]*\)\s*)?FROM\s+{VIEW}\b", re.IGNORECASE)
 _JOINED: weakref.WeakKeyDictionary[Any, frozenset[str] | None] = weakref.WeakKeyDictionary()
@@ -162,8 +164,13 @@ def _joined_columns(con: duckdb.DuckDBPyConnection) -> frozenset[str] | None:
     got: frozenset[str] | None = None
     if len(rows) == 1 and not rows[0][0] and (m := _VIEW_SQL.match(rows[0][1] or "")):
         items = _VIEW_COL.findall(m.group("cols"))
-        if ", ".join(f"{a}.{n}" for a, n in items) == m.group("cols"):
-            names = [(a, n[1:-1].replace('""', '"') if n.startswith('"') else n) for a, n in items]
+        text = ", ".join(f"{a}.{n}" + (f" AS {alias}" if alias else "") for a, n, alias in items)
+        if text == m.group("cols"):
+            names = [
+                (a, x[1:-1].replace('""', '"') if x.startswith('"') else x)
+                for a, n, alias in items
+                for x in [alias or n]
+            ]
             got = frozenset(n.lower() for a, n in names if a != "t")
     with contextlib.suppress(TypeError):  # no weak reference: looked up again next time
         _JOINED[con] = got

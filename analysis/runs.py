@@ -22,6 +22,8 @@ class RunInfo:
     env: dict
     n_trials: int
     experiments: tuple[str, ...]
+    #: how the run ended: ``finished``, ``killed``, ``interrupted``, ``failed`` or ``running``
+    status: str | None = None
 
 
 def trial_rows(con: Any) -> int:
@@ -60,7 +62,7 @@ def list_runs(db: Database) -> tuple[RunInfo, ...]:
                 FROM trials GROUP BY run_id
             )
             SELECT r.run_id, r.started_at, r.finished_at, r.source, r.argv, r.env,
-                   coalesce(t.n, 0), t.experiments
+                   coalesce(t.n, 0), t.experiments, r.status
             FROM runs r LEFT JOIN t USING (run_id)
             ORDER BY r.started_at, r.run_id
             """
@@ -75,6 +77,7 @@ def list_runs(db: Database) -> tuple[RunInfo, ...]:
             env=dict(_json_value(env, {})),
             n_trials=int(n),
             experiments=tuple(exps or ()),
+            status=status,
         )
-        for run_id, started, finished, source, argv, env, n, exps in raw
+        for run_id, started, finished, source, argv, env, n, exps, status in raw
     )

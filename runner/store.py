@@ -126,8 +126,11 @@ _TRIALS_DDL = (
     + ")"
 )
 _PARAMS_DDL = "CREATE TABLE IF NOT EXISTS params (params_id VARCHAR PRIMARY KEY, params JSON)"
-#: Columns the view adds from ``runs``.
-RUN_VIEW_COLUMNS = {"source": "VARCHAR"}
+#: Columns the view adds from ``runs``: its ``source``, and its ``status`` as ``run_status``
+#: (``--where run_status=finished`` keeps the trials of runs that finished).
+RUN_VIEW_COLUMNS = {"source": "VARCHAR", "run_status": "VARCHAR"}
+#: How the view selects each of :data:`RUN_VIEW_COLUMNS` from ``runs r``.
+_RUN_VIEW_SELECT = ["r.source", "r.status AS run_status"]
 
 _DDL = [
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
@@ -514,7 +517,7 @@ class Store:
         metric_names = sorted(n for n, (k, _) in cols.items() if k == "metric")
         param_cols = sorted((n, typ) for n, (k, typ) in cols.items() if k == "param")
         select = ["p.params" if c == "params" else f"t.{c}" for c in TRIAL_COLUMNS]
-        select.append("r.source")
+        select += _RUN_VIEW_SELECT
         select += [f"t.{quote_ident(n)}" for n in metric_names]
         select += [f"p.{quote_ident(n)}" for n, _ in param_cols]
         # Each param column is extracted once per distinct params row, then joined.
@@ -530,6 +533,19 @@ class Store:
             + " FROM trials t JOIN runs r USING (run_id)"
             + f" LEFT JOIN (SELECT {', '.join(extract)} FROM params) p USING (params_id)"
         )
+
+    def _view_has_run_columns(self) -> bool:
+        """The ``observations`` view has every column of :data:`RUN_VIEW_COLUMNS` (a file
+        written before ``run_status`` was added has not, until a writable open rebuilds it; a
+        read-only open leaves it so)."""
+        names = {
+            r[0]
+            for r in self.con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = 'observations' "
+                "AND NOT internal AND schema_name = 'main'"
+            ).fetchall()
+        }
+        return set(RUN_VIEW_COLUMNS) <= names
 
     # -- writing -----------------------------------------------------------------------------
     def begin_run(
@@ -1213,7 +1229,7 @@ def _present_old_schema(store: Store, version: int) -> None:
         for name, typ in param_cols
     ]
     select = [trial_column(c, typ) for c, typ in TRIAL_COLUMNS.items()]
-    select.append("r.source")
+    select += _RUN_VIEW_SELECT
     select += metric_select
     select += [f"p.{quote_ident(n)}" for n, _ in param_cols]
     view(
@@ -1318,6 +1334,9 @@ def open_store(
                 _present_old_schema(store, version)  # temp views: the file is not written
             else:
                 store._migrate(version)
+        elif not read_only and not store._view_has_run_columns():
+            with store.transaction():  # a schema-4 file from before run_status: once
+                store._rebuild_view()
         if read_only:
             store.notes = _unmerged_notes(store)
         else:

@@ -78,7 +78,7 @@ def test_a_sigkilled_runner_s_trials_are_named_before_and_after_a_writer_marks_i
         "(its runner is gone; last trial "
     )
     assert f"`runner trials --resume {run_id} --db {db}`" in notes[0]
-    assert notes[0].endswith(f"; leave out: --where run_id!={run_id}")
+    assert notes[0].endswith("; leave out: --where run_status=finished")
     journal = Path(f"{db}.journal") / f"{run_id}.jsonl"
     kept = _journal_trials(db, run_id)
     # one line for the run, with what its journal still holds (not a second line for that)
@@ -89,8 +89,19 @@ def test_a_sigkilled_runner_s_trials_are_named_before_and_after_a_writer_marks_i
             f"database yet; resume (merges them too): `runner trials --resume {run_id} "
             f"--db {db}`"
         ) in notes[0]
-    # the way out it names works: those trials left out, only the journal's note is left
-    _, left = _analyze("summary", "--db", db, "--where", f"run_id!={run_id}")
+    # the way out it names works: the finished run's trials only (counted by DuckDB), and only
+    # the journal's note is left
+    stdout, left = _analyze(
+        "summary", "--db", db, "--where", "run_status=finished", "--format", "json"
+    )
+    rows = json.loads(stdout)["rows"]
+    done = db_count(db, f"SELECT count(*) FROM trials WHERE run_id = ? AND {OK}", [finished])
+    assert sum(r["n"] for r in rows) == done > 0
+    assert done == db_count(
+        db,
+        "SELECT count(*) FROM trials t JOIN runs r USING (run_id) WHERE r.status = 'finished' "
+        "AND t.status = 'ok' AND (t.warmup = false OR t.warmup IS NULL)",
+    )
     if kept:
         assert len(left) == 1 and left[0].startswith(
             f"note: run {run_id} was killed; {kept:,} finished trial"
@@ -130,8 +141,7 @@ def test_each_ending_is_named_with_its_reason_and_counts(tmp_path: Path) -> None
         f"trial 2026-12-07 02:02 UTC); resume: `runner trials --resume fail1 --db {db}`",
         # an import is not resumed
         "note: 2 of 15 selected trials come from run imp1, which was killed (its runner died; "
-        "last trial 2026-12-07 02:03 UTC); leave out: --where run_id!=int1 --where "
-        "run_id!=fail1 --where run_id!=imp1",
+        "last trial 2026-12-07 02:03 UTC); leave out: --where run_status=finished",
     ]
     # the --where that selects only the finished run's trials: nothing to say
     _, notes = _analyze("summary", "--db", db, "--where", "run_id=good")
@@ -151,7 +161,7 @@ def test_a_run_still_running_is_named_as_such_without_a_resume_line(tmp_path: Pa
         assert proc.returncode == 0, proc.stderr
         assert _notes(proc.stderr) == [
             "note: 2 of 7 selected trials come from run live, which is still running (last "
-            "trial 2026-12-07 02:05 UTC); leave out: --where run_id!=live"
+            "trial 2026-12-07 02:05 UTC); leave out: --where run_status=finished"
         ]
     finally:
         os.close(fd)
@@ -159,7 +169,7 @@ def test_a_run_still_running_is_named_as_such_without_a_resume_line(tmp_path: Pa
     proc = run_cli("analyze", "summary", "--by", "engine", cwd=tmp_path)
     assert _notes(proc.stderr)[0].endswith(
         "which did not finish (its runner is gone; last trial 2026-12-07 02:05 UTC); resume: "
-        "`runner trials --resume live`; leave out: --where run_id!=live"
+        "`runner trials --resume live`; leave out: --where run_status=finished"
     )
 
 
@@ -231,7 +241,7 @@ def test_a_journal_note_on_a_named_run_is_folded_into_its_line(tmp_path: Path) -
         f"4 of 10 selected trials come from run k1, which was killed (its runner died; last "
         f"trial 2026-12-07 02:01 UTC); 5,218 more of its finished trials are in its journal "
         f"{folder / 'k1.jsonl'}, not in the database yet; resume (merges them too): "
-        f"`runner trials --resume k1 --db {db}`; leave out: --where run_id!=k1"
+        f"`runner trials --resume k1 --db {db}`; leave out: --where run_status=finished"
     )
     assert lines[1].startswith("run k2 was killed; 1,234,567 finished trials are kept in ")
     assert "; `runner trials --resume k2` merges them" in lines[1]
@@ -287,3 +297,24 @@ def test_a_sigterm_is_recorded_as_the_run_s_end_and_named_from_there(tmp_path: P
         f"note: {n:,} of {n:,} selected trials come from run {run_id}, which was interrupted "
         "(SIGTERM; last trial "
     )
+
+
+def test_a_view_from_before_run_status_is_told_the_run_id_items(tmp_path: Path) -> None:
+    """A file whose view predates ``run_status``, read without a writer since: the way out
+    names each run (``--where run_id!=...``), which works there."""
+    db = tmp_path / "r.duckdb"
+    add_run(db, "good", "finished", 6)
+    add_run(db, "k1", "killed", 4, minute=1)
+    con = duckdb.connect(str(db))
+    try:
+        (sql,) = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'observations'"
+        ).fetchone()
+        con.execute(sql.replace(", r.status AS run_status", "").replace(
+            "CREATE VIEW", "CREATE OR REPLACE VIEW"))  # fmt: skip
+    finally:
+        con.close()
+    _, notes = _analyze("summary", "--db", db)
+    assert len(notes) == 1 and notes[0].endswith("; leave out: --where run_id!=k1")
+    _, notes = _analyze("summary", "--db", db, "--where", "run_id!=k1")
+    assert notes == []

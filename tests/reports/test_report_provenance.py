@@ -187,3 +187,21 @@ def test_the_runs_appendix_shows_how_each_run_ended() -> None:
     assert [row[2] for row in table.rows] == statuses
     # run objects that carry no status: no such column
     assert "Status" not in [c.label for c in runs_table([run("a")]).columns]
+
+
+def test_the_report_s_runs_appendix_has_each_run_s_status(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    add_run(db, "int1", "interrupted", 2, signal="SIGTERM", minute=5)
+    out = tmp_path / "r.html"
+    build_report(db, fmt="html", out=out)
+    text = out.read_text("utf-8")
+    table = text[text.index('id="runs"') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+    cells = [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, re.S) for row in rows]
+    assert cells[0][:3] == ["Run", "Source", "Status"]
+    assert [c[:3] for c in cells[1:]] == [
+        ["done", "measured", "finished"],
+        ["kill1", "measured", "killed"],
+        ["int1", "measured", "interrupted"],
+    ]

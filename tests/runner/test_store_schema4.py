@@ -70,9 +70,9 @@ def test_view_columns_keep_their_order(tmp_path: Path) -> None:
             TrialRecord(run, "ok", {"params": {"k": 3, "impl": "x"}}, {"recall": 1.0, "acc": 2.0})
         )
         cols = list(store.view_columns())
-    # trial columns (params in its place), source, metrics sorted, params sorted
+    # trial columns (params in its place), source, run_status, metrics sorted, params sorted
     assert cols[cols.index("data_fraction") + 1] == "params"
-    assert cols[-5:] == ["source", "acc", "recall", "impl", "k"]
+    assert cols[-6:] == ["source", "run_status", "acc", "recall", "impl", "k"]
 
 
 def test_metric_and_param_name_checks_still_hold(tmp_path: Path) -> None:
@@ -233,3 +233,46 @@ def test_insert_staged_with_params_keys_from_a_view(tmp_path: Path) -> None:
             store.insert_staged("w", run_id=run, metrics=[], params={})
         with pytest.raises(StoreError, match="no params_id column"):
             store.insert_staged("raw", run_id=run, metrics=[], params={})
+
+
+def test_run_status_is_the_run_s_status_and_an_older_view_gains_it_at_a_writable_open(
+    tmp_path: Path,
+) -> None:
+    """The view's ``run_status`` is ``runs.status`` of each trial's run; a schema-4 file whose
+    view predates it keeps its view in a read-only open (nothing written) and gains the column
+    at the next writable open; a metric of that name is skipped like one named ``source``."""
+    db = tmp_path / "r.duckdb"
+    with open_store(db) as store:
+        done = store.begin_run(source="measured")
+        store.append_trials([TrialRecord(done, "ok", {"repetition": i}) for i in range(3)])
+        store.finish_run(done)
+        cut = store.begin_run(source="measured")
+        store.append_trials([TrialRecord(cut, "ok", {"repetition": i}) for i in range(2)])
+        store.finish_run(cut, "killed")
+        got = store.con.execute(
+            "SELECT run_id, run_status, count(*) FROM observations GROUP BY ALL ORDER BY 3"
+        ).fetchall()
+        assert got == [(cut, "killed", 2), (done, "finished", 3)]
+        # a metric of that name is skipped, as one named source is: the view shows the run's
+        store.append_trial(TrialRecord(done, "ok", {"repetition": 9}, {"run_status": 1.0}))
+        assert "run_status" not in store.observation_columns()
+        got = store.con.execute("SELECT run_status FROM observations WHERE repetition = 9")
+        assert got.fetchall() == [("finished",)]
+        store.con.execute("DELETE FROM trials WHERE repetition = 9")
+        # the view as trialkit wrote it before run_status
+        sql = store.con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = 'observations'"
+        ).fetchone()[0]
+        store.con.execute(sql.replace(", r.status AS run_status", "").replace(
+            "CREATE VIEW", "CREATE OR REPLACE VIEW"))  # fmt: skip
+        assert "run_status" not in store.view_columns()
+    before = db.read_bytes()
+    with open_store(db, read_only=True) as store:
+        assert "run_status" not in store.view_columns()
+    assert db.read_bytes() == before
+    with open_store(db) as store:
+        assert list(store.view_columns())[-2:] == ["source", "run_status"]
+        n = store.con.execute(
+            "SELECT count(*) FROM observations WHERE run_status = 'finished'"
+        ).fetchone()[0]
+    assert n == 3
