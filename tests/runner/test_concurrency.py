@@ -57,10 +57,17 @@ def _report(db: Path, out: Path) -> int:
     if proc.returncode == 2 and proc.stderr.startswith("error: no trials in"):
         return 0
     assert proc.returncode == 0, f"report build: {proc.returncode} {proc.stderr[-500:]}"
-    table = re.search(r'id="runs">.*?<tbody>(.*?)</tbody>', out.read_text("utf-8"), re.S)
+    table = re.search(
+        r'id="runs">.*?<thead>(.*?)</thead>.*?<tbody>(.*?)</tbody>', out.read_text("utf-8"), re.S
+    )
     assert table is not None, "report build: no runs table"
-    rows = re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)
-    return sum(int(re.findall(r"<td[^>]*>(.*?)</td>", row)[3]) for row in rows)
+    heads = [
+        re.sub(r"<[^>]*>", "", h).strip()
+        for h in re.findall(r"<th[^>]*>(.*?)</th>", table.group(1), re.S)
+    ]
+    col = heads.index("Trials")  # by name: the table gained a Status column
+    rows = re.findall(r"<tr>(.*?)</tr>", table.group(2), re.S)
+    return sum(int(re.findall(r"<td[^>]*>(.*?)</td>", row)[col].replace(",", "")) for row in rows)
 
 
 @dataclass
