@@ -193,6 +193,9 @@ def run(args: argparse.Namespace) -> str:
         "child's user + system time (less sensitive to other load on a shared machine); "
         "peak RSS is the child's `ru_maxrss`.",
         "",
+        "Which of issue 14's targets these figures meet, and the profiles that explain the "
+        "ones they do not: `bench/TARGETS.md` (written by hand from them).",
+        "",
         *_machine(),
         "",
     ]
