@@ -33,7 +33,7 @@ import signal
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -352,18 +352,7 @@ def sweep_stale(rounds: int = 4) -> Swept:
     folders: the worker folders and short folders with an owner file naming a dead runner, in
     this process's temporary folder and in /tmp. A runner SIGKILLed together with its worker
     leaves these; a live runner's are never touched."""
-    import psutil
-
-    killed = 0
-    for _ in range(rounds):
-        procs = stale_processes()
-        if not procs:
-            break
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-                killed += 1
-        psutil.wait_procs(procs, timeout=5)
+    killed = _kill_until_none(stale_processes, rounds)
     folders = _stale_folders(iter(dict.fromkeys([tempfile.gettempdir(), "/tmp"])))
     for folder in folders:
         remove_owned(folder)
@@ -401,11 +390,17 @@ def marked_processes(mark: str, group: int | None = None) -> list[Any]:
 def kill_marked(mark: str, group: int | None = None, rounds: int = 4) -> int:
     """SIGKILL every process :func:`marked_processes` finds, again until a look finds none (a
     process may start another while it is being killed). Returns how many were killed."""
+    return _kill_until_none(lambda: marked_processes(mark, group), rounds)
+
+
+def _kill_until_none(find: Callable[[], list[Any]], rounds: int) -> int:
+    """SIGKILL what ``find`` returns (psutil processes) and wait for them, again until a look
+    finds none or ``rounds`` looks are done. Returns how many were killed."""
     import psutil
 
     killed = 0
     for _ in range(rounds):
-        procs = marked_processes(mark, group)
+        procs = find()
         if not procs:
             break
         for proc in procs:
