@@ -94,6 +94,15 @@ def connect(db: Database) -> Iterator[duckdb.DuckDBPyConnection]:
     if isinstance(db, duckdb.DuckDBPyConnection):
         yield db
         return
+    with open_read_store(db) as store:
+        yield store.con
+
+
+@contextmanager
+def open_read_store(db: str | Path) -> Iterator[Any]:
+    """The store (``runner.store``) of ``db`` opened read-only, its connection configured for
+    the analyses (:func:`analysis.query.configure`); store problems become
+    :class:`AnalysisError`. Closed on leaving."""
     from runner.store import StoreError, open_store
 
     try:
@@ -104,7 +113,7 @@ def connect(db: Database) -> Iterator[duckdb.DuckDBPyConnection]:
 
     configure(store.con)
     try:
-        yield store.con
+        yield store
     finally:
         store.close()
 

@@ -26,7 +26,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.errors import AnalysisError
 from analysis.runs import trial_rows
 from analysis.where import Filter, as_filters, where_clause
 
@@ -192,19 +191,10 @@ class Reader:
 def open_reader(db: str | Path) -> Iterator[Reader]:
     """Open ``db`` read-only as :func:`analysis.data.connect` does, keeping the store's notes
     on unmerged journals; store problems become :class:`AnalysisError`."""
-    from runner.store import StoreError, open_store
+    from analysis.data import open_read_store
 
-    try:
-        store = open_store(db, read_only=True)
-    except StoreError as exc:
-        raise AnalysisError(str(exc)) from None
-    from analysis.query import configure
-
-    configure(store.con)
-    try:
+    with open_read_store(db) as store:
         yield Reader(store.con, Path(db), list(store.notes))
-    finally:
-        store.close()
 
 
 def _remark(note: str, mark: str) -> str:
