@@ -43,43 +43,19 @@ def add_run(
     with open_store(db) as store:
         t0 = START + timedelta(minutes=minute)
         store.begin_run(source=source, run_id=run_id, started_at=t0)
+
+        def values(i: int, **more: object) -> dict:
+            return {"experiment": "x", "engine": engine, "workload": "noop", "dataset": "digits",
+                    "workers": 1, "warmup": False, "repetition": i,
+                    "started_at": t0 + timedelta(seconds=i), **more}  # fmt: skip
+
         records = [
-            TrialRecord(
-                run_id=run_id,
-                status="ok",
-                values={
-                    "experiment": "x",
-                    "engine": engine,
-                    "workload": "noop",
-                    "dataset": "digits",
-                    "workers": 1,
-                    "warmup": False,
-                    "repetition": i,
-                    "started_at": t0 + timedelta(seconds=i),
-                    "train_s": float(i),
-                    "wall_s": float(i) + 0.5,
-                },
-            )
+            TrialRecord(run_id, "ok", values(i, train_s=float(i), wall_s=float(i) + 0.5))
             for i in range(1, n + 1)
         ]
         if signal is not None:
-            records.append(
-                TrialRecord(
-                    run_id=run_id,
-                    status="interrupted",
-                    values={
-                        "experiment": "x",
-                        "engine": engine,
-                        "workload": "noop",
-                        "dataset": "digits",
-                        "workers": 1,
-                        "warmup": False,
-                        "repetition": n + 1,
-                        "started_at": t0 + timedelta(seconds=n + 1),
-                        "error": f"interrupted by {signal} after 0.250 s; resume the run",
-                    },
-                )
-            )
+            error_text = f"interrupted by {signal} after 0.250 s; resume the run"
+            records.append(TrialRecord(run_id, "interrupted", values(n + 1, error=error_text)))
         store.append_trials(records)
         if error is not None:
             store.set_journal_state(run_id, {"seq": 0, "setups": {}, "error": error})
