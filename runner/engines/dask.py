@@ -291,6 +291,17 @@ class Session:
                     lost = self.lost_workers()
                     if lost is not None:
                         raise RuntimeError(f"{lost}: the trial's tasks cannot finish") from None
+                except Exception as exc:
+                    # A worker lost mid-call can surface as anything: distributed's own errors,
+                    # or an UnboundLocalError from distributed.utils.sync when the call was
+                    # cancelled under it. Say what happened when workers are gone; a task's own
+                    # error (the workload raising) is raised as it is.
+                    lost = self.lost_workers()
+                    if lost is None:
+                        raise
+                    raise RuntimeError(
+                        f"{lost}: the trial's tasks cannot finish ({type(exc).__name__})"
+                    ) from exc
         return out
 
     def _memory_restarts(self) -> list[dict[str, Any]]:

@@ -183,3 +183,45 @@ def test_a_dask_worker_over_its_memory_gb(runs: Runs, tmp_path: Path) -> None:
     for _, error in trials:
         assert "over 95% of its memory limit (memory_gb)" in error, error
         assert "the engine was restarted" in error, error
+
+
+def _exit_worker() -> None:
+    import os
+
+    os._exit(1)
+
+
+@pytest.mark.engine
+def test_a_dask_call_that_fails_because_its_worker_died_names_the_lost_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call whose worker dies can fail with Dask's own error (here KilledWorker: no retry is
+    allowed) before the periodic look for lost workers: the trial's error says the workers are
+    gone, as it does when the wait times out, not just the bare error. A task's own error is
+    raised as it is."""
+    import dask
+
+    from runner.engines import dask as dask_engine
+    from runner.engines import make_session
+    from runner.workloads import get_workload
+
+    monkeypatch.setattr(dask_engine, "WATCH_S", 120.0)  # only the error path can answer first
+    config = get_workload("knn").resolve(
+        {"engine": "dask", "workload": "knn", "workers": 1, "experiment": "t", "seed": 0}
+    )
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        session = make_session(config)
+        session.start()
+        try:
+            (address,) = session.addresses
+            raising = session.client.submit(int, "not a number", pure=False)
+            with pytest.raises(ValueError, match="invalid literal for int"):
+                session._results([raising])
+            dying = session.client.submit(_exit_worker, pure=False)
+            with pytest.raises(RuntimeError) as caught:
+                session._results([dying])
+        finally:
+            session.close()
+    said = str(caught.value)
+    assert said.startswith(f"1 of 1 Dask workers gone ({address}): the trial's tasks cannot finish")
+    assert said.endswith("(KilledWorker)"), said
