@@ -224,7 +224,8 @@ try:
         versions = client.get_versions(check=False, packages=["scikit-learn"])
         workers = {
             addr: {k: w.get(k) for k in ("host", "nthreads", "memory_limit", "name")}
-            for addr, w in client.scheduler_info(n_workers=-1).get("workers", {}).items()
+            # asked and read in one step, as runner.engines.dask.scheduler_workers does
+            for addr, w in client.sync(client.scheduler.identity, n_workers=-1)["workers"].items()
         }
     finally:
         client.close()

@@ -47,6 +47,14 @@ WATCH_S = 1.0
 MEMORY_EVENT = "worker-restart-memory"
 
 
+def scheduler_workers(client: Any) -> dict[str, Any]:
+    """The scheduler's workers now (address -> its info), asked of the scheduler and returned
+    as it answered. Not ``client.scheduler_info(n_workers=-1)["workers"]``: that asks, then
+    reads back the client's cached identity, which the client's periodic update (every 2 s,
+    with no workers) may have replaced in between: under load it said every worker was gone."""
+    return dict(client.sync(client.scheduler.identity, n_workers=-1)["workers"])
+
+
 def _fit(workload: str, config: Config, seed: int, x: Any, y: Any) -> Any:
     return get_workload(workload).fit(config, seed, x, y)
 
@@ -100,7 +108,7 @@ class Session:
         if address:  # an existing scheduler: use `workers` of its workers
             self.client = Client(str(address), timeout="30s")
             self.client.wait_for_workers(self.workers, timeout=30)
-            workers = self.client.scheduler_info(n_workers=-1)["workers"]
+            workers = scheduler_workers(self.client)
             self.addresses = sorted(workers)[: self.workers]
         else:
             self.cluster = LocalCluster(
@@ -113,7 +121,7 @@ class Session:
             )
             self.client = Client(self.cluster)
             self.client.wait_for_workers(self.workers, timeout=60)
-            self.addresses = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+            self.addresses = sorted(scheduler_workers(self.client))
         if self.mode == "trainers":  # TensorFlow's import is start-up, as for engine tensorflow
             self.client.run(_import_keras, self.threads, workers=self.addresses)
         self._memory_seen = len(self._memory_restarts())
@@ -316,7 +324,7 @@ class Session:
         after each trial: their data and models went with them."""
         if self.client is None or not self.addresses:
             return None
-        now = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        now = set(scheduler_workers(self.client))
         gone = [a for a in self.addresses if a not in now]
         restarts = self._memory_restarts()
         over, self._memory_seen = restarts[self._memory_seen :], len(restarts)

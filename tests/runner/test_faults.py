@@ -200,6 +200,7 @@ def test_a_dask_call_that_fails_because_its_worker_died_names_the_lost_worker(
     gone, as it does when the wait times out, not just the bare error. A task's own error is
     raised as it is."""
     import dask
+    import distributed  # noqa: F401  (its defaults loaded first: leaving set() would drop them)
 
     from runner.engines import dask as dask_engine
     from runner.engines import make_session
@@ -225,3 +226,29 @@ def test_a_dask_call_that_fails_because_its_worker_died_names_the_lost_worker(
     said = str(caught.value)
     assert said.startswith(f"1 of 1 Dask workers gone ({address}): the trial's tasks cannot finish")
     assert said.endswith("(KilledWorker)"), said
+
+
+@pytest.mark.engine
+def test_a_healthy_dask_cluster_never_seems_to_have_lost_workers() -> None:
+    """``client.scheduler_info(n_workers=-1)`` asks the scheduler, then reads back the client's
+    cached identity, which the client's periodic update (with no workers) may have replaced in
+    between: on a busy machine, a trial then failed with every worker "gone". Here the periodic
+    update runs every 5 ms (2 s by default), so that race would show in a few hundred looks."""
+    import dask
+    import distributed  # noqa: F401  (its defaults loaded first: leaving set() would drop them)
+
+    from runner.engines import make_session
+    from runner.workloads import get_workload
+
+    config = get_workload("knn").resolve(
+        {"engine": "dask", "workload": "knn", "workers": 2, "experiment": "t", "seed": 0}
+    )
+    with dask.config.set({"distributed.client.scheduler-info-interval": "5ms"}):
+        session = make_session(config)
+        session.start()
+        try:
+            assert len(session.addresses) == 2, session.addresses
+            said = [session.lost_workers() for _ in range(400)]
+        finally:
+            session.close()
+    assert [s for s in said if s is not None] == []
