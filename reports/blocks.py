@@ -12,6 +12,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+#: Marks a command in a note's text (``analysis.provenance`` puts it on both sides of a resume
+#: command); each format's ``commands`` filter sets the command apart (:func:`command_parts`).
+#: NUL: no path holds it (a run id that does only splits the formatting; every piece is escaped).
+COMMAND_MARK = "\x00"
+
+
+def command_parts(text: str) -> list[tuple[str, list[str]]]:
+    """``text`` as pieces: ``(plain text, [])`` and, for each command between
+    :data:`COMMAND_MARK` marks, ``("", tokens)``: its words and the spaces between them, each space
+    its own token, so a format can keep an option (``--resume``) from breaking at its hyphens
+    while the command still wraps between words."""
+    out: list[tuple[str, list[str]]] = []
+    for i, piece in enumerate(text.split(COMMAND_MARK)):
+        if i % 2:
+            out.append(("", re.split(r"( +)", piece)))
+        elif piece:
+            out.append((piece, []))
+    return out
+
 
 def slug(text: str) -> str:
     """An id made of ``[a-z0-9-]`` (anchors, LaTeX labels and figure file names)."""

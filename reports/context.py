@@ -664,7 +664,9 @@ def with_provenance(
         return context
     if not found:
         return context
-    context.caveats = found.lines(exclude_hint=False, mark="")
+    from reports.blocks import COMMAND_MARK
+
+    context.caveats = found.lines(exclude_hint=False, mark=COMMAND_MARK)
     context.warnings = [*found.lines(exclude_hint=False), *context.warnings]
     if found.runs:
         n = sum(r.n_trials for r in found.runs)

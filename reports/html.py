@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import jinja2
+from markupsafe import Markup, escape
+
+from reports.blocks import command_parts
+
+
+def commands(text: str) -> Markup:
+    """``text`` escaped, each marked command in ``<code class="cmd">``, its options (words
+    starting with ``-``) in ``<span class="opt">``, which never breaks at a hyphen (a browser
+    may break after one: ``-`` then ``-resume`` on the next line)."""
+    out = []
+    for plain, tokens in command_parts(text):
+        if not tokens:
+            out.append(escape(plain))
+            continue
+        words = [
+            Markup('<span class="opt">{}</span>').format(t) if t.startswith("-") else escape(t)
+            for t in tokens
+        ]
+        out.append(Markup('<code class="cmd">{}</code>').format(Markup("").join(words)))
+    return Markup("").join(out)
 
 
 def html_environment() -> jinja2.Environment:
     """Jinja environment for ``*.html.j2``: every placed value is HTML-escaped."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("templates", ""),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -15,3 +35,5 @@ def html_environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["commands"] = commands
+    return env

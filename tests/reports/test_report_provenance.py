@@ -30,10 +30,15 @@ needs_tex = pytest.mark.skipif(
 
 
 def _box(text: str) -> str:
-    """The HTML note box's text."""
+    """The HTML note box's markup."""
     match = re.search(r'<aside class="caveat-box".*?</aside>', text, re.S)
     assert match, "no note box"
     return match.group(0)
+
+
+def _text(box: str) -> str:
+    """The box's text as HTML-escaped text: its markup (tags) taken out."""
+    return re.sub(r"<[^>]*>", "", box)
 
 
 def _db(tmp_path: Path, run_id: str = "kill1") -> Path:
@@ -62,8 +67,11 @@ def test_the_html_report_names_a_killed_run_before_the_contents_and_in_each_sect
         "trial 2026-12-07 02:03 UTC); resume: runner trials --resume kill1 --db "
         + shlex.quote(str(db))
     )
-    assert str(escape(line)) in box
+    assert str(escape(line)) in _text(box)
     assert "<i>" not in box and "a&amp;b &lt;i&gt;_%" in box  # the path is text
+    # the command set apart, its options never broken at a hyphen (a browser breaks after one)
+    assert '<code class="cmd">runner trials <span class="opt">--resume</span> kill1 ' in box
+    assert '<span class="opt">--db</span>' in box
     line = "Includes 4 trials of run kill1, which did not finish normally"
     sections = re.findall(r"<h2[^>]*>(.*?)</h2>", text)
     assert text.count(line) == len(sections) - 2  # not in Contents, not in the appendix
@@ -92,6 +100,9 @@ def test_hostile_run_ids_are_text_in_html_and_latex(tmp_path: Path) -> None:
     assert "\\textbackslash{}input\\{/etc/passwd\\}" in box
     assert "\\textless{}script\\textgreater{}" in box
     assert "a\\&b \\textless{}i\\textgreater{}\\_\\%" in box  # the database path
+    # the command in typewriter, its options unbreakable and with two hyphens, not a dash
+    assert "\\texttt{runner trials \\mbox{-{}-{}resume} \\textquotesingle{}k" in box
+    assert "\\mbox{-{}-{}db} " in box
 
 
 @needs_tex
@@ -107,6 +118,7 @@ def test_the_pdf_report_shows_the_note_with_the_run_id_literally(tmp_path: Path)
     assert "4 of 10 analysed trials come from run k<script>alert(1)</script>_%&$#{}~^" in flat
     assert "\\input{/etc/passwd}" in flat
     assert flat.count("Includes 4 trials of run k<script>") >= 3
+    assert "; resume: runner trials --resume 'k<script>alert(1)</script>" in flat
 
 
 def test_report_build_prints_the_notes_on_stderr(tmp_path: Path) -> None:
@@ -167,7 +179,7 @@ def test_a_dead_runner_s_journal_is_one_plain_line_in_the_report(tmp_path: Path)
         f"--resume {run_id} --db {db}"
     )
     assert result.warnings[0].replace("`", "") == line
-    assert str(escape(line)) in box
+    assert str(escape(line)) in _text(box)
     assert box.count(run_id) == 3  # one line only: the run, its journal, its resume command
 
 
