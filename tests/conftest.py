@@ -181,16 +181,26 @@ def _engines_early(item: pytest.Item) -> int | None:
     return 0 if _under(item, "runner") else None
 
 
+def _papers_early(item: pytest.Item) -> int | None:
+    """The papers' quick experiments and the tour's runs start one at a time with tests/runner
+    and run AT_ONCE at a time from the modules directly under tests/ on."""
+    if item.path.parent == TESTS:
+        return AT_ONCE
+    return 1 if _under(item, "runner") else None
+
+
 #: Groups that start early: from the first selected test this says a number for, that many of
 #: their jobs run at once (0: none more starts), until a test asks for one of them (then AT_ONCE).
-#: The engine suites' runs start with tests/analysis (_engines_early); the papers' quick
-#: experiments and the tour's runs with the modules directly under tests/, AT_ONCE at a time
-#: (one at a time, a local CI run on 8d2507a started paper 000, the longest at 5 min, only at
-#: test_papers, where it ran almost alone), after tests/runner, whose engine suites,
-#: process-table (leak) and timing tests must not run beside them.
+#: The engine suites' runs start with tests/analysis (_engines_early), which with pytest keep
+#: both cores busy (load 3-5 in a local CI run on 1f180db). The papers' quick experiments and the
+#: tour's runs start with tests/runner (_papers_early): there, one core was idle most of the
+#: time (load 1.2-2.9), and the papers' jobs, run two at a time only from the modules under
+#: tests/, made the last 12 of that run's 45 minutes. Their processes carry no test's tag and
+#: their runners stay alive, so the leak tests (which look for their own tagged processes) and
+#: the sweep of dead runners' leftovers leave them alone.
 EARLY: dict[str, Callable[[pytest.Item], int | None]] = {
     "engines": _engines_early,
-    "papers": lambda item: AT_ONCE if item.path.parent == TESTS else None,
+    "papers": _papers_early,
 }
 
 
