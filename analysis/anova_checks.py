@@ -140,12 +140,19 @@ def levene_from_moments(abs_dev: Sequence[GroupMoments]) -> tuple[float, float, 
 
 
 def shapiro_wilk(residuals: np.ndarray) -> tuple[float, float]:
-    """``(W, p)`` of ``scipy.stats.shapiro``; NaN with fewer than 3 residuals or none varying."""
+    """``(W, p)`` of ``scipy.stats.shapiro``; NaN with fewer than 3 residuals or none varying.
+
+    W is the same for residuals times any positive number, so they are first scaled by a power
+    of two (exact) to a largest magnitude in [0.5, 1): scipy's ``swilk`` refuses a range below
+    1e-19 ("range zero", only a warning, with W = p = 1), which tiny residuals of varying data
+    would otherwise hit (a level's spread of 1e-8 beside another's values of 1e12)."""
+    import numpy as np
     from scipy import stats
 
     if len(residuals) < 3 or float(residuals.max()) == float(residuals.min()):
         return NAN, NAN
-    res = stats.shapiro(residuals)
+    largest = max(abs(float(residuals.max())), abs(float(residuals.min())))
+    res = stats.shapiro(np.ldexp(residuals, -math.frexp(largest)[1]))
     return float(res.statistic), float(res.pvalue)
 
 

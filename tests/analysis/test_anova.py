@@ -565,6 +565,27 @@ def test_shapiro_undefined_below_three_residuals():
     assert all(math.isnan(v) for v in shapiro_wilk(np.zeros(10)))
 
 
+def test_shapiro_is_scale_free_where_scipy_gives_up(make_db, trials_for) -> None:
+    """scipy's swilk refuses residuals whose range is below 1e-19: it warns "range zero" and
+    returns W = p = 1, "perfectly normal". W does not change when every residual is multiplied
+    by the same positive number, so ours match scipy's on the residuals at a scale it can take,
+    and nothing is printed. Reference: the exact residuals of levels (1e12, 1e12, 1e12) and
+    (0, 1e-20, 3e-20), written in units of 1e-20: 0, 0, 0, -4/3, -1/3, 5/3."""
+    import warnings
+
+    ref = stats.shapiro(np.array([0.0, 0.0, 0.0, -4 / 3, -1 / 3, 5 / 3]))
+    samples = {1: np.array([1e12, 1e12, 1e12]), 2: np.array([0.0, 1e-20, 3e-20])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = anova(make_db(trials_for(samples)), group="workers")
+        tiny = shapiro_wilk(np.array([0.0, 0.0, 5e-324]))
+    assert res.shapiro_statistic == pytest.approx(ref.statistic, rel=1e-12)
+    assert res.shapiro_p_value == pytest.approx(ref.pvalue, rel=1e-9)
+    assert tiny == pytest.approx(tuple(stats.shapiro(np.array([0.0, 0.0, 1.0]))), rel=1e-12)
+    with pytest.warns(UserWarning, match="range zero"):  # scipy's own answer there
+        assert stats.shapiro(np.array([0.0, 1e-20, 3e-20])).pvalue == 1.0
+
+
 def test_non_finite_metric_is_one_line_error(make_db, trials_for):
     path = make_db(trials_for({1: [1.0, 2.0, math.inf], 2: [3.0, 4.0, math.nan]}))
     with pytest.raises(AnalysisError, match=r"^train_s is NaN or infinite in 2") as info:
