@@ -2,8 +2,8 @@
 
 Every run records its environment (python, package versions, CPU, memory, OS, hostname, git
 commit). Printing all of it for every run buries the one line that matters, so the appendix shows
-one table of the keys that are the same for every run that recorded an environment (packages
-counted, not listed) and one table of the keys that differ, a column per run.
+one table of the keys that are the same for every run that recorded an environment (the packages
+in one row) and one table of the keys that differ, a column per run.
 """
 
 from __future__ import annotations
@@ -36,10 +36,26 @@ def flatten(env: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping) and value:
             items.update(flatten(value, prefix=f"{name}."))
         elif isinstance(value, list | tuple):
-            items[name] = ", ".join(str(v) for v in value)
+            items[name] = "; ".join(_item(v) for v in value)
         else:
             items[name] = fmt.MISSING if value is None else str(value)
     return items
+
+
+def _item(value: Any) -> str:
+    """One item of a list in the environment; a loaded BLAS/OpenMP library (threadpoolctl's
+    record: ``internal_api``, ``version``, ``filepath``, ...) as ``openblas 0.3.30
+    (libscipy_openblas.so, SkylakeX, 2 threads)``."""
+    if isinstance(value, Mapping) and "internal_api" in value:
+        path = str(value.get("filepath") or "")
+        facts = [path.rsplit("/", 1)[-1]] if path else []
+        if value.get("architecture"):
+            facts.append(str(value["architecture"]))
+        if value.get("num_threads") is not None:
+            facts.append(f"{value['num_threads']} threads")
+        version = f" {value['version']}" if value.get("version") else ""
+        return f"{value['internal_api']}{version}" + (f" ({', '.join(facts)})" if facts else "")
+    return str(value)
 
 
 def _status(run: Any) -> str:
@@ -100,18 +116,27 @@ def environment_section(runs: Sequence[Any], *, section_id: str = "appendix") ->
     differ = [k for k in keys if k not in same]
     shared_packages = [k for k in same if k.startswith("packages.")]
     rows = [(k, recorded[0][1][k]) for k in same if not k.startswith("packages.")]
-    if shared_packages:
-        rows.append(("packages", f"{len(shared_packages)} with the same version in every run"))
+    if shared_packages:  # one row: name and version of each
+        first = recorded[0][1]
+        rows.append(
+            ("packages", ", ".join(f"{k[len('packages.') :]} {first[k]}" for k in shared_packages))
+        )
+    caption = (
+        f"Environment of run {recorded[0][0]}"
+        if len(recorded) == 1
+        else f"Environment shared by all {len(recorded)} runs that recorded one"
+    )
     sec.add(
         Table(
             id="env-same",
-            caption=f"Environment shared by all {len(recorded)} run(s) that recorded one",
+            caption=caption,
             columns=(Column("Key"), Column("Value", wrap=True)),
             rows=tuple(rows),
         )
     )
     if not differ:
-        sec.para("Nothing in the recorded environments differs between runs.")
+        if len(recorded) > 1:
+            sec.para("Nothing in the recorded environments differs between runs.")
         return sec.build()
     shown = recorded[-MAX_RUN_COLUMNS:]
     if len(recorded) > len(shown):
