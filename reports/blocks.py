@@ -8,28 +8,35 @@ block's ``kind`` picks its partial (``partials/<kind>.html.j2`` / ``.tex.j2``).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 #: Marks a command in a note's text (``analysis.provenance`` puts it on both sides of a resume
-#: command); each format's ``commands`` filter sets the command apart (:func:`command_parts`).
+#: command); each format's ``commands`` filter sets the command apart (:func:`render_commands`).
 #: NUL: no path holds it (a run id that does only splits the formatting; every piece is escaped).
 COMMAND_MARK = "\x00"
 
 
-def command_parts(text: str) -> list[tuple[str, list[str]]]:
-    """``text`` as pieces: ``(plain text, [])`` and, for each command between
-    :data:`COMMAND_MARK` marks, ``("", tokens)``: its words and the spaces between them, each space
-    its own token, so a format can keep an option (``--resume``) from breaking at its hyphens
-    while the command still wraps between words."""
-    out: list[tuple[str, list[str]]] = []
+def render_commands(
+    text: str,
+    *,
+    plain: Callable[[str], str],
+    word: Callable[[str], str],
+    command: Callable[[str], str],
+) -> str:
+    """``text`` in a format: its plain pieces through ``plain``; each command between
+    :data:`COMMAND_MARK` marks cut into its words and the runs of spaces between them (so a
+    format can keep an option such as ``--resume`` from breaking at its hyphens while the
+    command still wraps between words), each through ``word``, joined, then through
+    ``command``. The callables escape for the format."""
+    out = []
     for i, piece in enumerate(text.split(COMMAND_MARK)):
         if i % 2:
-            out.append(("", re.split(r"( +)", piece)))
+            out.append(command("".join(word(t) for t in re.split(r"( +)", piece) if t)))
         elif piece:
-            out.append((piece, []))
-    return out
+            out.append(plain(piece))
+    return "".join(out)
 
 
 def slug(text: str) -> str:

@@ -5,24 +5,27 @@ from __future__ import annotations
 import jinja2
 from markupsafe import Markup, escape
 
-from reports.blocks import command_parts
+from reports.blocks import render_commands
 
 
 def commands(text: str) -> Markup:
     """``text`` escaped, each marked command in ``<code class="cmd">``, its options (words
     starting with ``-``) in ``<span class="opt">``, which never breaks at a hyphen (a browser
     may break after one: ``-`` then ``-resume`` on the next line)."""
-    out = []
-    for plain, tokens in command_parts(text):
-        if not tokens:
-            out.append(escape(plain))
-            continue
-        words = [
-            Markup('<span class="opt">{}</span>').format(t) if t.startswith("-") else escape(t)
-            for t in tokens
-        ]
-        out.append(Markup('<code class="cmd">{}</code>').format(Markup("").join(words)))
-    return Markup("").join(out)
+
+    def word(token: str) -> str:
+        if token.startswith("-"):
+            return Markup('<span class="opt">{}</span>').format(token)
+        return escape(token)
+
+    return Markup(
+        render_commands(
+            text,
+            plain=escape,
+            word=word,
+            command=lambda inner: Markup('<code class="cmd">{}</code>').format(Markup(inner)),
+        )
+    )
 
 
 def html_environment() -> jinja2.Environment:

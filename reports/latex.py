@@ -87,24 +87,20 @@ def commands(text: str) -> Trusted:
     """``text`` escaped, each marked command (``reports.blocks.COMMAND_MARK``) in
     ``\\texttt``, where ``--`` stays two hyphens (:func:`escape_latex` splits them): an option
     never breaks, a path may break after a ``/``, the command at its spaces."""
-    from reports.blocks import command_parts
+    from reports.blocks import render_commands
 
-    out = []
-    for plain, tokens in command_parts(text):
-        if not tokens:
-            out.append(escape_latex(plain))
-            continue
-        words = [
-            " "
-            if t.isspace()
-            else r"\mbox{" + escape_latex(t) + "}"
-            if t.startswith("-")
-            else escape_latex(t).replace("/", r"/\allowbreak{}")
-            for t in tokens
-            if t
-        ]
-        out.append(r"\texttt{" + "".join(words) + "}")
-    return Trusted("".join(out))
+    def word(token: str) -> str:
+        if token.isspace():
+            return " "
+        if token.startswith("-"):
+            return r"\mbox{" + escape_latex(token) + "}"
+        return escape_latex(token).replace("/", r"/\allowbreak{}")
+
+    return Trusted(
+        render_commands(
+            text, plain=escape_latex, word=word, command=lambda inner: r"\texttt{" + inner + "}"
+        )
+    )
 
 
 #: Text width of the report's page (A4 landscape, 1.6 cm margins), in cm.
