@@ -295,21 +295,20 @@ class Session:
                 try:
                     out.append(future.result(timeout=WATCH_S))
                     break
-                except TimeoutError:
+                except Exception as exc:
+                    # Not done yet (TimeoutError), or failed: a worker lost mid-call surfaces
+                    # as anything, distributed's own errors or an UnboundLocalError from
+                    # distributed.utils.sync when the call was cancelled under it. When
+                    # workers are gone, say so; else wait on, or raise a task's own error.
+                    waiting = isinstance(exc, TimeoutError)
                     lost = self.lost_workers()
                     if lost is not None:
-                        raise RuntimeError(f"{lost}: the trial's tasks cannot finish") from None
-                except Exception as exc:
-                    # A worker lost mid-call can surface as anything: distributed's own errors,
-                    # or an UnboundLocalError from distributed.utils.sync when the call was
-                    # cancelled under it. Say what happened when workers are gone; a task's own
-                    # error (the workload raising) is raised as it is.
-                    lost = self.lost_workers()
-                    if lost is None:
+                        why = "" if waiting else f" ({type(exc).__name__})"
+                        raise RuntimeError(f"{lost}: the trial's tasks cannot finish{why}") from (
+                            None if waiting else exc
+                        )
+                    if not waiting:
                         raise
-                    raise RuntimeError(
-                        f"{lost}: the trial's tasks cannot finish ({type(exc).__name__})"
-                    ) from exc
         return out
 
     def _memory_restarts(self) -> list[dict[str, Any]]:
